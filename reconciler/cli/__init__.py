@@ -1,0 +1,51 @@
+"""The ``reconciler`` command. Each command module makes one call into the library."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+from reconciler import __version__
+from reconciler.cli import schema, validate
+from reconciler.cli.common import ArgumentParser, common_options
+from reconciler.errors import ReconcilerError
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="reconciler",
+        description="Configuration as code for Dynamics 365 Omnichannel for Customer Service.",
+    )
+    parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parent = common_options()
+    validate.add_parser(commands, parent)
+    schema.add_parser(commands, parent)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in arguments
+    try:
+        args = build_parser().parse_args(arguments)
+        code: int = args.run(args)
+        return code
+    except ReconcilerError as exc:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        else:
+            sys.stderr.write(
+                f"error: unexpected internal error ({type(exc).__name__}); "
+                "rerun with --debug for the traceback\n"
+            )
+        return 1

@@ -1,0 +1,22 @@
+"""``reconciler schema [--out DIR]``: write the JSON Schemas generated from the models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reconciler import schemagen
+
+
+def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser(
+        "schema", parents=[parent], help="write the manifests' JSON Schemas"
+    )
+    parser.add_argument("--out", default="schemas", metavar="DIR", help="default: schemas")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    for path in schemagen.write(args.out):
+        sys.stdout.write(f"wrote {path}\n")
+    return 0

@@ -1,0 +1,45 @@
+"""``reconciler validate [PATHS]``: offline checks, every problem at its file:line:col."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reconciler.cli.common import parse_vars
+from reconciler.render import diagnostics as render
+from reconciler.render.style import use_color
+from reconciler.validate.pipeline import Options, validate
+
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 3
+
+
+def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser(
+        "validate",
+        parents=[parent],
+        help="check manifests offline",
+        description="Schema, reference and policy checks, offline. Exit 0 when there are no "
+        "errors (warnings allowed), 1 on errors, 3 when only policy refuses.",
+    )
+    parser.add_argument("paths", nargs="*", default=["."], metavar="PATHS")
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = validate(
+        Options(
+            paths=args.paths,
+            env=args.env,
+            variables=parse_vars(args.var),
+            var_files=args.var_file,
+        )
+    )
+    counts = (report.diagnostics, len(report.files), len(report.documents))
+    if args.format == "json":
+        sys.stdout.write(render.to_json(*counts))
+    else:
+        sys.stdout.write(render.to_text(*counts, color=use_color(sys.stdout, args.no_color)))
+    if not report.errors:
+        return EXIT_OK
+    return EXIT_REFUSED if report.refused_by_policy else EXIT_ERROR

@@ -1,0 +1,60 @@
+"""Diagnostics: one problem found in the manifests, pointing at ``file:line:column``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A 1-based position in a manifest file."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: Severity
+    code: str
+    message: str
+    location: Location | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def with_suffix(self, suffix: str) -> Diagnostic:
+        return replace(self, message=f"{self.message} {suffix}")
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}{self.severity}: {self.message}"
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        loc = self.location or Location("", 0, 0)
+        return (loc.file, loc.line, loc.column, self.code, self.message)
+
+
+def error(code: str, message: str, location: Location | None = None) -> Diagnostic:
+    return Diagnostic(Severity.ERROR, code, message, location)
+
+
+def warning(code: str, message: str, location: Location | None = None) -> Diagnostic:
+    return Diagnostic(Severity.WARNING, code, message, location)
+
+
+def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics in file order, each reported once."""
+    return sorted(set(diagnostics), key=Diagnostic.sort_key)

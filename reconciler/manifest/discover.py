@@ -1,0 +1,56 @@
+"""Finding manifest files: ``*.yaml``/``*.yml`` under the given paths, hidden entries skipped."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+PROJECT_FILE_NAMES = ("reconciler.yaml", "reconciler.yml")
+
+
+@dataclass
+class Discovery:
+    manifests: list[str] = field(default_factory=list)
+    project_files: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") and name not in (".", "..")
+
+
+def discover(paths: Sequence[str]) -> Discovery:
+    """Files in a stable order. A file named on the command line is taken whatever its name."""
+    found = Discovery()
+    seen: set[str] = set()
+
+    def add(path: str) -> None:
+        path = os.path.normpath(path)
+        key = os.path.realpath(path)
+        if key in seen:
+            return
+        seen.add(key)
+        if os.path.basename(path) in PROJECT_FILE_NAMES:
+            found.project_files.append(path)
+        else:
+            found.manifests.append(path)
+
+    for root in paths:
+        if os.path.isfile(root):
+            add(root)
+            directory = os.path.dirname(root) or "."
+            for name in PROJECT_FILE_NAMES:
+                candidate = os.path.join(directory, name)
+                if os.path.isfile(candidate) and candidate != root:
+                    add(candidate)
+        elif os.path.isdir(root):
+            for directory, subdirs, files in os.walk(root):
+                subdirs[:] = sorted(d for d in subdirs if not _is_hidden(d))
+                for name in sorted(files):
+                    if not _is_hidden(name) and name.endswith(MANIFEST_SUFFIXES):
+                        add(os.path.join(directory, name))
+        else:
+            found.missing.append(root)
+    return found

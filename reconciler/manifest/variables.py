@@ -1,0 +1,69 @@
+"""``${VAR}`` substitution in manifest strings.
+
+Variables come from the selected environment's ``vars``, then ``--var-file`` files, then
+``--var K=V`` (later sources win). ``$${X}`` writes a literal ``${X}``. Only values are
+substituted, never keys. An undefined variable is reported at the string that uses it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from reconciler.manifest.yaml_loader import PathKey
+
+VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+VAR_NAME_RE = re.compile(rf"^{VAR_NAME}$")
+_REFERENCE_RE = re.compile(r"\$(\$?)\{([^}]*)\}")
+
+Report = Callable[[PathKey, str, str], None]
+
+
+def substitute(data: Any, variables: Mapping[str, str], report: Report) -> Any:
+    """A copy of ``data`` with every ``${NAME}`` replaced.
+
+    ``report(path, code, message)`` is called for undefined or malformed references; the
+    reference is then left as written so later checks still see a string.
+    """
+
+    def walk(value: Any, path: PathKey) -> Any:
+        if isinstance(value, str):
+            return _substitute_string(value, path)
+        if isinstance(value, dict):
+            return {key: walk(item, (*path, key)) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item, (*path, index)) for index, item in enumerate(value)]
+        return value
+
+    def _substitute_string(text: str, path: PathKey) -> str:
+        if "${" not in text:
+            return text
+
+        def replace(match: re.Match[str]) -> str:
+            escaped, name = match.group(1), match.group(2)
+            if escaped:
+                return "${" + name + "}"
+            if not VAR_NAME_RE.match(name):
+                report(path, "invalid-variable", f"invalid variable reference '${{{name}}}'")
+                return match.group(0)
+            if name not in variables:
+                report(
+                    path,
+                    "undefined-variable",
+                    f"undefined variable '{name}' (define it in the environment's vars, "
+                    "or pass --var or --var-file)",
+                )
+                return match.group(0)
+            return variables[name]
+
+        return _REFERENCE_RE.sub(replace, text)
+
+    return walk(data, ())
+
+
+def scalar_to_text(value: Any) -> str:
+    """How a variable's YAML value is written into a string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)

@@ -1,0 +1,29 @@
+"""Product limits and column lengths, in one place so they are easy to correct.
+
+Sources: ``docs/domain.md`` §2 (column lengths) and §3/§5 (Microsoft's documented limits).
+Values marked UNCONFIRMED were not settled by a public source.
+"""
+
+from datetime import date
+
+QUEUE_NAME = 200  # queue.name
+QUEUE_DESCRIPTION = 2000  # queue.description (UNCONFIRMED: Dataverse memo default)
+FB_ACCOUNT_NAME = 100  # msdyn_ocfbapplication.msdyn_name
+FB_APPLICATION_ID = 100  # msdyn_fbapplicationid
+FB_PAGE_NAME = 100  # msdyn_ocfbpage.msdyn_fbpagename
+FB_PAGE_ID = 100  # msdyn_fbpageid
+GBM_ACCOUNT_NAME = 100  # partner account msdyn_name (UNCONFIRMED)
+GBM_PARTNER_ID = 100  # msdyn_partneraccountid
+GBM_AGENT_FIELD = 100  # agent msdyn_name, msdyn_agentid, msdyn_brandid
+WORKSTREAM_NAME = 100  # msdyn_liveworkstream.msdyn_name (UNCONFIRMED)
+RULE_SET_NAME = 100  # msdyn_decisionruleset.msdyn_name (UNCONFIRMED)
+
+MAX_RULES_PER_SET = 100
+MAX_ROUTE_TO_QUEUE_SETS = 1
+MAX_CLASSIFICATION_SETS = 10
+MAX_ALLOCATION_QUEUES = 5
+
+FACEBOOK_TOKEN_MAX_AGE_DAYS = 60
+FACEBOOK_TOKEN_WARN_DAYS = 15  # warn this many days before the 60-day refresh is due
+
+GBM_RETIRED_ON = date(2024, 7, 31)

@@ -1,0 +1,113 @@
+"""The document envelope (apiVersion, kind, metadata, spec) and the registry of kinds."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
+
+from reconciler.models.accounts import FacebookAccountSpec, GoogleBusinessMessagesAccountSpec
+from reconciler.models.common import ApiVersion, Ensure, Metadata
+from reconciler.models.queue import QueueSpec
+from reconciler.models.routing import RoutingRuleSetSpec
+from reconciler.models.workstream import WorkstreamSpec
+
+_SPEC_REQUIRED_UNLESS_ABSENT: JsonDict = {
+    "if": {
+        "properties": {
+            "metadata": {"properties": {"ensure": {"const": "absent"}}, "required": ["ensure"]}
+        }
+    },
+    "else": {"required": ["spec"]},
+}
+
+
+class _Manifest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra=_SPEC_REQUIRED_UNLESS_ABSENT
+    )
+
+    KIND: ClassVar[str]
+    api_version: ApiVersion = Field(alias="apiVersion")
+    metadata: Metadata
+    spec: Any = None
+
+    @model_validator(mode="after")
+    def _spec_unless_absent(self) -> _Manifest:
+        if self.spec is None and self.metadata.ensure is Ensure.PRESENT:
+            raise PydanticCustomError(
+                "missing-spec", "missing required field 'spec' (only 'ensure: absent' may omit it)"
+            )
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def present(self) -> bool:
+        return self.metadata.ensure is Ensure.PRESENT
+
+    @property
+    def display_name(self) -> str:
+        name = getattr(self.spec, "display_name", None)
+        return name if isinstance(name, str) else self.metadata.name
+
+    @property
+    def address(self) -> str:
+        return f"{self.KIND}/{self.metadata.name}"
+
+
+class QueueManifest(_Manifest):
+    KIND = "Queue"
+    kind: Literal["Queue"]
+    spec: QueueSpec | None = None
+
+
+class FacebookAccountManifest(_Manifest):
+    KIND = "FacebookAccount"
+    kind: Literal["FacebookAccount"]
+    spec: FacebookAccountSpec | None = None
+
+
+class GoogleBusinessMessagesAccountManifest(_Manifest):
+    KIND = "GoogleBusinessMessagesAccount"
+    kind: Literal["GoogleBusinessMessagesAccount"]
+    spec: GoogleBusinessMessagesAccountSpec | None = None
+
+
+class WorkstreamManifest(_Manifest):
+    KIND = "Workstream"
+    kind: Literal["Workstream"]
+    spec: WorkstreamSpec | None = None
+
+
+class RoutingRuleSetManifest(_Manifest):
+    KIND = "RoutingRuleSet"
+    kind: Literal["RoutingRuleSet"]
+    spec: RoutingRuleSetSpec | None = None
+
+
+Manifest = (
+    QueueManifest
+    | FacebookAccountManifest
+    | GoogleBusinessMessagesAccountManifest
+    | WorkstreamManifest
+    | RoutingRuleSetManifest
+)
+
+MANIFEST_TYPES: dict[str, type[_Manifest]] = {
+    model.KIND: model
+    for model in (
+        QueueManifest,
+        FacebookAccountManifest,
+        GoogleBusinessMessagesAccountManifest,
+        WorkstreamManifest,
+        RoutingRuleSetManifest,
+    )
+}
+"""Kinds in dependency order (docs/spec.md §5)."""
+
+AnyManifest = Annotated[Manifest, Field(discriminator="kind")]

@@ -1,0 +1,61 @@
+"""Diagnostics as compiler-style text lines or as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from reconciler.diagnostics import Diagnostic, Severity
+from reconciler.render.style import paint
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def summary_line(diagnostics: Sequence[Diagnostic], files: int, documents: int) -> str:
+    errors = sum(1 for d in diagnostics if d.is_error)
+    warnings = len(diagnostics) - errors
+    return (
+        f"{_plural(documents, 'document')} in {_plural(files, 'file')}: "
+        f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+    )
+
+
+def to_text(
+    diagnostics: Sequence[Diagnostic], files: int, documents: int, color: bool = False
+) -> str:
+    lines = []
+    for diagnostic in diagnostics:
+        where = f"{diagnostic.location}: " if diagnostic.location else ""
+        style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
+        label = paint(str(diagnostic.severity), style, color)
+        lines.append(f"{where}{label}: {diagnostic.message}")
+    lines.append(summary_line(diagnostics, files, documents))
+    return "\n".join(lines) + "\n"
+
+
+def to_json(diagnostics: Sequence[Diagnostic], files: int, documents: int) -> str:
+    def item(d: Diagnostic) -> dict[str, Any]:
+        loc = d.location
+        return {
+            "file": loc.file if loc else None,
+            "line": loc.line if loc else None,
+            "column": loc.column if loc else None,
+            "severity": str(d.severity),
+            "code": d.code,
+            "message": d.message,
+        }
+
+    errors = sum(1 for d in diagnostics if d.is_error)
+    payload = {
+        "diagnostics": [item(d) for d in diagnostics],
+        "summary": {
+            "files": files,
+            "documents": documents,
+            "errors": errors,
+            "warnings": len(diagnostics) - errors,
+        },
+    }
+    return json.dumps(payload, indent=2) + "\n"

@@ -1,0 +1,19 @@
+"""Terminal colour: on for terminals, off with --no-color, NO_COLOR or a pipe."""
+
+from __future__ import annotations
+
+import os
+from typing import TextIO
+
+_CODES = {"red": "31", "yellow": "33", "green": "32", "bold": "1", "dim": "2"}
+
+
+def use_color(stream: TextIO, no_color: bool = False) -> bool:
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def paint(text: str, style: str, enabled: bool) -> str:
+    return f"\033[{_CODES[style]}m{text}\033[0m" if enabled else text

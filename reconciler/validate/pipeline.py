@@ -1,0 +1,158 @@
+"""``validate``: manifests on disk → documents and every diagnostic, offline.
+
+Without ``--env``, a project with environments is validated once per environment (each with
+its own variables), so a problem that only shows in production is caught too; a diagnostic
+that only some environments have names them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from reconciler.diagnostics import Diagnostic, error, sorted_unique
+from reconciler.errors import UsageError
+from reconciler.manifest.document import Document
+from reconciler.manifest.load import Sources, merge_variables, read_sources, read_var_file
+from reconciler.manifest.variables import substitute
+from reconciler.manifest.yaml_loader import PathKey, SourceDocument
+from reconciler.models.common import API_VERSION
+from reconciler.models.manifest import MANIFEST_TYPES
+from reconciler.models.project import Project
+from reconciler.validate import semantic
+from reconciler.validate.model_errors import model_diagnostics
+
+
+@dataclass(frozen=True)
+class Options:
+    paths: Sequence[str] = (".",)
+    env: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    var_files: Sequence[str] = ()
+    today: datetime.date | None = None
+
+
+@dataclass
+class Report:
+    project: Project
+    documents: list[Document]
+    diagnostics: list[Diagnostic]
+    files: list[str]
+    environments: list[str | None]
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+    @property
+    def refused_by_policy(self) -> bool:
+        """Errors exist and every one of them is a policy refusal (exit code 3)."""
+        return bool(self.errors) and all(d.code in semantic.POLICY_CODES for d in self.errors)
+
+
+def build_project(source: SourceDocument | None) -> tuple[Project, list[Diagnostic]]:
+    if source is None:
+        return Project(), []
+    try:
+        return Project.model_validate(source.data), []
+    except ValidationError as exc:
+        return Project(), model_diagnostics(exc, source, Project)
+
+
+def build_documents(
+    sources: Sequence[SourceDocument], variables: Mapping[str, str]
+) -> tuple[list[Document], list[Diagnostic]]:
+    documents: list[Document] = []
+    out: list[Diagnostic] = []
+    for source in sources:
+        if not isinstance(source.data, dict):
+            out.append(
+                error(
+                    "not-a-manifest",
+                    "a manifest document is a mapping with apiVersion, kind, metadata and spec",
+                    source.location(),
+                )
+            )
+            continue
+
+        def report(path: PathKey, code: str, message: str, source: SourceDocument = source) -> None:
+            out.append(error(code, message, source.location(path)))
+
+        resolved = dataclasses.replace(source, data=substitute(source.data, variables, report))
+        kind = resolved.data.get("kind")
+        if kind is None:
+            hint = "" if "apiVersion" in resolved.data else f" (apiVersion: {API_VERSION})"
+            out.append(
+                error(
+                    "missing-field",
+                    f"missing required field 'kind'; not a reconciler manifest?{hint}",
+                    source.location(),
+                )
+            )
+            continue
+        model = MANIFEST_TYPES.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            message = f"kind: unknown kind {kind!r}; expected one of {', '.join(MANIFEST_TYPES)}"
+            close = difflib.get_close_matches(str(kind), list(MANIFEST_TYPES), n=1)
+            if close:
+                message += f" (did you mean '{close[0]}'?)"
+            out.append(error("unknown-kind", message, source.location(("kind",))))
+            continue
+        try:
+            manifest = model.model_validate(resolved.data)
+        except ValidationError as exc:
+            out.extend(model_diagnostics(exc, resolved, model))
+        else:
+            documents.append(Document(resolved, manifest))  # type: ignore[arg-type]
+    return documents, out
+
+
+def _environments(project: Project, env: str | None) -> list[str | None]:
+    if env is not None:
+        if env not in project.environments:
+            known = ", ".join(project.environments) or "none are defined in reconciler.yaml"
+            raise UsageError(f"unknown environment '{env}' (environments: {known})")
+        return [env]
+    return list(project.environments) or [None]
+
+
+def validate(options: Options) -> Report:
+    """Load, build and check every manifest under ``options.paths``."""
+    sources: Sources = read_sources(options.paths)
+    diagnostics = list(sources.diagnostics)
+    project, project_diagnostics = build_project(sources.project)
+    diagnostics.extend(project_diagnostics)
+    file_variables: dict[str, str] = {}
+    for path in options.var_files:
+        file_variables.update(read_var_file(path, diagnostics))
+    today = options.today or datetime.date.today()
+
+    environments = _environments(project, options.env)
+    per_env: list[list[Diagnostic]] = []
+    documents: list[Document] = []
+    for env in environments:
+        env_vars = project.environments[env].vars if env is not None else {}
+        variables = merge_variables(env_vars, file_variables, options.variables)
+        documents, found = build_documents(sources.documents, variables)
+        found.extend(semantic.check(documents, project, today))
+        per_env.append(found)
+
+    if len(environments) > 1:
+        common = set.intersection(*(set(found) for found in per_env))
+        diagnostics.extend(common)
+        for env, found in zip(environments, per_env, strict=True):
+            diagnostics.extend(
+                d.with_suffix(f"[environment {env}]") for d in found if d not in common
+            )
+    else:
+        diagnostics.extend(per_env[0])
+    return Report(project, documents, sorted_unique(diagnostics), sources.files, environments)
