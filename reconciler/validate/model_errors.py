@@ -8,14 +8,13 @@ Messages never include the offending input: it may be a secret written where it 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reconciler.diagnostics import Diagnostic, error
+from reconciler.diagnostics import Diagnostic, did_you_mean, error
 from reconciler.manifest.yaml_loader import PathKey, SourceDocument
 
 _CODES = {
@@ -150,9 +149,7 @@ def model_diagnostics(
         message = _message(err, name, value)
         if kind == "extra_forbidden":
             parent = path[:-1]
-            hints = difflib.get_close_matches(name, _known_keys(model, parent), n=1)
-            if hints:
-                message += f"; did you mean '{hints[0]}'?"
+            message += did_you_mean(name, _known_keys(model, parent), cutoff=0.75)
             shown = format_path(parent)
         elif kind == "missing":
             shown = format_path(where)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from reconciler.diagnostics import Diagnostic, error, sorted_unique
+from reconciler.diagnostics import Diagnostic, did_you_mean, error, sorted_unique
 from reconciler.errors import UsageError
 from reconciler.manifest.document import Document
 from reconciler.manifest.load import Sources, merge_variables, read_sources, read_var_file
@@ -68,11 +67,17 @@ def build_project(source: SourceDocument | None) -> tuple[Project, list[Diagnost
         return Project(), model_diagnostics(exc, source, Project)
 
 
-def build_documents(
-    sources: Sequence[SourceDocument], variables: Mapping[str, str]
-) -> tuple[list[Document], list[Diagnostic]]:
-    documents: list[Document] = []
-    out: list[Diagnostic] = []
+@dataclass
+class Built:
+    documents: list[Document] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    invalid: set[tuple[str, str]] = field(default_factory=set)
+    """Kind and name of documents that exist but failed validation (not "dangling")."""
+
+
+def build_documents(sources: Sequence[SourceDocument], variables: Mapping[str, str]) -> Built:
+    built = Built()
+    out = built.diagnostics
     for source in sources:
         if not isinstance(source.data, dict):
             out.append(
@@ -84,10 +89,19 @@ def build_documents(
             )
             continue
 
-        def report(path: PathKey, code: str, message: str, source: SourceDocument = source) -> None:
-            out.append(error(code, message, source.location(path)))
+        substitution_problems: list[Diagnostic] = []
+
+        def report(
+            path: PathKey,
+            code: str,
+            message: str,
+            source: SourceDocument = source,
+            problems: list[Diagnostic] = substitution_problems,
+        ) -> None:
+            problems.append(error(code, message, source.location(path)))
 
         resolved = dataclasses.replace(source, data=substitute(source.data, variables, report))
+        out.extend(substitution_problems)
         kind = resolved.data.get("kind")
         if kind is None:
             hint = "" if "apiVersion" in resolved.data else f" (apiVersion: {API_VERSION})"
@@ -101,19 +115,26 @@ def build_documents(
             continue
         model = MANIFEST_TYPES.get(kind) if isinstance(kind, str) else None
         if model is None:
-            message = f"kind: unknown kind {kind!r}; expected one of {', '.join(MANIFEST_TYPES)}"
-            close = difflib.get_close_matches(str(kind), list(MANIFEST_TYPES), n=1)
-            if close:
-                message += f" (did you mean '{close[0]}'?)"
+            message = (
+                f"kind: unknown kind {kind!r}; expected one of {', '.join(MANIFEST_TYPES)}"
+                + did_you_mean(str(kind), MANIFEST_TYPES)
+            )
             out.append(error("unknown-kind", message, source.location(("kind",))))
             continue
         try:
             manifest = model.model_validate(resolved.data)
         except ValidationError as exc:
-            out.extend(model_diagnostics(exc, resolved, model))
+            # A value whose variable is undefined is reported once, as undefined.
+            already = {d.location for d in substitution_problems}
+            out.extend(
+                d for d in model_diagnostics(exc, resolved, model) if d.location not in already
+            )
+            metadata = resolved.data.get("metadata")
+            if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+                built.invalid.add((kind, metadata["name"]))
         else:
-            documents.append(Document(resolved, manifest))  # type: ignore[arg-type]
-    return documents, out
+            built.documents.append(Document(resolved, manifest))  # type: ignore[arg-type]
+    return built
 
 
 def _environments(project: Project, env: str | None) -> list[str | None]:
@@ -142,8 +163,9 @@ def validate(options: Options) -> Report:
     for env in environments:
         env_vars = project.environments[env].vars if env is not None else {}
         variables = merge_variables(env_vars, file_variables, options.variables)
-        documents, found = build_documents(sources.documents, variables)
-        found.extend(semantic.check(documents, project, today))
+        built = build_documents(sources.documents, variables)
+        documents = built.documents
+        found = built.diagnostics + semantic.check(documents, project, today, built.invalid)
         per_env.append(found)
 
     if len(environments) > 1:

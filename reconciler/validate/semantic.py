@@ -6,12 +6,18 @@ Every check adds diagnostics and goes on, so one run reports every problem it ca
 from __future__ import annotations
 
 import datetime
-import difflib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from reconciler.diagnostics import Diagnostic, Location, Severity, error, warning
+from reconciler.diagnostics import (
+    Diagnostic,
+    Location,
+    Severity,
+    did_you_mean,
+    error,
+    warning,
+)
 from reconciler.manifest.document import Document
 from reconciler.models import limits
 from reconciler.models.accounts import FacebookAccountSpec, GoogleBusinessMessagesAccountSpec
@@ -60,6 +66,7 @@ class _Checker:
     documents: list[Document]
     project: Project
     today: datetime.date
+    invalid: set[tuple[str, str]]
 
     def __post_init__(self) -> None:
         self.out: list[Diagnostic] = []
@@ -80,11 +87,12 @@ class _Checker:
         target = self.by_kind[kind].get(name)
         where = source.at(*path)
         field = ".".join(str(p) for p in path[1:])
+        if target is None and (kind, name) in self.invalid:
+            return None  # it exists; its own errors are reported where it is written
         if target is None:
-            message = f"{field}: no {kind} named '{name}' in the manifests"
-            close = difflib.get_close_matches(name, list(self.by_kind[kind]), n=1)
-            if close:
-                message += f"; did you mean '{close[0]}'?"
+            message = f"{field}: no {kind} named '{name}' in the manifests" + did_you_mean(
+                name, self.by_kind[kind]
+            )
             self.error("dangling-reference", message, where)
             return None
         if not target.manifest.present:
@@ -283,9 +291,7 @@ class _Checker:
         where = document.at("spec", wanted, noun)
         if child not in children:
             message = f"{wanted}.{noun}: {account_kind} '{account}' has no {noun} named '{child}'"
-            close = difflib.get_close_matches(child, children, n=1)
-            if close:
-                message += f"; did you mean '{close[0]}'?"
+            message += did_you_mean(child, children)
             self.error("dangling-reference", message, where)
             return
         key = (account_kind, account, child)
@@ -483,7 +489,13 @@ class _Checker:
 
 
 def check(
-    documents: Iterable[Document], project: Project, today: datetime.date
+    documents: Iterable[Document],
+    project: Project,
+    today: datetime.date,
+    invalid: Iterable[tuple[str, str]] = (),
 ) -> list[Diagnostic]:
-    """Every cross-document problem in ``documents``."""
-    return _Checker(list(documents), project, today).run()
+    """Every cross-document problem in ``documents``.
+
+    ``invalid`` names documents that failed validation: references to them are not dangling.
+    """
+    return _Checker(list(documents), project, today, set(invalid)).run()

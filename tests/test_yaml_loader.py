@@ -1,0 +1,160 @@
+import math
+
+import pytest
+
+from reconciler.manifest import yaml_loader
+from reconciler.manifest.yaml_loader import load_file, load_text
+
+
+def only(text: str):
+    result = load_text(text, "m.yaml")
+    assert result.diagnostics == []
+    (document,) = result.documents
+    return document
+
+
+def test_positions_point_at_keys_and_sequence_items():
+    document = only("a: 1\nb:\n  c: [x, y]\n  d:\n    - e: 2\n      f: 3\n")
+    assert document.positions[("a",)] == (1, 1)
+    assert document.positions[("b", "c")] == (3, 3)
+    assert document.positions[("b", "c", 1)] == (3, 10)
+    assert document.positions[("b", "d", 0)] == (5, 7)
+    assert document.positions[("b", "d", 0, "f")] == (6, 7)
+    assert str(document.location(("b", "d", 0, "f"))) == "m.yaml:6:7"
+
+
+def test_location_of_an_unknown_path_falls_back_to_the_nearest_ancestor():
+    document = only("spec:\n  priority: 1\n")
+    assert str(document.location(("spec", "nope", 3))) == "m.yaml:1:1"
+    assert str(document.location(("spec", "priority", "x"))) == "m.yaml:2:3"
+
+
+def test_multiple_documents_and_empty_ones():
+    result = load_text("a: 1\n---\n# only a comment\n---\nb: 2\n", "m.yaml")
+    assert [d.data for d in result.documents] == [{"a": 1}, {"b": 2}]
+    assert [d.index for d in result.documents] == [0, 2]
+    assert result.documents[1].positions[("b",)] == (5, 1)
+
+
+def test_scalars_follow_yaml_1_2_core():
+    data = only(
+        "a: no\nb: on\nc: 0123\nd: 2024-01-01\ne: true\nf: ~\ng: 1.5\nh: 0x1F\ni: 0o17\n"
+        "j: .inf\nk: -.inf\nl: 'true'\nm: !!str 12\nn: null\no: 1e3\n"
+    ).data
+    assert data["a"] == "no"
+    assert data["b"] == "on"
+    assert data["c"] == 123
+    assert data["d"] == "2024-01-01"
+    assert data["e"] is True
+    assert data["f"] is None
+    assert data["g"] == 1.5
+    assert data["h"] == 31
+    assert data["i"] == 15
+    assert data["j"] == math.inf
+    assert data["k"] == -math.inf
+    assert data["l"] == "true"
+    assert data["m"] == "12"
+    assert data["n"] is None
+    assert data["o"] == 1000.0
+    assert math.isnan(only("x: .nan").data["x"])
+
+
+def test_anchors_aliases_and_merge_keys():
+    data = only(
+        "base: &base {a: 1, b: 1}\nother: &other {b: 2, c: 2}\n"
+        "one: {<<: *base, a: 9}\ntwo: {<<: [*base, *other]}\nlist: [*base]\n"
+    ).data
+    assert data["one"] == {"a": 9, "b": 1}
+    assert data["two"] == {"a": 1, "b": 1, "c": 2}  # earlier merge sources win
+    assert data["list"] == [{"a": 1, "b": 1}]
+
+
+def test_duplicate_keys_are_reported_at_the_second_key_and_the_first_value_is_kept():
+    result = load_text("a: 1\nb:\n  c: 1\n  c: 2\n", "m.yaml")
+    (diagnostic,) = result.diagnostics
+    assert diagnostic.code == "duplicate-key"
+    assert str(diagnostic.location) == "m.yaml:4:3"
+    assert "first at line 3" in diagnostic.message
+    assert result.documents[0].data["b"] == {"c": 1}
+
+
+def billion_laughs(levels: int) -> str:
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for level in range(1, levels):
+        refs = ", ".join([f"*l{level - 1}"] * 10)
+        lines.append(f"l{level}: &l{level} [{refs}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused():
+    result = load_text(billion_laughs(9), "bomb.yaml")
+    assert result.documents == []
+    (diagnostic,) = result.diagnostics
+    assert diagnostic.code == "alias-bomb"
+    assert "alias bomb" in diagnostic.message
+
+
+def test_moderate_alias_use_is_fine():
+    # 3 levels: 1,000 expanded values from 30 written, well within the allowance.
+    document = only(billion_laughs(3))
+    assert len(document.data["l2"]) == 10
+
+
+def test_large_documents_without_aliases_are_not_mistaken_for_bombs():
+    text = "items:\n" + "".join(f"  - {{name: n{i}, value: {i}}}\n" for i in range(20_000))
+    assert len(only(text).data["items"]) == 20_000
+
+
+def test_recursive_alias_is_refused():
+    result = load_text("a: &a [1, *a]\n", "m.yaml")
+    assert [d.code for d in result.diagnostics] == ["yaml-recursive-alias"]
+    merge = load_text("a: &a {<<: *a}\n", "m.yaml")
+    assert [d.code for d in merge.diagnostics] == ["yaml-recursive-alias"]
+
+
+def test_deep_nesting_is_refused_without_a_crash():
+    shallow_enough = "a: " + "[" * (yaml_loader.MAX_DEPTH + 5) + "]" * (yaml_loader.MAX_DEPTH + 5)
+    assert [d.code for d in load_text(shallow_enough, "m.yaml").diagnostics] == ["yaml-too-deep"]
+    very_deep = "[" * 20_000
+    assert [d.code for d in load_text(very_deep, "m.yaml").diagnostics] == ["yaml-too-deep"]
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("a: !!binary aGk=\n", "yaml-tag"),
+        ("a: !custom x\n", "yaml-tag"),
+        ("? [a, b]\n: 1\n", "yaml-key"),
+        ("a: {<<: 1}\n", "yaml-merge"),
+        ("a: [1\nb: 2\n", "yaml-syntax"),
+        ("a: b: c\n", "yaml-syntax"),
+        ("a: \x07\n", "yaml-syntax"),
+    ],
+)
+def test_malformed_yaml_becomes_a_diagnostic(text, code):
+    result = load_text(text, "m.yaml")
+    assert [d.code for d in result.diagnostics] == [code]
+    assert result.diagnostics[0].location is not None
+
+
+def test_syntax_errors_point_at_the_problem():
+    (diagnostic,) = load_text("a: 1\nb: [1, 2\nc: 3\n", "m.yaml").diagnostics
+    assert diagnostic.location is not None
+    assert diagnostic.location.line == 3
+    assert diagnostic.message.startswith("invalid YAML:")
+
+
+def test_documents_before_a_syntax_error_are_kept():
+    result = load_text("a: 1\n---\nb: [\n", "m.yaml")
+    assert [d.data for d in result.documents] == [{"a": 1}]
+    assert [d.code for d in result.diagnostics] == ["yaml-syntax"]
+
+
+def test_files_that_are_not_utf8_or_not_readable(tmp_path):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"a: \xff\xfe\x00\x01\n")
+    assert [d.code for d in load_file(str(binary)).diagnostics] == ["not-utf8"]
+    assert [d.code for d in load_file(str(tmp_path)).diagnostics] == ["unreadable-file"]
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes("\ufeffa: 1\n".encode())
+    assert load_file(str(bom)).documents[0].data == {"a": 1}
