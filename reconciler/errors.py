@@ -1,20 +1,14 @@
 """The exceptions the reconciler raises on purpose.
 
-    ReconcilerError            root: the CLI prints ``error: <message>`` and exits 1
-    ├── UsageError             bad command-line input (unknown --env, malformed --var)
-    └── ManifestError          manifests could not be loaded or are invalid; carries diagnostics
+    ReconcilerError            root: the CLI prints ``error: <message>`` and exits ``exit_code``
+    └── UsageError             bad command-line input (unknown --env, malformed --var)
 
-Messages never contain secret values: secrets are referenced by name, and code that holds a
-resolved secret keeps it out of every message it builds.
+Problems in manifests are not exceptions: they are diagnostics (``reconciler.diagnostics``),
+collected so that one run reports all of them. Messages never contain secret values: secrets
+are referenced by name, and code that holds a resolved secret keeps it out of every message.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from reconciler.diagnostics import Diagnostic
 
 
 class ReconcilerError(Exception):
@@ -25,12 +19,3 @@ class ReconcilerError(Exception):
 
 class UsageError(ReconcilerError):
     """The command line asked for something that does not exist or is malformed."""
-
-
-class ManifestError(ReconcilerError):
-    """Manifests failed to load or validate; ``diagnostics`` lists every problem found."""
-
-    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
-        self.diagnostics = tuple(diagnostics)
-        errors = sum(1 for d in self.diagnostics if d.is_error)
-        super().__init__(f"{errors} error(s) in the manifests")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -25,7 +26,10 @@ def read_sources(paths: Sequence[str]) -> Sources:
     found = discover(paths)
     sources = Sources(files=list(found.manifests))
     for missing in found.missing:
-        sources.diagnostics.append(error("no-such-path", f"{missing}: no such file or directory"))
+        reason = (
+            "not a file or directory" if os.path.exists(missing) else "no such file or directory"
+        )
+        sources.diagnostics.append(error("no-such-path", f"{missing}: {reason}"))
     if not found.manifests and not found.missing:
         where = ", ".join(paths)
         sources.diagnostics.append(
