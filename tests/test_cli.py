@@ -196,7 +196,11 @@ def test_python_dash_m_and_the_console_script_work():
     env = {**os.environ, "NO_COLOR": "1"}
     module = subprocess.run(
         [sys.executable, "-m", "reconciler", "validate", "examples"],
-        cwd=ROOT, capture_output=True, text=True, env=env, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert module.returncode == 0, module.stderr
     assert module.stdout.endswith("0 errors, 2 warnings\n")

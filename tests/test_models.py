@@ -22,7 +22,9 @@ def test_bad_durations_are_refused(text):
         parse_duration(text)
 
 
-@pytest.mark.parametrize(("minutes", "text"), [(30, "30m"), (720, "12h"), (2880, "2d"), (90, "90m")])
+@pytest.mark.parametrize(
+    ("minutes", "text"), [(30, "30m"), (720, "12h"), (2880, "2d"), (90, "90m")]
+)
 def test_durations_format_in_their_shortest_exact_unit(minutes, text):
     assert format_duration(minutes) == text
     assert parse_duration(text) == minutes
@@ -111,4 +113,6 @@ def test_conditions_nest():
 def test_condition_values_must_fit_the_operator(leaf, message):
     rules = [{"name": "r", "when": leaf, "routeTo": "q"}]
     with pytest.raises(ValidationError, match=message):
-        RoutingRuleSetSpec.model_validate({"workstream": "w", "type": "route-to-queue", "rules": rules})
+        RoutingRuleSetSpec.model_validate(
+            {"workstream": "w", "type": "route-to-queue", "rules": rules}
+        )

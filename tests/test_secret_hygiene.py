@@ -65,8 +65,10 @@ def test_literal_secrets_are_refused_without_being_shown(manifest, capsys, extra
     out, err = capsys.readouterr()
     assert code == 1
     assert_clean(out + err)
-    text = out if not extra or extra[0] != "--format" else "\n".join(
-        d["message"] for d in json.loads(out)["diagnostics"]
+    text = (
+        out
+        if not extra or extra[0] != "--format"
+        else "\n".join(d["message"] for d in json.loads(out)["diagnostics"])
     )
     # Every literal is refused (one serviceAccountKey literal is a mapping: unknown field).
     assert text.count("never a literal value") == 4
