@@ -6,6 +6,16 @@ from reconciler.manifest import yaml_loader
 from reconciler.manifest.yaml_loader import load_file, load_text
 
 
+@pytest.fixture(params=["libyaml", "python"], autouse=True)
+def parser(request, monkeypatch):
+    """Every test runs on libyaml's parser (the default) and on PyYAML's pure-Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(yaml_loader, "_Composer", yaml_loader._PythonComposer)
+    else:
+        assert yaml_loader._Composer is not yaml_loader._PythonComposer
+    return request.param
+
+
 def only(text: str):
     result = load_text(text, "m.yaml")
     assert result.diagnostics == []
@@ -158,3 +168,10 @@ def test_files_that_are_not_utf8_or_not_readable(tmp_path):
     bom = tmp_path / "bom.yaml"
     bom.write_bytes("\ufeffa: 1\n".encode())
     assert load_file(str(bom)).documents[0].data == {"a": 1}
+
+
+def test_control_characters_are_located_by_line_and_column():
+    (diagnostic,) = load_text("a: 1\nb: ok\nc: x\x07y\n", "m.yaml").diagnostics
+    assert diagnostic.code == "yaml-syntax"
+    assert str(diagnostic.location) == "m.yaml:3:5"
+    assert "control characters" in diagnostic.message or "special characters" in diagnostic.message

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,13 +56,34 @@ _CoreResolver.add_implicit_resolver(_TAG + "null", _NULL_RE, ["~", "n", "N", ""]
 _CoreResolver.add_implicit_resolver(_TAG + "merge", re.compile(r"^<<$"), ["<"])
 
 
-class _Composer(Reader, Scanner, Parser, Composer, _CoreResolver):
+class _PythonComposer(Reader, Scanner, Parser, Composer, _CoreResolver):
+    """PyYAML's pure-Python scanner and parser."""
+
     def __init__(self, stream: str) -> None:
         Reader.__init__(self, stream)
         Scanner.__init__(self)
         Parser.__init__(self)
         Composer.__init__(self)
         _CoreResolver.__init__(self)
+
+
+_Composer: Callable[[str], Any] = _PythonComposer
+if yaml.__with_libyaml__:  # pragma: no branch - the wheels on PyPI ship libyaml
+    from yaml.cyaml import CParser  # type: ignore[attr-defined]
+
+    class _LibyamlComposer(Composer, CParser, _CoreResolver):
+        """libyaml's scanner and parser (15x faster) under PyYAML's Python composer.
+
+        libyaml's own composer recurses in C and crashes on hostile nesting; the Python one
+        raises RecursionError, which becomes a diagnostic.
+        """
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            _CoreResolver.__init__(self)
+
+    _Composer = _LibyamlComposer
 
 
 @dataclass
@@ -218,7 +239,7 @@ class _Builder:
 
 
 def _compose_all(text: str) -> Iterator[Node | None]:
-    composer = _Composer(text)
+    composer: Any = _Composer(text)
     try:
         while composer.check_node():
             yield composer.get_node()
@@ -226,12 +247,13 @@ def _compose_all(text: str) -> Iterator[Node | None]:
         composer.dispose()
 
 
-def _yaml_error_location(exc: yaml.YAMLError, file: str) -> Location:
+def _yaml_error_location(exc: yaml.YAMLError, file: str, text: str) -> Location:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if mark is None:
-        position = getattr(exc, "position", None)
-        return Location(file, 1, (position or 0) + 1)
-    return Location(file, mark.line + 1, mark.column + 1)
+    if mark is not None:
+        return Location(file, mark.line + 1, mark.column + 1)
+    offset = getattr(exc, "position", None) or 0  # a character offset (reader errors)
+    line_start = text.rfind("\n", 0, offset) + 1
+    return Location(file, text.count("\n", 0, offset) + 1, offset - line_start + 1)
 
 
 def _yaml_error_message(exc: yaml.YAMLError) -> str:
@@ -239,7 +261,8 @@ def _yaml_error_message(exc: yaml.YAMLError) -> str:
     context = getattr(exc, "context", None)
     if problem:
         return f"invalid YAML: {context + ', ' if context else ''}{problem}"
-    return f"invalid YAML: {exc}"
+    reason = getattr(exc, "reason", None)  # reader errors: a character YAML does not allow
+    return f"invalid YAML: {reason or 'unreadable input'}"
 
 
 def load_text(text: str, file: str) -> LoadResult:
@@ -265,7 +288,7 @@ def load_text(text: str, file: str) -> LoadResult:
             index += 1
     except yaml.YAMLError as exc:
         diagnostics.append(
-            error("yaml-syntax", _yaml_error_message(exc), _yaml_error_location(exc, file))
+            error("yaml-syntax", _yaml_error_message(exc), _yaml_error_location(exc, file, text))
         )
     except RecursionError:
         diagnostics.append(
