@@ -94,6 +94,8 @@ class SourceDocument:
     index: int
     data: Any
     positions: dict[PathKey, tuple[int, int]] = field(repr=False)
+    uses_variables: bool = True
+    """False when the file has no ``${``: substitution can skip the document."""
 
     def location(self, path: Sequence[str | int] = ()) -> Location:
         """The position of ``path``, or of its nearest ancestor that has one."""
@@ -270,6 +272,7 @@ def load_text(text: str, file: str) -> LoadResult:
     documents: list[SourceDocument] = []
     diagnostics: list[Diagnostic] = []
     index = 0
+    uses_variables = "${" in text
     try:
         for root in _compose_all(text):
             if root is None:  # pragma: no cover - composer yields nodes only
@@ -283,7 +286,9 @@ def load_text(text: str, file: str) -> LoadResult:
                 diagnostics.append(error(exc.code, exc.message, Location(file, line, column)))
             else:
                 if data is not None:  # an empty document (comments only) is skipped
-                    documents.append(SourceDocument(file, index, data, builder.positions))
+                    documents.append(
+                        SourceDocument(file, index, data, builder.positions, uses_variables)
+                    )
             diagnostics.extend(builder.diagnostics)
             index += 1
     except yaml.YAMLError as exc:

@@ -100,7 +100,9 @@ def build_documents(sources: Sequence[SourceDocument], variables: Mapping[str, s
         ) -> None:
             problems.append(error(code, message, source.location(path)))
 
-        resolved = dataclasses.replace(source, data=substitute(source.data, variables, report))
+        resolved = source
+        if source.uses_variables:
+            resolved = dataclasses.replace(source, data=substitute(source.data, variables, report))
         out.extend(substitution_problems)
         kind = resolved.data.get("kind")
         if kind is None:
