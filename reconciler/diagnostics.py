@@ -63,5 +63,6 @@ def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
     """``"; did you mean 'x'?"`` for the closest choice, or nothing."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    others = [choice for choice in choices if choice != word]
+    close = difflib.get_close_matches(word, others, n=1, cutoff=cutoff)
     return f"; did you mean '{close[0]}'?" if close else ""

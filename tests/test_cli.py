@@ -225,7 +225,7 @@ def test_references_to_an_invalid_document_are_not_called_dangling(capsys, tmp_p
     assert f"{manifest}:4:8: error: spec.priority: must be at least 1" in out
     assert "no Workstream named 'nowhere'" in out
     assert "no Queue named 'q'" not in out
-    assert out.splitlines()[-1] == "1 document in 1 file: 2 errors, 0 warnings"
+    assert out.splitlines()[-1] == "2 documents in 1 file: 2 errors, 0 warnings"
 
 
 def test_unknown_kind_suggests_the_closest(capsys, tmp_path):

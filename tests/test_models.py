@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from reconciler.models.common import format_duration, parse_duration
-from reconciler.models.manifest import FacebookAccountManifest, QueueManifest
+from reconciler.models.manifest import FacebookAccountManifest, QueueManifest, WorkstreamManifest
 from reconciler.models.routing import AllOf, Leaf, NotOf, RoutingRuleSetSpec
 
 API = "reconciler.omnichannel/v1"
@@ -116,3 +116,46 @@ def test_condition_values_must_fit_the_operator(leaf, message):
         RoutingRuleSetSpec.model_validate(
             {"workstream": "w", "type": "route-to-queue", "rules": rules}
         )
+
+
+def queue_with(**spec):
+    return {"apiVersion": API, "kind": "Queue", "metadata": {"name": "q"}, "spec": spec}
+
+
+@pytest.mark.parametrize("priority", [True, False, "high", 1.5, None])
+def test_integers_refuse_booleans_and_words(priority):
+    with pytest.raises(ValidationError):
+        QueueManifest.model_validate(queue_with(priority=priority))
+
+
+def test_integers_accept_digits_as_variables_give_them():
+    manifest = QueueManifest.model_validate(queue_with(priority="3"))
+    assert manifest.spec is not None
+    assert manifest.spec.priority == 3
+
+
+def workstream_with(**spec):
+    base = {
+        "channel": "facebook",
+        "fallbackQueue": "q",
+        "facebook": {"account": "fb", "page": "p", "language": "nl-NL"},
+    }
+    return {
+        "apiVersion": API,
+        "kind": "Workstream",
+        "metadata": {"name": "w"},
+        "spec": base | spec,
+    }
+
+
+@pytest.mark.parametrize("value", ["yes", "no", "on", 1, 0, "True"])
+def test_booleans_are_only_true_or_false(value):
+    with pytest.raises(ValidationError, match="valid boolean"):
+        WorkstreamManifest.model_validate(workstream_with(automatedMessages=value))
+
+
+@pytest.mark.parametrize(("value", "expected"), [(True, True), ("false", False), ("true", True)])
+def test_booleans_accept_true_and_false_also_as_text(value, expected):
+    manifest = WorkstreamManifest.model_validate(workstream_with(automatedMessages=value))
+    assert manifest.spec is not None
+    assert manifest.spec.automated_messages is expected

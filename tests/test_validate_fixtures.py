@@ -61,7 +61,7 @@ CASES = [
     ("undefined-variable.yaml",                   1,  6,   3, E, "undefined-variable",           "undefined variable 'NOPE'"),
     # names and ids
     ("duplicate-queue-name.yaml",                 1, 20,   3, E, "duplicate-name",               "Queue 'general-support' is defined twice"),
-    ("duplicate-id.yaml",                         1, 14,   3, E, "duplicate-id",                 "is also used by Queue/general-support"),
+    ("duplicate-id.yaml",                         1, 14,   3, E, "duplicate-id",                 "is also the id of Queue/general-support"),
     ("duplicate-page-name.yaml",                  1, 12,   7, E, "duplicate-page-name",          "page name 'Contoso Support' is used twice"),
     ("duplicate-agent-name.yaml",                 1, 14,   7, E, "duplicate-agent-name",         "agent name 'Contoso Stores' is used twice"),
     ("duplicate-rule-name.yaml",                  1, 53,   7, E, "duplicate-rule-name",          "rule name 'Dutch speakers' is used twice"),
@@ -78,9 +78,9 @@ CASES = [
     ("facebook-page-id-reused.yaml",              1, 22,   7, E, "facebook-page-id-reused",      "page ID 104857600000001 is already used by page"),
     ("page-serves-two-workstreams.yaml",          1, 47,   5, E, "channel-instance-reused",      "already serves Workstream 'facebook-support'"),
     ("agent-serves-two-workstreams.yaml",         1, 46,   5, E, "channel-instance-reused",      "already serves Workstream 'gbm-stores'"),
-    ("channel-mismatch-extra-block.yaml",         1, 33,   3, E, "channel-mismatch",             "a googleBusinessMessages block does not belong"),
+    ("channel-mismatch-extra-block.yaml",         1, 33,   3, E, "channel-mismatch",             "spec.googleBusinessMessages: does not belong"),
     ("channel-mismatch-missing-block.yaml",       1, 27,   3, E, "channel-mismatch",             "channel facebook needs a facebook block"),
-    ("affinity-in-pick-mode.yaml",                1, 31,   5, E, "affinity-needs-push",          "agentAffinity needs distribution.mode push"),
+    ("affinity-in-pick-mode.yaml",                1, 31,   5, E, "affinity-needs-push",          "agent affinity needs distribution.mode push"),
     ("fallback-queue-not-messaging.yaml",         1, 28,   3, E, "queue-not-messaging",          "Queue 'case-escalations' is a record queue"),
     ("route-to-voice-queue.yaml",                 1, 53,   7, E, "queue-not-messaging",          "Queue 'callback-line' is a voice queue"),
     # routing rules
@@ -90,7 +90,7 @@ CASES = [
     ("too-many-rules.yaml",                       1, 50,   3, E, "too-many-rules",               "101 rules; a rule set holds at most 100"),
     ("two-route-to-queue-sets.yaml",              1, 58,   3, E, "too-many-route-sets",          "already has 1 route-to-queue rule set"),
     ("eleven-classification-sets.yaml",           1, 159,  3, E, "too-many-classification-sets", "already has 10 classification rule sets"),
-    ("classification-rule-with-route-to.yaml",    1, 51,   7, E, "rule-shape",                   "routeTo belongs to route-to-queue rules"),
+    ("classification-rule-with-route-to.yaml",    1, 51,   7, E, "rule-shape",                   "routeTo: belongs to route-to-queue rules"),
     ("route-rule-without-route-to.yaml",          1, 51,   7, E, "rule-shape",                   "a route-to-queue rule needs routeTo"),
     ("condition-field-wrong-channel.yaml",        1, 56,  14, E, "condition-field-channel",      "facebook.locale is not available"),
     ("unknown-condition-field.yaml",              1, 49,  14, E, "unknown-condition-field",      "spec.rules[0].when.field: unknown field"),
@@ -105,8 +105,7 @@ CASES = [
 ]
 # fmt: on
 
-# Fixtures of the tests further down: one with several problems, and ones showing behaviour that
-# looks wrong today (marked xfail).
+# Fixtures of the tests further down: one with several problems, and ones for bugs found and fixed.
 OTHER_FIXTURES = {
     "five-problems.yaml",
     "unknown-field-priorty.yaml",
@@ -193,16 +192,16 @@ def test_non_utf8_file_is_reported(capsys, tmp_path):
         "spec:\n  displayName: Café support\n  priority: 5\n"
     )
     path.write_bytes(text.encode("latin-1"))
-    offset = text.index("é")
     status, out, err = run(capsys, str(path), "--no-color")
     assert status == 1
     assert err == ""
-    assert f"{path}:1:1: error: file is not UTF-8 text (invalid byte at offset {offset})" in out
+    # Line 6, column 19: the byte after "  displayName: Caf".
+    assert f"{path}:6:19: error: file is not UTF-8 text (invalid byte 0xe9)" in out
 
     status, payload, _ = run_json(capsys, str(path))
     assert status == 1
     assert [(d["file"], d["line"], d["column"], d["code"]) for d in errors(payload)] == [
-        (str(path), 1, 1, "not-utf8")
+        (str(path), 6, 19, "not-utf8")
     ]
 
 
@@ -224,7 +223,7 @@ def test_typo_in_a_required_field_reports_the_hint_and_the_missing_field(capsys)
     lines = out.splitlines()
     assert f"{path}:8:3: error: spec: unknown field 'priorty'; did you mean 'priority'?" in lines
     assert f"{path}:6:1: error: spec: missing required field 'priority'" in lines
-    assert lines[-1] == "0 documents in 1 file: 2 errors, 0 warnings"
+    assert lines[-1] == "1 document in 1 file: 2 errors, 0 warnings"
 
 
 def test_five_problems_in_one_file_are_all_reported(capsys):
@@ -252,14 +251,9 @@ def test_five_problems_in_one_file_are_all_reported(capsys):
     ]
 
 
-# --- behaviour that looks wrong today ------------------------------------------------------
+# --- behaviour that was wrong once ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`priority: !!int ten` crashes the loader (int('ten') raises ValueError): "
-    "'error: unexpected internal error (ValueError)' and no diagnostics at all",
-)
 def test_explicit_int_tag_on_a_word_is_a_diagnostic_not_a_crash(capsys):
     path = fixture_path("yaml-int-tag-not-a-number.yaml")
     status, out, err = run(capsys, str(path), "--no-color")
@@ -268,11 +262,6 @@ def test_explicit_int_tag_on_a_word_is_a_diagnostic_not_a_crash(capsys):
     assert any(line.startswith(f"{path}:7:") for line in out.splitlines()), out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a secret with both fromEnv and fromFile says \"unknown field 'fromFile'; did you "
-    "mean 'fromFile'?\", and points at fromEnv (the union tag 'fromEnv' is taken for a key)",
-)
 def test_secret_with_both_sources_has_a_sensible_message(capsys):
     path = fixture_path("secret-with-both-fromenv-and-fromfile.yaml")
     status, payload, _ = run_json(capsys, str(path))
@@ -282,9 +271,6 @@ def test_secret_with_both_sources_has_a_sensible_message(capsys):
     assert "did you mean 'fromFile'" not in problem["message"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="`priority: true` is accepted as priority 1 (lax bool -> int coercion)"
-)
 def test_boolean_priority_is_refused(capsys):
     path = fixture_path("priority-boolean.yaml")
     status, payload, _ = run_json(capsys, str(path))
@@ -292,19 +278,13 @@ def test_boolean_priority_is_refused(capsys):
     assert [(d["line"], d["column"]) for d in errors(payload)] == [(7, 3)]
 
 
-@pytest.mark.xfail(strict=True, reason="'a agent serves one workstream' (should be 'an agent')")
 def test_agent_reuse_message_reads_an_agent(capsys):
     path = fixture_path("agent-serves-two-workstreams.yaml")
     _, out, _ = run(capsys, str(path), "--no-color")
     assert "an agent serves one workstream" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cross-document checks print paths as 'rules.0.routeTo.1.queue' while schema errors "
-    "print 'spec.rules[0].routeTo'",
-)
 def test_rule_paths_are_printed_like_schema_paths(capsys):
     path = fixture_path("dangling-allocation-queue.yaml")
     _, out, _ = run(capsys, str(path), "--no-color")
-    assert "rules[0].routeTo[1].queue: no Queue named 'overflow-queue'" in out
+    assert "spec.rules[0].routeTo[1].queue: no Queue named 'overflow-queue'" in out

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
             var_files=args.var_file,
         )
     )
-    counts = (report.diagnostics, len(report.files), len(report.documents))
+    counts = (report.diagnostics, len(report.files), report.document_count)
     if args.format == "json":
         sys.stdout.write(render.to_json(*counts))
     else:

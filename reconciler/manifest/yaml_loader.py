@@ -126,10 +126,24 @@ def _position(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+_EXPLICIT_FORMS = {
+    _TAG + "null": _NULL_RE,
+    _TAG + "bool": _BOOL_RE,
+    _TAG + "int": _INT_RE,
+    _TAG + "float": _FLOAT_RE,
+}
+
+
 def _scalar(node: ScalarNode) -> Any:
     tag, text = node.tag, node.value
     if tag == _TAG + "str":
         return text
+    form = _EXPLICIT_FORMS.get(tag)
+    if form is None:
+        raise _DocumentError("yaml-tag", f"unsupported YAML tag {tag!r}", node)
+    if not form.match(text):  # only possible with an explicit tag such as !!int
+        short = "!!" + tag.removeprefix(_TAG)
+        raise _DocumentError("yaml-tag", f"{text!r} is not a valid {short} value", node)
     if tag == _TAG + "null":
         return None
     if tag == _TAG + "bool":
@@ -140,14 +154,12 @@ def _scalar(node: ScalarNode) -> Any:
         if text.startswith("0x"):
             return int(text[2:], 16)
         return int(text, 10)
-    if tag == _TAG + "float":
-        lowered = text.lower()
-        if lowered.endswith(".inf"):
-            return -math.inf if lowered.startswith("-") else math.inf
-        if lowered == ".nan":
-            return math.nan
-        return float(text)
-    raise _DocumentError("yaml-tag", f"unsupported YAML tag {tag!r}", node)
+    lowered = text.lower()
+    if lowered.endswith(".inf"):
+        return -math.inf if lowered.startswith("-") else math.inf
+    if lowered == ".nan":
+        return math.nan
+    return float(text)
 
 
 class _Builder:
@@ -167,8 +179,8 @@ class _Builder:
         if self.built > ALIAS_EXPANSION_ALLOWANCE + 10 * len(self.distinct):
             raise _DocumentError(
                 "alias-bomb",
-                f"aliases expand this document past {self.built - 1} values from only "
-                f"{len(self.distinct)} written; refusing it as a possible alias bomb",
+                f"aliases expand this document past {self.built - 1} values; refusing it as "
+                "a possible alias bomb",
                 node,
             )
         if len(path) > MAX_DEPTH:
@@ -315,14 +327,8 @@ def load_file(path: str) -> LoadResult:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return LoadResult(
-            [],
-            [
-                error(
-                    "not-utf8",
-                    f"file is not UTF-8 text (invalid byte at offset {exc.start})",
-                    Location(path, 1, 1),
-                )
-            ],
-        )
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"file is not UTF-8 text (invalid byte 0x{raw[exc.start]:02x})"
+        return LoadResult([], [error("not-utf8", message, Location(path, line, column))])
     return load_text(text, path)

@@ -14,8 +14,10 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     Tag,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -37,6 +39,30 @@ class StrictModel(BaseModel):
         frozen=True,
         str_strip_whitespace=False,
     )
+
+
+# --- scalars ------------------------------------------------------------------------------
+
+
+def _bool_from_text(value: Any) -> Any:
+    """``true``/``false`` written as text (as a ``${VAR}`` gives them) are booleans too."""
+    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+
+
+Boolean = Annotated[bool, BeforeValidator(_bool_from_text), Strict()]
+"""Only true or false: not yes/no, on/off, 1/0."""
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "must be an integer")
+    return value
+
+
+NotBool = BeforeValidator(_not_bool)
+"""Put after any ``Field`` constraints: ``Annotated[int, Field(ge=1), NotBool]`` keeps the
+constraints in the JSON Schema. Integers may come as digits (a ``${VAR}`` gives text), but a
+boolean is never an integer."""
 
 
 def _check_name(value: str) -> str:
@@ -132,6 +158,15 @@ class FromEnv(StrictModel):
 
     from_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_both(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "fromFile" in value:
+            raise PydanticCustomError(
+                "secret-reference", "a secret takes either fromEnv or fromFile, not both"
+            )
+        return value
+
 
 class FromFile(StrictModel):
     """A secret read from a file, relative to the manifest that names it."""
@@ -140,15 +175,16 @@ class FromFile(StrictModel):
 
 
 def _secret_kind(value: Any) -> str | None:
+    # Tags are written <like-this> so error locations never mistake them for manifest keys.
     if isinstance(value, dict):
-        return "fromFile" if "fromFile" in value and "fromEnv" not in value else "fromEnv"
+        return "<file>" if "fromFile" in value and "fromEnv" not in value else "<env>"
     if isinstance(value, FromEnv | FromFile):
-        return "fromEnv" if isinstance(value, FromEnv) else "fromFile"
+        return "<env>" if isinstance(value, FromEnv) else "<file>"
     return None
 
 
 SecretRef = Annotated[
-    Annotated[FromEnv, Tag("fromEnv")] | Annotated[FromFile, Tag("fromFile")],
+    Annotated[FromEnv, Tag("<env>")] | Annotated[FromFile, Tag("<file>")],
     Discriminator(
         _secret_kind,
         custom_error_type="literal-secret",

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from reconciler.models.common import StrictModel
+from reconciler.models.common import NotBool, StrictModel
 
 # The namespace used when a project does not choose one; never change it, ids derive from it.
 DEFAULT_NAMESPACE = uuid.UUID("6f1d3c0e-8a4b-5c2d-9e7f-0a1b2c3d4e5f")
@@ -43,7 +43,7 @@ class RetiredChannelPolicy(StrEnum):
 
 
 class Safety(StrictModel):
-    max_delete_percent: Annotated[int, Field(ge=0, le=100)] = Field(
+    max_delete_percent: Annotated[int, Field(ge=0, le=100), NotBool] = Field(
         default=30,
         description="Refuse pruning more than this share of managed records (when ≥ 10 exist).",
     )

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from reconciler.models import limits
-from reconciler.models.common import StrictModel
+from reconciler.models.common import NotBool, StrictModel
 
 
 class QueueType(StrEnum):
@@ -33,8 +33,8 @@ class QueueSpec(StrictModel):
     type: QueueType = Field(
         default=QueueType.MESSAGING, description="Set at creation; a change replaces the queue."
     )
-    priority: Annotated[int, Field(ge=1, description="1 is the highest priority.")]
+    priority: Annotated[int, Field(ge=1, description="1 is the highest priority."), NotBool]
     assignment: Assignment = Assignment.HIGHEST_CAPACITY
     visibility: Visibility = Visibility.PUBLIC
-    max_size: Annotated[int, Field(ge=0)] | None = None
+    max_size: Annotated[int, Field(ge=0), NotBool] | None = None
     description: Annotated[str, Field(max_length=limits.QUEUE_DESCRIPTION)] | None = None

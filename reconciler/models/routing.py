@@ -17,7 +17,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from reconciler.models import limits
-from reconciler.models.common import Name, StrictModel
+from reconciler.models.common import Name, NotBool, StrictModel
 
 # Condition fields by context (docs/domain.md §3).
 CONTEXT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -144,7 +144,7 @@ class RuleSetType(StrEnum):
 
 class Allocation(StrictModel):
     queue: Name
-    percent: Annotated[int, Field(ge=1, le=100)]
+    percent: Annotated[int, Field(ge=1, le=100), NotBool]
 
 
 def _route_kind(value: Any) -> str:

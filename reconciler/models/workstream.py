@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from reconciler.models import limits
-from reconciler.models.common import Minutes, Name, StrictModel
+from reconciler.models.common import Boolean, Minutes, Name, NotBool, StrictModel
 
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})+$"
 _LOCALE_RE = re.compile(LOCALE_PATTERN)
@@ -53,7 +53,7 @@ class Presence(StrEnum):
 
 
 class Capacity(StrictModel):
-    units: Annotated[int, Field(ge=0)] = 0
+    units: Annotated[int, Field(ge=0), NotBool] = 0
 
 
 class Distribution(StrictModel):
@@ -62,13 +62,13 @@ class Distribution(StrictModel):
         description="Set at creation; a change replaces the workstream.",
     )
     capacity: Capacity = Field(default_factory=Capacity)
-    max_concurrency: Annotated[int, Field(ge=1)] = 1
-    agent_affinity: bool = Field(default=False, description="Push mode only.")
+    max_concurrency: Annotated[int, Field(ge=1), NotBool] = 1
+    agent_affinity: Boolean = Field(default=False, description="Push mode only.")
 
 
 class FileAttachments(StrictModel):
-    customer: bool = False
-    agent: bool = False
+    customer: Boolean = False
+    agent: Boolean = False
 
 
 class FacebookSettings(StrictModel):
@@ -76,7 +76,7 @@ class FacebookSettings(StrictModel):
     page: Annotated[str, Field(min_length=1, max_length=limits.FB_PAGE_NAME)]
     language: Locale
     file_attachments: FileAttachments = Field(default_factory=FileAttachments)
-    human_agent_message_tag: bool = False
+    human_agent_message_tag: Boolean = False
 
 
 class GoogleBusinessMessagesSettings(StrictModel):
@@ -84,7 +84,7 @@ class GoogleBusinessMessagesSettings(StrictModel):
     agent: Annotated[str, Field(min_length=1, max_length=limits.GBM_AGENT_FIELD)]
     language: Locale
     file_attachments: FileAttachments = Field(default_factory=FileAttachments)
-    agent_override: bool = False
+    agent_override: Boolean = False
 
 
 class WorkstreamSpec(StrictModel):
@@ -98,6 +98,6 @@ class WorkstreamSpec(StrictModel):
     allowed_presences: (
         Annotated[list[Presence], Field(json_schema_extra={"uniqueItems": True})] | None
     ) = None
-    automated_messages: bool = True
+    automated_messages: Boolean = True
     facebook: FacebookSettings | None = None
     google_business_messages: GoogleBusinessMessagesSettings | None = None

@@ -144,15 +144,14 @@ def model_diagnostics(
         kind = err["type"]
         name = str(loc[-1]) if loc else ""
         where = path
-        if kind == "missing" and path and path[-1] == name:
-            where = path[:-1]
         message = _message(err, name, value)
+        if kind == "missing-spec" and isinstance(source.data, dict) and "spec" in source.data:
+            where = path = ("spec",)
+            message = "is empty (only 'ensure: absent' may leave out the spec)"
         if kind == "extra_forbidden":
             parent = path[:-1]
             message += did_you_mean(name, _known_keys(model, parent), cutoff=0.75)
             shown = format_path(parent)
-        elif kind == "missing":
-            shown = format_path(where)
         else:
             shown = format_path(path)
         code = _CODES.get(kind, kind if "-" in kind else "invalid-value")

@@ -43,6 +43,8 @@ class Report:
     diagnostics: list[Diagnostic]
     files: list[str]
     environments: list[str | None]
+    document_count: int
+    """Documents read from the files (valid or not)."""
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -179,4 +181,11 @@ def validate(options: Options) -> Report:
             )
     else:
         diagnostics.extend(per_env[0])
-    return Report(project, documents, sorted_unique(diagnostics), sources.files, environments)
+    return Report(
+        project,
+        documents,
+        sorted_unique(diagnostics),
+        sources.files,
+        environments,
+        len(sources.documents),
+    )
