@@ -2,9 +2,8 @@ from reconciler.manifest.variables import scalar_to_text, substitute
 
 
 def run(data, variables):
-    problems = []
-    result = substitute(data, variables, lambda path, code, message: problems.append((path, code)))
-    return result, problems
+    result, problems = substitute(data, variables)
+    return result, [(path, code) for path, code, _ in problems]
 
 
 def test_values_are_substituted_everywhere_but_keys_stay():

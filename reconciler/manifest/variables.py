@@ -8,7 +8,7 @@ substituted, never keys. An undefined variable is reported at the string that us
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.manifest.yaml_loader import PathKey
@@ -17,19 +17,20 @@ VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 VAR_NAME_RE = re.compile(rf"^{VAR_NAME}$")
 _REFERENCE_RE = re.compile(r"\$(\$?)\{([^}]*)\}")
 
-Report = Callable[[PathKey, str, str], None]
+Problem = tuple[PathKey, str, str]
+"""Where (the path of the string), a diagnostic code, and the message."""
 
 
-def substitute(data: Any, variables: Mapping[str, str], report: Report) -> Any:
-    """A copy of ``data`` with every ``${NAME}`` replaced.
+def substitute(data: Any, variables: Mapping[str, str]) -> tuple[Any, list[Problem]]:
+    """A copy of ``data`` with every ``${NAME}`` replaced, and the references that failed.
 
-    ``report(path, code, message)`` is called for undefined or malformed references; the
-    reference is then left as written so later checks still see a string.
+    An undefined or malformed reference is left as written, so later checks still see a string.
     """
+    problems: list[Problem] = []
 
     def walk(value: Any, path: PathKey) -> Any:
         if isinstance(value, str):
-            return _substitute_string(value, path)
+            return _substitute_string(value, path) if "${" in value else value
         if isinstance(value, dict):
             return {key: walk(item, (*path, key)) for key, item in value.items()}
         if isinstance(value, list):
@@ -37,29 +38,27 @@ def substitute(data: Any, variables: Mapping[str, str], report: Report) -> Any:
         return value
 
     def _substitute_string(text: str, path: PathKey) -> str:
-        if "${" not in text:
-            return text
-
         def replace(match: re.Match[str]) -> str:
             escaped, name = match.group(1), match.group(2)
             if escaped:
                 return "${" + name + "}"
             if not VAR_NAME_RE.match(name):
-                report(path, "invalid-variable", f"invalid variable reference '${{{name}}}'")
+                problems.append(
+                    (path, "invalid-variable", f"invalid variable reference '${{{name}}}'")
+                )
                 return match.group(0)
             if name not in variables:
-                report(
-                    path,
-                    "undefined-variable",
+                message = (
                     f"undefined variable '{name}' (define it in the environment's vars, "
-                    "or pass --var or --var-file)",
+                    "or pass --var or --var-file)"
                 )
+                problems.append((path, "undefined-variable", message))
                 return match.group(0)
             return variables[name]
 
         return _REFERENCE_RE.sub(replace, text)
 
-    return walk(data, ())
+    return walk(data, ()), problems
 
 
 def scalar_to_text(value: Any) -> str:

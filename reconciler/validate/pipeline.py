@@ -19,7 +19,7 @@ from reconciler.errors import UsageError
 from reconciler.manifest.document import Document
 from reconciler.manifest.load import Sources, merge_variables, read_sources, read_var_file
 from reconciler.manifest.variables import substitute
-from reconciler.manifest.yaml_loader import PathKey, SourceDocument
+from reconciler.manifest.yaml_loader import SourceDocument
 from reconciler.models.common import API_VERSION
 from reconciler.models.manifest import MANIFEST_TYPES
 from reconciler.models.project import Project
@@ -79,66 +79,47 @@ class Built:
 
 def build_documents(sources: Sequence[SourceDocument], variables: Mapping[str, str]) -> Built:
     built = Built()
-    out = built.diagnostics
     for source in sources:
-        if not isinstance(source.data, dict):
-            out.append(
-                error(
-                    "not-a-manifest",
-                    "a manifest document is a mapping with apiVersion, kind, metadata and spec",
-                    source.location(),
-                )
-            )
-            continue
-
-        substitution_problems: list[Diagnostic] = []
-
-        def report(
-            path: PathKey,
-            code: str,
-            message: str,
-            source: SourceDocument = source,
-            problems: list[Diagnostic] = substitution_problems,
-        ) -> None:
-            problems.append(error(code, message, source.location(path)))
-
-        resolved = source
-        if source.uses_variables:
-            resolved = dataclasses.replace(source, data=substitute(source.data, variables, report))
-        out.extend(substitution_problems)
-        kind = resolved.data.get("kind")
-        if kind is None:
-            hint = "" if "apiVersion" in resolved.data else f" (apiVersion: {API_VERSION})"
-            out.append(
-                error(
-                    "missing-field",
-                    f"missing required field 'kind'; not a reconciler manifest?{hint}",
-                    source.location(),
-                )
-            )
-            continue
-        model = MANIFEST_TYPES.get(kind) if isinstance(kind, str) else None
-        if model is None:
-            message = (
-                f"kind: unknown kind {kind!r}; expected one of {', '.join(MANIFEST_TYPES)}"
-                + did_you_mean(str(kind), MANIFEST_TYPES)
-            )
-            out.append(error("unknown-kind", message, source.location(("kind",))))
-            continue
-        try:
-            manifest = model.model_validate(resolved.data)
-        except ValidationError as exc:
-            # A value whose variable is undefined is reported once, as undefined.
-            already = {d.location for d in substitution_problems}
-            out.extend(
-                d for d in model_diagnostics(exc, resolved, model) if d.location not in already
-            )
-            metadata = resolved.data.get("metadata")
-            if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
-                built.invalid.add((kind, metadata["name"]))
-        else:
-            built.documents.append(Document(resolved, manifest))  # type: ignore[arg-type]
+        _build_one(source, variables, built)
     return built
+
+
+def _build_one(source: SourceDocument, variables: Mapping[str, str], built: Built) -> None:
+    """Substitute variables in one document and validate it against its kind's model."""
+    out = built.diagnostics
+    if not isinstance(source.data, dict):
+        message = "a manifest document is a mapping with apiVersion, kind, metadata and spec"
+        out.append(error("not-a-manifest", message, source.location()))
+        return
+    undefined: list[Diagnostic] = []
+    if source.uses_variables:
+        data, problems = substitute(source.data, variables)
+        source = dataclasses.replace(source, data=data)
+        undefined = [error(code, text, source.location(path)) for path, code, text in problems]
+        out.extend(undefined)
+    kind = source.data.get("kind")
+    if kind is None:
+        hint = "" if "apiVersion" in source.data else f" (apiVersion: {API_VERSION})"
+        message = f"missing required field 'kind'; not a reconciler manifest?{hint}"
+        out.append(error("missing-field", message, source.location()))
+        return
+    model = MANIFEST_TYPES.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        message = f"kind: unknown kind {kind!r}; expected one of {', '.join(MANIFEST_TYPES)}"
+        message += did_you_mean(str(kind), MANIFEST_TYPES)
+        out.append(error("unknown-kind", message, source.location(("kind",))))
+        return
+    try:
+        manifest = model.model_validate(source.data)
+    except ValidationError as exc:
+        # A value whose variable is undefined is reported once, as undefined.
+        reported = {d.location for d in undefined}
+        out.extend(d for d in model_diagnostics(exc, source, model) if d.location not in reported)
+        metadata = source.data.get("metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+            built.invalid.add((kind, metadata["name"]))
+    else:
+        built.documents.append(Document(source, manifest))  # type: ignore[arg-type]
 
 
 def _environments(project: Project, env: str | None) -> list[str | None]:
