@@ -235,3 +235,15 @@ def test_unknown_kind_suggests_the_closest(capsys, tmp_path):
     assert code == 1
     assert f"{manifest}:2:1: error: kind: unknown kind 'Queu'; expected one of" in out
     assert "did you mean 'Queue'?" in out
+
+
+def test_an_empty_spec_is_reported_at_its_key(capsys, tmp_path):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "apiVersion: reconciler.omnichannel/v1\nkind: Queue\nmetadata: {name: q}\nspec:\n"
+    )
+    code, out, _ = run(capsys, "validate", str(manifest))
+    assert code == 1
+    assert out.splitlines()[0] == (
+        f"{manifest}:4:1: error: missing required field 'spec' (only 'ensure: absent' may omit it)"
+    )

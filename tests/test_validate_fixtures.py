@@ -43,7 +43,7 @@ CASES = [
     ("unknown-kind.yaml",                         1,  2,   1, E, "unknown-kind",                 "unknown kind 'Queu'; expected one of Queue"),
     ("missing-kind.yaml",                         1,  1,   1, E, "missing-field",                "missing required field 'kind'"),
     ("wrong-api-version.yaml",                    1,  1,   1, E, "invalid-choice",               "apiVersion: must be 'reconciler.omnichannel/v1'"),
-    ("missing-spec.yaml",                         1,  9,   1, E, "missing-spec",                 "only 'ensure: absent' may omit it"),
+    ("missing-spec.yaml",                         1,  9,   1, E, "missing-field",                "only 'ensure: absent' may omit it"),
     ("invalid-name-uppercase.yaml",               1,  4,   3, E, "invalid-name",                 "metadata.name: must be 1-63 lowercase letters"),
     ("metadata-id-not-a-guid.yaml",               1,  5,   3, E, "invalid-id",                   "metadata.id: must be a GUID"),
     # fields: keys, types, lengths and options

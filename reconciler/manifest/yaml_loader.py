@@ -126,6 +126,13 @@ def _position(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+def _offset_location(file: str, content: str | bytes, offset: int) -> Location:
+    """The 1-based line and column of a character (or byte) offset in ``content``."""
+    newline: Any = "\n" if isinstance(content, str) else b"\n"
+    line_start = content.rfind(newline, 0, offset) + 1
+    return Location(file, content.count(newline, 0, offset) + 1, offset - line_start + 1)
+
+
 _EXPLICIT_FORMS = {
     _TAG + "null": _NULL_RE,
     _TAG + "bool": _BOOL_RE,
@@ -265,9 +272,8 @@ def _yaml_error_location(exc: yaml.YAMLError, file: str, text: str) -> Location:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
         return Location(file, mark.line + 1, mark.column + 1)
-    offset = getattr(exc, "position", None) or 0  # a character offset (reader errors)
-    line_start = text.rfind("\n", 0, offset) + 1
-    return Location(file, text.count("\n", 0, offset) + 1, offset - line_start + 1)
+    # Reader errors carry a character offset instead of a mark.
+    return _offset_location(file, text, getattr(exc, "position", None) or 0)
 
 
 def _yaml_error_message(exc: yaml.YAMLError) -> str:
@@ -327,8 +333,6 @@ def load_file(path: str) -> LoadResult:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         message = f"file is not UTF-8 text (invalid byte 0x{raw[exc.start]:02x})"
-        return LoadResult([], [error("not-utf8", message, Location(path, line, column))])
+        return LoadResult([], [error("not-utf8", message, _offset_location(path, raw, exc.start))])
     return load_text(text, path)

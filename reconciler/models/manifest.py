@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
@@ -26,7 +26,10 @@ _SPEC_REQUIRED_UNLESS_ABSENT: JsonDict = {
 
 class _Manifest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra=_SPEC_REQUIRED_UNLESS_ABSENT
+        extra="forbid",
+        frozen=True,
+        validate_default=True,  # so a left-out spec reaches the check below
+        json_schema_extra=_SPEC_REQUIRED_UNLESS_ABSENT,
     )
 
     KIND: ClassVar[str]
@@ -34,13 +37,17 @@ class _Manifest(BaseModel):
     metadata: Metadata
     spec: Any = None
 
-    @model_validator(mode="after")
-    def _spec_unless_absent(self) -> _Manifest:
-        if self.spec is None and self.metadata.ensure is Ensure.PRESENT:
+    @field_validator("spec")
+    @classmethod
+    def _spec_unless_absent(cls, spec: Any, info: ValidationInfo) -> Any:
+        metadata = info.data.get("metadata")
+        if spec is None and isinstance(metadata, Metadata) and metadata.ensure is Ensure.PRESENT:
             raise PydanticCustomError(
-                "missing-spec", "missing required field 'spec' (only 'ensure: absent' may omit it)"
+                "missing",
+                "missing required field 'spec' ({hint})",
+                {"hint": "only 'ensure: absent' may omit it"},
             )
-        return self
+        return spec
 
     @property
     def name(self) -> str:

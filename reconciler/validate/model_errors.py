@@ -108,7 +108,8 @@ def _message(err: Any, name: str, value: Any) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "missing":
-        return f"missing required field '{name}'"
+        hint = f" ({ctx['hint']})" if "hint" in ctx else ""
+        return f"missing required field '{name}'{hint}"
     if kind == "extra_forbidden":
         return f"unknown field '{name}'"
     if kind in ("literal_error", "enum"):
@@ -143,18 +144,15 @@ def model_diagnostics(
         path, value = _data_path(source.data, loc)
         kind = err["type"]
         name = str(loc[-1]) if loc else ""
-        where = path
         message = _message(err, name, value)
-        if kind == "missing-spec" and isinstance(source.data, dict) and "spec" in source.data:
-            where = path = ("spec",)
-            message = "is empty (only 'ensure: absent' may leave out the spec)"
+        shown = format_path(path)
         if kind == "extra_forbidden":
-            parent = path[:-1]
-            message += did_you_mean(name, _known_keys(model, parent), cutoff=0.75)
-            shown = format_path(parent)
-        else:
-            shown = format_path(path)
+            message += did_you_mean(name, _known_keys(model, path[:-1]), cutoff=0.75)
+            shown = format_path(path[:-1])
+        elif kind == "missing" and path[-1:] == (name,):
+            # The key is written but empty (``spec:``): point at it, name it once.
+            shown = format_path(path[:-1])
         code = _CODES.get(kind, kind if "-" in kind else "invalid-value")
         text = f"{shown}: {message}" if shown else message
-        out.append(error(code, text, source.location(where)))
+        out.append(error(code, text, source.location(path)))
     return out

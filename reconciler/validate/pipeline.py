@@ -42,7 +42,6 @@ class Report:
     documents: list[Document]
     diagnostics: list[Diagnostic]
     files: list[str]
-    environments: list[str | None]
     document_count: int
     """Documents read from the files (valid or not)."""
 
@@ -167,6 +166,5 @@ def validate(options: Options) -> Report:
         documents,
         sorted_unique(diagnostics),
         sources.files,
-        environments,
         len(sources.documents),
     )
