@@ -1,0 +1,435 @@
+"""The Web API operations of the emulated org, independent of HTTP plumbing.
+
+``Service.handle`` takes one request (a whole HTTP request, or one part of a ``$batch``) and
+returns a response or raises ``EmulatorError``. Each call is one SQLite transaction.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import random
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from reconciler.emulator import seed
+from reconciler.emulator.faults import (
+    DUPLICATE_RECORD,
+    INVALID_ARGUMENT,
+    PAYLOAD_ERROR,
+    QUERY_ERROR,
+    RESTRICTED_DELETE,
+    VERSION_MISMATCH,
+    EmulatorError,
+    bad_request,
+    not_found,
+)
+from reconciler.emulator.metadata import (
+    BY_ENTITY_SET,
+    FB_APPLICATION,
+    FB_PAGE,
+    GBM_PARTNER,
+    TABLES,
+    OnDelete,
+    Table,
+)
+from reconciler.emulator.odata import (
+    PageCursor,
+    compile_filter,
+    compile_orderby,
+    parse_select,
+    query_error,
+)
+from reconciler.emulator.records import check_write, etag, new_row, normalise_guid, shape
+from reconciler.emulator.store import Row, Store
+
+API_PREFIX = "/api/data/v9.2/"
+MAX_PAGE_SIZE = 5000
+_SEGMENT = re.compile(r"^(?P<name>[A-Za-z_$][A-Za-z0-9_.$]*)(?:\((?P<key>[^)]*)\))?$")
+_SUPPORTED_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$skiptoken", "$count"}
+_MAX_PAGE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)")
+CALLBACK_HOST = "https://oc-emulator.invalid"  # .invalid: never resolvable, never a real endpoint
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # after API_PREFIX, without the query string
+    query: str  # the raw query string
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    base_url: str  # scheme://host/api/data/v9.2/
+
+    def json(self) -> Any:
+        if not self.body.strip():
+            raise bad_request(PAYLOAD_ERROR, "The request body is empty.")
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            raise bad_request(PAYLOAD_ERROR, "The request body is not valid JSON.") from None
+
+    def prefers(self, token: str) -> bool:
+        return token in self.headers.get("prefer", "")
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None  # JSON-serialisable, or None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Service:
+    def __init__(self, store: Store, rng: random.Random) -> None:
+        self.store = store
+        self.rng = rng
+        if store.is_new:
+            with store.transaction():
+                seed.populate(store, self._new_id)
+
+    def _new_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    # -- dispatch ------------------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        match = _SEGMENT.match(unquote(request.path))
+        if match is None:
+            raise EmulatorError(
+                404, QUERY_ERROR, f"Resource not found for the segment '{request.path}'."
+            )
+        name, key = match["name"], match["key"]
+        if name == "WhoAmI" and request.method == "GET" and key in (None, ""):
+            return self.who_am_i(request)
+        table = BY_ENTITY_SET.get(name)
+        if table is None:
+            raise EmulatorError(404, QUERY_ERROR, f"Resource not found for the segment '{name}'.")
+        if key is None:
+            if request.method == "GET":
+                return self.list(table, request)
+            if request.method == "POST":
+                return self.create(table, request)
+            raise EmulatorError(
+                405, INVALID_ARGUMENT, f"{request.method} is not allowed on {name}."
+            )
+        record_id = normalise_guid(key)
+        if record_id is None:
+            raise bad_request(
+                QUERY_ERROR,
+                f"'{key}' is not a valid key for {name}: use the record's GUID "
+                "(no alternate keys are defined).",
+            )
+        with self.store.transaction():
+            if request.method == "GET":
+                return self.get(table, record_id, request)
+            if request.method == "PATCH":
+                return self.patch(table, record_id, request)
+            if request.method == "DELETE":
+                return self.delete(table, record_id, request)
+        raise EmulatorError(405, INVALID_ARGUMENT, f"{request.method} is not allowed on a record.")
+
+    # -- reads ---------------------------------------------------------------------------
+    def who_am_i(self, request: Request) -> Response:
+        return Response(
+            200,
+            {
+                "@odata.context": (
+                    f"{request.base_url}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse"
+                ),
+                "BusinessUnitId": self.store.meta("businessunitid"),
+                "UserId": self.store.meta("userid"),
+                "OrganizationId": self.store.meta("organizationid"),
+            },
+        )
+
+    def get(self, table: Table, record_id: str, request: Request) -> Response:
+        options = _options(request.query)
+        unsupported = set(options) - {"$select"}
+        if unsupported:
+            raise query_error(f"The query option {sorted(unsupported)[0]} is not supported here.")
+        row = self._existing(table, record_id)
+        select = (
+            parse_select(options["$select"], table.by_read_name, table.logical_name)
+            if "$select" in options
+            else None
+        )
+        if request.headers.get("if-none-match") == etag(row):
+            return Response(304)
+        body = {"@odata.context": f"{request.base_url}$metadata#{table.entity_set}/$entity"}
+        body.update(shape(table, row, select))
+        return Response(200, body, {"ETag": etag(row)})
+
+    def list(self, table: Table, request: Request) -> Response:
+        options = _options(request.query)
+        if "$skip" in options:
+            raise query_error(
+                "The query parameter $skip is not supported; page with Prefer: "
+                "odata.maxpagesize and follow @odata.nextLink."
+            )
+        unsupported = set(options) - _SUPPORTED_OPTIONS
+        if unsupported:
+            raise query_error(f"The query option {sorted(unsupported)[0]} is not supported.")
+        resolve, type_name = table.by_read_name, table.logical_name
+        select = (
+            parse_select(options["$select"], resolve, type_name) if "$select" in options else None
+        )
+        where = (
+            compile_filter(options["$filter"], resolve, type_name) if "$filter" in options else None
+        )
+        order = (
+            compile_orderby(options["$orderby"], resolve, type_name)
+            if "$orderby" in options
+            else []
+        )
+        top = _top(options.get("$top"))
+        page_size = _page_size(request.headers.get("prefer", ""))
+        cursor = (
+            PageCursor.decode(options["$skiptoken"]) if "$skiptoken" in options else PageCursor()
+        )
+        limit = top if top is not None else page_size
+        rows = self.store.select(
+            table,
+            where=where.where if where else "",
+            params=where.params if where else (),
+            order=order,
+            limit=limit + 1,
+            offset=cursor.offset if order else 0,
+            after=None if order else cursor.after,
+        )
+        more = top is None and len(rows) > limit
+        rows = rows[:limit]
+        body: dict[str, Any] = {"@odata.context": f"{request.base_url}$metadata#{table.entity_set}"}
+        if options.get("$count") == "true":
+            body["@odata.count"] = len(
+                self.store.select(
+                    table, where=where.where if where else "", params=where.params if where else ()
+                )
+            )
+        body["value"] = [shape(table, row, select) for row in rows]
+        headers = {}
+        if _MAX_PAGE.search(request.headers.get("prefer", "")):
+            headers["Preference-Applied"] = f"odata.maxpagesize={page_size}"
+        if more:
+            following = (
+                PageCursor(offset=cursor.offset + limit)
+                if order
+                else PageCursor(after=str(rows[-1][table.primary_key]))
+            )
+            kept = [p for p in request.query.split("&") if p and not _is_skiptoken(p)]
+            kept.append(f"$skiptoken={following.encode()}")
+            body["@odata.nextLink"] = f"{request.base_url}{table.entity_set}?{'&'.join(kept)}"
+        return Response(200, body, headers)
+
+    # -- writes --------------------------------------------------------------------------
+    def create(self, table: Table, request: Request) -> Response:
+        body = request.json()
+        with self.store.transaction():
+            given = body.get(table.primary_key) if isinstance(body, dict) else None
+            record_id = normalise_guid(given) if isinstance(given, str) else None
+            if given is not None and record_id is None:
+                raise bad_request(
+                    PAYLOAD_ERROR, f"The value of '{table.primary_key}' is not a valid GUID."
+                )
+            record_id = record_id or self._new_id()
+            if self.store.exists(table, record_id):
+                raise _duplicate(table)
+            row = self._insert(table, record_id, body)
+        return self._written(table, row, request, created=True)
+
+    def patch(self, table: Table, record_id: str, request: Request) -> Response:
+        body = request.json()
+        existing = self.store.get(table, record_id)
+        if_match = request.headers.get("if-match")
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match == "*" and existing is not None:
+            raise _duplicate(table)
+        if if_match is not None:
+            if existing is None:
+                raise not_found(table.logical_name, record_id)
+            if if_match != "*" and if_match != etag(existing):
+                raise _stale()
+        if existing is None:
+            row = self._insert(table, record_id, body)
+            return self._written(table, row, request, created=True)
+        write = check_write(table, body, record_id=record_id, existing=existing)
+        self._check_binds(write.binds)
+        changes = dict(write.values)
+        changes["versionnumber"] = self.store.next_version()
+        changes["modifiedon"] = _now()
+        self.store.update(table, record_id, changes)
+        row = {**existing, **changes}
+        self._after_save(table, row)
+        return self._written(table, row, request, created=False)
+
+    def delete(self, table: Table, record_id: str, request: Request) -> Response:
+        row = self._existing(table, record_id)
+        if_match = request.headers.get("if-match")
+        if if_match not in (None, "*") and if_match != etag(row):
+            raise _stale()
+        if seed.is_system(self.store, table, record_id):
+            raise bad_request(
+                INVALID_ARGUMENT,
+                f"This {table.logical_name} record is owned by the system and cannot be deleted.",
+            )
+        self._delete(table, record_id)
+        return Response(204)
+
+    def _delete(self, table: Table, record_id: str) -> None:
+        for other in TABLES.values():
+            for column in other.lookups():
+                if column.target != table.logical_name:
+                    continue
+                children = self.store.referencing(other, column, record_id)
+                if not children:
+                    continue
+                if column.on_delete is OnDelete.RESTRICT:
+                    raise bad_request(
+                        RESTRICTED_DELETE,
+                        f"The {table.logical_name} record cannot be deleted because it is "
+                        f"referenced by {len(children)} {other.logical_name} record(s) "
+                        f"through '{column.name}'.",
+                    )
+                for child in children:
+                    if column.on_delete is OnDelete.CASCADE:
+                        self._delete(other, child)
+                    else:
+                        self.store.update(
+                            other,
+                            child,
+                            {column.name: None, "versionnumber": self.store.next_version()},
+                        )
+        self.store.delete(table, record_id)
+
+    def _insert(self, table: Table, record_id: str, body: Any) -> Row:
+        write = check_write(table, body, record_id=record_id, existing=None)
+        self._check_binds(write.binds)
+        now = _now()
+        row = new_row(table, record_id, write.values)
+        row.update(versionnumber=self.store.next_version(), createdon=now, modifiedon=now)
+        self.store.insert(table, row)
+        self._after_save(table, row)
+        return row
+
+    def _check_binds(self, binds: Mapping[str, tuple[Table, str]]) -> None:
+        for target, target_id in binds.values():
+            if not self.store.exists(target, target_id):
+                raise not_found(target.logical_name, target_id)
+
+    def _existing(self, table: Table, record_id: str) -> Row:
+        row = self.store.get(table, record_id)
+        if row is None:
+            raise not_found(table.logical_name, record_id)
+        return row
+
+    def _written(self, table: Table, row: Row, request: Request, *, created: bool) -> Response:
+        entity_url = f"{request.base_url}{table.entity_set}({row[table.primary_key]})"
+        headers = {"OData-EntityId": entity_url}
+        if created:
+            headers["Location"] = entity_url
+        if not request.prefers("return=representation"):
+            return Response(204, None, headers)
+        options = _options(request.query)
+        select = (
+            parse_select(options["$select"], table.by_read_name, table.logical_name)
+            if "$select" in options
+            else None
+        )
+        fresh = self._existing(table, str(row[table.primary_key]))
+        body = {"@odata.context": f"{request.base_url}$metadata#{table.entity_set}/$entity"}
+        body.update(shape(table, fresh, select))
+        headers.update({"Preference-Applied": "return=representation", "ETag": etag(fresh)})
+        return Response(201 if created else 200, body, headers)
+
+    # -- server-side behaviour -----------------------------------------------------------
+    def _after_save(self, table: Table, row: Row) -> None:
+        """Outputs the service generates on save (docs/domain.md §1-§2)."""
+        if table.logical_name == FB_PAGE and row.get("msdyn_ocfbapplicationid"):
+            self._facebook_webhook(str(row["msdyn_ocfbapplicationid"]))
+        elif table.logical_name == FB_APPLICATION:
+            self._facebook_webhook(str(row[table.primary_key]))
+        elif table.logical_name == GBM_PARTNER and not row.get(
+            "msdyn_googlebusinessmessagescallbackurl"
+        ):
+            record_id = str(row[table.primary_key])
+            url = f"{CALLBACK_HOST}/googlebusinessmessages/{record_id}/webhook"
+            self.store.update(table, record_id, {"msdyn_googlebusinessmessagescallbackurl": url})
+            row["msdyn_googlebusinessmessagescallbackurl"] = url
+
+    def _facebook_webhook(self, application_id: str) -> None:
+        """Give the app its callback URL and verify token once it has a page of its own.
+
+        A page whose page ID another page already uses is a reused page: it gets nothing.
+        """
+        applications, pages = TABLES[FB_APPLICATION], TABLES[FB_PAGE]
+        application = self.store.get(applications, application_id)
+        if application is None or application.get("msdyn_fbcallbackuri"):
+            return
+        own = self.store.select(
+            pages, where='"msdyn_ocfbapplicationid" = ?', params=(application_id,)
+        )
+        for page in own:
+            page_id = page.get("msdyn_fbpageid")
+            users = self.store.select(pages, where='"msdyn_fbpageid" = ?', params=(page_id,))
+            if page_id and len(users) == 1:
+                self.store.update(
+                    applications,
+                    application_id,
+                    {
+                        "msdyn_fbcallbackuri": f"{CALLBACK_HOST}/facebook/{application_id}/webhook",
+                        "msdyn_fbverifytoken": f"{self.rng.getrandbits(128):032x}",
+                        "versionnumber": self.store.next_version(),
+                    },
+                )
+                return
+
+
+def _duplicate(table: Table) -> EmulatorError:
+    return EmulatorError(
+        412,
+        DUPLICATE_RECORD,
+        f"A record with matching key values already exists in {table.logical_name}.",
+    )
+
+
+def _stale() -> EmulatorError:
+    return EmulatorError(
+        412,
+        VERSION_MISMATCH,
+        "The version of the existing record doesn't match the RowVersion property provided.",
+    )
+
+
+def _is_skiptoken(part: str) -> bool:
+    return part.split("=", 1)[0].replace("%24", "$") == "$skiptoken"
+
+
+def _options(query: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in options:
+            raise query_error(f"The query option {name} is given more than once.")
+        if not name.startswith("$"):
+            raise query_error(f"The query parameter '{name}' is not supported.")
+        options[name] = value
+    return options
+
+
+def _top(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise query_error(f"The value '{text}' of $top is not a non-negative integer.")
+    return int(text)
+
+
+def _page_size(prefer: str) -> int:
+    match = _MAX_PAGE.search(prefer)
+    size = int(match.group(1)) if match else MAX_PAGE_SIZE
+    return max(1, min(size, MAX_PAGE_SIZE))

@@ -1,0 +1,208 @@
+"""The emulated org's state: one SQLite table per Dataverse table, in a file or in memory.
+
+Rows are plain dicts keyed by column name. Booleans are stored as 0/1 and text columns use
+``COLLATE NOCASE`` because Dataverse compares strings without regard to case. Every write
+bumps a global version counter, which backs ``versionnumber`` and so the ETag.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from reconciler.emulator.metadata import TABLES, Column, Table, Type
+
+_SQL_TYPES = {
+    Type.STRING: "TEXT COLLATE NOCASE",
+    Type.MEMO: "TEXT COLLATE NOCASE",
+    Type.INT: "INTEGER",
+    Type.BOOL: "INTEGER",
+    Type.GUID: "TEXT",
+    Type.DATETIME: "TEXT",
+    Type.CHOICE: "INTEGER",
+    Type.CHOICES: "TEXT",
+    Type.LOOKUP: "TEXT",
+}
+
+Row = dict[str, Any]
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+class Store:
+    """SQLite-backed rows. One connection, serialised by a lock; WAL when on a file."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        self._depth = 0
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._create_schema()
+        self.is_new = self.meta("version") is None
+        if self.is_new:
+            self.set_meta("version", "0")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- schema and metadata -------------------------------------------------------------
+    def _create_schema(self) -> None:
+        with self.transaction():
+            self._db.execute("CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT)")
+            for table in TABLES.values():
+                columns = ", ".join(
+                    f"{_q(c.name)} {_SQL_TYPES[c.type]}"
+                    + (" PRIMARY KEY" if c.name == table.primary_key else "")
+                    for c in table.columns.values()
+                )
+                self._db.execute(f"CREATE TABLE IF NOT EXISTS {_q(table.logical_name)} ({columns})")
+                for lookup in table.lookups():
+                    index = f"ix_{table.logical_name}_{lookup.name}"
+                    self._db.execute(
+                        f"CREATE INDEX IF NOT EXISTS {_q(index)} "
+                        f"ON {_q(table.logical_name)} ({_q(lookup.name)})"
+                    )
+
+    def meta(self, key: str) -> str | None:
+        found = self._db.execute("SELECT value FROM _meta WHERE key = ?", (key,)).fetchone()
+        return None if found is None else str(found[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO _meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def next_version(self) -> int:
+        version = int(self.meta("version") or "0") + 1
+        self.set_meta("version", str(version))
+        return version
+
+    # -- transactions --------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing; nests as savepoints (a $batch change set inside a request)."""
+        with self._lock:
+            name = f"sp{self._depth}"
+            self._db.execute("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._db.execute("ROLLBACK")
+                else:
+                    self._db.execute(f"ROLLBACK TO {name}")
+                    self._db.execute(f"RELEASE {name}")
+                raise
+            self._depth -= 1
+            self._db.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
+
+    # -- rows ----------------------------------------------------------------------------
+    def _decode(self, table: Table, names: Sequence[str], values: Sequence[Any]) -> Row:
+        row: Row = {}
+        for name, value in zip(names, values, strict=True):
+            if value is not None and table.columns[name].type is Type.BOOL:
+                value = bool(value)
+            row[name] = value
+        return row
+
+    def get(self, table: Table, record_id: str) -> Row | None:
+        cursor = self._db.execute(
+            f"SELECT * FROM {_q(table.logical_name)} WHERE {_q(table.primary_key)} = ?",
+            (record_id,),
+        )
+        found = cursor.fetchone()
+        if found is None:
+            return None
+        return self._decode(table, [d[0] for d in cursor.description], found)
+
+    def insert(self, table: Table, row: Mapping[str, Any]) -> None:
+        names = list(row)
+        self._db.execute(
+            f"INSERT INTO {_q(table.logical_name)} ({', '.join(map(_q, names))}) "
+            f"VALUES ({', '.join('?' for _ in names)})",
+            [_encode(v) for v in row.values()],
+        )
+
+    def update(self, table: Table, record_id: str, changes: Mapping[str, Any]) -> None:
+        assignments = ", ".join(f"{_q(name)} = ?" for name in changes)
+        self._db.execute(
+            f"UPDATE {_q(table.logical_name)} SET {assignments} WHERE {_q(table.primary_key)} = ?",
+            [*(_encode(v) for v in changes.values()), record_id],
+        )
+
+    def delete(self, table: Table, record_id: str) -> None:
+        self._db.execute(
+            f"DELETE FROM {_q(table.logical_name)} WHERE {_q(table.primary_key)} = ?",
+            (record_id,),
+        )
+
+    def exists(self, table: Table, record_id: str) -> bool:
+        found = self._db.execute(
+            f"SELECT 1 FROM {_q(table.logical_name)} WHERE {_q(table.primary_key)} = ?",
+            (record_id,),
+        ).fetchone()
+        return found is not None
+
+    def referencing(self, table: Table, column: Column, record_id: str) -> list[str]:
+        """Ids of rows in ``table`` whose lookup ``column`` points at ``record_id``."""
+        cursor = self._db.execute(
+            f"SELECT {_q(table.primary_key)} FROM {_q(table.logical_name)} "
+            f"WHERE {_q(column.name)} = ?",
+            (record_id,),
+        )
+        return [str(r[0]) for r in cursor.fetchall()]
+
+    def select(
+        self,
+        table: Table,
+        *,
+        where: str = "",
+        params: Sequence[Any] = (),
+        order: Sequence[tuple[Column, bool]] = (),
+        limit: int | None = None,
+        offset: int = 0,
+        after: str | None = None,
+    ) -> list[Row]:
+        """Rows matching a compiled filter, in order; ``after`` pages by primary key."""
+        clauses = [f"({where})"] if where else []
+        values = list(params)
+        if after is not None:
+            clauses.append(f"{_q(table.primary_key)} > ?")
+            values.append(after)
+        sql = f"SELECT * FROM {_q(table.logical_name)}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        ordering = [f"{_q(c.name)} {'DESC' if desc else 'ASC'}" for c, desc in order]
+        sql += " ORDER BY " + ", ".join([*ordering, _q(table.primary_key)])
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            values += [limit, offset]
+        cursor = self._db.execute(sql, values)
+        names = [d[0] for d in cursor.description]
+        return [self._decode(table, names, r) for r in cursor.fetchall()]
+
+    def count(self, table: Table) -> int:
+        found = self._db.execute(f"SELECT COUNT(*) FROM {_q(table.logical_name)}").fetchone()
+        return int(found[0])
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    return value
