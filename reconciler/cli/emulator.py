@@ -1,0 +1,73 @@
+"""``reconciler emulator serve``: a local Dataverse stand-in over HTTP (spec §6)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reconciler.errors import UsageError
+
+DEFAULT_DB = ".reconciler/local.db"
+DEFAULT_PORT = 8123
+
+
+def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    group = commands.add_parser("emulator", help="run the local Dataverse emulator")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    serve = actions.add_parser(
+        "serve", parents=[parent], help="serve the emulator over HTTP on 127.0.0.1"
+    )
+    serve.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=f"default: {DEFAULT_DB}")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        metavar="N",
+        help=f"default {DEFAULT_PORT}; 0 = any",
+    )
+    serve.add_argument("--token", metavar="T", help="accept only 'Authorization: Bearer T'")
+    serve.add_argument("--latency-ms", type=float, default=0.0, metavar="MS")
+    serve.add_argument(
+        "--fault-rate", type=float, default=0.0, metavar="P", help="answer P of requests 429/503"
+    )
+    serve.add_argument("--seed", type=int, metavar="N", help="make faults and ids reproducible")
+    limits = serve.add_argument_group("service-protection limits (default: Dataverse's)")
+    limits.add_argument("--max-requests", type=int, default=6000, metavar="N")
+    limits.add_argument("--max-concurrent", type=int, default=52, metavar="N")
+    limits.add_argument("--window-seconds", type=float, default=300.0, metavar="S")
+    serve.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from reconciler.emulator import EmulatorConfig
+    from reconciler.emulator.server import serve
+
+    if not 0.0 <= args.fault_rate < 1.0:
+        raise UsageError("--fault-rate must be at least 0 and below 1")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    if args.latency_ms < 0 or args.max_requests < 1 or args.max_concurrent < 1:
+        raise UsageError("--latency-ms must be >= 0; --max-requests and --max-concurrent >= 1")
+    config = EmulatorConfig(
+        token=args.token,
+        latency_ms=args.latency_ms,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+        max_requests=args.max_requests,
+        max_concurrent=args.max_concurrent,
+        window_seconds=args.window_seconds,
+    )
+
+    def announce(url: str) -> None:
+        sys.stdout.write(
+            f"Dataverse emulator listening on {url} (database {args.db})\n"
+            f"Use --target {url}; press Ctrl-C to stop.\n"
+        )
+        sys.stdout.flush()
+
+    try:
+        serve(args.db, args.port, config, announce)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    sys.stdout.write("Emulator stopped.\n")
+    return 0
