@@ -1,0 +1,242 @@
+"""Bearer tokens for the Dataverse Web API.
+
+A ``TokenProvider`` hands out the token for the ``Authorization`` header. ``StaticToken`` holds
+one given token (``DATAVERSE_TOKEN``, or the emulator's ``--token``); ``ClientCredentials`` gets
+tokens from Microsoft Entra ID with the OAuth2 client-credentials grant and caches them until
+shortly before they expire. Tokens and secrets stay out of every repr, message and log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+import httpx
+
+from reconciler.dataverse.errors import AuthError, describe_foreign_body
+
+__all__ = [
+    "ClientCredentials",
+    "Invalidatable",
+    "StaticToken",
+    "TokenProvider",
+    "auth_from_environment",
+]
+
+log = logging.getLogger("reconciler.dataverse")
+
+DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+_TOKEN_ENDPOINT_RETRYABLE = frozenset({429, 500, 502, 503, 504})
+_DESCRIPTION = 300
+
+
+class TokenProvider(Protocol):
+    """Something that hands out bearer tokens."""
+
+    async def token(self) -> str: ...
+
+
+@runtime_checkable
+class Invalidatable(Protocol):
+    """A provider whose cached token can be dropped (after Dataverse answered 401)."""
+
+    def invalidate(self) -> None: ...
+
+
+class StaticToken:
+    """A fixed bearer token."""
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise AuthError("the bearer token is empty")
+        self._token = token
+
+    async def token(self) -> str:
+        return self._token
+
+    def __repr__(self) -> str:
+        return "StaticToken(<redacted>)"
+
+
+class ClientCredentials:
+    """OAuth2 client-credentials tokens from Microsoft Entra ID (Azure AD), cached.
+
+    The token is fetched on first use and again once it is within ``refresh_margin`` seconds of
+    expiring (or after :meth:`invalidate`); concurrent callers wait for one shared fetch.
+    ``transport`` and ``clock`` are seams for tests.
+    """
+
+    def __init__(
+        self,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        scope: str,
+        *,
+        authority: str = DEFAULT_AUTHORITY,
+        transport: httpx.AsyncBaseTransport | None = None,
+        refresh_margin: float = 300,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not (tenant_id and client_id and client_secret):
+            raise AuthError("client credentials need a tenant id, a client id and a client secret")
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.scope = scope
+        self.authority = authority.rstrip("/")
+        self.refresh_margin = refresh_margin
+        self._transport = transport
+        self._timeout = timeout
+        self._clock = clock
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.authority}/{self.tenant_id}/oauth2/v2.0/token"
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientCredentials(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, "
+            f"scope={self.scope!r}, authority={self.authority!r}, client_secret=<redacted>)"
+        )
+
+    def invalidate(self) -> None:
+        """Forget the cached token, so the next :meth:`token` fetches a new one."""
+        self._token = None
+
+    def _fresh(self) -> str | None:
+        if self._token is not None and self._clock() < self._refresh_at:
+            return self._token
+        return None
+
+    async def token(self) -> str:
+        token = self._fresh()
+        if token is not None:
+            return token
+        async with self._lock:
+            token = self._fresh()  # another caller may have refreshed while we waited
+            if token is None:
+                token = await self._fetch()
+            return token
+
+    async def _fetch(self) -> str:
+        path = urlsplit(self.token_url).path
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self._client_secret,
+            "scope": self.scope,
+        }
+        requested_at = self._clock()
+        self.fetches += 1
+        failure: str | None = None
+        try:
+            async with httpx.AsyncClient(transport=self._transport, timeout=self._timeout) as http:
+                response = await http.post(
+                    self.token_url, data=form, headers={"Accept": "application/json"}
+                )
+        except httpx.HTTPError as exc:
+            failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if failure is not None:
+            # Raised outside the except block: the httpx error holds the request and its form.
+            raise AuthError(
+                f"cannot reach the token endpoint {self.authority} ({failure})",
+                method="POST",
+                url=path,
+                retryable=True,
+            )
+        log.debug("POST %s -> %s (token endpoint)", path, response.status_code)
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            body = None
+        if response.status_code != 200:
+            raise AuthError(
+                self._refusal(response, body),
+                method="POST",
+                url=path,
+                retryable=response.status_code in _TOKEN_ENDPOINT_RETRYABLE,
+            )
+        access_token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(access_token, str) or not access_token:
+            raise AuthError(
+                "the token endpoint answered 200 without an access_token",
+                method="POST",
+                url=path,
+            )
+        try:
+            lifetime = float(body.get("expires_in", 3600)) if isinstance(body, dict) else 3600.0
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        margin = min(self.refresh_margin, lifetime / 2)
+        self._token = access_token
+        self._refresh_at = requested_at + lifetime - margin
+        return access_token
+
+    def _refusal(self, response: httpx.Response, body: object) -> str:
+        status = f"HTTP {response.status_code}"
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            code = body["error"]
+            description = body.get("error_description")
+            text = f"the token endpoint refused the client credentials: {status} {code}"
+            if isinstance(description, str) and description.strip():
+                first = description.strip().splitlines()[0]
+                if len(first) > _DESCRIPTION:
+                    first = first[: _DESCRIPTION - 1] + "…"
+                text = f"{text}: {first}"
+        else:
+            content_type = response.headers.get("content-type", "")
+            text = (
+                f"the token endpoint answered {status} "
+                f"({describe_foreign_body(content_type, response.text)})"
+            )
+        return text.replace(self._client_secret, "<redacted>")
+
+
+def auth_from_environment(org_url: str, env: Mapping[str, str]) -> TokenProvider:
+    """The token provider the environment configures for the org at ``org_url``.
+
+    ``DATAVERSE_TOKEN`` wins; else ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID`` and
+    ``AZURE_CLIENT_SECRET`` give client credentials for the scope ``https://<org host>/.default``
+    (``AZURE_AUTHORITY_HOST`` overrides the authority, as in the Azure SDKs).
+    """
+    token = env.get("DATAVERSE_TOKEN", "").strip()
+    if token:
+        return StaticToken(token)
+    names = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+    present = {name: env.get(name, "").strip() for name in names}
+    missing = [name for name in names if not present[name]]
+    if not missing:
+        parts = urlsplit(org_url)
+        if not parts.scheme or not parts.hostname:
+            raise AuthError(f"cannot derive a token scope from {org_url!r}: expected https://HOST")
+        authority = env.get("AZURE_AUTHORITY_HOST", "").strip() or DEFAULT_AUTHORITY
+        if "://" not in authority:
+            authority = f"https://{authority}"
+        return ClientCredentials(
+            present["AZURE_TENANT_ID"],
+            present["AZURE_CLIENT_ID"],
+            present["AZURE_CLIENT_SECRET"],
+            f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/.default",
+            authority=authority,
+        )
+    if len(missing) < len(names):
+        raise AuthError(
+            f"incomplete client credentials for {org_url}: set {', '.join(missing)} as well "
+            "(or set DATAVERSE_TOKEN)"
+        )
+    raise AuthError(
+        f"no credentials for {org_url}: set DATAVERSE_TOKEN to a bearer token, or "
+        "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for an app registration "
+        "that has a Dataverse application user"
+    )

@@ -1,0 +1,480 @@
+"""An async client for the Dataverse Web API (real orgs and the emulator alike).
+
+One ``httpx.AsyncClient`` per ``DataverseClient``; the transport is the seam (a real socket, the
+emulator's ASGI app, or ``httpx.MockTransport`` in tests). Every request carries the OData headers
+and a bearer token, is retried under the ``RetryPolicy``, and is counted in ``stats``. Debug log
+lines (logger ``reconciler.dataverse``) name the method, path, status, time and attempt only.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, overload
+from urllib.parse import quote
+
+import httpx
+
+from reconciler import __version__
+from reconciler.dataverse.auth import Invalidatable, TokenProvider
+from reconciler.dataverse.batch import (
+    BatchRequest,
+    BatchResponse,
+    ChangeSet,
+    encode_batch,
+    parse_batch_response,
+)
+from reconciler.dataverse.errors import (
+    DataverseError,
+    ProtocolError,
+    TransportError,
+    Unauthorized,
+    error_from_response,
+)
+from reconciler.dataverse.retry import RetryPolicy
+
+__all__ = ["MAX_PAGE_SIZE", "DataverseClient", "RequestStats", "WhoAmI"]
+
+log = logging.getLogger("reconciler.dataverse")
+
+MAX_PAGE_SIZE = 5000
+Row = dict[str, Any]
+Rows = list[Row]
+_ENTITY_ID = re.compile(r"\(([^()]*)\)\s*$")
+_QUERY_SAFE = "$,()/:@"  # readable in logs; spaces, quotes, & + = # % stay encoded
+# Failures of our own making, not of the network: not worth a retry.
+_FINAL_TRANSPORT_ERRORS = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+
+class RequestStats:
+    """Counts of the HTTP requests actually sent, retries included, per method and table."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self.retries = 0
+
+    def record(self, method: str, table: str) -> None:
+        self._counts[(method, table)] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self._counts.values())
+
+    def by_method(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for (method, _), n in self._counts.items():
+            counts[method] += n
+        return dict(counts)
+
+    def by_table(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for (_, table), n in self._counts.items():
+            counts[table] += n
+        return dict(counts)
+
+    def snapshot(self) -> dict[str, int]:
+        """``{"GET queues": 3, ...}``, sorted."""
+        return {f"{m} {t}": n for (m, t), n in sorted(self._counts.items())}
+
+    def reset(self) -> None:
+        self._counts.clear()
+        self.retries = 0
+
+    def __repr__(self) -> str:
+        return f"RequestStats(total={self.total}, retries={self.retries})"
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    """The caller as Dataverse sees it."""
+
+    user_id: str
+    business_unit_id: str
+    organization_id: str
+
+
+class DataverseClient:
+    """The Dataverse Web API at ``base_url`` (e.g. ``https://org.crm4.dynamics.com/api/data/v9.2/``).
+
+    Closing the client closes its transport.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: TokenProvider,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        page_size: int = MAX_PAGE_SIZE,
+        user_agent: str = f"reconciler/{__version__}",
+    ) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._base = httpx.URL(self.base_url)
+        self._auth = auth
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.page_size = _check_page_size(page_size)
+        self.stats = RequestStats()
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=timeout,
+            headers={
+                "Accept": "application/json",
+                "OData-MaxVersion": "4.0",
+                "OData-Version": "4.0",
+                "User-Agent": user_agent,
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"DataverseClient({self.base_url!r})"
+
+    async def __aenter__(self) -> DataverseClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def list(
+        self,
+        entity_set: str,
+        *,
+        select: Sequence[str] | None = None,
+        filter: str | None = None,
+        orderby: str | None = None,
+        top: int | None = None,
+        page_size: int | None = None,
+    ) -> Rows:
+        """Every row of ``entity_set`` that matches, following ``@odata.nextLink``."""
+        rows: Rows = []
+        pages = self.pages(
+            entity_set, select=select, filter=filter, orderby=orderby, top=top, page_size=page_size
+        )
+        async for page in pages:
+            rows.extend(page)
+        return rows
+
+    async def pages(
+        self,
+        entity_set: str,
+        *,
+        select: Sequence[str] | None = None,
+        filter: str | None = None,
+        orderby: str | None = None,
+        top: int | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[Rows]:
+        """The matching rows of ``entity_set``, one list per page."""
+        size = _check_page_size(page_size if page_size is not None else self.page_size)
+        prefer = {"Prefer": f"odata.maxpagesize={size}"}
+        options: list[tuple[str, str]] = []
+        if select:
+            options.append(("$select", ",".join(select)))
+        if filter:
+            options.append(("$filter", filter))
+        if orderby:
+            options.append(("$orderby", orderby))
+        if top is not None:
+            options.append(("$top", str(top)))
+        url: str | None = _with_query(entity_set, options)
+        while url is not None:
+            response = await self._request("GET", url, headers=prefer)
+            body = _json_object(response, self._path(response.request.url))
+            value = body.get("value")
+            if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+                raise ProtocolError(
+                    "the answer has no 'value' list of rows",
+                    method="GET",
+                    url=self._path(response.request.url),
+                )
+            yield value
+            next_link = body.get("@odata.nextLink")
+            url = next_link if isinstance(next_link, str) and next_link else None
+
+    async def get(self, entity_set: str, id: str, *, select: Sequence[str] | None = None) -> Row:
+        """One row by primary key; ``NotFound`` if it does not exist."""
+        options = [("$select", ",".join(select))] if select else []
+        response = await self._request("GET", _with_query(f"{entity_set}({id})", options))
+        return _json_object(response, self._path(response.request.url))
+
+    async def who_am_i(self) -> WhoAmI:
+        response = await self._request("GET", "WhoAmI")
+        body = _json_object(response, "WhoAmI")
+        ids = [body.get(k) for k in ("UserId", "BusinessUnitId", "OrganizationId")]
+        if not all(isinstance(v, str) and v for v in ids):
+            raise ProtocolError(
+                "WhoAmI answered without UserId, BusinessUnitId and OrganizationId",
+                method="GET",
+                url="WhoAmI",
+            )
+        return WhoAmI(*(str(v) for v in ids))
+
+    # -- writes --------------------------------------------------------------------------------
+
+    @overload
+    async def create(
+        self,
+        entity_set: str,
+        body: Mapping[str, Any],
+        *,
+        return_representation: Literal[False] = False,
+    ) -> str: ...
+
+    @overload
+    async def create(
+        self, entity_set: str, body: Mapping[str, Any], *, return_representation: Literal[True]
+    ) -> Row: ...
+
+    @overload
+    async def create(
+        self, entity_set: str, body: Mapping[str, Any], *, return_representation: bool
+    ) -> str | Row: ...
+
+    async def create(
+        self, entity_set: str, body: Mapping[str, Any], *, return_representation: bool = False
+    ) -> str | Row:
+        """POST a new row: its id (from ``OData-EntityId``), or the row as created.
+
+        The body may carry the primary key (a client-chosen id); a duplicate raises
+        ``AlreadyExists``.
+        """
+        headers = {"Prefer": "return=representation"} if return_representation else {}
+        response = await self._request("POST", entity_set, body=body, headers=headers)
+        if return_representation:
+            return _json_object(response, entity_set)
+        entity_id = response.headers.get("OData-EntityId", "")
+        match = _ENTITY_ID.search(entity_id)
+        if match is None or not match.group(1):
+            raise ProtocolError(
+                f"{response.status_code} answer without an OData-EntityId header naming the row",
+                status=response.status_code,
+                method="POST",
+                url=entity_set,
+            )
+        return match.group(1)
+
+    async def create_only(self, entity_set: str, id: str, body: Mapping[str, Any]) -> None:
+        """PATCH with ``If-None-Match: *``: create the row, ``AlreadyExists`` if it exists."""
+        await self._request(
+            "PATCH", f"{entity_set}({id})", body=body, headers={"If-None-Match": "*"}
+        )
+
+    async def update(
+        self, entity_set: str, id: str, body: Mapping[str, Any], *, etag: str | None = None
+    ) -> None:
+        """PATCH an existing row: ``NotFound`` if missing, ``StaleRecord`` if ``etag`` is stale."""
+        headers = {"If-Match": etag if etag is not None else "*"}
+        await self._request("PATCH", f"{entity_set}({id})", body=body, headers=headers)
+
+    async def upsert(self, entity_set: str, id: str, body: Mapping[str, Any]) -> None:
+        """PATCH without conditions: update the row, or create it with this id."""
+        await self._request("PATCH", f"{entity_set}({id})", body=body)
+
+    async def delete(self, entity_set: str, id: str, *, etag: str | None = None) -> None:
+        """DELETE a row (``If-Match: etag`` when given); ``NotFound`` if missing."""
+        headers = {"If-Match": etag} if etag is not None else {}
+        await self._request("DELETE", f"{entity_set}({id})", headers=headers)
+
+    async def batch(
+        self, items: Sequence[BatchRequest | ChangeSet], *, continue_on_error: bool = False
+    ) -> builtins.list[BatchResponse]:
+        """Send ``items`` as one ``$batch`` request (retried as a whole).
+
+        The answers come back flattened in order; there are fewer of them than requests when the
+        batch stopped at a failure, and a failed change set answers once for all its requests.
+        """
+        if not items:
+            return []
+        content_type, content = encode_batch(items, self.base_url)
+        headers = {"Content-Type": content_type}
+        if continue_on_error:
+            headers["Prefer"] = "odata.continue-on-error"
+        response = await self._request("POST", "$batch", content=content, headers=headers)
+        try:
+            return parse_batch_response(
+                response.headers.get("content-type", ""), response.content, items
+            )
+        except ProtocolError as error:
+            error.method, error.url, error.status = "POST", "$batch", response.status_code
+            raise
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _path(self, url: httpx.URL) -> str:
+        """``url`` as shown in messages: relative to the Web API root, with its query."""
+        path = url.raw_path.decode("ascii", "replace")
+        base = self._base.raw_path.decode("ascii", "replace")
+        if url.host == self._base.host and path.startswith(base):
+            return path[len(base) :]
+        return path
+
+    def _table(self, url: httpx.URL) -> str:
+        path = self._path(url).partition("?")[0]
+        if path.startswith("/"):
+            path = path.rstrip("/").rpartition("/")[2]
+        return path.partition("/")[0].partition("(")[0] or "/"
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send with retries; return a 2xx answer, or raise the error for the last answer."""
+        request_headers = dict(headers or {})
+        if body is not None:
+            content = json.dumps(
+                dict(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
+            request_headers["Content-Type"] = "application/json"
+        reauthenticated = False
+
+        async def attempt(number: int) -> httpx.Response:
+            nonlocal reauthenticated
+            try:
+                return await self._send(method, url, content, request_headers, number)
+            except Unauthorized as error:
+                if (
+                    error.status != 401
+                    or reauthenticated
+                    or not isinstance(self._auth, Invalidatable)
+                ):
+                    raise
+                reauthenticated = True
+            log.debug("401 from %s %s: fetching a new token and trying once more", method, url)
+            self._auth.invalidate()
+            self.stats.retries += 1
+            return await self._send(method, url, content, request_headers, number)
+
+        def on_retry(error: DataverseError, wait: float) -> None:
+            self.stats.retries += 1
+            log.debug("retrying %s %s in %.2fs: %s", method, url, wait, error.describe())
+
+        return await self.retry.run(attempt, on_retry=on_retry)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        attempt: int,
+    ) -> httpx.Response:
+        token = await self._auth.token()
+        request = self._http.build_request(
+            method, url, content=content, headers={**headers, "Authorization": f"Bearer {token}"}
+        )
+        path = self._path(request.url)
+        self.stats.record(method, self._table(request.url))
+        started = time.monotonic()
+        failure: DataverseError | None = None
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            failure = _transport_error(exc, method, path, request.url.host)
+        except httpx.DecodingError as exc:
+            failure = ProtocolError(
+                f"cannot decode the answer ({type(exc).__name__})", method=method, url=path
+            )
+        if failure is not None:  # raised here, unchained: httpx errors hold the request headers
+            log.debug("%s %s -> %s (attempt %d)", method, path, type(failure).__name__, attempt)
+            raise failure
+        elapsed = time.monotonic() - started
+        log.debug(
+            "%s %s -> %d in %.3fs (attempt %d)",
+            method,
+            path,
+            response.status_code,
+            elapsed,
+            attempt,
+        )
+        if response.status_code >= 400:
+            raise error_from_response(response, method=method, url=path)
+        if response.status_code >= 300:
+            raise ProtocolError(
+                f"unexpected redirect {response.status_code} to "
+                f"{response.headers.get('location', '?')}",
+                status=response.status_code,
+                method=method,
+                url=path,
+            )
+        return response
+
+
+def _check_page_size(size: int) -> int:
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {size}")
+    return size
+
+
+def _with_query(path: str, options: Sequence[tuple[str, str]]) -> str:
+    if not options:
+        return path
+    query = "&".join(f"{name}={quote(value, safe=_QUERY_SAFE)}" for name, value in options)
+    return f"{path}?{query}"
+
+
+def _transport_error(
+    exc: httpx.TransportError, method: str, path: str, host: str
+) -> TransportError:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return TransportError(
+        f"{kind} talking to {host} ({detail})",
+        method=method,
+        url=path,
+        retryable=not isinstance(exc, _FINAL_TRANSPORT_ERRORS),
+    )
+
+
+def _json_object(response: httpx.Response, url: str) -> Row:
+    """The answer's JSON object, or ``ProtocolError`` when it is something else."""
+    content_type = response.headers.get("content-type", "")
+    method = response.request.method
+    if content_type and "json" not in content_type.lower():
+        raise ProtocolError(
+            f"expected JSON, got {content_type} ({len(response.content)} bytes)",
+            status=response.status_code,
+            method=method,
+            url=url,
+        )
+    try:
+        body = json.loads(response.content)
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise ProtocolError(
+            f"invalid JSON in a {response.status_code} answer ({len(response.content)} bytes): "
+            f"{exc}",
+            status=response.status_code,
+            method=method,
+            url=url,
+        ) from None
+    if not isinstance(body, dict):
+        raise ProtocolError(
+            f"expected a JSON object, got {type(body).__name__}",
+            status=response.status_code,
+            method=method,
+            url=url,
+        )
+    return body

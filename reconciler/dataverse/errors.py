@@ -1,0 +1,341 @@
+"""The errors the Dataverse client raises.
+
+    DataverseError                  root: .method, .url (path and query, never headers), .retryable,
+    │                               .attempts (how many times the request was sent)
+    ├── AuthError                   no credentials configured, or the token endpoint refused
+    ├── TransportError              connection refused or reset, timeout (retryable)
+    ├── ApiError                    an HTTP error answer: .status, .code ("0x80040217" or None),
+    │   │                           .message, .retry_after
+    │   ├── Unauthorized            401 / 403
+    │   ├── NotFound                404
+    │   ├── PreconditionFailed      412
+    │   │   ├── StaleRecord         412 with 0x80060882: the If-Match etag no longer matches
+    │   │   └── AlreadyExists       412 on If-None-Match: *, or a duplicate key (0x80040237 and
+    │   │                           0x80060892, whatever the status)
+    │   ├── Throttled               429 (retryable; .retry_after from the Retry-After header)
+    │   ├── ServerError             5xx; retryable for 502, 503 and 504
+    │   └── BadRequest              any other 4xx (validation errors)
+    └── ProtocolError               the answer is not what the Web API sends: an HTML page,
+                                    truncated JSON, a missing OData-EntityId, malformed multipart
+
+Messages read like ``PATCH queues(5c…): 412 0x80060882 The version of the existing record…``.
+They are built from the method, the URL path and the server's answer only: never from request
+headers (the bearer token), request bodies (which may hold channel secrets) or credentials.
+Wrapped ``httpx`` exceptions are not chained either, because they hold the request and its
+``Authorization`` header.
+
+An error status whose body is not a Dataverse error document means something other than the Web
+API answered (a wrong URL, a proxy's HTML page), so it is a ``ProtocolError``, except for the
+statuses whose meaning does not depend on the body: 401/403, 429 and 502/503/504 (gateways answer
+those with their own pages, and they must stay retryable).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from reconciler.errors import ReconcilerError
+
+__all__ = [
+    "AlreadyExists",
+    "ApiError",
+    "AuthError",
+    "BadRequest",
+    "DataverseError",
+    "NotFound",
+    "PreconditionFailed",
+    "ProtocolError",
+    "ServerError",
+    "StaleRecord",
+    "Throttled",
+    "TransportError",
+    "Unauthorized",
+    "api_error",
+    "error_from_response",
+    "parse_retry_after",
+]
+
+CODE_NOT_FOUND = "0x80040217"
+CODE_DUPLICATE_RECORD = "0x80040237"
+CODE_DUPLICATE_KEY = "0x80060892"
+CODE_STALE_RECORD = "0x80060882"
+DUPLICATE_CODES = frozenset({CODE_DUPLICATE_RECORD, CODE_DUPLICATE_KEY})
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+_SNIPPET = 200
+_URL_IN_MESSAGE = 160
+
+
+class DataverseError(ReconcilerError):
+    """Root of every error the Dataverse client raises."""
+
+    retryable_by_default = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        retryable: bool | None = None,
+        attempts: int = 1,
+    ) -> None:
+        self.message = message
+        self.method = method
+        self.url = url
+        self.retryable = self.retryable_by_default if retryable is None else retryable
+        self.attempts = attempts
+        super().__init__(message)
+
+    def describe(self) -> str:
+        """The message without the request prefix."""
+        return self.message
+
+    def __str__(self) -> str:
+        text = self.describe()
+        if self.url is not None:
+            url = self.url
+            if len(url) > _URL_IN_MESSAGE:
+                url = url[: _URL_IN_MESSAGE - 1] + "…"
+            prefix = f"{self.method} {url}" if self.method else url
+            text = f"{prefix}: {text}"
+        if self.attempts > 1:
+            text = f"{text} (after {self.attempts} attempts)"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class AuthError(DataverseError):
+    """No credentials are configured, or the token endpoint did not hand out a token."""
+
+
+class TransportError(DataverseError):
+    """The request did not get an answer: connection refused or reset, timeout."""
+
+    retryable_by_default = True
+
+
+class ProtocolError(DataverseError):
+    """The answer is not what the Dataverse Web API sends."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        self.status = status
+        super().__init__(message, method=method, url=url, attempts=attempts)
+
+
+class ApiError(DataverseError):
+    """The Web API answered with an error status."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        retryable: bool | None = None,
+        attempts: int = 1,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        super().__init__(message, method=method, url=url, retryable=retryable, attempts=attempts)
+
+    def describe(self) -> str:
+        parts = [str(self.status)]
+        if self.code:
+            parts.append(self.code)
+        if self.message:
+            parts.append(self.message)
+        return " ".join(parts)
+
+
+class Unauthorized(ApiError):
+    """401 or 403: the token is missing, expired or lacks a Dataverse application user."""
+
+
+class NotFound(ApiError):
+    """404: the record (or the entity set) does not exist."""
+
+
+class PreconditionFailed(ApiError):
+    """412: a conditional request's condition did not hold."""
+
+
+class StaleRecord(PreconditionFailed):
+    """412 with 0x80060882: the record changed since its etag was read."""
+
+
+class AlreadyExists(PreconditionFailed):
+    """The record exists: 412 on a create-only PATCH, or a duplicate key on create."""
+
+
+class Throttled(ApiError):
+    """429: a service-protection limit was hit; wait ``retry_after`` seconds."""
+
+    retryable_by_default = True
+
+
+class ServerError(ApiError):
+    """5xx; 502, 503 and 504 are worth retrying."""
+
+
+class BadRequest(ApiError):
+    """Any other 4xx, typically a payload Dataverse rejects."""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header; an HTTP-date or garbage gives ``None``."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def api_error(
+    status: int,
+    *,
+    code: str | None,
+    message: str,
+    retry_after: float | None = None,
+    create_only: bool = False,
+    method: str | None = None,
+    url: str | None = None,
+) -> ApiError:
+    """The ``ApiError`` subclass for an error answer."""
+    cls: type[ApiError]
+    if code in DUPLICATE_CODES:
+        cls = AlreadyExists
+    elif status in (401, 403):
+        cls = Unauthorized
+    elif status == 404:
+        cls = NotFound
+    elif status == 412:
+        if code == CODE_STALE_RECORD:
+            cls = StaleRecord
+        elif create_only:
+            cls = AlreadyExists
+        else:
+            cls = PreconditionFailed
+    elif status == 429:
+        cls = Throttled
+    elif status >= 500:
+        cls = ServerError
+    else:
+        cls = BadRequest
+    return cls(
+        status,
+        message,
+        code=code,
+        retry_after=retry_after,
+        method=method,
+        url=url,
+        retryable=status in RETRYABLE_STATUSES,
+    )
+
+
+def parse_error_body(body: Any) -> tuple[str | None, str] | None:
+    """``(code, message)`` from a Dataverse error document, or ``None`` if ``body`` is not one."""
+    if not isinstance(body, Mapping):
+        return None
+    error = body.get("error")
+    if not isinstance(error, Mapping):
+        return None
+    code = error.get("code")
+    message = error.get("message")
+    return (
+        code if isinstance(code, str) and code else None,
+        message if isinstance(message, str) else "",
+    )
+
+
+def describe_foreign_body(content_type: str, text: str) -> str:
+    """A short, readable account of a body that is not JSON (an HTML page, plain text)."""
+    if not text.strip():
+        return f"empty {content_type or 'body'}" if content_type else "empty body"
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if title and title.group(1).strip():
+        snippet = title.group(1)
+    else:
+        snippet = re.sub(r"<[^>]*>", " ", text) if "<" in text else text
+    snippet = " ".join(snippet.split())
+    if len(snippet) > _SNIPPET:
+        snippet = snippet[: _SNIPPET - 1] + "…"
+    return f"{content_type or 'untyped body'}: {snippet}"
+
+
+def error_from_response(
+    response: httpx.Response, *, method: str | None = None, url: str | None = None
+) -> DataverseError:
+    """The error for an answer with a 4xx or 5xx status (the body must have been read)."""
+    status = response.status_code
+    content_type = response.headers.get("content-type", "")
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    try:
+        create_only = response.request.headers.get("if-none-match", "").strip() == "*"
+    except RuntimeError:  # a response built without its request
+        create_only = False
+    parsed: tuple[str | None, str] | None = None
+    is_json = False
+    if response.content:
+        try:
+            body = json.loads(response.content)
+        except ValueError:  # includes UnicodeDecodeError
+            pass
+        else:
+            is_json = True
+            parsed = parse_error_body(body)
+    if parsed is not None:
+        code, message = parsed
+        return api_error(
+            status,
+            code=code,
+            message=message,
+            retry_after=retry_after,
+            create_only=create_only,
+            method=method,
+            url=url,
+        )
+    reason = response.reason_phrase or "error"
+    if is_json:
+        detail = f"{reason} (a JSON body that is not a Dataverse error document)"
+    else:
+        detail = f"{reason} ({describe_foreign_body(content_type, _text(response))})"
+    if status in (401, 403, 429) or status in RETRYABLE_STATUSES:
+        return api_error(
+            status, code=None, message=detail, retry_after=retry_after, method=method, url=url
+        )
+    return ProtocolError(
+        f"{status} {detail}; is this a Dataverse Web API URL?",
+        status=status,
+        method=method,
+        url=url,
+    )
+
+
+def _text(response: httpx.Response) -> str:
+    try:
+        return response.text
+    except (LookupError, ValueError):  # pragma: no cover - httpx decodes with replacement
+        return response.content.decode("utf-8", "replace")
