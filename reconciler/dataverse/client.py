@@ -209,6 +209,13 @@ class DataverseClient:
             yield value
             next_link = body.get("@odata.nextLink")
             url = next_link if isinstance(next_link, str) and next_link else None
+            if url is not None and not self._same_origin(httpx.URL(url)):
+                # the bearer token goes with every request: never to another origin
+                raise ProtocolError(
+                    "the @odata.nextLink points away from the org",
+                    method="GET",
+                    url=self._path(response.request.url),
+                )
 
     async def get(self, entity_set: str, id: str, *, select: Sequence[str] | None = None) -> Row:
         """One row by primary key; ``NotFound`` if it does not exist."""
@@ -326,6 +333,15 @@ class DataverseClient:
         if url.host == self._base.host and path.startswith(base):
             return path[len(base) :]
         return path
+
+    def _same_origin(self, url: httpx.URL) -> bool:
+        if url.is_relative_url:
+            return True
+        return (url.scheme, url.host, url.port) == (
+            self._base.scheme,
+            self._base.host,
+            self._base.port,
+        )
 
     def _table(self, url: httpx.URL) -> str:
         path = self._path(url).partition("?")[0]

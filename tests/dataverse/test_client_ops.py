@@ -492,9 +492,25 @@ def test_stats_count_per_method_and_table():
     call(rec, op)
 
 
-def test_next_link_on_another_path_is_counted_by_its_last_segment():
+def test_next_link_to_another_origin_is_refused_and_gets_no_token():
     rec = Recorder(
         httpx.Response(200, json={"value": [], "@odata.nextLink": "https://other.example/v1/rows"}),
+        httpx.Response(200, json={"value": [{"a": 1}]}),
+    )
+
+    async def op(client: DataverseClient) -> None:
+        with pytest.raises(ProtocolError, match="points away from the org"):
+            await client.list("queues")
+
+    call(rec, op)
+    assert [r.url.host for r in rec.requests] == ["contoso.crm4.dynamics.com"]
+
+
+def test_next_link_on_another_path_is_counted_by_its_last_segment():
+    rec = Recorder(
+        httpx.Response(
+            200, json={"value": [], "@odata.nextLink": "https://contoso.crm4.dynamics.com/v1/rows"}
+        ),
         httpx.Response(200, json={"value": [{"a": 1}]}),
     )
 
