@@ -107,3 +107,31 @@ def test_https_target_without_credentials_says_what_to_set() -> None:
 
     with pytest.raises(AuthError, match="DATAVERSE_TOKEN"):
         asyncio.run(go())
+
+
+def test_a_file_that_is_not_an_emulator_database_is_refused(tmp_path: Path) -> None:
+    from reconciler.emulator.store import Store, StoreError
+
+    garbage = tmp_path / "notes.db"
+    garbage.write_text("not sqlite at all, but long enough to have a header " * 4)
+    with pytest.raises(StoreError, match="is not an emulator database"):
+        Store(garbage)
+    store = Store(tmp_path / "old.db")
+    store.initialise(lambda s: None)
+    store.set_meta("schema", "0")
+    store.close()
+    with pytest.raises(StoreError, match=r"another emulator version \(schema 0"):
+        Store(tmp_path / "old.db")
+
+
+def test_a_second_open_of_the_database_does_not_seed_it_again(tmp_path: Path) -> None:
+    from reconciler.emulator import create_app
+
+    first, second = create_app(tmp_path / "org.db"), create_app(tmp_path / "org.db")
+    assert first.store.meta("organizationid") == second.store.meta("organizationid")
+    from reconciler.emulator.metadata import TABLES
+
+    assert second.store.count(TABLES["msdyn_oclanguage"]) == first.store.count(
+        TABLES["msdyn_oclanguage"]
+    )
+    assert first.store.count(TABLES["queue"]) == 3

@@ -91,9 +91,7 @@ class Service:
     def __init__(self, store: Store, rng: random.Random) -> None:
         self.store = store
         self.rng = rng
-        if store.is_new:
-            with store.transaction():
-                seed.populate(store, self._new_id)
+        store.initialise(lambda s: seed.populate(s, self._new_id))
 
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from reconciler.emulator.metadata import TABLES, Column, Table, Type
+from reconciler.errors import ReconcilerError
 
 _SQL_TYPES = {
     Type.STRING: "TEXT COLLATE NOCASE",
@@ -29,6 +30,11 @@ _SQL_TYPES = {
 }
 
 Row = dict[str, Any]
+SCHEMA_VERSION = 1  # bump when tables or columns change: old files are refused, not misread
+
+
+class StoreError(ReconcilerError):
+    """The database file cannot be used by this emulator."""
 
 
 def _q(name: str) -> str:
@@ -45,14 +51,22 @@ class Store:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
         self._depth = 0
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._create_schema()
-        self.is_new = self.meta("version") is None
-        if self.is_new:
-            self.set_meta("version", "0")
+        try:
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{self.path} is not an emulator database ({exc})") from None
+        schema = self.meta("schema")
+        if schema not in (None, str(SCHEMA_VERSION)):
+            self._db.close()
+            raise StoreError(
+                f"{self.path} was written by another emulator version (schema {schema}, this "
+                f"one reads {SCHEMA_VERSION}); delete it or pick another --db"
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -74,6 +88,16 @@ class Store:
                         f"CREATE INDEX IF NOT EXISTS {_q(index)} "
                         f"ON {_q(table.logical_name)} ({_q(lookup.name)})"
                     )
+
+    def initialise(self, populate: Callable[[Store], None]) -> bool:
+        """Run ``populate`` once per database, atomically (two processes may open a new file)."""
+        with self.transaction():
+            if self.meta("version") is not None:
+                return False
+            self.set_meta("version", "0")
+            self.set_meta("schema", str(SCHEMA_VERSION))
+            populate(self)
+            return True
 
     def meta(self, key: str) -> str | None:
         found = self._db.execute("SELECT value FROM _meta WHERE key = ?", (key,)).fetchone()
