@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 EXAMPLES := examples
 
-.PHONY: run test check lint format schemas clean
+.PHONY: run test check lint format schemas emulator clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ check: $(VENV)/.installed-dev
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix reconciler tests
 	$(BIN)/ruff format reconciler tests
+
+# The local Dataverse emulator over HTTP on 127.0.0.1:8123 (Ctrl-C stops it).
+emulator: $(VENV)/.installed-run
+	$(BIN)/reconciler emulator serve
 
 schemas: $(VENV)/.installed-run
 	$(BIN)/reconciler schema --out schemas
