@@ -30,7 +30,7 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
     serve.add_argument(
         "--fault-rate", type=float, default=0.0, metavar="P", help="answer P of requests 429/503"
     )
-    serve.add_argument("--seed", type=int, metavar="N", help="make faults and ids reproducible")
+    serve.add_argument("--seed", type=int, metavar="N", help="make --fault-rate reproducible")
     limits = serve.add_argument_group("service-protection limits (default: Dataverse's)")
     limits.add_argument("--max-requests", type=int, default=6000, metavar="N")
     limits.add_argument("--max-concurrent", type=int, default=52, metavar="N")

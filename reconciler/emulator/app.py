@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from reconciler.emulator import batch
 from reconciler.emulator.faults import (
@@ -124,9 +125,8 @@ class EmulatorApp:
     ) -> None:
         self.config = config or EmulatorConfig()
         self.store = store
-        self.rng = random.Random(self.config.seed)
-        self.fault_rng = random.Random(None if self.config.seed is None else self.config.seed + 1)
-        self.service = Service(store, self.rng)
+        self.fault_rng = random.Random(self.config.seed)
+        self.service = Service(store)
         self.protection = _Protection(self.config, clock)
         self.clock = clock
         self.requests_served = 0
@@ -177,6 +177,11 @@ class EmulatorApp:
         begun = self.clock()
         try:
             response = await self._serve(scope, method, path, headers, body)
+        except Exception:  # a bug of the emulator: answer as Dataverse does, keep serving
+            log.exception("%s %s failed inside the emulator", method, path)
+            response = batch.as_response(
+                EmulatorError(500, UNAVAILABLE, "An unexpected error occurred.")
+            )
         finally:
             self.protection.done(begun)
         return self._log(method, path, response, started)
@@ -204,7 +209,7 @@ class EmulatorApp:
                     404, QUERY_ERROR, f"No Web API endpoint at '{path}'; use {API_PREFIX}."
                 )
             )
-        relative = path[len(API_PREFIX) :]
+        relative = unquote(path[len(API_PREFIX) :])
         query = scope.get("query_string", b"").decode("latin-1")
         request = Request(method, relative, query, headers, body, base_url)
         if relative == "$metadata" and method == "GET":

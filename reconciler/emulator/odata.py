@@ -19,7 +19,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,10 +174,10 @@ class _Parser:
         self._expect(")")
         if column.type not in _TEXT_TYPES or literal.kind != "string":
             raise query_error(f"The function '{name}' needs a string property and a string value.")
-        value = _unquote(literal.text).replace("\\", "\\\\").replace("%", "\\%")
+        value = _unquote(literal.text).casefold().replace("\\", "\\\\").replace("%", "\\%")
         value = value.replace("_", "\\_")
         pattern = {"contains": f"%{value}%", "startswith": f"{value}%", "endswith": f"%{value}"}
-        return Sql(f"\"{column.name}\" LIKE ? ESCAPE '\\'", (pattern[name],))
+        return Sql(f"casefold(\"{column.name}\") LIKE ? ESCAPE '\\'", (pattern[name],))
 
     def _compare(self) -> Sql:
         column = self._column()
@@ -194,6 +194,8 @@ class _Parser:
                 raise query_error("null can only be compared with eq or ne.")
             return Sql(f"{quoted} IS {'' if operator.text == 'eq' else 'NOT '}NULL", ())
         value = literal_value(column, literal.kind, literal.text)
+        if column.type in _TEXT_TYPES:
+            return Sql(f"casefold({quoted}) {_COMPARE[operator.text]} ?", (value.casefold(),))
         return Sql(f"{quoted} {_COMPARE[operator.text]} ?", (value,))
 
 
@@ -290,7 +292,3 @@ class PageCursor:
         except (binascii.Error, ValueError, AttributeError, UnicodeDecodeError):
             pass
         raise query_error("The $skiptoken is not valid; follow @odata.nextLink verbatim.")
-
-
-def split_csv(values: Sequence[str]) -> list[str]:
-    return [v for text in values for v in (p.strip() for p in text.split(",")) if v]

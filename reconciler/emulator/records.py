@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from reconciler.emulator.metadata import (
     Type,
 )
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _BIND = re.compile(r"^(?:.*/)?(?P<set>[A-Za-z_][A-Za-z0-9_]*)\((?P<id>[0-9a-fA-F-]{36})\)$")
 
 
@@ -92,7 +93,11 @@ def _check_value(table: Table, column: Column, value: Any) -> Any:
             raise wrong_type("Edm.Boolean")
         return value
     if column.type in (Type.INT, Type.CHOICE):
-        if not isinstance(value, int) or isinstance(value, bool):
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not INT32_MIN <= value <= INT32_MAX
+        ):
             raise wrong_type("Edm.Int32")
         too_low = column.minimum is not None and value < column.minimum
         too_high = column.maximum is not None and value > column.maximum
@@ -191,6 +196,9 @@ def check_write(
 
 
 def _check_state(table: Table, values: dict[str, Any], existing: Mapping[str, Any] | None) -> None:
+    for name in ("statecode", "statuscode"):
+        if name in values and values[name] is None:
+            raise bad_request(OUT_OF_RANGE, f"{name} of '{table.logical_name}' cannot be null.")
     state, status = values.get("statecode"), values.get("statuscode")
     if existing is None:
         if "statecode" in values:
@@ -230,7 +238,3 @@ def shape(table: Table, row: Mapping[str, Any], select: Sequence[Column] | None)
     for column in columns:
         out[column.read_name] = row.get(column.name)
     return out
-
-
-def resolver(table: Table) -> Callable[[str], Column | None]:
-    return table.by_read_name

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -28,11 +31,35 @@ def bound_socket(port: int, host: str = HOST) -> Iterator[socket.socket]:
         sock.close()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, but SIGINT/SIGTERM end ``run()`` normally instead of being re-raised after."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals only reach the main thread; tests stop the server by flag
+            return
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.should_exit:  # a second Ctrl-C: stop without waiting for open requests
+            self.force_exit = True
+        self.should_exit = True
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def make_server(app: EmulatorApp) -> uvicorn.Server:
     config = uvicorn.Config(
         app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=5
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def serve(

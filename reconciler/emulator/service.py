@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime
 import json
-import random
 import re
+import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,6 +65,13 @@ class Request:
     base_url: str  # scheme://host/api/data/v9.2/
 
     def json(self) -> Any:
+        content_type = self.headers.get("content-type", "application/json")
+        if not content_type.lower().startswith("application/json"):
+            raise EmulatorError(
+                415,
+                PAYLOAD_ERROR,
+                "The request body must be sent as Content-Type: application/json.",
+            )
         if not self.body.strip():
             raise bad_request(PAYLOAD_ERROR, "The request body is empty.")
         try:
@@ -88,13 +95,9 @@ def _now() -> str:
 
 
 class Service:
-    def __init__(self, store: Store, rng: random.Random) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.rng = rng
-        store.initialise(lambda s: seed.populate(s, self._new_id))
-
-    def _new_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        store.initialise(lambda s: seed.populate(s, _new_id))
 
     # -- dispatch ------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -159,7 +162,7 @@ class Service:
             else None
         )
         if request.headers.get("if-none-match") == etag(row):
-            return Response(304)
+            return Response(304, None, {"ETag": etag(row)})
         body = {"@odata.context": f"{request.base_url}$metadata#{table.entity_set}/$entity"}
         body.update(shape(table, row, select))
         return Response(200, body, {"ETag": etag(row)})
@@ -204,11 +207,18 @@ class Service:
         more = top is None and len(rows) > limit
         rows = rows[:limit]
         body: dict[str, Any] = {"@odata.context": f"{request.base_url}$metadata#{table.entity_set}"}
-        if options.get("$count") == "true":
-            body["@odata.count"] = len(
-                self.store.select(
-                    table, where=where.where if where else "", params=where.params if where else ()
-                )
+        if options.get("$count", "false") not in ("true", "false"):
+            raise query_error("$count must be true or false.")
+        if options.get("$count") == "true":  # Dataverse counts up to 5000
+            body["@odata.count"] = min(
+                MAX_PAGE_SIZE,
+                len(
+                    self.store.select(
+                        table,
+                        where=where.where if where else "",
+                        params=where.params if where else (),
+                    )
+                ),
             )
         body["value"] = [shape(table, row, select) for row in rows]
         headers = {}
@@ -235,7 +245,7 @@ class Service:
                 raise bad_request(
                     PAYLOAD_ERROR, f"The value of '{table.primary_key}' is not a valid GUID."
                 )
-            record_id = record_id or self._new_id()
+            record_id = record_id or _new_id()
             if self.store.exists(table, record_id):
                 raise _duplicate(table)
             row = self._insert(table, record_id, body)
@@ -301,7 +311,11 @@ class Service:
                         self.store.update(
                             other,
                             child,
-                            {column.name: None, "versionnumber": self.store.next_version()},
+                            {
+                                column.name: None,
+                                "versionnumber": self.store.next_version(),
+                                "modifiedon": _now(),
+                            },
                         )
         self.store.delete(table, record_id)
 
@@ -381,11 +395,16 @@ class Service:
                     application_id,
                     {
                         "msdyn_fbcallbackuri": f"{CALLBACK_HOST}/facebook/{application_id}/webhook",
-                        "msdyn_fbverifytoken": f"{self.rng.getrandbits(128):032x}",
+                        "msdyn_fbverifytoken": secrets.token_hex(16),
                         "versionnumber": self.store.next_version(),
                     },
                 )
                 return
+
+
+def _new_id() -> str:
+    """Ids and tokens come from the OS, never from --seed: a restart must not replay them."""
+    return str(uuid.uuid4())
 
 
 def _duplicate(table: Table) -> EmulatorError:

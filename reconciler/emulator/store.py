@@ -56,6 +56,7 @@ class Store:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.create_function("casefold", 1, _casefold, deterministic=True)
             self._create_schema()
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -224,6 +225,11 @@ class Store:
     def count(self, table: Table) -> int:
         found = self._db.execute(f"SELECT COUNT(*) FROM {_q(table.logical_name)}").fetchone()
         return int(found[0])
+
+
+def _casefold(value: Any) -> Any:
+    """Dataverse compares text without regard to case, beyond ASCII too (``$filter``)."""
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _encode(value: Any) -> Any:

@@ -1,0 +1,177 @@
+"""The emulator over a real loopback socket: in-process uvicorn, and `reconciler emulator serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reconciler.emulator import EmulatorApp
+from reconciler.emulator.server import bound_socket, make_server
+from reconciler.emulator.store import Store
+
+TIMEOUT = 15.0
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:(\d+))\b")
+
+
+def test_whoami_create_and_list_over_a_loopback_socket(tmp_path):
+    app = EmulatorApp(Store(tmp_path / "loopback.db"))
+
+    async def scenario() -> tuple[list[int], dict, list[dict]]:
+        with bound_socket(0) as sock:
+            host, port = sock.getsockname()[:2]
+            server = make_server(app)
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            try:
+                deadline = time.monotonic() + TIMEOUT
+                while not server.started:
+                    assert time.monotonic() < deadline, "the server did not start"
+                    assert not serving.done(), serving
+                    await asyncio.sleep(0.01)
+                base = f"http://{host}:{port}/api/data/v9.2/"
+                async with httpx.AsyncClient(
+                    base_url=base,
+                    headers={"Authorization": "Bearer t"},
+                    timeout=TIMEOUT,
+                    trust_env=False,
+                ) as client:
+                    who = await client.get("WhoAmI")
+                    created = await client.post(
+                        "queues", json={"name": "Over the wire", "msdyn_queuetype": 192350000}
+                    )
+                    listed = await client.get(
+                        "queues", params={"$filter": "name eq 'Over the wire'", "$select": "name"}
+                    )
+                    unauthorised = await client.get("WhoAmI", headers={"Authorization": ""})
+            finally:
+                server.should_exit = True
+                await asyncio.wait_for(serving, TIMEOUT)
+        statuses = [who.status_code, created.status_code, listed.status_code]
+        statuses.append(unauthorised.status_code)
+        assert created.headers["OData-EntityId"].startswith(base)
+        assert listed.json()["@odata.context"] == f"{base}$metadata#queues"
+        return statuses, who.json(), listed.json()["value"]
+
+    statuses, who, rows = asyncio.run(scenario())
+
+    assert statuses == [200, 204, 200, 401]
+    assert set(who) >= {"UserId", "BusinessUnitId", "OrganizationId"}
+    assert [r["name"] for r in rows] == ["Over the wire"]
+
+
+class Served:
+    """``reconciler emulator serve --port 0`` in a subprocess; always killed at the end."""
+
+    def __init__(self, db: Path, *extra: str) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "emulator",
+                "serve",
+                "--port",
+                "0",
+                "--db",
+                str(db),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=db.parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.first_line = self._read_line()
+        match = LISTENING.search(self.first_line)
+        assert match is not None, self.first_line
+        self.url = match[1]
+
+    def _read_line(self) -> str:
+        assert self.process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            assert selector.select(TIMEOUT), "no output from reconciler emulator serve"
+        return self.process.stdout.readline()
+
+    def get(self, path: str, token: str = "t") -> httpx.Response:
+        return httpx.get(
+            f"{self.url}/api/data/v9.2/{path}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=TIMEOUT,
+            trust_env=False,
+        )
+
+    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str, str]:
+        self.process.send_signal(sig)
+        try:
+            out, err = self.process.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+            pytest.fail(f"the emulator did not stop on signal {sig}: {out!r} {err!r}")
+        return self.process.returncode, out, err
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+@pytest.fixture
+def served(tmp_path):
+    started: list[Served] = []
+
+    def start(*extra: str) -> Served:
+        started.append(Served(tmp_path / "served.db", *extra))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def test_serve_announces_its_url_answers_and_keeps_its_state(served, tmp_path, make_org):
+    emulator = served("--token", "T")
+
+    who = emulator.get("WhoAmI", token="T")
+    refused = emulator.get("WhoAmI", token="other")
+    created = httpx.post(
+        f"{emulator.url}/api/data/v9.2/queues",
+        json={"name": "Served"},
+        headers={"Authorization": "Bearer T"},
+        timeout=TIMEOUT,
+        trust_env=False,
+    )
+    emulator.stop()  # fails the test if the process does not end
+
+    assert f"(database {tmp_path / 'served.db'})" in emulator.first_line
+    assert who.status_code == 200
+    assert refused.status_code == 401
+    assert created.status_code == 204
+    record_id = created.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+    reopened = make_org(tmp_path / "served.db")
+    assert reopened.read("queues", record_id)["name"] == "Served"
+    again = reopened.get("WhoAmI").json()
+    for key in ("UserId", "BusinessUnitId", "OrganizationId"):
+        assert again[key] == who.json()[key]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_stops_cleanly_on_a_signal(served, sig):
+    emulator = served()
+    assert emulator.get("WhoAmI").status_code == 200
+
+    code, out, err = emulator.stop(sig)
+
+    assert (code, err) == (0, "")
+    assert out.strip().endswith("Emulator stopped.")
