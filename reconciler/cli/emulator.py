@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from reconciler.errors import UsageError
@@ -57,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent,
         window_seconds=args.window_seconds,
     )
+
+    if args.verbose:  # one line per request: method, path, status, time (never bodies)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        emulator_log = logging.getLogger("reconciler.emulator")
+        emulator_log.addHandler(handler)
+        emulator_log.setLevel(logging.INFO)
 
     def announce(url: str) -> None:
         sys.stdout.write(

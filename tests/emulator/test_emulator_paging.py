@@ -163,3 +163,14 @@ def test_a_tampered_skiptoken_is_refused(org, token):
     response = org.get("queues", params={"$select": "name", "$skiptoken": token})
 
     assert org.error_of(response) == (400, QUERY_ERROR)
+
+
+def test_count_stops_at_5000_as_dataverse_does(org, bulk):
+    body = org.get("queues", params={"$count": "true", "$select": "name"}).json()
+
+    assert body["@odata.count"] == 5000
+    assert len(body["value"]) == 5000
+
+
+def test_count_accepts_only_true_or_false(org):
+    assert org.error_of(org.get("queues", params={"$count": "yes"})) == (400, "0x80060888")

@@ -278,6 +278,7 @@ def test_get_with_the_current_etag_in_if_none_match_is_304(org):
 
     assert unchanged.status_code == 304
     assert unchanged.content == b""
+    assert unchanged.headers["ETag"] == etag
     assert changed.status_code == 200
     assert changed.json()["msdyn_priority"] == 3
     assert version(changed.headers["ETag"]) > version(etag)
@@ -772,3 +773,14 @@ def test_generated_ids_never_collide_after_a_restart_with_a_seed(make_org, tmp_p
     statuses = [second.post("queues", {"name": f"After {n}"}).status_code for n in range(20)]
 
     assert statuses == [204] * 20
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_is_415_and_nothing_is_written(org, content_type):
+    before = len(org.rows("queues"))
+    response = org.request(
+        "POST", "queues", content=b'{"name": "x"}', headers={"Content-Type": content_type}
+    )
+
+    assert org.error_of(response) == (415, "0x80048d19")
+    assert len(org.rows("queues")) == before
