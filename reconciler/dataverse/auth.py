@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
@@ -48,13 +49,26 @@ class Invalidatable(Protocol):
     def invalidate(self) -> None: ...
 
 
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
+
+def checked_token(token: str) -> str:
+    """``token`` if a header can carry it; the error never echoes it."""
+    if not token:
+        raise AuthError("the bearer token is empty")
+    if not _HEADER_SAFE.fullmatch(token):
+        raise AuthError(
+            "the bearer token contains spaces, line breaks or other characters a header cannot "
+            "carry; check how it was copied into the environment"
+        )
+    return token
+
+
 class StaticToken:
     """A fixed bearer token."""
 
     def __init__(self, token: str) -> None:
-        if not token:
-            raise AuthError("the bearer token is empty")
-        self._token = token
+        self._token = checked_token(token)
 
     async def token(self) -> str:
         return self._token
@@ -179,7 +193,7 @@ class ClientCredentials:
         except (TypeError, ValueError):
             lifetime = 3600.0
         margin = min(self.refresh_margin, lifetime / 2)
-        self._token = access_token
+        self._token = checked_token(access_token)
         self._refresh_at = requested_at + lifetime - margin
         return access_token
 

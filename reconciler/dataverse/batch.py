@@ -73,6 +73,12 @@ class BatchRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     content_id: str | None = None
 
+    def __post_init__(self) -> None:
+        if not self.url or any(c.isspace() or ord(c) < 0x20 for c in self.url):
+            raise ValueError("a batch request URL must be percent-encoded (no spaces)")
+        if self.content_id is not None and not self.content_id.isdigit():
+            raise ValueError("a Content-ID must be a number, so that $n can refer to it")
+
     def __repr__(self) -> str:  # the body may hold channel secrets
         return f"BatchRequest({self.method} {self.url}, content_id={self.content_id!r})"
 
@@ -89,6 +95,9 @@ class ChangeSet:
         for request in self.requests:
             if request.method.upper() == "GET":
                 raise ValueError(f"a change set cannot hold a GET ({request.url})")
+        ids = [r.content_id for r in self.requests if r.content_id is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("the Content-IDs of a change set must be unique")
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,12 @@ class BatchResponse:
     body: Any | None
     content_id: str | None
     request: BatchRequest | None = field(default=None, compare=False)
+
+    def __repr__(self) -> str:  # the body may echo channel secrets (return=representation)
+        return (
+            f"BatchResponse({self.status}, content_id={self.content_id!r}, "
+            f"headers={sorted(self.headers)})"
+        )
 
     @property
     def ok(self) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, overload
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -33,6 +33,7 @@ from reconciler.dataverse.batch import (
 )
 from reconciler.dataverse.errors import (
     DataverseError,
+    OutcomeUnknown,
     ProtocolError,
     TransportError,
     Unauthorized,
@@ -51,6 +52,13 @@ _ENTITY_ID = re.compile(r"\(([^()]*)\)\s*$")
 _QUERY_SAFE = "$,()/:@"  # readable in logs; spaces, quotes, & + = # % stay encoded
 # Failures of our own making, not of the network: not worth a retry.
 _FINAL_TRANSPORT_ERRORS = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+# Failures that happen before a request reaches the server: safe to resend even a write.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Errors whose text is the operating system's (errno, "Connection refused"): safe to show.
+_OS_DETAIL = (httpx.ConnectError, httpx.TimeoutException, httpx.ReadError, httpx.WriteError)
+# Gateway answers after which a write may or may not have been applied.
+_WRITE_AMBIGUOUS_STATUSES = (502, 504)
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
 
 
 class RequestStats:
@@ -327,12 +335,13 @@ class DataverseClient:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _path(self, url: httpx.URL) -> str:
-        """``url`` as shown in messages: relative to the Web API root, with its query."""
+        """``url`` as shown in messages and logs: relative to the Web API root, with its query,
+        string literals masked (a ``$filter`` may compare a secret column)."""
         path = url.raw_path.decode("ascii", "replace")
         base = self._base.raw_path.decode("ascii", "replace")
         if url.host == self._base.host and path.startswith(base):
-            return path[len(base) :]
-        return path
+            path = path[len(base) :]
+        return _STRING_LITERAL.sub("'…'", unquote(path))
 
     def _same_origin(self, url: httpx.URL) -> bool:
         if url.is_relative_url:
@@ -410,6 +419,13 @@ class DataverseClient:
             response = await self._http.send(request)
         except httpx.TransportError as exc:
             failure = _transport_error(exc, method, path, request.url.host)
+            if method != "GET" and not isinstance(exc, _NOT_SENT + _FINAL_TRANSPORT_ERRORS):
+                failure = OutcomeUnknown(
+                    f"{failure.describe()}; the write may have been applied, so it was not "
+                    "sent again",
+                    method=method,
+                    url=path,
+                )
         except httpx.DecodingError as exc:
             failure = ProtocolError(
                 f"cannot decode the answer ({type(exc).__name__})", method=method, url=path
@@ -427,7 +443,10 @@ class DataverseClient:
             attempt,
         )
         if response.status_code >= 400:
-            raise error_from_response(response, method=method, url=path)
+            error = error_from_response(response, method=method, url=path)
+            if method != "GET" and response.status_code in _WRITE_AMBIGUOUS_STATUSES:
+                error.retryable = False  # the gateway may have passed the write on
+            raise error
         if response.status_code >= 300:
             raise ProtocolError(
                 f"unexpected redirect {response.status_code} to "
@@ -456,7 +475,9 @@ def _transport_error(
     exc: httpx.TransportError, method: str, path: str, host: str
 ) -> TransportError:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    # Other httpx errors may quote what was being sent (a header with the token): name only.
+    shown = str(exc) if isinstance(exc, _OS_DETAIL) else ""
+    detail = f"{type(exc).__name__}: {shown}" if shown else type(exc).__name__
     return TransportError(
         f"{kind} talking to {host} ({detail})",
         method=method,

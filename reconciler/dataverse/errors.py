@@ -4,6 +4,8 @@
     │                               .attempts (how many times the request was sent)
     ├── AuthError                   no credentials configured, or the token endpoint refused
     ├── TransportError              connection refused or reset, timeout (retryable)
+    │   └── OutcomeUnknown          a write was sent but its answer was lost: it may have been
+    │                               applied, so it is not resent; re-read and decide
     ├── ApiError                    an HTTP error answer: .status, .code ("0x80040217" or None),
     │   │                           .message, .retry_after
     │   ├── Unauthorized            401 / 403
@@ -121,6 +123,16 @@ class TransportError(DataverseError):
     """The request did not get an answer: connection refused or reset, timeout."""
 
     retryable_by_default = True
+
+
+class OutcomeUnknown(TransportError):
+    """A write (POST/PATCH/DELETE/$batch) went out and no answer came back.
+
+    Sending it again could report the caller's own write as a conflict (412) or create a second
+    row, so it is final: the caller re-reads the record and reconciles.
+    """
+
+    retryable_by_default = False
 
 
 class ProtocolError(DataverseError):

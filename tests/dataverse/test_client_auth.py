@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.dataverse import (
     AuthError,
+    BadRequest,
     ClientCredentials,
     DataverseClient,
     DataverseError,
@@ -456,3 +457,40 @@ def test_no_secret_reaches_logs_messages_or_reprs(caplog):
     for text in texts:
         for marker in MARKERS:
             assert marker not in text, text
+
+
+@pytest.mark.parametrize("token", ["abc\n", "a b", "tök", "x\r\nX-Evil: 1"])
+def test_a_token_a_header_cannot_carry_is_refused_without_echoing_it(token):
+    with pytest.raises(AuthError, match="characters a header cannot carry") as caught:
+        StaticToken(token)
+    assert token.strip() not in str(caught.value)
+
+
+def test_the_environment_token_is_stripped_of_surrounding_whitespace():
+    provider = auth_from_environment("https://org.crm.dynamics.com", {"DATAVERSE_TOKEN": " tok\n"})
+    assert asyncio.run(provider.token()) == "tok"
+
+
+def test_string_literals_of_a_filter_are_masked_in_messages_and_logs(caplog):
+    caplog.set_level(logging.DEBUG)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"error": {"code": "0x80060888", "message": "bad"}})
+
+    async def scenario() -> str:
+        async with DataverseClient(
+            "https://org.crm.dynamics.com/api/data/v9.2/",
+            auth=StaticToken("t"),
+            transport=httpx.MockTransport(answer),
+        ) as client:
+            with pytest.raises(BadRequest) as caught:
+                await client.list(
+                    "msdyn_ocfbpages", filter="msdyn_fbpageaccesstoken eq 'EAAB-it''s'"
+                )
+            return str(caught.value)
+
+    message = asyncio.run(scenario())
+    assert message.startswith("GET msdyn_ocfbpages?$filter=msdyn_fbpageaccesstoken eq '…': 400")
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("reconciler")]
+    assert ours
+    assert not [line for line in ours if "EAAB" in line]

@@ -113,7 +113,7 @@ def test_encoding_keeps_a_given_content_type_and_numbers_after_given_ids():
             [
                 BatchRequest("POST", "notes", {"a": 1}, headers={"content-type": ENTRY}),
                 BatchRequest("POST", "notes", {"a": 2}, content_id="7"),
-                BatchRequest("POST", "notes", {"a": 3}, content_id="ref"),
+                BatchRequest("POST", "notes", {"a": 3}, content_id="3"),
             ]
         )
     ]
@@ -121,7 +121,7 @@ def test_encoding_keeps_a_given_content_type_and_numbers_after_given_ids():
     assert content_type == "multipart/mixed; boundary=batch_fixed"
     (change_set,) = parse_mime(content_type, body).get_payload()
     parts = change_set.get_payload()
-    assert [p["Content-ID"] for p in parts] == ["8", "7", "ref"]
+    assert [p["Content-ID"] for p in parts] == ["8", "7", "3"]
     _, headers, _ = http_message(parts[0])
     assert headers == {"content-type": ENTRY}
 
@@ -135,6 +135,26 @@ def test_change_sets_reject_gets_and_emptiness_and_batches_have_a_limit():
         encode_batch(
             [ChangeSet([BatchRequest("DELETE", f"queues({n})") for n in range(1001)])], BASE
         )
+
+
+def test_batch_requests_refuse_unencoded_urls_odd_and_repeated_content_ids():
+    with pytest.raises(ValueError, match="percent-encoded"):
+        BatchRequest("GET", "queues?$filter=name eq 'x'")
+    with pytest.raises(ValueError, match="must be a number"):
+        BatchRequest("POST", "queues", {}, content_id="ref")
+    with pytest.raises(ValueError, match="must be unique"):
+        ChangeSet(
+            [
+                BatchRequest("POST", "queues", {}, content_id="1"),
+                BatchRequest("POST", "queues", {}, content_id="1"),
+            ]
+        )
+
+
+def test_batch_response_repr_hides_the_body():
+    response = BatchResponse(201, {"ETag": 'W/"1"'}, {"secret": "SECRET-IN-BODY"}, "1")
+    assert "SECRET-IN-BODY" not in repr(response)
+    assert repr(response) == "BatchResponse(201, content_id='1', headers=['ETag'])"
 
 
 def test_batch_request_repr_hides_the_body():

@@ -13,6 +13,7 @@ from reconciler.dataverse import (
     DataverseClient,
     DataverseError,
     NotFound,
+    OutcomeUnknown,
     PreconditionFailed,
     RetryPolicy,
     ServerError,
@@ -309,3 +310,58 @@ def test_retries_are_logged_without_secrets(caplog):
     assert "(attempt 1)" in messages[0]
     assert messages[1].startswith("retrying GET queues(1) in 2.00s: 429 0x80072322")
     assert "(attempt 2)" in messages[2]
+
+
+def update(client: DataverseClient) -> Any:
+    return client.update("queues", "1", {"name": "q"}, etag='W/"5"')
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.ReadTimeout("timed out"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.ReadError(""),
+        httpx.WriteError(""),
+    ],
+)
+def test_a_write_whose_answer_was_lost_is_not_resent(failure):
+    time = FakeTime()
+    script = Script(failure, httpx.Response(204))
+    err, client = fails(script, update, policy(time))
+    assert isinstance(err, OutcomeUnknown)
+    assert isinstance(err, TransportError)
+    assert not err.retryable
+    assert "the write may have been applied" in str(err)
+    assert (client.stats.total, time.sleeps) == (1, [])
+
+
+@pytest.mark.parametrize("failure", [httpx.ConnectError("refused"), httpx.PoolTimeout("")])
+def test_a_write_that_never_left_is_resent(failure):
+    time = FakeTime()
+    script = Script(failure, httpx.Response(204))
+    result, client = run(script, update, policy(time))
+    assert result is None
+    assert client.stats.total == 2
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_write_behind_a_failing_gateway_is_not_resent(status):
+    time = FakeTime()
+    script = Script(httpx.Response(status, text="<html>gateway</html>"), httpx.Response(204))
+    err, client = fails(script, update, policy(time))
+    assert isinstance(err, ServerError)
+    assert not err.retryable
+    assert client.stats.total == 1
+    # a read behind the same gateway is retried
+    script = Script(
+        httpx.Response(status, text="<html>gateway</html>"), httpx.Response(200, json=ROW)
+    )
+    assert run(script, get, policy(FakeTime()))[0] == ROW
+
+
+def test_a_local_protocol_error_never_quotes_the_request():
+    failure = httpx.LocalProtocolError("Illegal header value b'Bearer TOKEN-MARKER\\n'")
+    err, _ = fails(Script(failure), get, policy(FakeTime()))
+    assert "TOKEN-MARKER" not in str(err)
+    assert "LocalProtocolError" in str(err)
