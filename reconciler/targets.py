@@ -127,7 +127,7 @@ async def connect(
         closer = app.store.close
         auth = StaticToken(EMULATOR_TOKEN)
     elif target.kind == "http":
-        auth = StaticToken(environ.get("DATAVERSE_TOKEN") or EMULATOR_TOKEN)
+        auth = StaticToken(environ.get("DATAVERSE_TOKEN", "").strip() or EMULATOR_TOKEN)
     else:
         auth = auth_from_environment(target.url, environ)
     client = DataverseClient(

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import random
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -178,6 +179,7 @@ class EmulatorApp:
         try:
             response = await self._serve(scope, method, path, headers, body)
         except Exception:  # a bug of the emulator: answer as Dataverse does, keep serving
+            # (inside a $batch, parts already answered keep their answers: see batch.execute)
             log.exception("%s %s failed inside the emulator", method, path)
             response = batch.as_response(
                 EmulatorError(500, UNAVAILABLE, "An unexpected error occurred.")
@@ -222,10 +224,19 @@ class EmulatorApp:
         return self.call(request)
 
     def call(self, request: Request) -> Response:
+        """One operation, always answered Dataverse's way (also inside a ``$batch``)."""
         try:
             return self.service.handle(request)
         except EmulatorError as error:
             return batch.as_response(error)
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) and "busy" not in str(error):
+                raise
+            return batch.as_response(  # another process holds the database: come back soon
+                EmulatorError(
+                    503, UNAVAILABLE, "The database is busy; retry shortly.", {"Retry-After": "1"}
+                )
+            )
 
     def _authenticate(self, headers: dict[str, str]) -> None:
         scheme, _, token = headers.get("authorization", "").partition(" ")

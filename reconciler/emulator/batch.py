@@ -17,7 +17,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.emulator.faults import PAYLOAD_ERROR, EmulatorError, bad_request
+from reconciler.emulator.faults import PAYLOAD_ERROR, UNAVAILABLE, EmulatorError, bad_request
 from reconciler.emulator.service import API_PREFIX, Request, Response
 
 MAX_REQUESTS = 1000
@@ -112,6 +112,9 @@ def parse(request: Request) -> list[_Part]:
                 inner.append(_Part(sub_headers, _inner_request(sub_content, request.base_url)))
             if any(p.request is not None and p.request.method == "GET" for p in inner):
                 raise _malformed("a change set may not contain GET requests")
+            ids = [p.content_id for p in inner if p.content_id is not None]
+            if len(ids) != len(set(ids)):
+                raise _malformed("the Content-IDs of a change set must be unique")
             parts.append(_Part(headers, changeset=inner))
         elif content_type.lower().startswith("application/http"):
             parts.append(_Part(headers, _inner_request(content, request.base_url)))
@@ -179,6 +182,10 @@ def execute(request: Request, call: Callable[[Request], Response], transaction: 
             except EmulatorError as error:
                 out.append(_http_part(as_response(error), None))
                 failed = True
+            except Exception:  # rolled back like any failed change set
+                unexpected = EmulatorError(500, UNAVAILABLE, "An unexpected error occurred.")
+                out.append(_http_part(as_response(unexpected), None))
+                failed = True
             else:
                 inner = f"changesetresponse_{uuid.uuid4()}"
                 body = "".join(f"--{inner}\r\n{_http_part(a, s.content_id)}" for s, a in answers)
@@ -187,7 +194,12 @@ def execute(request: Request, call: Callable[[Request], Response], transaction: 
                 )
         else:
             assert part.request is not None
-            answer = call(part.request)
+            try:
+                answer = call(part.request)
+            except Exception:  # answered as one part; parts before it keep their answers
+                answer = as_response(
+                    EmulatorError(500, UNAVAILABLE, "An unexpected error occurred.")
+                )
             out.append(_http_part(answer, part.content_id))
             failed = answer.status >= 400
         if failed and not keep_going:

@@ -74,11 +74,13 @@ class Table:
         return None
 
     def by_read_name(self, name: str) -> Column | None:
-        """A column by the name a query uses (``name``, ``_x_value``, or a lookup's own name)."""
+        """A column by the name a query uses: ``name``, or ``_x_value`` for a lookup (as in
+        Dataverse, a lookup's own name is a navigation property, not a queryable column)."""
         if name.startswith("_") and name.endswith("_value"):
             column = self.columns.get(name[1:-6])
             return column if column is not None and column.type is Type.LOOKUP else None
-        return self.columns.get(name)
+        column = self.columns.get(name)
+        return None if column is None or column.type is Type.LOOKUP else column
 
 
 # Columns every table has. ``versionnumber`` backs the ETag.

@@ -40,6 +40,8 @@ _TOKEN = re.compile(
 _COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 _FUNCTIONS = {"contains", "startswith", "endswith"}
 _TEXT_TYPES = (Type.STRING, Type.MEMO)
+MAX_DEPTH = 100
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 Resolver = Callable[[str], Column | None]
 
@@ -63,7 +65,7 @@ def _tokenize(text: str) -> list[_Token]:
             break
         match = _TOKEN.match(text, position)
         if match is None or match.lastgroup is None:
-            raise query_error(f"Syntax error at position {position} in $filter '{text}'.")
+            raise query_error(f"Syntax error at position {position} in $filter.")
         kind = match.lastgroup
         tokens.append(_Token(kind, match.group(kind), match.start(kind)))
         position = match.end()
@@ -83,6 +85,7 @@ class _Parser:
         self.index = 0
         self.resolve = resolve
         self.type_name = type_name
+        self.depth = 0
 
     # -- token helpers -------------------------------------------------------------------
     def _peek(self) -> _Token | None:
@@ -91,7 +94,7 @@ class _Parser:
     def _next(self) -> _Token:
         token = self._peek()
         if token is None:
-            raise query_error(f"Unexpected end of $filter '{self.text}'.")
+            raise query_error("Unexpected end of $filter.")
         self.index += 1
         return token
 
@@ -105,18 +108,14 @@ class _Parser:
     def _expect(self, text: str) -> None:
         token = self._next()
         if token.text != text:
-            raise query_error(
-                f"Syntax error: expected '{text}' at position {token.at} in $filter '{self.text}'."
-            )
+            raise query_error(f"Syntax error: expected '{text}' at position {token.at} in $filter.")
 
     # -- grammar -------------------------------------------------------------------------
     def parse(self) -> Sql:
         result = self._or()
         extra = self._peek()
         if extra is not None:
-            raise query_error(
-                f"Syntax error at position {extra.at} in $filter '{self.text}': '{extra.text}'."
-            )
+            raise query_error(f"Syntax error at position {extra.at} in $filter: {_shown(extra)}.")
         return result
 
     def _or(self) -> Sql:
@@ -137,6 +136,15 @@ class _Parser:
         )
 
     def _unary(self) -> Sql:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise query_error(f"The $filter nests deeper than {MAX_DEPTH} levels.")
+        try:
+            return self._unary_inner()
+        finally:
+            self.depth -= 1
+
+    def _unary_inner(self) -> Sql:
         if self._keyword("not"):
             inner = self._unary()
             return Sql(f"NOT ({inner.where})", inner.params)
@@ -154,8 +162,7 @@ class _Parser:
         token = self._next()
         if token.kind != "name":
             raise query_error(
-                f"Syntax error at position {token.at} in $filter '{self.text}': "
-                "expected a property name."
+                f"Syntax error at position {token.at} in $filter: expected a property name."
             )
         column = self.resolve(token.text)
         if column is None:
@@ -184,8 +191,8 @@ class _Parser:
         operator = self._next()
         if operator.kind != "name" or operator.text not in _COMPARE:
             raise query_error(
-                f"Syntax error at position {operator.at} in $filter '{self.text}': "
-                f"expected a comparison operator, found '{operator.text}'."
+                f"Syntax error at position {operator.at} in $filter: "
+                f"expected a comparison operator, found {_shown(operator)}."
             )
         literal = self._next()
         quoted = f'"{column.name}"'
@@ -199,6 +206,11 @@ class _Parser:
         return Sql(f"{quoted} {_COMPARE[operator.text]} ?", (value,))
 
 
+def _shown(token: _Token) -> str:
+    """A token for an error message; string literals are not echoed (they may be secrets)."""
+    return "a string literal" if token.kind == "string" else f"'{token.text[:40]}'"
+
+
 def _unquote(text: str) -> str:
     return text[1:-1].replace("''", "'")
 
@@ -209,7 +221,7 @@ def literal_value(column: Column, kind: str, text: str) -> Any:
     def incompatible() -> EmulatorError:
         return query_error(
             f"A binary operator with incompatible types was detected. Found operand types "
-            f"'{column.type.value}' and literal '{text}' for property '{column.name}'."
+            f"'{column.type.value}' and a {kind} literal for property '{column.name}'."
         )
 
     if column.type in _TEXT_TYPES:
@@ -225,7 +237,7 @@ def literal_value(column: Column, kind: str, text: str) -> Any:
             raise incompatible()
         return 1 if text == "true" else 0
     if column.type in (Type.INT, Type.CHOICE):
-        if kind != "number" or "." in text:
+        if kind != "number" or "." in text or not INT32_MIN <= int(text) <= INT32_MAX:
             raise incompatible()
         return int(text)
     if column.type is Type.DATETIME and kind == "datetime":
@@ -287,8 +299,12 @@ class PageCursor:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             data = json.loads(raw)
             after, offset = data.get("after"), data.get("offset", 0)
-            if (after is None or isinstance(after, str)) and isinstance(offset, int):
-                return cls(after, max(offset, 0))
+            if (
+                (after is None or isinstance(after, str))
+                and isinstance(offset, int)
+                and 0 <= offset <= INT32_MAX
+            ):
+                return cls(after, offset)
         except (binascii.Error, ValueError, AttributeError, UnicodeDecodeError):
             pass
         raise query_error("The $skiptoken is not valid; follow @odata.nextLink verbatim.")

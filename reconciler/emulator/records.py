@@ -27,8 +27,8 @@ from reconciler.emulator.metadata import (
     Table,
     Type,
 )
+from reconciler.emulator.odata import INT32_MAX, INT32_MIN
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _BIND = re.compile(r"^(?:.*/)?(?P<set>[A-Za-z_][A-Za-z0-9_]*)\((?P<id>[0-9a-fA-F-]{36})\)$")
 
 
@@ -57,7 +57,7 @@ def _payload(message: str) -> EmulatorError:
 
 def _unknown(table: Table, name: str) -> EmulatorError:
     hint = ""
-    column = table.by_read_name(name)
+    column = table.columns.get(name) or table.by_read_name(name)
     if column is not None and column.type is Type.LOOKUP:
         hint = f" Set the lookup with '{column.navigation}@odata.bind'."
     return _payload(

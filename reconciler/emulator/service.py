@@ -76,7 +76,7 @@ class Request:
             raise bad_request(PAYLOAD_ERROR, "The request body is empty.")
         try:
             return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise bad_request(PAYLOAD_ERROR, "The request body is not valid JSON.") from None
 
     def prefers(self, token: str) -> bool:
@@ -127,9 +127,9 @@ class Service:
                 f"'{key}' is not a valid key for {name}: use the record's GUID "
                 "(no alternate keys are defined).",
             )
+        if request.method == "GET":
+            return self.get(table, record_id, request)
         with self.store.transaction():
-            if request.method == "GET":
-                return self.get(table, record_id, request)
             if request.method == "PATCH":
                 return self.patch(table, record_id, request)
             if request.method == "DELETE":
@@ -441,8 +441,8 @@ def _options(query: str) -> dict[str, str]:
 def _top(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit():
-        raise query_error(f"The value '{text}' of $top is not a non-negative integer.")
+    if not text.isdigit() or int(text) > MAX_PAGE_SIZE:
+        raise query_error(f"$top must be a whole number from 0 to {MAX_PAGE_SIZE}.")
     return int(text)
 
 

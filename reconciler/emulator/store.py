@@ -44,7 +44,7 @@ def _q(name: str) -> str:
 class Store:
     """SQLite-backed rows. One connection, serialised by a lock; WAL when on a file."""
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    def __init__(self, path: str | Path = ":memory:", *, busy_timeout_ms: int = 5000) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,7 @@ class Store:
             if self.path != ":memory:":
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             self._db.create_function("casefold", 1, _casefold, deterministic=True)
             self._create_schema()
         except sqlite3.DatabaseError as exc:
