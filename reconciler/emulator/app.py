@@ -32,6 +32,7 @@ from reconciler.emulator.faults import (
     UNAVAILABLE,
     EmulatorError,
 )
+from reconciler.emulator.metadata import TABLES
 from reconciler.emulator.metadata_document import metadata_xml
 from reconciler.emulator.service import API_PREFIX, Request, Response, Service
 from reconciler.emulator.store import Store
@@ -278,8 +279,6 @@ def _encode(response: Response) -> tuple[bytes, dict[str, str]]:
 
 
 def _service_document(base_url: str) -> dict[str, Any]:
-    from reconciler.emulator.metadata import TABLES
-
     return {
         "@odata.context": f"{base_url}$metadata",
         "value": [

@@ -323,3 +323,8 @@ _TABLES = (
 
 TABLES: Mapping[str, Table] = {t.logical_name: t for t in _TABLES}
 BY_ENTITY_SET: Mapping[str, Table] = {t.entity_set: t for t in _TABLES}
+
+# Who points at whom: for each table, the (table, lookup column) pairs referencing it.
+REFERENCED_BY: Mapping[str, tuple[tuple[Table, Column], ...]] = {
+    name: tuple((t, c) for t in _TABLES for c in t.lookups() if c.target == name) for name in TABLES
+}

@@ -33,6 +33,7 @@ from reconciler.emulator.metadata import (
     FB_APPLICATION,
     FB_PAGE,
     GBM_PARTNER,
+    REFERENCED_BY,
     TABLES,
     OnDelete,
     Table,
@@ -210,16 +211,8 @@ class Service:
         if options.get("$count", "false") not in ("true", "false"):
             raise query_error("$count must be true or false.")
         if options.get("$count") == "true":  # Dataverse counts up to 5000
-            body["@odata.count"] = min(
-                MAX_PAGE_SIZE,
-                len(
-                    self.store.select(
-                        table,
-                        where=where.where if where else "",
-                        params=where.params if where else (),
-                    )
-                ),
-            )
+            matching = self.store.count(table, *((where.where, where.params) if where else ()))
+            body["@odata.count"] = min(MAX_PAGE_SIZE, matching)
         body["value"] = [shape(table, row, select) for row in rows]
         headers = {}
         if _MAX_PAGE.search(request.headers.get("prefer", "")):
@@ -290,33 +283,30 @@ class Service:
         return Response(204)
 
     def _delete(self, table: Table, record_id: str) -> None:
-        for other in TABLES.values():
-            for column in other.lookups():
-                if column.target != table.logical_name:
-                    continue
-                children = self.store.referencing(other, column, record_id)
-                if not children:
-                    continue
-                if column.on_delete is OnDelete.RESTRICT:
-                    raise bad_request(
-                        RESTRICTED_DELETE,
-                        f"The {table.logical_name} record cannot be deleted because it is "
-                        f"referenced by {len(children)} {other.logical_name} record(s) "
-                        f"through '{column.name}'.",
+        for other, column in REFERENCED_BY[table.logical_name]:
+            children = self.store.referencing(other, column, record_id)
+            if not children:
+                continue
+            if column.on_delete is OnDelete.RESTRICT:
+                raise bad_request(
+                    RESTRICTED_DELETE,
+                    f"The {table.logical_name} record cannot be deleted because it is "
+                    f"referenced by {len(children)} {other.logical_name} record(s) "
+                    f"through '{column.name}'.",
+                )
+            for child in children:
+                if column.on_delete is OnDelete.CASCADE:
+                    self._delete(other, child)
+                else:
+                    self.store.update(
+                        other,
+                        child,
+                        {
+                            column.name: None,
+                            "versionnumber": self.store.next_version(),
+                            "modifiedon": _now(),
+                        },
                     )
-                for child in children:
-                    if column.on_delete is OnDelete.CASCADE:
-                        self._delete(other, child)
-                    else:
-                        self.store.update(
-                            other,
-                            child,
-                            {
-                                column.name: None,
-                                "versionnumber": self.store.next_version(),
-                                "modifiedon": _now(),
-                            },
-                        )
         self.store.delete(table, record_id)
 
     def _insert(self, table: Table, record_id: str, body: Any) -> Row:
@@ -383,23 +373,24 @@ class Service:
         application = self.store.get(applications, application_id)
         if application is None or application.get("msdyn_fbcallbackuri"):
             return
-        own = self.store.select(
-            pages, where='"msdyn_ocfbapplicationid" = ?', params=(application_id,)
-        )
-        for page in own:
-            page_id = page.get("msdyn_fbpageid")
-            users = self.store.select(pages, where='"msdyn_fbpageid" = ?', params=(page_id,))
-            if page_id and len(users) == 1:
-                self.store.update(
-                    applications,
-                    application_id,
-                    {
-                        "msdyn_fbcallbackuri": f"{CALLBACK_HOST}/facebook/{application_id}/webhook",
-                        "msdyn_fbverifytoken": secrets.token_hex(16),
-                        "versionnumber": self.store.next_version(),
-                    },
-                )
-                return
+        unshared = self.store.count(pages, _UNSHARED_PAGE, (application_id,))
+        if unshared:
+            self.store.update(
+                applications,
+                application_id,
+                {
+                    "msdyn_fbcallbackuri": f"{CALLBACK_HOST}/facebook/{application_id}/webhook",
+                    "msdyn_fbverifytoken": secrets.token_hex(16),
+                    "versionnumber": self.store.next_version(),
+                },
+            )
+
+
+# One query: the app's pages whose page ID no other page uses.
+_UNSHARED_PAGE = (
+    '"msdyn_ocfbapplicationid" = ? AND "msdyn_fbpageid" IN (SELECT "msdyn_fbpageid" '
+    f'FROM "{FB_PAGE}" GROUP BY "msdyn_fbpageid" HAVING COUNT(*) = 1)'
+)
 
 
 def _new_id() -> str:

@@ -222,8 +222,9 @@ class Store:
         names = [d[0] for d in cursor.description]
         return [self._decode(table, names, r) for r in cursor.fetchall()]
 
-    def count(self, table: Table) -> int:
-        found = self._db.execute(f"SELECT COUNT(*) FROM {_q(table.logical_name)}").fetchone()
+    def count(self, table: Table, where: str = "", params: Sequence[Any] = ()) -> int:
+        sql = f"SELECT COUNT(*) FROM {_q(table.logical_name)}"
+        found = self._db.execute(f"{sql} WHERE {where}" if where else sql, params).fetchone()
         return int(found[0])
 
 
