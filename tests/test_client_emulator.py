@@ -29,8 +29,8 @@ from reconciler.dataverse import (
     TransportError,
     Unauthorized,
 )
+from reconciler.dataverse.tables import TABLES
 from reconciler.emulator import EmulatorApp, EmulatorConfig
-from reconciler.emulator.metadata import TABLES
 from reconciler.emulator.records import new_row
 from reconciler.emulator.server import bound_socket, make_server
 from reconciler.emulator.store import Store

@@ -129,7 +129,7 @@ def test_a_second_open_of_the_database_does_not_seed_it_again(tmp_path: Path) ->
 
     first, second = create_app(tmp_path / "org.db"), create_app(tmp_path / "org.db")
     assert first.store.meta("organizationid") == second.store.meta("organizationid")
-    from reconciler.emulator.metadata import TABLES
+    from reconciler.dataverse.tables import TABLES
 
     assert second.store.count(TABLES["msdyn_oclanguage"]) == first.store.count(
         TABLES["msdyn_oclanguage"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from reconciler.dataverse.tables import TABLES
 from reconciler.emulator import batch
 from reconciler.emulator.faults import (
     QUERY_ERROR,
@@ -32,7 +33,6 @@ from reconciler.emulator.faults import (
     UNAVAILABLE,
     EmulatorError,
 )
-from reconciler.emulator.metadata import TABLES
 from reconciler.emulator.metadata_document import metadata_xml
 from reconciler.emulator.service import API_PREFIX, Request, Response, Service
 from reconciler.emulator.store import Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from xml.sax.saxutils import quoteattr
 
-from reconciler.emulator.metadata import TABLES, Type
+from reconciler.dataverse.tables import TABLES, Type
 
 _EDM = {
     Type.STRING: "Edm.String",

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.dataverse.tables import Column, Type
 from reconciler.emulator.faults import QUERY_ERROR, EmulatorError, bad_request
-from reconciler.emulator.metadata import Column, Type
 
 _TOKEN = re.compile(
     r"""\s*(?:

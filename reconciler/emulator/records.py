@@ -11,6 +11,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.dataverse.tables import (
+    BY_ENTITY_SET,
+    STATUS_FOR_STATE,
+    TABLES,
+    Column,
+    Table,
+    Type,
+)
 from reconciler.emulator.faults import (
     INVALID_ARGUMENT,
     LENGTH_EXCEEDED,
@@ -18,14 +26,6 @@ from reconciler.emulator.faults import (
     PAYLOAD_ERROR,
     EmulatorError,
     bad_request,
-)
-from reconciler.emulator.metadata import (
-    BY_ENTITY_SET,
-    STATUS_FOR_STATE,
-    TABLES,
-    Column,
-    Table,
-    Type,
 )
 from reconciler.emulator.odata import INT32_MAX, INT32_MIN
 

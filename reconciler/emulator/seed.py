@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.emulator.metadata import CONTRACT, LANGUAGE, QUEUE, TABLES, Table
+from reconciler.dataverse.tables import CONTRACT, LANGUAGE, QUEUE, TABLES, Table
 from reconciler.emulator.records import new_row
 from reconciler.emulator.store import Store
 

@@ -16,6 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from reconciler.dataverse.tables import (
+    BY_ENTITY_SET,
+    FB_APPLICATION,
+    FB_PAGE,
+    GBM_PARTNER,
+    REFERENCED_BY,
+    TABLES,
+    OnDelete,
+    Table,
+)
 from reconciler.emulator import seed
 from reconciler.emulator.faults import (
     DUPLICATE_RECORD,
@@ -27,16 +37,6 @@ from reconciler.emulator.faults import (
     EmulatorError,
     bad_request,
     not_found,
-)
-from reconciler.emulator.metadata import (
-    BY_ENTITY_SET,
-    FB_APPLICATION,
-    FB_PAGE,
-    GBM_PARTNER,
-    REFERENCED_BY,
-    TABLES,
-    OnDelete,
-    Table,
 )
 from reconciler.emulator.odata import (
     PageCursor,

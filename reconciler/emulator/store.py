@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from reconciler.emulator.metadata import TABLES, Column, Table, Type
+from reconciler.dataverse.tables import TABLES, Column, Table, Type
 from reconciler.errors import ReconcilerError
 
 _SQL_TYPES = {

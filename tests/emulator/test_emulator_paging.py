@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from reconciler.dataverse.tables import TABLES
 from reconciler.emulator import EmulatorApp
 from reconciler.emulator.faults import QUERY_ERROR
-from reconciler.emulator.metadata import TABLES
 from reconciler.emulator.records import new_row
 from reconciler.emulator.store import Store
 

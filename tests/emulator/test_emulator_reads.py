@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from reconciler.dataverse.tables import BY_ENTITY_SET, TABLES
 from reconciler.emulator import EmulatorConfig, create_app
 from reconciler.emulator.faults import INVALID_ARGUMENT, NOT_FOUND, QUERY_ERROR
-from reconciler.emulator.metadata import BY_ENTITY_SET, TABLES
 from reconciler.emulator.store import StoreError
 
 MESSAGING, RECORD, VOICE = 192350000, 192350001, 192350002

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from reconciler.dataverse.tables import TABLES
 from reconciler.emulator.faults import (
     DUPLICATE_RECORD,
     INVALID_ARGUMENT,
@@ -17,7 +18,6 @@ from reconciler.emulator.faults import (
     RESTRICTED_DELETE,
     VERSION_MISMATCH,
 )
-from reconciler.emulator.metadata import TABLES
 
 MESSAGING, RECORD, VOICE = 192350000, 192350001, 192350002
 FACEBOOK, GBM, PUSH, PICK = 192330000, 192450001, 192350000, 192350001

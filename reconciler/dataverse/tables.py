@@ -1,4 +1,4 @@
-"""Table metadata of the emulated org: what ``$metadata`` would tell about each table.
+"""The Dataverse tables the reconciler manages: what ``$metadata`` tells about each table.
 
 Source: ``docs/domain.md`` §2-§3 (Microsoft Learn entity reference and a real exported
 solution). Choices no public source settled are marked UNCONFIRMED here, in one place.
