@@ -1,0 +1,1 @@
+"""Manifests ↔ Dataverse rows, both ways, in manifest terms."""

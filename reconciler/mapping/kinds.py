@@ -1,0 +1,434 @@
+"""Every kind of record the reconciler manages: its table and its fields, both ways.
+
+Manifest kinds map to one row each (Queue, FacebookAccount, GoogleBusinessMessagesAccount,
+Workstream, RoutingRuleSet); their children and the routing chain are records of their own:
+
+    FacebookAccount/<name>/<page>            FacebookPage (the channel instance)
+    GoogleBusinessMessagesAccount/<n>/<a>    GoogleBusinessMessagesAgent
+    Workstream/<name>/contract               DecisionContract (one per workstream)
+    Workstream/<name>/routing                RoutingConfiguration (one per workstream)
+    RoutingRuleSet/<name>/step               RoutingStep (the rule set's place in the routing)
+
+The address is also the key the record's id derives from (``uuid5(namespace, address)``).
+``KINDS`` lists them in dependency order: creates run in this order, deletes in reverse.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.dataverse import tables as t
+from reconciler.mapping import rulexml
+from reconciler.mapping.fields import (
+    FieldMap,
+    MappingError,
+    Resolver,
+    Row,
+    boolean,
+    choices,
+    duration,
+    language,
+    lookup,
+    option,
+    plain,
+    reference,
+    secret,
+)
+from reconciler.mapping.values import Fields, Value
+
+# Manifest words ↔ option values (docs/domain.md §2).
+QUEUE_TYPES = {"messaging": 192350000, "record": 192350001, "voice": 192350002}
+ASSIGNMENT = {"highest-capacity": 192350000, "round-robin": 192350001, "longest-idle": 192350003}
+VISIBILITY = {"public": 0, "private": 1}
+CHANNELS = {"facebook": 192330000, "google-business-messages": 192450001}
+DISTRIBUTION = {"push": 192350000, "pick": 192350001}
+PRESENCES = {
+    "available": 192360000,
+    "busy": 192360001,
+    "busy-dnd": 192360002,
+    "away": 192360003,
+    "offline": 192360004,
+}
+RULE_SET_TYPES = {"classification": 192350000, "route-to-queue": 192350001}  # UNCONFIRMED
+STEP_TYPES = {"classification": 192350000, "route-to-queue": 192350002}
+# Columns the manifests do not describe, set once when the reconciler creates a record.
+CAPACITY_UNITS = 192350000
+DIRECTION_INBOUND = 0
+MODE_SIMPLIFIED = 717210001
+CONVERSATION_PERSISTENT = 192350001
+AUTHORING_MODE = 192350000  # UNCONFIRMED
+CREDENTIAL_FILE_NAME = "service-account.json"
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    name: str
+    table: t.Table
+    fields: tuple[FieldMap, ...]
+    on_create: Callable[[Fields, str, Resolver], Row] = lambda _f, _a, _r: {}
+    """Columns set once on create that no field describes."""
+    parent: str | None = None
+    """For children: the lookup column pointing at the record they belong to."""
+
+    @property
+    def select(self) -> tuple[str, ...]:
+        """What one query reads: the key, the name and every field's columns."""
+        names = [self.table.primary_key, self.table.primary_name, "modifiedon"]
+        names += [column for f in self.fields for column in f.columns]
+        if self.parent is not None:
+            names.append(lookup(self.parent))
+        return tuple(dict.fromkeys(names))
+
+    def field(self, path: str) -> FieldMap:
+        return next(f for f in self.fields if f.path == path)
+
+    def from_row(self, row: Row, resolver: Resolver) -> dict[str, Value]:
+        """A row in manifest terms."""
+        return {f.path: f.read(row, resolver) for f in self.fields}
+
+    def to_row(
+        self, fields: Fields, address: str, resolver: Resolver, *, create: bool = True
+    ) -> Row:
+        """Manifest-term fields as a row; ``create`` adds the columns set once."""
+        row: Row = {self.table.primary_key: resolver.id_of(address)}
+        if create:
+            row.update(self.on_create(fields, address, resolver))
+        for f in self.fields:
+            if f.path in fields:
+                row.update(f.write(fields[f.path], fields, address, resolver))
+        return row
+
+    def columns_of(
+        self, paths: Iterator[str] | list[str], fields: Fields, address: str, resolver: Resolver
+    ) -> Row:
+        """Only the columns behind ``paths`` (an update writes what changed)."""
+        row: Row = {}
+        for f in self.fields:
+            if f.path in paths:
+                row.update(f.write(fields.get(f.path), fields, address, resolver))
+        return row
+
+    def references(self, fields: Fields) -> list[str]:
+        """Addresses of the records these fields point at."""
+        found = [f.ref.format(fields[f.path]) for f in self.fields if f.ref and fields.get(f.path)]
+        for rule in fields.get("rules") or ():
+            route = rule.get("routeTo")
+            shares = route if isinstance(route, list) else [{"queue": route}] if route else []
+            found += [f"Queue/{share['queue']}" for share in shares]
+        return list(dict.fromkeys(found))
+
+
+# --- rule sets and contracts ------------------------------------------------------------------
+
+
+def _rules_field() -> FieldMap:
+    column = "msdyn_rulesetdefinition"
+
+    def read(row: Row, resolver: Resolver) -> Value:
+        xml = row.get(column)
+        if not xml:
+            return []
+        decoded = rulexml.decode(
+            xml, queue_name=lambda queue_id: _name_of(resolver, queue_id, "Queue/")
+        )
+        return decoded.rules
+
+    def write(value: Value, fields: Fields, address: str, resolver: Resolver) -> Row:
+        policy = (
+            rulexml.HIT_POLICY_ROUTE
+            if fields.get("type") == "route-to-queue"
+            else rulexml.HIT_POLICY_CLASSIFY
+        )
+        xml = rulexml.encode(
+            value or [],
+            hit_policy=policy,
+            rule_id=lambda name: _derived_id(resolver, f"{address}/rules/{name}"),
+            queue_id=lambda name: resolver.id_of(f"Queue/{name}"),
+        )
+        return {column: xml}
+
+    return FieldMap("rules", (column,), read, write, default=[])
+
+
+def _name_of(resolver: Resolver, record_id: str, prefix: str) -> str:
+    address = resolver.addresses.get(record_id, "")
+    name = address[len(prefix) :]
+    return name if address.startswith(prefix) and name and "/" not in name else f"<{record_id}>"
+
+
+def _derived_id(resolver: Resolver, key: str) -> str:
+    from reconciler.mapping.values import record_id
+
+    return record_id(resolver.namespace, key)
+
+
+def _rule_set_type() -> FieldMap:
+    """The type decides the rule set's output: its workstream's contract for classification,
+    the org's queue-identification contract for route-to-queue."""
+    base = option("type", "msdyn_rulesettype", RULE_SET_TYPES)
+
+    def write(value: Value, fields: Fields, address: str, resolver: Resolver) -> Row:
+        row = base.write(value, fields, address, resolver)
+        workstream = fields.get("workstream")
+        if value == "route-to-queue":
+            if resolver.output_contract is None:
+                raise MappingError(
+                    "the target has no msdyn_demandqueueidentificationoutput contract"
+                )
+            row[lookup("msdyn_outputcontractid")] = resolver.output_contract
+        elif workstream is not None:
+            row[lookup("msdyn_outputcontractid")] = resolver.id_of(
+                f"Workstream/{workstream}/contract"
+            )
+        return row
+
+    return FieldMap("type", base.columns, base.read, write)
+
+
+def contract_xml(outputs: list[str]) -> str:
+    root = ET.Element("contract")
+    for name in sorted(outputs):
+        ET.SubElement(root, "attribute", {"name": name, "type": "string"})
+    return ET.tostring(root, encoding="unicode", short_empty_elements=True)
+
+
+def contract_outputs(xml: str) -> list[str]:
+    if "<!DOCTYPE" in xml or "<!ENTITY" in xml:
+        raise MappingError("a contract definition must not declare a DOCTYPE or entities")
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise MappingError(f"unreadable contract definition: {exc}") from None
+    return sorted(a.get("name", "") for a in root.iter("attribute"))
+
+
+def _outputs_field() -> FieldMap:
+    column = "msdyn_contractdefinition"
+
+    def read(row: Row, _r: Resolver) -> Value:
+        xml = row.get(column)
+        return contract_outputs(xml) if xml else []
+
+    return FieldMap(
+        "outputs",
+        (column,),
+        read,
+        lambda value, _f, _a, _r: {column: contract_xml(value or [])},
+        default=[],
+    )
+
+
+def _named(fields: Fields, address: str, resolver: Resolver) -> Row:
+    """Derived records are named by their address, so their owner can always be told."""
+    record = resolver.id_of(address).replace("-", "")
+    return {"msdyn_name": address, "msdyn_uniquename": f"rcn_{record}"}
+
+
+def _channel_instance_defaults(_f: Fields, _a: str, _r: Resolver) -> Row:
+    return {"msdyn_postconversationsurveyenable": False}
+
+
+# --- the kinds --------------------------------------------------------------------------------
+
+QUEUE = RecordKind(
+    "Queue",
+    t.TABLES[t.QUEUE],
+    (
+        plain("displayName", "name"),
+        option("type", "msdyn_queuetype", QUEUE_TYPES, "messaging", create_only=True),
+        plain("priority", "msdyn_priority"),
+        option("assignment", "msdyn_assignmentstrategy", ASSIGNMENT, "highest-capacity"),
+        option("visibility", "queueviewtype", VISIBILITY, "public"),
+        plain("maxSize", "msdyn_maxqueuesize"),
+        plain("description", "description"),
+    ),
+    on_create=lambda _f, _a, _r: {"msdyn_isomnichannelqueue": True},
+)
+
+FACEBOOK_ACCOUNT = RecordKind(
+    "FacebookAccount",
+    t.TABLES[t.FB_APPLICATION],
+    (
+        plain("displayName", "msdyn_name"),
+        plain("applicationId", "msdyn_fbapplicationid"),
+        secret("applicationSecret", "msdyn_fbapplicationsecret"),
+    ),
+)
+
+GBM_ACCOUNT = RecordKind(
+    "GoogleBusinessMessagesAccount",
+    t.TABLES[t.GBM_PARTNER],
+    (
+        plain("displayName", "msdyn_name"),
+        plain("partnerId", "msdyn_partneraccountid"),
+        secret("clientToken", "msdyn_partneraccountclienttoken"),
+        secret(
+            "serviceAccountKey",
+            "msdyn_base64credentialfilestring",
+            "msdyn_base64credentialfilestringcontd",
+            chunk=4000,
+        ),
+    ),
+    on_create=lambda _f, _a, _r: {"msdyn_credentialfilename": CREDENTIAL_FILE_NAME},
+)
+
+CONTRACT = RecordKind(
+    "DecisionContract", t.TABLES[t.CONTRACT], (_outputs_field(),), on_create=_named
+)
+
+WORKSTREAM = RecordKind(
+    "Workstream",
+    t.TABLES[t.WORKSTREAM],
+    (
+        plain("displayName", "msdyn_name"),
+        option("channel", "msdyn_streamsource", CHANNELS, create_only=True),
+        reference("fallbackQueue", "msdyn_defaultqueue", "Queue/{}"),
+        option(
+            "distribution.mode",
+            "msdyn_workdistributionmode",
+            DISTRIBUTION,
+            "push",
+            create_only=True,
+        ),
+        plain("distribution.capacity.units", "msdyn_capacityrequired", 0),
+        plain("distribution.maxConcurrency", "msdyn_maxconcurrentconnection", 1),
+        boolean("distribution.agentAffinity", "msdyn_enableagentaffinity"),
+        duration("autoCloseAfterInactivity", "msdyn_autocloseafterinactivity"),
+        choices("allowedPresences", "msdyn_allowedpresences", PRESENCES),
+        boolean("automatedMessages", "msdyn_enableautomatedmessages", default=True),
+        reference("routingContract", "msdyn_routingcontractid", "Workstream/{}/contract"),
+    ),
+    on_create=lambda _f, _a, _r: {
+        "msdyn_capacityformat": CAPACITY_UNITS,
+        "msdyn_direction": DIRECTION_INBOUND,
+        "msdyn_mode": MODE_SIMPLIFIED,
+        "msdyn_conversationmode": CONVERSATION_PERSISTENT,
+    },
+)
+
+RULE_SET = RecordKind(
+    "RoutingRuleSet",
+    t.TABLES[t.RULESET],
+    (
+        plain("displayName", "msdyn_name"),
+        reference("workstream", "msdyn_inputcontractid", "Workstream/{}/contract"),
+        _rule_set_type(),
+        _rules_field(),
+    ),
+    on_create=lambda _f, address, resolver: {
+        "msdyn_uniquename": f"rcn_{resolver.id_of(address).replace('-', '')}",
+        "msdyn_authoringmode": AUTHORING_MODE,
+        "msdyn_isinputcollection": False,
+    },
+)
+
+ROUTING_CONFIGURATION = RecordKind(
+    "RoutingConfiguration",
+    t.TABLES[t.ROUTING_CONFIGURATION],
+    (
+        reference("workstream", "msdyn_liveworkstreamid", "Workstream/{}"),
+        boolean("active", "msdyn_isactiveconfiguration"),
+    ),
+    on_create=_named,
+)
+
+ROUTING_STEP = RecordKind(
+    "RoutingStep",
+    t.TABLES[t.ROUTING_STEP],
+    (
+        reference("workstream", "msdyn_routingconfigurationid", "Workstream/{}/routing"),
+        reference("ruleSet", "msdyn_rulesetid", "RoutingRuleSet/{}"),
+        plain("order", "msdyn_steporder"),
+        option("type", "msdyn_type", STEP_TYPES),
+    ),
+    on_create=_named,
+)
+
+FACEBOOK_PAGE = RecordKind(
+    "FacebookPage",
+    t.TABLES[t.FB_PAGE],
+    (
+        reference("account", "msdyn_ocfbapplicationid", "FacebookAccount/{}"),
+        plain("name", "msdyn_fbpagename"),
+        plain("pageId", "msdyn_fbpageid"),
+        secret("accessToken", "msdyn_fbpageaccesstoken"),
+        reference("workstream", "msdyn_liveworkstreamid", "Workstream/{}"),
+        language("facebook.language", "msdyn_ocwidgetlanguage"),
+        boolean("facebook.fileAttachments.customer", "msdyn_enablefileattachmentsforcustomers"),
+        boolean("facebook.fileAttachments.agent", "msdyn_enablefileattachmentsforagents"),
+        boolean("facebook.humanAgentMessageTag", "msdyn_enablehumanagenttag"),
+    ),
+    on_create=_channel_instance_defaults,
+    parent="msdyn_ocfbapplicationid",
+)
+
+GBM_AGENT = RecordKind(
+    "GoogleBusinessMessagesAgent",
+    t.TABLES[t.GBM_AGENT],
+    (
+        reference("account", "msdyn_ocgbmpartneraccount", "GoogleBusinessMessagesAccount/{}"),
+        plain("name", "msdyn_name"),
+        plain("agentId", "msdyn_agentid"),
+        plain("brandId", "msdyn_brandid"),
+        secret("clientToken", "msdyn_agentaccountclienttoken"),
+        reference("workstream", "msdyn_liveworkstreamid", "Workstream/{}"),
+        language("googleBusinessMessages.language", "msdyn_ocwidgetlanguage"),
+        boolean(
+            "googleBusinessMessages.fileAttachments.customer",
+            "msdyn_enablefileattachmentsforcustomers",
+        ),
+        boolean(
+            "googleBusinessMessages.fileAttachments.agent", "msdyn_enablefileattachmentsforagents"
+        ),
+        boolean("googleBusinessMessages.agentOverride", "msdyn_enableagentoverride"),
+    ),
+    on_create=_channel_instance_defaults,
+    parent="msdyn_ocgbmpartneraccount",
+)
+
+KINDS: tuple[RecordKind, ...] = (
+    QUEUE,
+    FACEBOOK_ACCOUNT,
+    GBM_ACCOUNT,
+    CONTRACT,
+    WORKSTREAM,
+    RULE_SET,
+    ROUTING_CONFIGURATION,
+    ROUTING_STEP,
+    FACEBOOK_PAGE,
+    GBM_AGENT,
+)
+"""Dependency order (docs/spec.md §5; contracts come before the workstreams that use them)."""
+
+BY_NAME: dict[str, RecordKind] = {kind.name: kind for kind in KINDS}
+BY_TABLE: dict[str, RecordKind] = {kind.table.logical_name: kind for kind in KINDS}
+STAGE: dict[str, int] = {kind.name: index for index, kind in enumerate(KINDS)}
+
+
+def is_system_row(kind: RecordKind, row: Row) -> bool:
+    """Rows every org has and nobody manages: default queues, the output contract."""
+    if kind is QUEUE:
+        return bool(row.get("msdyn_isdefaultqueue"))
+    if kind is CONTRACT:
+        return row.get("msdyn_uniquename") == "msdyn_demandqueueidentificationoutput"
+    return False
+
+
+def name_of_row(kind: RecordKind, row: Row) -> str:
+    value = row.get(kind.table.primary_name)
+    return value if isinstance(value, str) else ""
+
+
+def row_references(kind: RecordKind, row: Row) -> Iterator[tuple[str, str]]:
+    """(lookup column, referenced id) for every lookup set in ``row``."""
+    for column in kind.table.lookups():
+        value = row.get(lookup(column.name))
+        if isinstance(value, str):
+            yield column.name, value
+
+
+def default_value(kind: RecordKind, path: str) -> Any:
+    return kind.field(path).default

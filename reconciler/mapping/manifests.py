@@ -1,0 +1,188 @@
+"""Records in manifest terms → manifest documents (the way back; ``export`` builds on it).
+
+Each manifest kind is assembled from its records: an account from its row and its pages or
+agents, a workstream from its row and the channel instance that serves it (whose channel
+settings live on the page or agent). Routing records (contracts, routing configurations,
+steps) are not written: planning derives them again. Values equal to a manifest default are
+left out, and every secret becomes a ``fromEnv`` reference to a variable named by ``secret_name``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.mapping import kinds as k
+from reconciler.mapping.values import Fields, Sensitive, Value
+from reconciler.models.common import API_VERSION
+
+
+@dataclass(frozen=True)
+class Found:
+    """A record read from the target, in manifest terms."""
+
+    kind: k.RecordKind
+    address: str
+    fields: Fields
+
+    @property
+    def name(self) -> str:
+        return self.address.split("/")[1]
+
+
+@dataclass
+class Assembled:
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    secrets: dict[str, Sensitive] = field(default_factory=dict)
+    """Variable name → the value it must hold for a plan of the documents to show no change."""
+
+
+SecretName = Callable[[str, str], str]
+"""(address, field path) → the environment variable a fromEnv reference names."""
+
+
+def env_name(address: str, path: str) -> str:
+    words = f"{address}/{path}".upper()
+    return "".join(c if c.isalnum() else "_" for c in words).strip("_")
+
+
+class _Assembler:
+    def __init__(self, found: Sequence[Found], secret_name: SecretName) -> None:
+        self.found = found
+        self.secret_name = secret_name
+        self.out = Assembled()
+
+    def of(self, kind: k.RecordKind) -> list[Found]:
+        return [f for f in self.found if f.kind is kind]
+
+    def secret(self, record: Found, path: str) -> dict[str, str] | None:
+        value = record.fields.get(path)
+        if not isinstance(value, Sensitive):
+            return None
+        name = self.secret_name(record.address, path)
+        self.out.secrets[name] = value
+        return {"fromEnv": name}
+
+    def keep(self, record: Found, spec: dict[str, Any], *paths: str) -> None:
+        """Copy fields whose value is not the manifest's default."""
+        for path in paths:
+            value = record.fields.get(path)
+            if value is not None and value != k.default_value(record.kind, path):
+                spec[path.rsplit(".", 1)[-1]] = value
+
+    def document(self, kind: str, name: str, spec: dict[str, Any]) -> None:
+        if spec.get("displayName") == name:
+            del spec["displayName"]
+        self.out.documents.append(
+            {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+        )
+
+    def build(self) -> Assembled:
+        for queue in self.of(k.QUEUE):
+            spec: dict[str, Any] = {}
+            self.keep(
+                queue,
+                spec,
+                "displayName",
+                "type",
+                "priority",
+                "assignment",
+                "visibility",
+                "maxSize",
+                "description",
+            )
+            self.document("Queue", queue.name, spec)
+        for account in self.of(k.FACEBOOK_ACCOUNT):
+            pages = [
+                {
+                    "name": page.fields["name"],
+                    "pageId": page.fields["pageId"],
+                    "accessToken": self.secret(page, "accessToken"),
+                }
+                for page in self.children(k.FACEBOOK_PAGE, account.name)
+            ]
+            spec = {
+                "displayName": account.fields["displayName"],
+                "applicationId": account.fields["applicationId"],
+                "applicationSecret": self.secret(account, "applicationSecret"),
+                "pages": pages,
+            }
+            self.document("FacebookAccount", account.name, spec)
+        for partner in self.of(k.GBM_ACCOUNT):
+            agents = []
+            for agent in self.children(k.GBM_AGENT, partner.name):
+                item = {key: agent.fields[key] for key in ("name", "agentId", "brandId")}
+                token = self.secret(agent, "clientToken")
+                agents.append(item if token is None else {**item, "clientToken": token})
+            spec = {
+                "displayName": partner.fields["displayName"],
+                "partnerId": partner.fields["partnerId"],
+                "clientToken": self.secret(partner, "clientToken"),
+                "serviceAccountKey": self.secret(partner, "serviceAccountKey"),
+                "agents": agents,
+            }
+            self.document("GoogleBusinessMessagesAccount", partner.name, spec)
+        for workstream in self.of(k.WORKSTREAM):
+            self.document("Workstream", workstream.name, self.workstream(workstream))
+        for rule_set in self.of(k.RULE_SET):
+            fields = rule_set.fields
+            spec = {
+                "displayName": fields["displayName"],
+                "workstream": fields["workstream"],
+                "type": fields["type"],
+                "rules": fields.get("rules") or [],
+            }
+            self.document("RoutingRuleSet", rule_set.name, spec)
+        return self.out
+
+    def children(self, kind: k.RecordKind, account: str) -> list[Found]:
+        return [f for f in self.of(kind) if f.fields.get("account") == account]
+
+    def workstream(self, record: Found) -> dict[str, Any]:
+        fields = record.fields
+        distribution: dict[str, Any] = {"mode": fields["distribution.mode"]}
+        units = fields.get("distribution.capacity.units")
+        if units:
+            distribution["capacity"] = {"units": units}
+        self.keep(record, distribution, "distribution.maxConcurrency", "distribution.agentAffinity")
+        spec: dict[str, Any] = {
+            "displayName": fields["displayName"],
+            "channel": fields["channel"],
+            "fallbackQueue": fields["fallbackQueue"],
+            "distribution": distribution,
+        }
+        self.keep(record, spec, "autoCloseAfterInactivity", "allowedPresences", "automatedMessages")
+        block, instance_kind, child = (
+            ("facebook", k.FACEBOOK_PAGE, "page")
+            if fields["channel"] == "facebook"
+            else ("googleBusinessMessages", k.GBM_AGENT, "agent")
+        )
+        for instance in self.of(instance_kind):
+            if instance.fields.get("workstream") == record.name:
+                spec[block] = self.channel(instance, block, child)
+                break
+        return spec
+
+    def channel(self, instance: Found, block: str, child: str) -> dict[str, Any]:
+        fields = instance.fields
+        settings: dict[str, Any] = {
+            "account": fields["account"],
+            child: fields["name"],
+            "language": fields[f"{block}.language"],
+        }
+        attachments: dict[str, Value] = {}
+        for side in ("customer", "agent"):
+            if fields.get(f"{block}.fileAttachments.{side}"):
+                attachments[side] = True
+        if attachments:
+            settings["fileAttachments"] = attachments
+        extra = "humanAgentMessageTag" if block == "facebook" else "agentOverride"
+        if fields.get(f"{block}.{extra}"):
+            settings[extra] = True
+        return settings
+
+
+def to_manifests(found: Sequence[Found], secret_name: SecretName = env_name) -> Assembled:
+    """Manifest documents (plain data, as YAML would hold them) for the records ``found``."""
+    return _Assembler(found, secret_name).build()

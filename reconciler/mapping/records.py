@@ -1,0 +1,31 @@
+"""A record: one Dataverse row in manifest terms, with the address its id derives from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.diagnostics import Location
+from reconciler.mapping.kinds import RecordKind
+from reconciler.mapping.values import Value
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: RecordKind
+    address: str
+    fields: Mapping[str, Value]
+    present: bool = True
+    """False for ``ensure: absent``: the record should not exist."""
+    adopt: str | None = None
+    """``metadata.id``: the existing record to manage, instead of the derived id."""
+    parent: str | None = None
+    """Children and routing records: the address of the record they belong to."""
+    location: Location | None = None
+    notes: Mapping[str, Any] = field(default_factory=dict)
+    """What the plan may warn about but never diffs (a page token's rotation date)."""
+
+    @property
+    def name(self) -> str:
+        return self.address.split("/", 1)[1]

@@ -1,0 +1,423 @@
+"""Desired records + the target's rows → the changes of a plan. Pure: no I/O, no clock.
+
+Records are visited in dependency order (``kinds.KINDS``), so by the time a record is planned,
+every record it hangs under has been: when a workstream is replaced or an account deleted, the
+rows that go with it (cascade) are planned as created again or deleted too, and links to it that
+the delete clears are planned as set again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.dataverse.tables import OnDelete
+from reconciler.diagnostics import Diagnostic, error
+from reconciler.mapping import kinds as k
+from reconciler.mapping.fields import MappingError, Row, lookup
+from reconciler.mapping.records import Record
+from reconciler.mapping.values import Sensitive, Value, json_value
+from reconciler.models import limits
+from reconciler.plan.definition import CHANGING, Action, Change, FieldChange, FollowUp, Warning
+from reconciler.plan.identity import Entry, Identity, identify
+from reconciler.state.reader import Snapshot
+
+TOKEN_AGE_WARN_DAYS = limits.FACEBOOK_TOKEN_MAX_AGE_DAYS - limits.FACEBOOK_TOKEN_WARN_DAYS
+
+
+@dataclass(frozen=True)
+class Options:
+    namespace: uuid.UUID
+    prune: bool = False
+    today: datetime.date = field(default_factory=datetime.date.today)
+
+
+@dataclass
+class Built:
+    changes: list[Change] = field(default_factory=list)
+    warnings: list[Warning] = field(default_factory=list)
+    follow_up: list[FollowUp] = field(default_factory=list)
+    unmanaged: dict[str, int] = field(default_factory=dict)
+    problems: list[Diagnostic] = field(default_factory=list)
+    """Errors that make the plan impossible to apply (an unknown language in the target)."""
+
+
+# --- field differences ------------------------------------------------------------------------
+
+
+def _differences(path: str, before: Value, after: Value) -> list[tuple[str, Value, Value]]:
+    """Where ``before`` and ``after`` differ; named lists (rules) are compared item by item."""
+    if before == after:
+        return []
+    if _named_list(before) and _named_list(after):
+        found: list[tuple[str, Value, Value]] = []
+        for index in range(max(len(before), len(after))):
+            item = f"{path}[{index}]"
+            if index >= len(before) or index >= len(after):
+                old = before[index] if index < len(before) else None
+                new = after[index] if index < len(after) else None
+                found.append((item, old, new))
+                continue
+            keys = dict.fromkeys([*before[index], *after[index]])
+            found += [
+                (f"{item}.{key}", before[index].get(key), after[index].get(key))
+                for key in keys
+                if before[index].get(key) != after[index].get(key)
+            ]
+        return found
+    return [(path, before, after)]
+
+
+def _created(path: str, value: Value) -> list[tuple[str, Value, Value]]:
+    """A new value, named lists (rules) item by item so each reads on its own line."""
+    if value and _named_list(value):
+        return [
+            (f"{path}[{index}].{key}", None, item[key])
+            for index, item in enumerate(value)
+            for key in item
+        ]
+    return [(path, None, value)]
+
+
+def _named_list(value: Value) -> bool:
+    return isinstance(value, list) and all(isinstance(i, dict) and "name" in i for i in value)
+
+
+def _field_change(kind: k.RecordKind, path: str, before: Value, after: Value) -> FieldChange:
+    top = path.split("[", 1)[0]
+    if any(f.sensitive and f.path == top for f in kind.fields):
+        shown = after if isinstance(after, Sensitive) else None
+        return FieldChange(
+            path=path,
+            sensitive=True,
+            fingerprint=shown.fingerprint if shown else None,
+            source=shown.source if shown else None,
+        )
+    return FieldChange(path=path, before=json_value(before), after=json_value(after))
+
+
+def _desired_json(record: Record) -> dict[str, Any]:
+    return {path: json_value(value) for path, value in record.fields.items()}
+
+
+# --- the builder ------------------------------------------------------------------------------
+
+
+class _Planner:
+    def __init__(self, desired: Sequence[Record], snapshot: Snapshot, options: Options) -> None:
+        self.options = options
+        self.snapshot = snapshot
+        self.identity: Identity = identify(desired, snapshot, options.namespace)
+        self.resolver = self.identity.resolver
+        self.out = Built()
+        self.gone: dict[str, str] = {}  # id → address of the record whose delete removes it
+        self.conflicting: set[str] = set()
+        self.leftover: list[str] = []
+        self.delete_refs: dict[str, set[str]] = {}  # address deleted → ids its row points at
+
+    def run(self) -> Built:
+        for kind in k.KINDS:
+            entries = [e for e in self.identity.entries if e.record.kind is kind]
+            for entry in sorted(entries, key=lambda e: e.record.address):
+                self.plan_entry(entry)
+            for row in sorted(
+                self.identity.unclaimed[kind.name],
+                key=lambda r: (k.name_of_row(kind, r), r[kind.table.primary_key]),
+            ):
+                self.plan_unclaimed(kind, row)
+        self.finish()
+        return self.out
+
+    # -- rows as they will be once earlier deletes have run ------------------------------------
+
+    def after_deletes(self, kind: k.RecordKind, row: Row) -> tuple[Row | None, str | None]:
+        """``row`` once deletes planned so far have run: gone with a parent (cascade), or with
+        the links to deleted records cleared. The second value names the cause."""
+        cleared: dict[str, None] = {}
+        for column in kind.table.lookups():
+            value = row.get(lookup(column.name))
+            if value in self.gone:
+                if column.on_delete is OnDelete.CASCADE:
+                    return None, self.gone[value]
+                if column.on_delete is OnDelete.REMOVE_LINK:
+                    cleared[lookup(column.name)] = None
+        return ({**row, **cleared} if cleared else row), None
+
+    def change(
+        self,
+        record_or_kind: Record | k.RecordKind,
+        action: Action,
+        reason: str,
+        record_id: str,
+        address: str,
+        row: Row | None = None,
+        **kw: Any,
+    ) -> None:
+        kind = record_or_kind.kind if isinstance(record_or_kind, Record) else record_or_kind
+        self.out.changes.append(
+            Change(
+                address=address,
+                kind=kind.name,
+                name=address.split("/", 1)[1],
+                action=action,
+                reason=reason,
+                id=record_id,
+                etag=(row or {}).get("@odata.etag"),
+                **kw,
+            )
+        )
+
+    def delete(
+        self, kind: k.RecordKind, record_id: str, address: str, row: Row, reason: str
+    ) -> None:
+        self.gone[record_id] = address
+        self.delete_refs[address] = {value for _, value in k.row_references(kind, row)}
+        self.change(kind, Action.DELETE, reason, record_id, address, row)
+
+    # -- desired records -----------------------------------------------------------------------
+
+    def plan_entry(self, entry: Entry) -> None:
+        record, kind = entry.record, entry.record.kind
+        row, cause = self.after_deletes(kind, entry.row) if entry.row is not None else (None, None)
+        if not record.present:
+            if row is not None:
+                self.delete(kind, entry.id, record.address, row, "ensure: absent")
+            else:
+                why = f"deleted with {cause}" if cause else "already absent"
+                self.change(record, Action.NOOP, why, entry.id, record.address)
+            return
+        self.check_writable(record)
+        if row is None:
+            self.plan_create(entry, cause)
+            return
+        current = kind.from_row(row, self.resolver)
+        found = [
+            d
+            for f in kind.fields
+            if f.path in record.fields
+            for d in _differences(f.path, current.get(f.path), record.fields[f.path])
+        ]
+        fields = tuple(_field_change(kind, *d) for d in found)
+        fixed = [
+            f for f in kind.fields if f.create_only and current[f.path] != record.fields.get(f.path)
+        ]
+        self.token_age(entry, row, found)
+        if fixed:
+            what = "; ".join(
+                f"{f.path} is set at creation ({current[f.path]} → {record.fields.get(f.path)})"
+                for f in fixed
+            )
+            reason = f"{what}: the {kind.name} is deleted and created again with the same id"
+            self.gone[entry.id] = record.address
+            self.change(
+                record,
+                Action.REPLACE,
+                reason,
+                entry.id,
+                record.address,
+                entry.row,
+                fields=fields,
+                desired=_desired_json(record),
+            )
+            self.created(record)
+        elif fields:
+            what = (
+                "link to a deleted record cleared; set again"
+                if row is not entry.row
+                else (f"{len(fields)} field{'s' if len(fields) > 1 else ''} differ")
+            )
+            self.change(
+                record,
+                Action.UPDATE,
+                what,
+                entry.id,
+                record.address,
+                entry.row,
+                fields=fields,
+                desired=_desired_json(record),
+            )
+        else:
+            self.change(
+                record, Action.NOOP, "matches the manifests", entry.id, record.address, entry.row
+            )
+
+    def plan_create(self, entry: Entry, cause: str | None) -> None:
+        record = entry.record
+        clash = self.clash(record)
+        if clash is not None:
+            self.change(record, Action.CONFLICT, clash, entry.id, record.address)
+            return
+        reason = f"deleted with {cause}; created again" if cause else "not in the target"
+        fields = tuple(
+            _field_change(record.kind, *item)
+            for path, value in record.fields.items()
+            if value is not None
+            for item in _created(path, value)
+        )
+        self.change(
+            record,
+            Action.CREATE,
+            reason,
+            entry.id,
+            record.address,
+            fields=fields,
+            desired=_desired_json(record),
+        )
+        self.created(record)
+
+    def clash(self, record: Record) -> str | None:
+        """A row that is not ours but is the same thing: same name, or same page/agent id."""
+        kind = record.kind
+        key = {"FacebookPage": "pageId", "GoogleBusinessMessagesAgent": "agentId"}.get(
+            kind.name, "displayName"
+        )
+        if key not in {f.path for f in kind.fields}:
+            return None
+        wanted = record.fields.get(key)
+        column = kind.field(key).columns[0]
+        for row in self.identity.unclaimed[kind.name]:
+            row_id = row[kind.table.primary_key]
+            if row_id in self.identity.owned or k.is_system_row(kind, row):
+                continue
+            value = row.get(column)
+            if (
+                isinstance(value, str)
+                and isinstance(wanted, str)
+                and value.casefold() == wanted.casefold()
+            ):
+                self.conflicting.add(row_id)
+                what = (
+                    f"page ID {wanted}"
+                    if key == "pageId"
+                    else (f"agent ID {wanted}" if key == "agentId" else f"the name {value!r}")
+                )
+                return (
+                    f"a {kind.name} with {what} already exists in the target (id {row_id}) and "
+                    f"was not created by this project; to manage it, set metadata.id: {row_id} "
+                    "(or run `reconciler export`), or rename yours"
+                )
+        return None
+
+    def created(self, record: Record) -> None:
+        if record.kind is k.FACEBOOK_PAGE:
+            self.out.follow_up.append(
+                FollowUp(
+                    address=record.address,
+                    output="callbackUrl, verifyToken",
+                    message="paste the callback URL and verify token into the Facebook app's "
+                    "webhook settings and subscribe the page to messages (known after apply)",
+                )
+            )
+        elif record.kind is k.GBM_ACCOUNT:
+            self.out.follow_up.append(
+                FollowUp(
+                    address=record.address,
+                    output="webhookUrl",
+                    message="paste the webhook URL into the Business Messages console and "
+                    "verify it (known after apply)",
+                )
+            )
+
+    def check_writable(self, record: Record) -> None:
+        try:
+            record.kind.to_row(record.fields, record.address, self.resolver)
+        except MappingError as exc:
+            self.out.problems.append(
+                error("cannot-plan", f"{record.address}: {exc}", record.location)
+            )
+
+    def token_age(self, entry: Entry, row: Row, found: list[tuple[str, Value, Value]]) -> None:
+        record = entry.record
+        if record.kind is not k.FACEBOOK_PAGE or record.notes.get("tokenRotatedOn") is not None:
+            return
+        if any(path == "accessToken" for path, _, _ in found):
+            return
+        modified = row.get("modifiedon")
+        if not isinstance(modified, str):
+            return
+        days = (self.options.today - datetime.date.fromisoformat(modified[:10])).days
+        if days >= TOKEN_AGE_WARN_DAYS:
+            self.out.warnings.append(
+                Warning(
+                    code="token-age",
+                    message=f"the page was last written {days} days ago; if its access token "
+                    f"has not been refreshed since, it is due ({limits.FACEBOOK_TOKEN_MAX_AGE_DAYS}"
+                    "-day cycle). Set tokenRotatedOn to track it",
+                    location=str(record.location) if record.location else None,
+                    address=record.address,
+                )
+            )
+
+    # -- rows no manifest describes ------------------------------------------------------------
+
+    def plan_unclaimed(self, kind: k.RecordKind, row: Row) -> None:
+        row_id = row[kind.table.primary_key]
+        owned = self.identity.owned.get(row_id)
+        _, cause = self.after_deletes(kind, row)
+        address = owned or f"{kind.name}/{k.name_of_row(kind, row) or row_id}"
+        if cause is not None:
+            self.delete(kind, row_id, address, row, f"deleted with {cause} (cascade)")
+        elif owned is not None and self.options.prune:
+            self.delete(kind, row_id, owned, row, "no longer in the manifests (--prune)")
+        elif owned is not None:
+            self.leftover.append(owned)
+        elif row_id not in self.conflicting and not k.is_system_row(kind, row):
+            self.out.unmanaged[kind.name] = self.out.unmanaged.get(kind.name, 0) + 1
+
+    # -- ordering, dependencies, warnings ------------------------------------------------------
+
+    def finish(self) -> None:
+        changes = self.out.changes
+        changing = {c.address for c in changes if c.action in CHANGING}
+        by_address = {e.record.address: e.record for e in self.identity.entries}
+        ordered_deletes: list[Change] = []
+        rest: list[Change] = []
+        for change in changes:
+            if change.action is Action.DELETE:
+                # A delete waits for the deletes of the rows that point at it.
+                waits = sorted(
+                    other
+                    for other, refs in self.delete_refs.items()
+                    if other != change.address and change.id in refs
+                )
+                ordered_deletes.append(change.model_copy(update={"depends_on": tuple(waits)}))
+                continue
+            record = by_address.get(change.address)
+            if record is not None and change.action in CHANGING:
+                wanted = record.kind.references(record.fields)
+                if record.parent:
+                    wanted.append(record.parent)
+                depends = tuple(sorted(a for a in dict.fromkeys(wanted) if a in changing))
+                change = change.model_copy(update={"depends_on": depends})
+            rest.append(change)
+        ordered_deletes.sort(key=lambda c: (-k.STAGE[c.kind], c.address))
+        self.out.changes = ordered_deletes + rest
+        gbm = len(self.snapshot.rows.get(k.GBM_ACCOUNT.name, ())) + len(
+            self.snapshot.rows.get(k.GBM_AGENT.name, ())
+        )
+        if gbm:
+            self.out.warnings.append(
+                Warning(
+                    code="retired-channel",
+                    message=f"the target holds {gbm} Google's Business Messages record"
+                    f"{'s' if gbm > 1 else ''}; the channel was retired on 31 July 2024",
+                )
+            )
+        if self.leftover:
+            shown = ", ".join(self.leftover[:10]) + (" …" if len(self.leftover) > 10 else "")
+            self.out.warnings.append(
+                Warning(
+                    code="not-in-manifests",
+                    message=f"{len(self.leftover)} record{'s' if len(self.leftover) > 1 else ''} "
+                    f"created by this project {'are' if len(self.leftover) > 1 else 'is'} no "
+                    f"longer in the manifests ({shown}); plan with --prune to delete them",
+                )
+            )
+
+
+def build(desired: Sequence[Record], snapshot: Snapshot, options: Options) -> Built:
+    """The changes that make ``snapshot`` match ``desired``."""
+    return _Planner(desired, snapshot, options).run()

@@ -1,0 +1,159 @@
+"""The plan: an immutable value with a stable JSON form and a checksum (docs/spec.md §5).
+
+    Plan
+    ├── target           where it was read from (url, organization id)
+    ├── summary          how many changes of each action
+    ├── changes[]        one per record, in apply order: deletes (reverse dependency order)
+    │   └── fields[]     field-level differences in manifest terms (sensitive ones hidden)
+    ├── warnings[]       from validation and from the target
+    └── follow_up[]      outputs known only after apply (callback URLs, verify tokens)
+
+Field values are JSON values in manifest terms: references by name, languages by locale code,
+durations as ``2d``. A sensitive value never appears: ``before``/``after`` are ``null`` and
+``sensitive`` is true, with a short fingerprint of the value that will be written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+FORMAT_VERSION = "1"
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    NOOP = "noop"
+    CONFLICT = "conflict"
+
+
+CHANGING = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE})
+DESTRUCTIVE = frozenset({Action.REPLACE, Action.DELETE})
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FieldChange(_Value):
+    path: str = Field(description="Manifest path, e.g. distribution.mode or rules[2].routeTo.")
+    before: JsonValue = None
+    after: JsonValue = None
+    sensitive: bool = False
+    fingerprint: str | None = Field(
+        default=None,
+        description="Sensitive fields: a short fingerprint of the value to be written.",
+    )
+    source: str | None = Field(
+        default=None,
+        description="Sensitive fields: where the value is read from (env:NAME or file:PATH).",
+    )
+
+
+class Change(_Value):
+    address: str = Field(description="Kind/name, with /child for pages, agents and routing.")
+    kind: str
+    name: str
+    action: Action
+    reason: str
+    id: str
+    etag: str | None = Field(default=None, description="The ETag read at plan time.")
+    fields: tuple[FieldChange, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    desired: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="Every field the record should have (create, update, replace), sensitive "
+        "ones as null: what apply writes.",
+    )
+
+
+class Summary(_Value):
+    create: int = 0
+    update: int = 0
+    replace: int = 0
+    delete: int = 0
+    noop: int = 0
+    conflict: int = 0
+
+    @property
+    def changes(self) -> int:
+        """Writes the plan would make."""
+        return self.create + self.update + self.replace + self.delete
+
+
+class PlanTarget(_Value):
+    url: str
+    organization_id: str | None = None
+
+
+class Warning(_Value):
+    code: str
+    message: str
+    location: str | None = Field(default=None, description="file:line:column, when known.")
+    address: str | None = None
+
+
+class FollowUp(_Value):
+    address: str
+    output: str = Field(description="e.g. callbackUrl, verifyToken, webhookUrl.")
+    message: str
+
+
+class Plan(_Value):
+    format_version: str = FORMAT_VERSION
+    tool_version: str
+    created_at: str
+    target: PlanTarget
+    summary: Summary
+    changes: tuple[Change, ...] = ()
+    warnings: tuple[Warning, ...] = ()
+    follow_up: tuple[FollowUp, ...] = ()
+    unmanaged: dict[str, int] = Field(
+        default_factory=dict,
+        description="Records of each kind in the target that this project does not manage.",
+    )
+    requests: int = Field(default=0, description="Requests made to read the target.")
+    checksum: str = ""
+
+    @property
+    def has_changes(self) -> bool:
+        return self.summary.changes > 0
+
+    @property
+    def has_conflicts(self) -> bool:
+        return self.summary.conflict > 0
+
+    def data(self) -> dict[str, Any]:
+        """The JSON form, keys in the order of spec §5."""
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        return json.dumps(self.data(), indent=2, ensure_ascii=False) + "\n"
+
+    def with_checksum(self) -> Plan:
+        return self.model_copy(update={"checksum": compute_checksum(self.data())})
+
+
+# Left out of the checksum: when the plan was made and how many reads it took say nothing
+# about what it would change.
+_NOT_CHECKSUMMED = ("created_at", "requests", "checksum")
+
+
+def compute_checksum(data: dict[str, Any]) -> str:
+    content = {key: value for key, value in data.items() if key not in _NOT_CHECKSUMMED}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def summarise(changes: tuple[Change, ...]) -> Summary:
+    counts = {action.value: 0 for action in Action}
+    for change in changes:
+        counts[change.action.value] += 1
+    return Summary(**counts)

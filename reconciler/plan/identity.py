@@ -1,0 +1,147 @@
+"""Which row is which record: ids, adoption, and telling our rows from everyone else's.
+
+A record's id is ``uuid5(namespace, address)``, or its ``metadata.id`` when it adopts an
+existing row. Children of an adopted record (its pages, its contract and routing) are found
+under it by name, so adopting an account adopts its pages too.
+
+A row no manifest describes is **ours** when its id is the one we would derive for it; the
+address is rebuilt from what the row holds: its name (``Queue/<name>`` or the slug of a display
+name), its parent's address and its own name (pages, agents), or the address the reconciler
+wrote as its name (contracts, routing configurations, steps). Anything else is not ours: it is
+counted, and left alone.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from reconciler.mapping import kinds as k
+from reconciler.mapping.fields import Resolver, Row, lookup
+from reconciler.mapping.records import Record
+from reconciler.mapping.values import record_id
+from reconciler.state.reader import Snapshot
+
+_DERIVED = (k.CONTRACT, k.ROUTING_CONFIGURATION, k.ROUTING_STEP)
+
+
+@dataclass
+class Entry:
+    """A desired record, the id it has in the target, and its row if it exists."""
+
+    record: Record
+    id: str
+    row: Row | None = None
+
+
+@dataclass
+class Identity:
+    resolver: Resolver
+    entries: list[Entry] = field(default_factory=list)
+    owned: dict[str, str] = field(default_factory=dict)
+    """Ids of rows that are ours but described by no manifest → their address."""
+    unclaimed: dict[str, list[Row]] = field(default_factory=dict)
+    """Rows of each kind no desired record claimed (ours or not)."""
+
+
+def slug(text: str) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
+    return words[:63].rstrip("-")
+
+
+def _pk(kind: k.RecordKind) -> str:
+    return kind.table.primary_key
+
+
+def _child_row(
+    entry: Entry,
+    rows: Sequence[Row],
+    by_id: dict[str, dict[str, Row]],
+    ids: dict[str, str],
+    claimed: set[str],
+) -> Row | None:
+    """An existing row of a derived or child record, found under its (adopted) parent."""
+    record = entry.record
+    kind = record.kind
+    parent_id = ids.get(record.parent or "")
+    if parent_id is None:
+        return None
+    free = [row for row in rows if row[_pk(kind)] not in claimed]
+    if kind is k.CONTRACT:
+        workstream = by_id[k.WORKSTREAM.name].get(parent_id, {})
+        contract = workstream.get(lookup("msdyn_routingcontractid"))
+        return next((row for row in free if row[_pk(kind)] == contract), None)
+    if kind is k.ROUTING_CONFIGURATION:
+        column = lookup("msdyn_liveworkstreamid")
+        mine = [row for row in free if row.get(column) == parent_id]
+        mine.sort(key=lambda row: not row.get("msdyn_isactiveconfiguration"))
+        return mine[0] if mine else None
+    if kind is k.ROUTING_STEP:
+        column = lookup("msdyn_rulesetid")
+        return next((row for row in free if row.get(column) == parent_id), None)
+    assert kind.parent is not None
+    column = lookup(kind.parent)
+    name = record.fields.get("name")
+    return next(
+        (row for row in free if row.get(column) == parent_id and k.name_of_row(kind, row) == name),
+        None,
+    )
+
+
+def _prove(kind: k.RecordKind, row: Row, resolver: Resolver) -> str | None:
+    """The address this row would have if the reconciler made it, or None."""
+    name = k.name_of_row(kind, row)
+    candidates: Iterable[str]
+    if kind in _DERIVED:
+        candidates = (name,)
+    elif kind.parent is not None:
+        parent = resolver.addresses.get(row.get(lookup(kind.parent)) or "")
+        candidates = (f"{parent}/{name}",) if parent else ()
+    else:
+        candidates = (f"{kind.name}/{name}", f"{kind.name}/{slug(name)}")
+    row_id = row[_pk(kind)]
+    return next((c for c in candidates if record_id(resolver.namespace, c) == row_id), None)
+
+
+def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID) -> Identity:
+    resolver = Resolver(
+        namespace, languages=dict(snapshot.languages), output_contract=snapshot.output_contract
+    )
+    identity = Identity(resolver)
+    by_id = {
+        kind.name: {row[_pk(kind)]: row for row in snapshot.rows.get(kind.name, ())}
+        for kind in k.KINDS
+    }
+    claimed: set[str] = set()
+    # First by id: derived, or adopted with metadata.id.
+    for record in desired:
+        record_key = record.adopt or record_id(namespace, record.address)
+        entry = Entry(record, record_key, by_id[record.kind.name].get(record_key))
+        identity.entries.append(entry)
+        if entry.row is not None:
+            claimed.add(record_key)
+            resolver.add(record.address, record_key)
+    # Then children and routing records of adopted parents, by what they hang under.
+    for kind in k.KINDS:
+        for entry in identity.entries:
+            if entry.record.kind is not kind:
+                continue
+            if entry.row is None and entry.record.adopt is None:
+                rows = snapshot.rows.get(kind.name, ())
+                row = _child_row(entry, rows, by_id, resolver.ids, claimed)
+                if row is not None:
+                    entry.row, entry.id = row, row[_pk(kind)]
+                    claimed.add(entry.id)
+            resolver.add(entry.record.address, entry.id)
+    # What nobody claimed: ours (by its derived id) or someone else's.
+    for kind in k.KINDS:
+        rest = [row for row in snapshot.rows.get(kind.name, ()) if row[_pk(kind)] not in claimed]
+        identity.unclaimed[kind.name] = rest
+        for row in rest:
+            address = _prove(kind, row, resolver)
+            if address is not None and address not in resolver.ids:
+                identity.owned[row[_pk(kind)]] = address
+                resolver.add(address, row[_pk(kind)])
+    return identity

@@ -1,0 +1,136 @@
+"""``plan``: validate the manifests, resolve their secrets, read the target, build the plan.
+
+The only I/O of planning is here: the builder is a pure function of the desired records and
+the snapshot, and the renderers are pure functions of the plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from reconciler import __version__
+from reconciler.dataverse import DataverseClient, RetryPolicy
+from reconciler.diagnostics import Diagnostic, sorted_unique
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.mapping.desired import desired_records
+from reconciler.mapping.records import Record
+from reconciler.plan import builder
+from reconciler.plan.definition import Plan, PlanTarget, Warning, summarise
+from reconciler.plan.secrets import SecretResolver
+from reconciler.state.reader import read_snapshot
+from reconciler.targets import Target, choose_target, connect
+from reconciler.validate.pipeline import Options as ValidateOptions
+from reconciler.validate.pipeline import Report, validate
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    paths: Sequence[str] = (".",)
+    env: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    var_files: Sequence[str] = ()
+    target: str | None = None
+    prune: bool = False
+    environ: Mapping[str, str] = field(default_factory=dict)
+    today: datetime.date | None = None
+    now: datetime.datetime | None = None
+    retry: RetryPolicy | None = None
+
+
+class PlanFailed(ReconcilerError):
+    """The manifests cannot be planned: the diagnostics say why, at file:line:col."""
+
+    def __init__(self, diagnostics: list[Diagnostic], refused: bool = False) -> None:
+        errors = sum(1 for d in diagnostics if d.is_error)
+        super().__init__(f"no plan: {errors} error{'s' if errors != 1 else ''} in the manifests")
+        self.diagnostics = diagnostics
+        if refused:
+            self.exit_code = 3
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything planning needs before it touches the target."""
+
+    report: Report
+    target: Target
+    records: list[Record]
+
+
+def prepare(options: PlanOptions) -> Prepared:
+    """Validate for one environment and resolve secrets; raise ``PlanFailed`` on any error."""
+    report = validate(
+        ValidateOptions(
+            paths=options.paths,
+            env=options.env,
+            variables=options.variables,
+            var_files=options.var_files,
+            today=options.today,
+        )
+    )
+    environments = report.project.environments
+    if options.env is None and len(environments) > 1:
+        raise UsageError(
+            f"the project has several environments ({', '.join(environments)}); "
+            "choose one with --env"
+        )
+    env_name = options.env or next(iter(environments), None)
+    if report.errors:
+        raise PlanFailed(report.diagnostics, refused=report.refused_by_policy)
+    secrets = SecretResolver(options.environ)
+    records = desired_records(report.documents, secrets)
+    if secrets.problems:
+        raise PlanFailed(sorted_unique([*report.diagnostics, *secrets.problems]))
+    env_target = environments[env_name].target if env_name is not None else None
+    target = choose_target(options.target, options.environ, env_target)
+    return Prepared(report, target, records)
+
+
+async def plan_with(client: DataverseClient, prepared: Prepared, options: PlanOptions) -> Plan:
+    snapshot = await read_snapshot(client)
+    built = builder.build(
+        prepared.records,
+        snapshot,
+        builder.Options(
+            namespace=prepared.report.project.namespace,
+            prune=options.prune,
+            today=options.today or datetime.date.today(),
+        ),
+    )
+    if built.problems:
+        raise PlanFailed(sorted_unique(built.problems))
+    warnings = [
+        Warning(
+            code=d.code,
+            message=d.message,
+            location=str(d.location) if d.location else None,
+        )
+        for d in prepared.report.warnings
+    ]
+    now = options.now or datetime.datetime.now(datetime.UTC)
+    changes = tuple(built.changes)
+    return Plan(
+        tool_version=__version__,
+        created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        target=PlanTarget(url=prepared.target.url, organization_id=snapshot.organization_id),
+        summary=summarise(changes),
+        changes=changes,
+        warnings=(*warnings, *built.warnings),
+        follow_up=tuple(built.follow_up),
+        unmanaged=dict(sorted(built.unmanaged.items())),
+        requests=snapshot.requests,
+    ).with_checksum()
+
+
+async def make_plan_async(options: PlanOptions) -> Plan:
+    prepared = prepare(options)
+    async with connect(prepared.target, options.environ, retry=options.retry) as client:
+        return await plan_with(client, prepared, options)
+
+
+def make_plan(options: PlanOptions) -> Plan:
+    """Plan ``options.paths`` against the chosen target (reads only, never writes)."""
+    return asyncio.run(make_plan_async(options))

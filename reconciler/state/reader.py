@@ -1,0 +1,77 @@
+"""Read what the target holds: one paged, ``$select``-ed query per table, never one per record.
+
+The reads run concurrently. A read that fails fails the whole snapshot: a table that could not
+be read is never taken for an empty one (a plan would then create or delete wrongly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.dataverse import DataverseClient
+from reconciler.dataverse import tables as t
+from reconciler.mapping.kinds import KINDS, QUEUE, RecordKind
+
+Row = dict[str, Any]
+OUTPUT_CONTRACT = "msdyn_demandqueueidentificationoutput"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The target's rows by table, and what the mapping needs to resolve lookups."""
+
+    rows: Mapping[str, tuple[Row, ...]]  # by record kind name
+    languages: Mapping[str, str] = field(default_factory=dict)  # locale code → id
+    output_contract: str | None = None
+    organization_id: str | None = None
+    requests: int = 0
+
+
+def _filter(kind: RecordKind) -> str | None:
+    # Only Omnichannel queues: an org's email and case queues are not ours to look at.
+    return "msdyn_isomnichannelqueue eq true" if kind is QUEUE else None
+
+
+async def _read(client: DataverseClient, kind: RecordKind) -> tuple[str, tuple[Row, ...]]:
+    select = list(kind.select)
+    if kind is QUEUE:
+        select.append("msdyn_isdefaultqueue")
+    elif kind.table.logical_name == t.CONTRACT:
+        select.append("msdyn_uniquename")
+    rows = await client.list(kind.table.entity_set, select=select, filter=_filter(kind))
+    return kind.name, tuple(rows)
+
+
+async def read_snapshot(client: DataverseClient) -> Snapshot:
+    """Every managed table, the languages and who we are, in O(tables) requests."""
+    before = client.stats.total
+    language = t.TABLES[t.LANGUAGE]
+    tables, languages, whoami = await asyncio.gather(
+        asyncio.gather(*(_read(client, kind) for kind in KINDS)),
+        client.list(language.entity_set, select=[language.primary_key, "msdyn_localecode"]),
+        client.who_am_i(),
+    )
+    rows = dict(tables)
+    contract_key = t.TABLES[t.CONTRACT].primary_key
+    output = next(
+        (
+            r[contract_key]
+            for r in rows["DecisionContract"]
+            if r.get("msdyn_uniquename") == OUTPUT_CONTRACT
+        ),
+        None,
+    )
+    return Snapshot(
+        rows=rows,
+        languages={
+            r["msdyn_localecode"]: r[language.primary_key]
+            for r in languages
+            if isinstance(r.get("msdyn_localecode"), str)
+        },
+        output_contract=output,
+        organization_id=whoami.organization_id,
+        requests=client.stats.total - before,
+    )
