@@ -19,8 +19,19 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run
+# Demo stand-ins for the secrets the examples reference (your own environment wins).
+DEMO_SECRETS := FB_APP_SECRET="$${FB_APP_SECRET:-demo-app-secret}" \
+	FB_PAGE_TOKEN_SUPPORT="$${FB_PAGE_TOKEN_SUPPORT:-demo-support-page-token}" \
+	FB_PAGE_TOKEN_DEALS="$${FB_PAGE_TOKEN_DEALS:-demo-deals-page-token}" \
+	GBM_CLIENT_TOKEN="$${GBM_CLIENT_TOKEN:-demo-gbm-client-token}"
+GBM_KEY := $(EXAMPLES)/gbm-service-account.json
+
+$(GBM_KEY):
+	printf '{"type": "service_account", "project_id": "demo"}\n' > $@
+
+run: $(VENV)/.installed-run | $(GBM_KEY)
 	$(BIN)/reconciler validate $(EXAMPLES)
+	$(DEMO_SECRETS) $(BIN)/reconciler plan $(EXAMPLES) --env dev
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

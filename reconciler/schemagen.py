@@ -10,6 +10,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from reconciler.models.manifest import MANIFEST_TYPES, AnyManifest
 from reconciler.models.project import Project
+from reconciler.plan.definition import Plan
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -44,6 +45,12 @@ def generate() -> dict[str, str]:
         project.model_json_schema(mode="validation"),
         "Project",
         "The project file reconciler.yaml: namespace, safety, policy and environments.",
+    )
+    plan: type[BaseModel] = Plan
+    schemas["plan.schema.json"] = _finish(
+        plan.model_json_schema(mode="serialization"),
+        "Plan",
+        "A reconciler plan (plan --format json, plan --out FILE), format_version 1.",
     )
     return {
         name: json.dumps(schema, indent=2, ensure_ascii=False) + "\n"

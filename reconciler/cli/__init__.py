@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Sequence
 
 from reconciler import __version__
-from reconciler.cli import emulator, schema, validate
+from reconciler.cli import emulator, plan, schema, validate
 from reconciler.cli.common import ArgumentParser, common_options
 from reconciler.errors import ReconcilerError
 
@@ -21,6 +21,7 @@ def build_parser() -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parent = common_options()
     validate.add_parser(commands, parent)
+    plan.add_parser(commands, parent)
     schema.add_parser(commands, parent)
     emulator.add_parser(commands, parent)
     return parser

@@ -23,15 +23,17 @@ def summary_line(diagnostics: Sequence[Diagnostic], files: int, documents: int) 
     )
 
 
+def line(diagnostic: Diagnostic, color: bool = False) -> str:
+    """``file:line:col: error: message``."""
+    where = f"{diagnostic.location}: " if diagnostic.location else ""
+    style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
+    return f"{where}{paint(str(diagnostic.severity), style, color)}: {diagnostic.message}"
+
+
 def to_text(
     diagnostics: Sequence[Diagnostic], files: int, documents: int, color: bool = False
 ) -> str:
-    lines = []
-    for diagnostic in diagnostics:
-        where = f"{diagnostic.location}: " if diagnostic.location else ""
-        style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
-        label = paint(str(diagnostic.severity), style, color)
-        lines.append(f"{where}{label}: {diagnostic.message}")
+    lines = [line(diagnostic, color) for diagnostic in diagnostics]
     lines.append(summary_line(diagnostics, files, documents))
     return "\n".join(lines) + "\n"
 

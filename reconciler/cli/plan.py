@@ -1,0 +1,76 @@
+"""``reconciler plan [PATHS]``: read the target and show what apply would change."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from reconciler.cli.common import parse_vars
+from reconciler.errors import UsageError
+from reconciler.plan.planner import PlanFailed, PlanOptions, make_plan
+from reconciler.render import diagnostics as render_diagnostics
+from reconciler.render.plan_markdown import render_markdown
+from reconciler.render.plan_text import render_text
+from reconciler.render.style import use_color
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
+
+
+def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser(
+        "plan",
+        parents=[parent],
+        help="show what apply would change (reads the target, never writes)",
+        description="Validate the manifests, read the target and print the changes apply would "
+        "make. Exit 0 (no changes, or changes without --detailed-exitcode), 1 on errors, 2 with "
+        "--detailed-exitcode when there are changes, 3 when a conflict or policy refuses.",
+    )
+    parser.add_argument("paths", nargs="*", default=["."], metavar="PATHS")
+    parser.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON plan to FILE")
+    parser.add_argument(
+        "--detailed-exitcode", action="store_true", help="exit 2 when there are changes"
+    )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete records this project made that no manifest describes any more",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = PlanOptions(
+        paths=args.paths,
+        env=args.env,
+        variables=parse_vars(args.var),
+        var_files=args.var_file,
+        target=args.target,
+        prune=args.prune,
+        environ=dict(os.environ),
+    )
+    try:
+        plan = make_plan(options)
+    except PlanFailed as failed:
+        color = use_color(sys.stderr, args.no_color)
+        problems = [d for d in failed.diagnostics if d.is_error or args.verbose]
+        for diagnostic in problems:
+            sys.stderr.write(render_diagnostics.line(diagnostic, color) + "\n")
+        raise
+    if args.out:
+        try:
+            with open(args.out, "w", encoding="utf-8") as handle:
+                handle.write(plan.to_json())
+        except OSError as exc:
+            raise UsageError(f"cannot write the plan to {args.out}: {exc.strerror}") from None
+    if args.format == "json":
+        sys.stdout.write(plan.to_json())
+    elif args.format == "markdown":
+        sys.stdout.write(render_markdown(plan))
+    else:
+        color = use_color(sys.stdout, args.no_color)
+        sys.stdout.write(render_text(plan, color=color, verbose=args.verbose))
+    if plan.has_conflicts:
+        return EXIT_REFUSED
+    return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK

@@ -1,0 +1,191 @@
+"""The plan as GitHub-flavoured markdown for a pull-request comment (docs/spec.md §5).
+
+Summary table first, then destructive changes, conflicts and the other changes, each change's
+fields in a collapsible ``diff`` block. Text from the plan is escaped where it lands: markdown
+and ``|`` in table cells, HTML in ``<summary>``, and a code fence longer than any run of
+backticks inside it, so no value can close a table cell, a fence or a ``<details>``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from reconciler.plan.definition import DESTRUCTIVE, Action, Change, Plan
+from reconciler.render.plan_text import (
+    PHRASES,
+    SYMBOLS,
+    clean,
+    plan_line,
+    plural,
+    rows,
+    title,
+    unmanaged_line,
+)
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]~<>&])")
+# What starts a list, heading or quote when it leads a block: ``- x``, ``1. x``, ``# x``.
+_LEADING = re.compile(r"^(?:\d+(?=[.)])|(?=[-+#=]))")
+_BACKTICKS = re.compile(r"`+")
+# Destructive changes and conflicts show their reason in their section's table.
+_REASON_INSIDE = frozenset({Action.CREATE, Action.UPDATE})
+_COUNTS = (
+    ("create", Action.CREATE),
+    ("update", Action.UPDATE),
+    ("replace", Action.REPLACE),
+    ("delete", Action.DELETE),
+    ("conflict", Action.CONFLICT),
+    ("unchanged", Action.NOOP),
+)
+
+
+def _text(text: str) -> str:
+    """Plain text in a paragraph or table cell: markdown and HTML characters escaped."""
+    return _LEADING.sub(lambda match: match.group() + "\\", _MARKDOWN.sub(r"\\\1", clean(text)), 1)
+
+
+def _longest_backticks(text: str) -> int:
+    return max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+
+
+def _code(text: str) -> str:
+    """An inline code span that no backtick in ``text`` can end early."""
+    text = clean(text)
+    ticks = "`" * (_longest_backticks(text) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _cell(markdown: str) -> str:
+    """A table cell: GFM splits cells at every ``|`` not written ``\\|``, even in code."""
+    return markdown.replace("|", "\\|")
+
+
+def _html(text: str) -> str:
+    return html.escape(clean(text))
+
+
+def _diff(change: Change) -> list[str]:
+    lines = []
+    for row in rows(change):
+        if row.before is not None:
+            lines.append(f"- {row.path}: {row.before}")
+        if row.after is not None:
+            lines.append(f"+ {row.path}: {row.after}")
+    if lines:
+        return lines
+    if change.action is Action.DELETE:
+        return [f"- {title(change)}"]
+    return ["  (no field changes)"]
+
+
+def _details(change: Change) -> list[str]:
+    summary = (
+        f"<code>{html.escape(SYMBOLS[change.action])}</code> "
+        f"<code>{_html(change.address)}</code> {PHRASES[change.action]}"
+    )
+    body = _diff(change)
+    fence = "`" * max(3, _longest_backticks("\n".join(body)) + 1)
+    return [
+        f"<details><summary>{summary}</summary>",
+        "",
+        *([f"Reason: {_text(change.reason)}", ""] if change.action in _REASON_INSIDE else []),
+        f"{fence}diff",
+        *body,
+        fence,
+        "",
+        "</details>",
+    ]
+
+
+def _table(header: Sequence[str], table_rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in table_rows]
+
+
+def _summary_table(plan: Plan) -> list[str]:
+    counts = plan.summary.model_dump()
+    lines = ["| Action | Count |", "|---|---:|"]
+    return lines + [f"| {label} | {counts[action.value]} |" for label, action in _COUNTS]
+
+
+def _destructive(changes: Sequence[Change]) -> list[str]:
+    lines = ["#### ⚠️ Destructive changes", ""]
+    lines += _table(
+        ("Action", "Address", "Reason"),
+        [(str(c.action), _code(c.address), _text(c.reason)) for c in changes],
+    )
+    for change in changes:
+        lines += ["", *_details(change)]
+    return lines
+
+
+def _conflicts(changes: Sequence[Change]) -> list[str]:
+    lines = ["#### ⛔ Conflicts", "", "Apply refuses while any conflict remains.", ""]
+    lines += _table(("Address", "Reason"), [(_code(c.address), _text(c.reason)) for c in changes])
+    for change in changes:
+        if change.fields:
+            lines += ["", *_details(change)]
+    return lines
+
+
+def _others(changes: Sequence[Change]) -> list[str]:
+    lines = ["#### Changes"]
+    for change in changes:
+        lines += ["", *_details(change)]
+    return lines
+
+
+def _unchanged(changes: Sequence[Change]) -> list[str]:
+    return [
+        f"<details><summary>{plural(len(changes), 'record')} unchanged</summary>",
+        "",
+        *(f"- {_code(change.address)}" for change in changes),
+        "",
+        "</details>",
+    ]
+
+
+def _footer(plan: Plan) -> str:
+    parts = [f"read in {plural(plan.requests, 'request')}", f"reconciler {plan.tool_version}"]
+    if plan.target.organization_id:
+        parts.insert(0, f"organization {plan.target.organization_id}")
+    if plan.checksum:
+        parts.append(plan.checksum)
+    return "<sub>" + " · ".join(_html(part) for part in parts) + "</sub>"
+
+
+def render_markdown(plan: Plan) -> str:
+    """The plan as a pull-request comment."""
+
+    def having(*actions: Action) -> list[Change]:
+        return [change for change in plan.changes if change.action in actions]
+
+    blocks = [
+        [f"### reconciler plan for {_code(plan.target.url)}"],
+        _summary_table(plan),
+        [f"**{plan_line(plan.summary)}**"],
+    ]
+    if destructive := having(*DESTRUCTIVE):
+        blocks.append(_destructive(destructive))
+    if conflicts := having(Action.CONFLICT):
+        blocks.append(_conflicts(conflicts))
+    if others := having(Action.CREATE, Action.UPDATE):
+        blocks.append(_others(others))
+    if noops := having(Action.NOOP):
+        blocks.append(_unchanged(noops))
+    if plan.warnings:
+        items = []
+        for warning in plan.warnings:
+            where = warning.location or warning.address
+            prefix = f"{_code(where)}: " if where else ""
+            items.append(f"- {prefix}{_text(warning.message)}")
+        blocks.append(["#### Warnings", "", *items])
+    if unmanaged := unmanaged_line(plan.unmanaged, name=_text):
+        blocks.append([unmanaged])
+    if plan.follow_up:
+        items = [f"- [ ] {_code(item.address)}: {_text(item.message)}" for item in plan.follow_up]
+        blocks.append(["#### After apply", "", *items])
+    blocks.append([_footer(plan)])
+    return "\n\n".join("\n".join(block) for block in blocks) + "\n"

@@ -1,0 +1,210 @@
+"""The plan as terminal text, read like ``terraform plan`` (docs/spec.md §4, §5).
+
+Everything taken from the plan (names, reasons, values, messages) goes through ``clean``: the
+target's data must not be able to move the cursor or recolour the terminal. Sensitive fields
+show ``(sensitive)`` and the fingerprint of the value to be written, never a value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pydantic import JsonValue
+
+from reconciler.plan.definition import DESTRUCTIVE, Action, Change, FieldChange, Plan, Summary
+from reconciler.render.style import paint
+
+SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.REPLACE: "-/+",
+    Action.DELETE: "-",
+    Action.CONFLICT: "!",
+    Action.NOOP: "=",
+}
+PHRASES = {
+    Action.CREATE: "will be created",
+    Action.UPDATE: "will be updated in place",
+    Action.REPLACE: "must be replaced",
+    Action.DELETE: "will be deleted",
+    Action.CONFLICT: "is in conflict",
+    Action.NOOP: "is unchanged",
+}
+_STYLES = {
+    Action.CREATE: ("green",),
+    Action.UPDATE: ("yellow",),
+    Action.REPLACE: ("yellow",),
+    Action.DELETE: ("red",),
+    Action.CONFLICT: ("red", "bold"),
+}
+_FIELD_STYLES = {"+": "green", "-": "red", "~": "yellow"}
+ARROW = "→"
+
+
+def clean(text: str) -> str:
+    """Control and invisible characters escaped (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def format_value(value: JsonValue) -> str:
+    """JSON-ish: strings quoted, lists as ``["a", "b"]``, dicts compact."""
+    return clean(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")))
+
+
+def sensitive_text(field: FieldChange) -> str:
+    """``(sensitive, sha256:…, from env:NAME)``: what will be written, never the value."""
+    extras = [field.fingerprint, f"from {field.source}" if field.source else None]
+    return "(sensitive" + "".join(f", {clean(extra)}" for extra in extras if extra) + ")"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One field line: display texts, ``None`` where the side is absent."""
+
+    path: str
+    before: str | None
+    after: str | None
+
+    @property
+    def symbol(self) -> str:
+        if self.before is None:
+            return "+"
+        return "-" if self.after is None else "~"
+
+
+def _field_row(field: FieldChange) -> Row:
+    if field.sensitive:
+        return Row(clean(field.path), "(sensitive)", sensitive_text(field))
+    if field.before is None and field.after is None:
+        return Row(clean(field.path), "null", "null")
+    before = None if field.before is None else format_value(field.before)
+    after = None if field.after is None else format_value(field.after)
+    return Row(clean(field.path), before, after)
+
+
+def rows(change: Change) -> list[Row]:
+    """The field lines of a change: desired fields for a create, differences otherwise."""
+    if change.action is Action.CREATE:
+        # Every field the record gets (rules item by item); never the desired values, which
+        # carry no marker of which paths are sensitive.
+        return [
+            Row(clean(f.path), None, sensitive_text(f) if f.sensitive else format_value(f.after))
+            for f in change.fields
+            if f.sensitive or f.after is not None
+        ]
+    if change.action is Action.DELETE:
+        return [Row(row.path, row.before, None) for row in map(_field_row, change.fields)]
+    return [_field_row(field) for field in change.fields]
+
+
+def title(change: Change) -> str:
+    return f"{clean(change.kind)} {format_value(change.name)}"
+
+
+def plan_line(summary: Summary) -> str:
+    if not summary.changes and not summary.conflict:
+        return "No changes. The target matches the manifests."
+    line = (
+        f"Plan: {summary.create} to create, {summary.update} to update, "
+        f"{summary.replace} to replace, {summary.delete} to delete"
+    )
+    if summary.conflict:
+        line += f", {plural(summary.conflict, 'conflict')}"
+    return line + "."
+
+
+def unmanaged_line(unmanaged: Mapping[str, int], name: Callable[[str], str] = clean) -> str | None:
+    counts = [(kind, count) for kind, count in sorted(unmanaged.items()) if count > 0]
+    if not counts:
+        return None
+    total = sum(count for _, count in counts)
+    kinds = ", ".join(f"{count} {name(kind)}" for kind, count in counts)
+    records = "record in the target is" if total == 1 else "records in the target are"
+    return f"Unmanaged: {kinds} {records} left alone."
+
+
+def _paint(text: str, styles: tuple[str, ...], color: bool) -> str:
+    for style in styles:
+        text = paint(text, style, color)
+    return text
+
+
+def _field_lines(change: Change, color: bool) -> list[str]:
+    lines = []
+    for row in rows(change):
+        symbol = paint(row.symbol, _FIELD_STYLES[row.symbol], color)
+        if row.before is not None and row.after is not None:
+            lines.append(f"      {symbol} {row.path}: {row.before} {ARROW} {row.after}")
+        else:
+            lines.append(f"      {symbol} {row.path}: {row.before or row.after}")
+    return lines
+
+
+def _change_block(change: Change, color: bool, verbose: int) -> list[str]:
+    lines = [f"  # {clean(change.address)} {PHRASES[change.action]}"]
+    # A conflict's reason is on its ``!`` line; creates and updates show theirs when verbose.
+    if change.action in DESTRUCTIVE or (verbose and change.action is not Action.CONFLICT):
+        lines.append(f"  # ({clean(change.reason)})")
+    head = f"{SYMBOLS[change.action]:>3} {title(change)}"
+    fields = _field_lines(change, color)
+    if change.action is Action.CONFLICT:
+        lines.append(
+            _paint(f"{head} conflicts: {clean(change.reason)}", _STYLES[change.action], color)
+        )
+        return lines + fields
+    if not fields:
+        return [*lines, _paint(head, _STYLES[change.action], color)]
+    return [*lines, _paint(head + " {", _STYLES[change.action], color), *fields, "    }"]
+
+
+def _target_lines(plan: Plan) -> list[str]:
+    organization = plan.target.organization_id
+    where = f" (organization {clean(organization)})" if organization else ""
+    return [
+        f"Target: {clean(plan.target.url)}{where}",
+        f"Read the target in {plural(plan.requests, 'request')}.",
+    ]
+
+
+def render_text(plan: Plan, *, color: bool = False, verbose: int = 0) -> str:
+    """The plan for a terminal; ``color`` paints the action lines, ``verbose`` lists noops."""
+    blocks: list[list[str]] = [_target_lines(plan)]
+    changing = [c for c in plan.changes if c.action not in (Action.NOOP, Action.CONFLICT)]
+    blocks += [_change_block(change, color, verbose) for change in changing]
+    conflicts = [c for c in plan.changes if c.action is Action.CONFLICT]
+    if conflicts:
+        header = _paint("Conflicts (apply refuses until they are resolved):", ("bold",), color)
+        blocks.append([header])
+        blocks += [_change_block(change, color, verbose) for change in conflicts]
+    if plan.summary.noop:
+        noops = [c for c in plan.changes if c.action is Action.NOOP] if verbose else []
+        blocks.append(
+            [f"{plan.summary.noop} unchanged."] + [f"    {clean(c.address)}" for c in noops]
+        )
+    if plan.warnings:
+        label = paint("Warning", "yellow", color)
+        blocks.append(
+            [
+                f"{label}: {clean(where)}: {clean(w.message)}"
+                if (where := w.location or w.address)
+                else f"{label}: {clean(w.message)}"
+                for w in plan.warnings
+            ]
+        )
+    unmanaged = unmanaged_line(plan.unmanaged)
+    if unmanaged:
+        blocks.append([unmanaged])
+    if plan.follow_up:
+        items = [f"  - {clean(item.address)}: {clean(item.message)}" for item in plan.follow_up]
+        blocks.append(["After apply:", *items])
+    blocks.append([_paint(plan_line(plan.summary), ("bold",), color)])
+    return "\n\n".join("\n".join(block) for block in blocks) + "\n"

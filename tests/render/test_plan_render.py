@@ -1,0 +1,483 @@
+"""The plan as terminal text and as a pull-request comment (docs/spec.md §4, §5)."""
+
+import re
+
+import pytest
+
+from reconciler.plan.definition import (
+    Action,
+    Change,
+    FieldChange,
+    FollowUp,
+    Plan,
+    PlanTarget,
+    Warning,
+    summarise,
+)
+from reconciler.render.plan_markdown import render_markdown
+from reconciler.render.plan_text import render_text
+
+MARKER = "MARKER-secret-value-5e5e"
+FINGERPRINT = "sha256:1a2b3c4d5e6f"
+
+
+def change(address, action, *, reason="because", fields=(), desired=None, kind=None, name=None):
+    kind_part, _, name_part = address.partition("/")
+    return Change(
+        address=address,
+        kind=kind or kind_part,
+        name=name or name_part,
+        action=action,
+        reason=reason,
+        id=f"id-{address}",
+        fields=tuple(fields),
+        desired=desired,
+    )
+
+
+def make_plan(*changes, **extra):
+    extra.setdefault("target", PlanTarget(url="local:.reconciler/dev.db", organization_id="1234"))
+    return Plan(
+        tool_version="0.1.0",
+        created_at="2024-05-01T12:00:00Z",
+        summary=summarise(tuple(changes)),
+        changes=tuple(changes),
+        **extra,
+    )
+
+
+SECRET = FieldChange(
+    path="applicationSecret",
+    sensitive=True,
+    fingerprint=FINGERPRINT,
+    source="env:FB_APP_SECRET",
+)
+
+DELETE = change("Queue/old-queue", Action.DELETE, reason="not in the manifests (--prune)")
+REPLACE = change(
+    "Workstream/facebook-support",
+    Action.REPLACE,
+    reason="distribution.mode is set at creation: push → pick",
+    fields=[FieldChange(path="distribution.mode", before="push", after="pick")],
+)
+CREATE = change(
+    "Queue/new-queue",
+    Action.CREATE,
+    reason="not in the target",
+    desired={
+        "priority": 3,
+        "description": None,
+        "distribution.mode": "push",
+        "distribution.capacity": 2,
+        "languages": ["en-US", "fr-FR"],
+    },
+    fields=[
+        FieldChange(path="priority", after=3),
+        FieldChange(path="distribution.mode", after="push"),
+        FieldChange(path="distribution.capacity", after=2),
+        FieldChange(path="languages", after=["en-US", "fr-FR"]),
+    ],
+)
+UPDATE = change(
+    "FacebookAccount/fb",
+    Action.UPDATE,
+    reason="2 fields differ",
+    fields=[FieldChange(path="priority", before=5, after=1), SECRET],
+)
+CONFLICT = change("Queue/shared", Action.CONFLICT, reason="owned by another project")
+NOOP = change("Queue/same", Action.NOOP, reason="matches")
+
+FULL = make_plan(
+    DELETE,
+    REPLACE,
+    CREATE,
+    UPDATE,
+    CONFLICT,
+    NOOP,
+    warnings=(
+        Warning(code="w", message="queue has no agents", location="queues.yaml:3:5"),
+        Warning(code="w", message="Facebook channel retires soon"),
+    ),
+    follow_up=(
+        FollowUp(address="FacebookAccount/fb/Page", output="callbackUrl", message="paste the URL"),
+    ),
+    unmanaged={"Workstream": 1, "Queue": 3},
+    requests=12,
+)
+
+FULL_TEXT = """\
+Target: local:.reconciler/dev.db (organization 1234)
+Read the target in 12 requests.
+
+  # Queue/old-queue will be deleted
+  # (not in the manifests (--prune))
+  - Queue "old-queue"
+
+  # Workstream/facebook-support must be replaced
+  # (distribution.mode is set at creation: push → pick)
+-/+ Workstream "facebook-support" {
+      ~ distribution.mode: "push" → "pick"
+    }
+
+  # Queue/new-queue will be created
+  + Queue "new-queue" {
+      + priority: 3
+      + distribution.mode: "push"
+      + distribution.capacity: 2
+      + languages: ["en-US", "fr-FR"]
+    }
+
+  # FacebookAccount/fb will be updated in place
+  ~ FacebookAccount "fb" {
+      ~ priority: 5 → 1
+      ~ applicationSecret: (sensitive) → (sensitive, sha256:1a2b3c4d5e6f, from env:FB_APP_SECRET)
+    }
+
+Conflicts (apply refuses until they are resolved):
+
+  # Queue/shared is in conflict
+  ! Queue "shared" conflicts: owned by another project
+
+1 unchanged.
+
+Warning: queues.yaml:3:5: queue has no agents
+Warning: Facebook channel retires soon
+
+Unmanaged: 3 Queue, 1 Workstream records in the target are left alone.
+
+After apply:
+  - FacebookAccount/fb/Page: paste the URL
+
+Plan: 1 to create, 1 to update, 1 to replace, 1 to delete, 1 conflict.
+"""
+
+
+# --- text -------------------------------------------------------------------------------------
+
+
+def test_text_reads_like_terraform():
+    assert render_text(FULL) == FULL_TEXT
+
+
+@pytest.mark.parametrize(
+    ("changes", "line"),
+    [
+        ((CREATE,), "Plan: 1 to create, 0 to update, 0 to replace, 0 to delete."),
+        (
+            (CREATE, CONFLICT),
+            "Plan: 1 to create, 0 to update, 0 to replace, 0 to delete, 1 conflict.",
+        ),
+        (
+            (CONFLICT,) * 2,
+            "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 2 conflicts.",
+        ),
+        ((DELETE, REPLACE, UPDATE), "Plan: 0 to create, 1 to update, 1 to replace, 1 to delete."),
+        ((NOOP,), "No changes. The target matches the manifests."),
+        ((), "No changes. The target matches the manifests."),
+    ],
+)
+def test_closing_line(changes, line):
+    plan = make_plan(*changes)
+    assert render_text(plan).splitlines()[-1] == line
+    assert f"**{line}**" in render_markdown(plan)
+
+
+def test_empty_plan_is_header_and_no_changes():
+    plan = make_plan(target=PlanTarget(url="https://org.crm.dynamics.com"), requests=1)
+    assert render_text(plan) == (
+        "Target: https://org.crm.dynamics.com\n"
+        "Read the target in 1 request.\n"
+        "\n"
+        "No changes. The target matches the manifests.\n"
+    )
+
+
+def test_symbols_are_right_aligned_and_each_action_has_its_own():
+    lines = render_text(FULL).splitlines()
+    assert '  - Queue "old-queue"' in lines
+    assert '-/+ Workstream "facebook-support" {' in lines
+    assert '  + Queue "new-queue" {' in lines
+    assert '  ~ FacebookAccount "fb" {' in lines
+    assert '  ! Queue "shared" conflicts: owned by another project' in lines
+
+
+def test_every_delete_replace_and_conflict_has_a_reason_and_nothing_is_invented():
+    text = render_text(FULL)
+    assert "  # (not in the manifests (--prune))" in text
+    assert "  # (distribution.mode is set at creation: push → pick)" in text
+    assert "forces replacement" not in text
+    # creates and updates show their reason only when verbose
+    assert "not in the target" not in text
+    assert "  # (not in the target)" in render_text(FULL, verbose=1)
+    assert "  # (2 fields differ)" in render_text(FULL, verbose=1)
+    assert render_text(FULL, verbose=1).count("owned by another project") == 1
+
+
+def test_update_field_symbols_follow_which_side_is_present():
+    fields = [
+        FieldChange(path="description", before=None, after="VIP"),
+        FieldChange(path="overflow", before={"action": "queue", "to": "q2"}, after=None),
+        FieldChange(path="odd", before=None, after=None),
+    ]
+    text = render_text(make_plan(change("Queue/q", Action.UPDATE, fields=fields)))
+    assert '      + description: "VIP"' in text
+    assert '      - overflow: {"action": "queue", "to": "q2"}' in text
+    assert "      ~ odd: null → null" in text
+
+
+def test_create_without_desired_lists_fields_and_without_any_has_no_braces():
+    fields = [FieldChange(path="name", after="Q"), FieldChange(path="gone", before=1), SECRET]
+    text = render_text(make_plan(change("Queue/q", Action.CREATE, fields=fields)))
+    assert '      + name: "Q"' in text
+    assert "gone" not in text
+    assert f"      + applicationSecret: (sensitive, {FINGERPRINT}, from env:FB_APP_SECRET)" in text
+    bare = render_text(make_plan(change("Queue/empty", Action.CREATE, desired={"x": None})))
+    assert '  + Queue "empty"\n' in bare
+    assert "{" not in bare
+
+
+def test_delete_lists_its_fields_when_it_has_some():
+    fields = [FieldChange(path="priority", before=5), SECRET]
+    text = render_text(make_plan(change("Queue/q", Action.DELETE, fields=fields)))
+    assert (
+        '  - Queue "q" {\n      - priority: 5\n      - applicationSecret: (sensitive)\n    }'
+        in text
+    )
+
+
+def test_conflict_lists_its_fields_under_the_conflict_line():
+    fields = [FieldChange(path="priority", before=5, after=1)]
+    text = render_text(make_plan(change("Queue/x", Action.CONFLICT, reason="etag", fields=fields)))
+    assert '  ! Queue "x" conflicts: etag\n      ~ priority: 5 → 1\n' in text
+
+
+def sensitive_plan():
+    """A planner bug would put the secret in before/after or desired: it still never shows."""
+    leaky = FieldChange(path="applicationSecret", before=MARKER, after=MARKER, sensitive=True)
+    create_secret = SECRET.model_copy(update={"before": MARKER, "after": MARKER})
+    return make_plan(
+        change(
+            "FacebookAccount/new",
+            Action.CREATE,
+            desired={"applicationId": "1", "applicationSecret": MARKER},
+            fields=[FieldChange(path="applicationId", after="1"), create_secret],
+        ),
+        change("FacebookAccount/fb", Action.UPDATE, fields=[leaky, SECRET]),
+        change("FacebookAccount/old", Action.DELETE, fields=[leaky]),
+        change("FacebookAccount/x", Action.REPLACE, reason="r", fields=[leaky]),
+    )
+
+
+def test_sensitive_values_never_appear():
+    plan = sensitive_plan()
+    for output in (render_text(plan), render_text(plan, verbose=2), render_markdown(plan)):
+        assert MARKER not in output
+        assert "(sensitive)" in output
+        assert FINGERPRINT in output
+        assert "from env:FB_APP_SECRET" in output
+    assert '      + applicationId: "1"' in render_text(plan)
+
+
+def test_colour_paints_the_action_lines():
+    text = render_text(FULL, color=True)
+    assert '\x1b[32m  + Queue "new-queue" {\x1b[0m' in text
+    assert '\x1b[31m  - Queue "old-queue"\x1b[0m' in text
+    assert '\x1b[33m-/+ Workstream "facebook-support" {\x1b[0m' in text
+    assert '\x1b[33m  ~ FacebookAccount "fb" {\x1b[0m' in text
+    assert '\x1b[1m\x1b[31m  ! Queue "shared" conflicts: owned by another project' in text
+    assert "\x1b[33m~\x1b[0m priority: 5 → 1" in text
+    assert "\x1b[33mWarning\x1b[0m: queues.yaml:3:5" in text
+
+
+def test_no_colour_means_no_escape_at_all_even_from_the_target():
+    hostile = change(
+        "Queue/evil\x1b[31m",
+        Action.UPDATE,
+        name="evil\x1b[2J",
+        fields=[FieldChange(path="description", before="a\x1b]0;title\x07", after="b\u202ec")],
+    )
+    plan = make_plan(hostile, *FULL.changes, warnings=(Warning(code="w", message="m\x1b[0m"),))
+    text = render_text(plan)
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    assert "Queue/evil\\x1b[31m" in text
+    assert '~ Queue "evil\\u001b[2J"' in text
+    assert "\x1b" not in render_markdown(plan)
+
+
+def test_noops_are_counted_and_listed_only_when_verbose():
+    plan = make_plan(NOOP, change("Queue/also-same", Action.NOOP), CREATE)
+    quiet = render_text(plan)
+    assert "2 unchanged." in quiet
+    assert "Queue/same" not in quiet
+    loud = render_text(plan, verbose=1)
+    assert "2 unchanged.\n    Queue/same\n    Queue/also-same\n" in loud
+
+
+def test_warning_location_falls_back_to_the_address():
+    plan = make_plan(warnings=(Warning(code="w", message="no agents", address="Queue/q"),))
+    assert "Warning: Queue/q: no agents\n" in render_text(plan)
+
+
+def test_unmanaged_line_in_singular_and_without_empty_kinds():
+    text = render_text(make_plan(unmanaged={"Queue": 1, "Workstream": 0}))
+    assert "Unmanaged: 1 Queue record in the target is left alone.\n" in text
+    assert "Unmanaged" not in render_text(make_plan(unmanaged={"Queue": 0}))
+
+
+def test_text_keeps_plan_order():
+    plan = make_plan(CREATE, DELETE, UPDATE)
+    text = render_text(plan)
+    assert text.index("Queue/new-queue") < text.index("Queue/old-queue") < text.index("Account/fb")
+
+
+# --- markdown ---------------------------------------------------------------------------------
+
+
+def test_markdown_title_then_summary_table_first():
+    lines = render_markdown(FULL).splitlines()
+    assert lines[:12] == [
+        "### reconciler plan for `local:.reconciler/dev.db`",
+        "",
+        "| Action | Count |",
+        "|---|---:|",
+        "| create | 1 |",
+        "| update | 1 |",
+        "| replace | 1 |",
+        "| delete | 1 |",
+        "| conflict | 1 |",
+        "| unchanged | 1 |",
+        "",
+        "**Plan: 1 to create, 1 to update, 1 to replace, 1 to delete, 1 conflict.**",
+    ]
+
+
+def test_markdown_puts_destructive_changes_first_then_conflicts_then_the_rest():
+    plan = make_plan(CREATE, UPDATE, NOOP, CONFLICT, REPLACE, DELETE)
+    md = render_markdown(plan)
+    order = [
+        "#### ⚠️ Destructive changes",
+        "| replace | `Workstream/facebook-support` |",
+        "| delete | `Queue/old-queue` | not in the manifests (--prune) |",
+        "#### ⛔ Conflicts",
+        "| `Queue/shared` | owned by another project |",
+        "#### Changes",
+        "<code>Queue/new-queue</code> will be created",
+        "<code>FacebookAccount/fb</code> will be updated in place",
+        "<summary>1 record unchanged</summary>",
+        "- `Queue/same`",
+    ]
+    positions = [md.index(text) for text in order]
+    assert positions == sorted(positions)
+
+
+def test_markdown_details_hold_a_diff_in_manifest_terms():
+    md = render_markdown(FULL)
+    assert (
+        "<details><summary><code>-/+</code> <code>Workstream/facebook-support</code> "
+        "must be replaced</summary>\n\n"
+        '```diff\n- distribution.mode: "push"\n+ distribution.mode: "pick"\n```\n\n</details>'
+    ) in md
+    assert (
+        "Reason: 2 fields differ\n\n```diff\n- priority: 5\n+ priority: 1\n"
+        "- applicationSecret: (sensitive)\n"
+        f"+ applicationSecret: (sensitive, {FINGERPRINT}, from env:FB_APP_SECRET)\n```"
+    ) in md
+    assert '```diff\n- Queue "old-queue"\n```' in md
+    assert '+ distribution.mode: "push"\n' in md
+    assert md.count("<details>") == md.count("</details>") == 5
+
+
+def test_markdown_conflict_details_only_when_it_has_fields_and_empty_diff_says_so():
+    fields = [FieldChange(path="priority", before=5, after=1)]
+    md = render_markdown(
+        make_plan(
+            change("Queue/x", Action.CONFLICT, fields=fields),
+            CONFLICT,
+            change("Queue/bare", Action.UPDATE),
+        )
+    )
+    assert "<code>Queue/x</code> is in conflict" in md
+    assert "<code>Queue/shared</code>" not in md
+    assert "```diff\n  (no field changes)\n```" in md
+    assert "Apply refuses while any conflict remains." in md
+
+
+def test_markdown_warnings_unmanaged_follow_up_and_footer():
+    md = render_markdown(FULL.with_checksum())
+    assert "#### Warnings\n\n- `queues.yaml:3:5`: queue has no agents\n- Facebook channel" in md
+    assert "\nUnmanaged: 3 Queue, 1 Workstream records in the target are left alone.\n" in md
+    assert "#### After apply\n\n- [ ] `FacebookAccount/fb/Page`: paste the URL\n" in md
+    footer = md.splitlines()[-1]
+    assert footer.startswith("<sub>organization 1234 · read in 12 requests · reconciler 0.1.0 · ")
+    assert re.search(r"sha256:[0-9a-f]{64}</sub>$", footer)
+
+
+def test_markdown_empty_plan_has_no_sections():
+    md = render_markdown(make_plan(target=PlanTarget(url="local")))
+    assert "**No changes. The target matches the manifests.**" in md
+    assert "####" not in md
+    assert "<details>" not in md
+    assert md.splitlines()[-1] == "<sub>read in 0 requests · reconciler 0.1.0</sub>"
+
+
+def cells(row):
+    """Split a GFM table row the way GitHub does: at every pipe not written ``\\|``."""
+    return re.split(r"(?<!\\)\|", row.strip())[1:-1]
+
+
+def test_markdown_escapes_what_would_break_a_table_or_a_paragraph():
+    evil = "a|b `x` <b>*bold*</b> [link](http://e) ~~s~~ & _u_"
+    plan = make_plan(
+        change(f"Queue/{evil}", Action.DELETE, name=evil, reason=evil),
+        change("Queue/c|d", Action.CONFLICT, reason="x|y"),
+        warnings=(
+            Warning(code="w", message="- looks like a list"),
+            Warning(code="w", message="1. looks numbered"),
+            Warning(code="w", message="# looks like a heading", location="f`|.yaml:1:1"),
+        ),
+        unmanaged={"Q|<x>": 2},
+    )
+    md = render_markdown(plan)
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    delete_row = next(row for row in rows if row.startswith("| delete | `"))
+    assert len(cells(delete_row)) == 3
+    assert cells(delete_row)[2].strip() == (
+        r"a\|b \`x\` \<b\>\*bold\*\</b\> \[link\](http://e) \~\~s\~\~ \& \_u\_"
+    )
+    assert "``Queue/a\\|b `x` <b>*bold*</b>" in delete_row
+    assert len(cells(next(row for row in rows if "c\\|d" in row))) == 2
+    assert "<summary><code>-</code> <code>Queue/a|b `x` &lt;b&gt;*bold*&lt;/b&gt;" in md
+    assert "- \\- looks like a list" in md
+    assert "- 1\\. looks numbered" in md
+    assert "- ``f`|.yaml:1:1``: \\# looks like a heading" in md
+    assert "Unmanaged: 2 Q|\\<x\\> records" in md
+
+
+def test_markdown_values_cannot_close_the_fence_or_the_details():
+    value = "```\n</details>\n````"
+    fields = [FieldChange(path="description", before=value, after="</details>")]
+    plan = make_plan(
+        change("Queue/q", Action.UPDATE, fields=fields, reason="</details>"),
+        change("Queue/</details>", Action.DELETE, reason="```"),
+    )
+    md = render_markdown(plan)
+    lines = md.splitlines()
+    assert lines.count("</details>") == 2
+    assert lines.count("<details>") == 0
+    assert "`````diff" in lines
+    start = lines.index("`````diff")
+    end = lines.index("`````", start + 1)
+    assert lines[start + 1 : end] == [
+        '- description: "```\\n</details>\\n````"',
+        '+ description: "</details>"',
+    ]
+    assert not any(line.startswith("```") for line in lines[start + 1 : end])
+    assert "Reason: \\</details\\>" in md
+    assert "<code>Queue/&lt;/details&gt;</code>" in md
+    assert "| delete | `Queue/</details>` | \\`\\`\\` |" in md
+
+
+def test_markdown_code_span_survives_backticks_at_its_edges():
+    md = render_markdown(make_plan(target=PlanTarget(url="`tick`")))
+    assert md.startswith("### reconciler plan for `` `tick` ``\n")
