@@ -388,8 +388,10 @@ class _Planner:
             record = by_address.get(change.address)
             if record is not None and change.action in CHANGING:
                 wanted = record.kind.references(record.fields)
-                if record.parent:
-                    wanted.append(record.parent)
+                parent = record.parent
+                # A contract belongs to its workstream but is made before it (it is used by it).
+                if parent and k.STAGE[parent.split("/")[0]] < k.STAGE[record.kind.name]:
+                    wanted.append(parent)
                 depends = tuple(sorted(a for a in dict.fromkeys(wanted) if a in changing))
                 change = change.model_copy(update={"depends_on": depends})
             rest.append(change)
