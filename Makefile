@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 EXAMPLES := examples
 
-.PHONY: run test check lint format schemas emulator clean
+.PHONY: run test check lint format schemas emulator bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ format: $(VENV)/.installed-dev
 # The local Dataverse emulator over HTTP on 127.0.0.1:8123 (Ctrl-C stops it).
 emulator: $(VENV)/.installed-run
 	$(BIN)/reconciler emulator serve
+
+# Figures, not tests: plan a 1,000-manifest project against the local target.
+bench: $(VENV)/.installed-run
+	$(BIN)/python tests/bench/plan_bench.py
 
 schemas: $(VENV)/.installed-run
 	$(BIN)/reconciler schema --out schemas
