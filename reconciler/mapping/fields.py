@@ -190,7 +190,10 @@ def choices(path: str, column: str, labels: Mapping[str, int]) -> FieldMap:
         text = row.get(column)
         if text is None:
             return None
-        numbers = sorted({int(part) for part in str(text).split(",") if part.strip()})
+        parts = [part.strip() for part in str(text).split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            return f"<{text}>"
+        numbers = sorted({int(part) for part in parts})
         words = [values.get(number, f"<{number}>") for number in numbers]
         return sorted(words, key=lambda w: order.index(w) if w in order else len(order))
 

@@ -131,9 +131,13 @@ def _rules_field() -> FieldMap:
         xml = row.get(column)
         if not xml:
             return []
-        decoded = rulexml.decode(
-            xml, queue_name=lambda queue_id: _name_of(resolver, queue_id, "Queue/")
-        )
+        try:
+            decoded = rulexml.decode(
+                xml, queue_name=lambda queue_id: _name_of(resolver, queue_id, "Queue/")
+            )
+        except rulexml.RuleXmlError as exc:
+            # Shown as the value before: the plan rewrites the rules from the manifest.
+            return f"<rules the reconciler cannot read: {exc}>"
         return decoded.rules
 
     def write(value: Value, fields: Fields, address: str, resolver: Resolver) -> Row:
@@ -210,7 +214,10 @@ def _outputs_field() -> FieldMap:
 
     def read(row: Row, _r: Resolver) -> Value:
         xml = row.get(column)
-        return contract_outputs(xml) if xml else []
+        try:
+            return contract_outputs(xml) if xml else []
+        except MappingError as exc:
+            return f"<{exc}>"
 
     return FieldMap(
         "outputs",
