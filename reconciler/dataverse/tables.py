@@ -230,7 +230,7 @@ _TABLES = (
         _c("msdyn_capacityformat", *CAPACITY_FORMAT),
         _i("msdyn_capacityrequired", 0),
         _i("msdyn_maxconcurrentconnection", 1),
-        _i("msdyn_autocloseafterinactivity", 0),
+        _i("msdyn_autocloseafterinactivity", 1),  # UNCONFIRMED: minutes, at least one
         Column("msdyn_allowedpresences", Type.CHOICES, options=frozenset(PRESENCES)),
         _l("msdyn_defaultqueue", QUEUE, OnDelete.RESTRICT),
         _l("msdyn_routingcontractid", CONTRACT, OnDelete.RESTRICT),

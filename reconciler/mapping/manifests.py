@@ -9,6 +9,9 @@ left out, and every secret becomes a ``fromEnv`` reference to a variable named b
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,8 +46,9 @@ SecretName = Callable[[str, str], str]
 
 
 def env_name(address: str, path: str) -> str:
-    words = f"{address}/{path}".upper()
-    return "".join(c if c.isalnum() else "_" for c in words).strip("_")
+    """``FACEBOOKACCOUNT_CONTOSO_SUPPORT_ACCESSTOKEN``: ASCII letters, digits and ``_`` only."""
+    text = unicodedata.normalize("NFKD", f"{address}/{path}").encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").upper()
 
 
 class _Assembler:
@@ -52,6 +56,7 @@ class _Assembler:
         self.found = found
         self.secret_name = secret_name
         self.out = Assembled()
+        self.owners: dict[str, str] = {}  # variable name → the secret it holds
 
     def of(self, kind: k.RecordKind) -> list[Found]:
         return [f for f in self.found if f.kind is kind]
@@ -61,6 +66,11 @@ class _Assembler:
         if not isinstance(value, Sensitive):
             return None
         name = self.secret_name(record.address, path)
+        owner = f"{record.address}/{path}"
+        if self.owners.setdefault(name, owner) != owner:
+            # "Store A" and "Store-A" read alike: the second gets a stable suffix of its own.
+            name += "_" + hashlib.sha256(owner.encode()).hexdigest()[:8].upper()
+            self.owners[name] = owner
         self.out.secrets[name] = value
         return {"fromEnv": name}
 

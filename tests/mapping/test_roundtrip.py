@@ -1,0 +1,1070 @@
+"""Rows → manifest → rows: what the target holds comes back column for column.
+
+The target below is written by hand, in Dataverse read form (lookups as ``_column_value``), for
+a small org that uses every option the manifests know. Each row is read in manifest terms
+(``from_row``), the records are assembled into manifest documents (``to_manifests``), the
+documents are written as YAML and loaded through the real ``validate`` pipeline, turned into
+desired records (``desired_records``, secrets from the environment the export names) and written
+back as rows (``to_row``). Every kind must give identical rows on every column it writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.dataverse import tables as t
+from reconciler.mapping import kinds as k
+from reconciler.mapping import rulexml
+from reconciler.mapping.desired import desired_records
+from reconciler.mapping.fields import MappingError, Resolver, Row, body
+from reconciler.mapping.kinds import contract_xml
+from reconciler.mapping.manifests import Assembled, Found, to_manifests
+from reconciler.mapping.records import Record
+from reconciler.mapping.values import Sensitive, record_id
+from reconciler.models.common import ENV_NAME_PATTERN
+from reconciler.plan.secrets import SecretResolver
+from reconciler.validate.pipeline import Options, Report, validate
+
+NS = uuid.UUID("1b7e4a52-9c0d-4f3e-8a61-2d5c7b9e0f14")
+LANG_NL = "5a0e8d1c-0000-4000-8000-000000000413"  # msdyn_oclanguage rows of the org
+LANG_EN = "5a0e8d1c-0000-4000-8000-000000000409"
+LANG_DE = "5a0e8d1c-0000-4000-8000-000000000407"
+LANGUAGES = {"nl-NL": LANG_NL, "en-US": LANG_EN, "de-DE": LANG_DE}
+OUTPUT_CONTRACT = "7c3f0a9e-1d2b-4e5f-9a8b-0c1d2e3f4a5b"  # msdyn_demandqueueidentificationoutput
+
+
+def rid(address: str) -> str:
+    return record_id(NS, address)
+
+
+def unique(address: str) -> str:
+    return "rcn_" + rid(address).replace("-", "")
+
+
+# --- the target, in read form -----------------------------------------------------------------
+
+# Secrets the target holds; none of them may appear in an exported manifest.
+FB_CONTOSO_SECRET = "c0ntoso-app-secret-7f3a9b"
+FB_FABRIKAM_SECRET = "fabr1kam-app-secret-22e1"
+PAGE_NL_TOKEN = "EAAGcontosoNLpageTokenZZ9x8w7v6u5t4s3r2q1p"
+PAGE_SPARE_TOKEN = "EAAGcontosoSPAREpageTokenAA1b2c3d4e5f"
+PAGE_EN_TOKEN = "EAAGfabrikamENpageTokenQQ0a9s8d7f6g"
+GBM_PARTNER_TOKEN = "gbm-partner-client-token-5d4c3b2a"
+GBM_AGENT_A_TOKEN = "gbm-agent-a-client-token-0f9e8d"
+GBM_AGENT_C_TOKEN = "gbm-agent-c-client-token-7a6b5c"
+PRIVATE_KEY_BODY = base64.b64encode(bytes(range(256)) * 8).decode("ascii")
+KEY_FILE = (
+    json.dumps(
+        {
+            "type": "service_account",
+            "project_id": "contoso-gbm",
+            "private_key_id": "3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e",
+            "private_key": "-----BEGIN PRIVATE KEY-----\n"
+            + "\n".join(PRIVATE_KEY_BODY[i : i + 64] for i in range(0, len(PRIVATE_KEY_BODY), 64))
+            + "\n-----END PRIVATE KEY-----\n",
+            "client_email": "bm-partner@contoso-gbm.iam.gserviceaccount.com",
+            "client_id": "104857600123456789012",
+            "token_uri": "https://oauth2.googleapis.com/token",
+        },
+        indent=2,
+    )
+    + "\n"
+)
+KEY_BASE64 = base64.b64encode(KEY_FILE.encode("utf-8")).decode("ascii")
+SECRETS = (
+    FB_CONTOSO_SECRET,
+    FB_FABRIKAM_SECRET,
+    PAGE_NL_TOKEN,
+    PAGE_SPARE_TOKEN,
+    PAGE_EN_TOKEN,
+    GBM_PARTNER_TOKEN,
+    GBM_AGENT_A_TOKEN,
+    GBM_AGENT_C_TOKEN,
+    KEY_BASE64,
+    KEY_BASE64[:4000],
+    KEY_BASE64[4000:],
+    KEY_FILE,
+    PRIVATE_KEY_BODY[:64],
+)
+
+
+def queue(key: str, /, **columns: Any) -> tuple[str, Row]:
+    address = f"Queue/{key}"
+    return address, {"queueid": rid(address), "msdyn_isomnichannelqueue": True, **columns}
+
+
+QUEUES = dict(
+    [
+        queue(
+            "vip-support",
+            name="VIP Support",
+            msdyn_queuetype=192350000,  # messaging
+            msdyn_priority=1,
+            msdyn_assignmentstrategy=192350000,  # highest capacity
+            queueviewtype=0,  # public
+            msdyn_maxqueuesize=50,
+            description="Customers on the VIP plan",
+        ),
+        queue(
+            "general",
+            name="general",
+            msdyn_queuetype=192350000,
+            msdyn_priority=5,
+            msdyn_assignmentstrategy=192350001,  # round robin
+            queueviewtype=1,  # private
+            msdyn_maxqueuesize=None,
+            description=None,
+        ),
+        queue(
+            "dutch",
+            name="Dutch",
+            msdyn_queuetype=192350000,
+            msdyn_priority=2,
+            msdyn_assignmentstrategy=192350003,  # longest idle
+            queueviewtype=0,
+            msdyn_maxqueuesize=0,
+            description="Nederlandstalige klanten",
+        ),
+        queue(
+            "claims",
+            name="Claims",
+            msdyn_queuetype=192350001,  # record
+            msdyn_priority=3,
+            msdyn_assignmentstrategy=192350003,
+            queueviewtype=1,
+            msdyn_maxqueuesize=200,
+            description=None,
+        ),
+        queue(
+            "phone",
+            name="Phone",
+            msdyn_queuetype=192350002,  # voice
+            msdyn_priority=4,
+            msdyn_assignmentstrategy=192350001,
+            queueviewtype=0,
+            msdyn_maxqueuesize=None,
+            description="Calls: 'quoted', \"double\" & <angled>",
+        ),
+    ]
+)
+
+FB_CONTOSO = "FacebookAccount/contoso-facebook"
+FB_FABRIKAM = "FacebookAccount/fabrikam"
+FACEBOOK_ACCOUNTS = {
+    FB_CONTOSO: {
+        "msdyn_ocfbapplicationid": rid(FB_CONTOSO),
+        "msdyn_name": "Contoso Facebook",
+        "msdyn_fbapplicationid": "1234567890123456",
+        "msdyn_fbapplicationsecret": FB_CONTOSO_SECRET,
+    },
+    FB_FABRIKAM: {
+        "msdyn_ocfbapplicationid": rid(FB_FABRIKAM),
+        "msdyn_name": "fabrikam",
+        "msdyn_fbapplicationid": "0987654321",  # leading zero: must stay a string in YAML
+        "msdyn_fbapplicationsecret": FB_FABRIKAM_SECRET,
+    },
+}
+
+PAGE_NL = f"{FB_CONTOSO}/Contoso NL"
+PAGE_SPARE = f"{FB_CONTOSO}/Contoso Spare"
+PAGE_EN = f"{FB_FABRIKAM}/Fabrikam EN"
+FACEBOOK_PAGES = {
+    PAGE_NL: {
+        "msdyn_ocfbpageid": rid(PAGE_NL),
+        "msdyn_fbpagename": "Contoso NL",
+        "msdyn_fbpageid": "100200300400500",
+        "msdyn_fbpageaccesstoken": PAGE_NL_TOKEN,
+        "_msdyn_ocfbapplicationid_value": rid(FB_CONTOSO),
+        "_msdyn_liveworkstreamid_value": rid("Workstream/facebook-nl"),
+        "_msdyn_ocwidgetlanguage_value": LANG_NL,
+        "msdyn_enablefileattachmentsforcustomers": True,
+        "msdyn_enablefileattachmentsforagents": True,
+        "msdyn_enablehumanagenttag": True,
+        "msdyn_postconversationsurveyenable": False,
+    },
+    PAGE_SPARE: {
+        "msdyn_ocfbpageid": rid(PAGE_SPARE),
+        "msdyn_fbpagename": "Contoso Spare",
+        "msdyn_fbpageid": "100200300400501",
+        "msdyn_fbpageaccesstoken": PAGE_SPARE_TOKEN,
+        "_msdyn_ocfbapplicationid_value": rid(FB_CONTOSO),
+        "_msdyn_liveworkstreamid_value": None,
+        "_msdyn_ocwidgetlanguage_value": None,
+        "msdyn_enablefileattachmentsforcustomers": False,
+        "msdyn_enablefileattachmentsforagents": False,
+        "msdyn_enablehumanagenttag": False,
+        "msdyn_postconversationsurveyenable": False,
+    },
+    PAGE_EN: {
+        "msdyn_ocfbpageid": rid(PAGE_EN),
+        "msdyn_fbpagename": "Fabrikam EN",
+        "msdyn_fbpageid": "0700800900",
+        "msdyn_fbpageaccesstoken": PAGE_EN_TOKEN,
+        "_msdyn_ocfbapplicationid_value": rid(FB_FABRIKAM),
+        "_msdyn_liveworkstreamid_value": rid("Workstream/facebook-en"),
+        "_msdyn_ocwidgetlanguage_value": LANG_EN,
+        "msdyn_enablefileattachmentsforcustomers": False,
+        "msdyn_enablefileattachmentsforagents": False,
+        "msdyn_enablehumanagenttag": False,
+        "msdyn_postconversationsurveyenable": False,
+    },
+}
+
+GBM = "GoogleBusinessMessagesAccount/contoso-gbm"
+GBM_ACCOUNTS = {
+    GBM: {
+        "msdyn_ocgooglebusinessmessagespartneraccountid": rid(GBM),
+        "msdyn_name": "Contoso GBM",
+        "msdyn_partneraccountid": "contoso-partner-01",
+        "msdyn_partneraccountclienttoken": GBM_PARTNER_TOKEN,
+        "msdyn_credentialfilename": "service-account.json",
+        "msdyn_base64credentialfilestring": KEY_BASE64[:4000],
+        "msdyn_base64credentialfilestringcontd": KEY_BASE64[4000:],
+    }
+}
+
+AGENT_A = f"{GBM}/Store A"
+AGENT_B = f"{GBM}/Store B"
+AGENT_C = f"{GBM}/Store C"
+GBM_AGENTS = {
+    AGENT_A: {
+        "msdyn_ocgooglebusinessmessagesagentaccountid": rid(AGENT_A),
+        "msdyn_name": "Store A",
+        "msdyn_agentid": "agent-a-0001",
+        "msdyn_brandid": "brand-contoso",
+        "msdyn_agentaccountclienttoken": GBM_AGENT_A_TOKEN,
+        "_msdyn_ocgbmpartneraccount_value": rid(GBM),
+        "_msdyn_liveworkstreamid_value": rid("Workstream/gbm-store-a"),
+        "_msdyn_ocwidgetlanguage_value": LANG_NL,
+        "msdyn_enablefileattachmentsforcustomers": True,
+        "msdyn_enablefileattachmentsforagents": False,
+        "msdyn_enableagentoverride": True,
+        "msdyn_postconversationsurveyenable": False,
+    },
+    AGENT_B: {
+        "msdyn_ocgooglebusinessmessagesagentaccountid": rid(AGENT_B),
+        "msdyn_name": "Store B",
+        "msdyn_agentid": "agent-b-0002",
+        "msdyn_brandid": "brand-contoso",
+        "msdyn_agentaccountclienttoken": None,
+        "_msdyn_ocgbmpartneraccount_value": rid(GBM),
+        "_msdyn_liveworkstreamid_value": rid("Workstream/gbm-store-b"),
+        "_msdyn_ocwidgetlanguage_value": LANG_EN,
+        "msdyn_enablefileattachmentsforcustomers": False,
+        "msdyn_enablefileattachmentsforagents": True,
+        "msdyn_enableagentoverride": False,
+        "msdyn_postconversationsurveyenable": False,
+    },
+    AGENT_C: {
+        "msdyn_ocgooglebusinessmessagesagentaccountid": rid(AGENT_C),
+        "msdyn_name": "Store C",
+        "msdyn_agentid": "agent-c-0003",
+        "msdyn_brandid": "brand-fabrikam",
+        "msdyn_agentaccountclienttoken": GBM_AGENT_C_TOKEN,
+        "_msdyn_ocgbmpartneraccount_value": rid(GBM),
+        "_msdyn_liveworkstreamid_value": None,
+        "_msdyn_ocwidgetlanguage_value": None,
+        "msdyn_enablefileattachmentsforcustomers": False,
+        "msdyn_enablefileattachmentsforagents": False,
+        "msdyn_enableagentoverride": False,
+        "msdyn_postconversationsurveyenable": False,
+    },
+}
+
+
+def workstream(name: str, **columns: Any) -> tuple[str, Row]:
+    address = f"Workstream/{name}"
+    return address, {
+        "msdyn_liveworkstreamid": rid(address),
+        "_msdyn_routingcontractid_value": rid(f"{address}/contract"),
+        "msdyn_capacityformat": 192350000,  # unit-based
+        "msdyn_direction": 0,  # inbound
+        "msdyn_mode": 717210001,  # simplified
+        "msdyn_conversationmode": 192350001,  # persistent
+        **columns,
+    }
+
+
+WORKSTREAMS = dict(
+    [
+        workstream(
+            "facebook-nl",
+            msdyn_name="Facebook NL",
+            msdyn_streamsource=192330000,  # Facebook
+            _msdyn_defaultqueue_value=rid("Queue/general"),
+            msdyn_workdistributionmode=192350000,  # push
+            msdyn_capacityrequired=10,
+            msdyn_maxconcurrentconnection=3,
+            msdyn_enableagentaffinity=True,
+            msdyn_autocloseafterinactivity=2880,
+            msdyn_allowedpresences="192360000,192360001",
+            msdyn_enableautomatedmessages=True,
+        ),
+        workstream(
+            "facebook-en",
+            msdyn_name="facebook-en",
+            msdyn_streamsource=192330000,
+            _msdyn_defaultqueue_value=rid("Queue/vip-support"),
+            msdyn_workdistributionmode=192350000,
+            msdyn_capacityrequired=0,
+            msdyn_maxconcurrentconnection=1,
+            msdyn_enableagentaffinity=False,
+            msdyn_autocloseafterinactivity=None,
+            msdyn_allowedpresences=None,
+            msdyn_enableautomatedmessages=False,
+        ),
+        workstream(
+            "gbm-store-a",
+            msdyn_name="GBM Store A",
+            msdyn_streamsource=192450001,  # Google's Business Messages
+            _msdyn_defaultqueue_value=rid("Queue/dutch"),
+            msdyn_workdistributionmode=192350001,  # pick
+            msdyn_capacityrequired=5,
+            msdyn_maxconcurrentconnection=2,
+            msdyn_enableagentaffinity=False,
+            msdyn_autocloseafterinactivity=90,
+            msdyn_allowedpresences="192360000,192360001,192360002,192360003,192360004",
+            msdyn_enableautomatedmessages=True,
+        ),
+        workstream(
+            "gbm-store-b",
+            msdyn_name="GBM Store B",
+            msdyn_streamsource=192450001,
+            _msdyn_defaultqueue_value=rid("Queue/general"),
+            msdyn_workdistributionmode=192350000,
+            msdyn_capacityrequired=1,
+            msdyn_maxconcurrentconnection=1,
+            msdyn_enableagentaffinity=True,
+            msdyn_autocloseafterinactivity=720,
+            msdyn_allowedpresences="192360003",
+            msdyn_enableautomatedmessages=True,
+        ),
+    ]
+)
+
+# Rule sets in manifest terms (JSON form), each with its workstream, type and display name.
+NL = {"field": "facebook.locale", "op": "beginsWith", "value": "nl"}
+RULE_SETS_JSON: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
+    "fb-nl-triage": (
+        "facebook-nl",
+        "classification",
+        "Facebook NL triage",
+        [
+            {
+                "name": "VIP",
+                "when": {"field": "conversation.msdyn_customer_tier", "op": "equals", "value": 1},
+                "set": {"tier": "vip", "priority": 1},
+            },
+            {
+                "name": "Dutch speakers",
+                "when": {
+                    "any": [
+                        NL,
+                        {"field": "facebook.locale", "op": "in", "value": ["fy-NL", "nl-BE"]},
+                    ]
+                },
+                "set": {"language": "nl"},
+            },
+        ],
+    ),
+    "fb-nl-flags": (
+        "facebook-nl",
+        "classification",
+        "fb-nl-flags",
+        [
+            {
+                "name": "Anonymous",
+                "when": {"not": {"field": "facebook.customerName", "op": "isNotNull"}},
+                "set": {"anonymous": True},
+            }
+        ],
+    ),
+    "fb-nl-routing": (
+        "facebook-nl",
+        "route-to-queue",
+        "Facebook NL routing",
+        [
+            {
+                "name": "VIP first",
+                "when": {
+                    "all": [
+                        {"field": "conversation.msdyn_customer_tier", "op": "equals", "value": 1},
+                        {"field": "facebook.timezone", "op": "isNull"},
+                    ]
+                },
+                "routeTo": "vip-support",
+            },
+            {
+                "name": "Dutch split",
+                "when": NL,
+                "routeTo": [{"queue": "dutch", "percent": 70}, {"queue": "general", "percent": 30}],
+            },
+        ],
+    ),
+    "fb-en-classify": (
+        "facebook-en",
+        "classification",
+        "Facebook EN classify",
+        [
+            {
+                "name": "Scored",
+                "when": {"field": "facebook.userPageScopedId", "op": "notEquals", "value": "0"},
+                "set": {"region": "en", "score": 2.5},
+            }
+        ],
+    ),
+    "gbm-a-routing": (
+        "gbm-store-a",
+        "route-to-queue",
+        "GBM store A routing",
+        [
+            {
+                "name": "Maps",
+                "when": {
+                    "field": "googleBusinessMessages.entryPoint",
+                    "op": "equals",
+                    "value": "PLACESHEET",
+                },
+                "routeTo": "dutch",
+            }
+        ],
+    ),
+}
+# Classification sets run first, in name order; the route-to-queue set last.
+STEP_ORDER = {
+    "fb-nl-flags": 1,
+    "fb-nl-triage": 2,
+    "fb-nl-routing": 3,
+    "fb-en-classify": 1,
+    "gbm-a-routing": 1,
+}
+CONTRACT_OUTPUTS = {
+    "facebook-nl": ["anonymous", "language", "priority", "tier"],
+    "facebook-en": ["region", "score"],
+    "gbm-store-a": [],
+    "gbm-store-b": [],
+}
+
+
+def rule_set(name: str) -> tuple[str, Row]:
+    address = f"RoutingRuleSet/{name}"
+    ws, kind, display, rules = RULE_SETS_JSON[name]
+    route = kind == "route-to-queue"
+    xml = rulexml.encode(
+        rules,
+        hit_policy="all" if route else "first",
+        rule_id=lambda rule: rid(f"{address}/rules/{rule}"),
+        queue_id=lambda queue: rid(f"Queue/{queue}"),
+    )
+    return address, {
+        "msdyn_decisionrulesetid": rid(address),
+        "msdyn_name": display,
+        "msdyn_uniquename": unique(address),
+        "msdyn_authoringmode": 192350000,
+        "msdyn_isinputcollection": False,
+        "_msdyn_inputcontractid_value": rid(f"Workstream/{ws}/contract"),
+        "msdyn_rulesettype": 192350001 if route else 192350000,
+        "_msdyn_outputcontractid_value": OUTPUT_CONTRACT
+        if route
+        else rid(f"Workstream/{ws}/contract"),
+        "msdyn_rulesetdefinition": xml,
+    }
+
+
+RULE_SETS = dict(rule_set(name) for name in RULE_SETS_JSON)
+
+CONTRACTS = {
+    f"Workstream/{ws}/contract": {
+        "msdyn_decisioncontractid": rid(f"Workstream/{ws}/contract"),
+        "msdyn_name": f"Workstream/{ws}/contract",
+        "msdyn_uniquename": unique(f"Workstream/{ws}/contract"),
+        "msdyn_contractdefinition": contract_xml(outputs),
+    }
+    for ws, outputs in CONTRACT_OUTPUTS.items()
+}
+
+ROUTING_CONFIGURATIONS = {
+    f"Workstream/{ws}/routing": {
+        "msdyn_routingconfigurationid": rid(f"Workstream/{ws}/routing"),
+        "msdyn_name": f"Workstream/{ws}/routing",
+        "msdyn_uniquename": unique(f"Workstream/{ws}/routing"),
+        "_msdyn_liveworkstreamid_value": rid(f"Workstream/{ws}"),
+        "msdyn_isactiveconfiguration": True,
+    }
+    for ws in CONTRACT_OUTPUTS
+}
+
+ROUTING_STEPS = {
+    f"RoutingRuleSet/{name}/step": {
+        "msdyn_routingconfigurationstepid": rid(f"RoutingRuleSet/{name}/step"),
+        "msdyn_name": f"RoutingRuleSet/{name}/step",
+        "msdyn_uniquename": unique(f"RoutingRuleSet/{name}/step"),
+        "_msdyn_routingconfigurationid_value": rid(f"Workstream/{ws}/routing"),
+        "_msdyn_rulesetid_value": rid(f"RoutingRuleSet/{name}"),
+        "msdyn_steporder": STEP_ORDER[name],
+        "msdyn_type": 192350002 if kind == "route-to-queue" else 192350000,
+    }
+    for name, (ws, kind, _display, _rules) in RULE_SETS_JSON.items()
+}
+
+TARGET: dict[str, dict[str, Row]] = {
+    "Queue": QUEUES,
+    "FacebookAccount": FACEBOOK_ACCOUNTS,
+    "GoogleBusinessMessagesAccount": GBM_ACCOUNTS,
+    "DecisionContract": CONTRACTS,
+    "Workstream": WORKSTREAMS,
+    "RoutingRuleSet": RULE_SETS,
+    "RoutingConfiguration": ROUTING_CONFIGURATIONS,
+    "RoutingStep": ROUTING_STEPS,
+    "FacebookPage": FACEBOOK_PAGES,
+    "GoogleBusinessMessagesAgent": GBM_AGENTS,
+}
+
+
+# --- the round trip ---------------------------------------------------------------------------
+
+
+def read_resolver() -> Resolver:
+    resolver = Resolver(NS, languages=dict(LANGUAGES), output_contract=OUTPUT_CONTRACT)
+    for rows in TARGET.values():
+        for address in rows:
+            resolver.add(address, rid(address))
+    return resolver
+
+
+def found_records() -> list[Found]:
+    resolver = read_resolver()
+    return [
+        Found(k.BY_NAME[kind], address, k.BY_NAME[kind].from_row(row, resolver))
+        for kind, rows in TARGET.items()
+        for address, row in rows.items()
+    ]
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+_NOT_PLAIN = re.compile(r"^[-+.0-9~]|^(?:true|false|null)$", re.IGNORECASE)
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # The loader reads YAML 1.2 (``0987`` is an integer there), PyYAML writes YAML 1.1.
+    style = '"' if _NOT_PLAIN.match(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump(documents: list[dict[str, Any]]) -> str:
+    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+def environ_for(assembled: Assembled) -> dict[str, str]:
+    """The environment a plan of the exported manifests needs: each variable's value as the
+    user would set it (the key file's text for the service account key, which the resolver
+    sends as base64)."""
+    environ = {}
+    for name, value in assembled.secrets.items():
+        text = value.reveal()
+        if name.endswith("_SERVICEACCOUNTKEY"):
+            text = base64.b64decode(text, validate=True).decode("utf-8")
+        environ[name] = text
+    return environ
+
+
+def write_resolver(records: list[Record]) -> Resolver:
+    resolver = Resolver(NS, languages=dict(LANGUAGES), output_contract=OUTPUT_CONTRACT)
+    for record in records:
+        resolver.add(record.address, record_id(NS, record.address))
+    return resolver
+
+
+@dataclass
+class RoundTrip:
+    found: list[Found]
+    assembled: Assembled
+    yaml_text: str
+    report: Report
+    records: list[Record]
+    secret_problems: list[Any]
+    rows: dict[str, dict[str, Row]]
+    """Regenerated rows: kind → id → row."""
+
+
+def round_trip(folder: Path) -> RoundTrip:
+    found = found_records()
+    assembled = to_manifests(found)
+    text = dump(assembled.documents)
+    (folder / "exported.yaml").write_text(text, encoding="utf-8")
+    report = validate(Options(paths=[str(folder)]))
+    secrets = SecretResolver(environ_for(assembled))
+    records = desired_records(report.documents, secrets)
+    resolver = write_resolver(records)
+    rows: dict[str, dict[str, Row]] = {kind.name: {} for kind in k.KINDS}
+    for record in records:
+        if record.present:
+            row = record.kind.to_row(record.fields, record.address, resolver, create=True)
+            rows[record.kind.name][row[record.kind.table.primary_key]] = row
+    return RoundTrip(found, assembled, text, report, records, list(secrets.problems), rows)
+
+
+@pytest.fixture(scope="module")
+def trip(tmp_path_factory: pytest.TempPathFactory) -> RoundTrip:
+    return round_trip(tmp_path_factory.mktemp("exported"))
+
+
+# --- the target itself is what the docs say ---------------------------------------------------
+
+
+def test_target_rows_have_derived_ids_and_every_column_a_query_reads() -> None:
+    for kind_name, rows in TARGET.items():
+        kind = k.BY_NAME[kind_name]
+        for address, row in rows.items():
+            assert row[kind.table.primary_key] == rid(address), address
+            missing = set(kind.select) - {"modifiedon"} - set(row)
+            assert not missing, f"{address} lacks {sorted(missing)}"
+            unknown = [c for c in row if kind.table.by_read_name(c) is None]
+            assert not unknown, f"{address}: {unknown} are not columns of {kind.table.logical_name}"
+    assert set(TARGET) == {kind.name for kind in k.KINDS}
+    assert len(KEY_BASE64) > 4000  # the key needs both columns
+
+
+def test_target_covers_every_option_value() -> None:
+    queues = QUEUES.values()
+    assert {r["msdyn_queuetype"] for r in queues} == set(k.QUEUE_TYPES.values())
+    assert {r["msdyn_assignmentstrategy"] for r in queues} == set(k.ASSIGNMENT.values())
+    assert {r["queueviewtype"] for r in queues} == set(k.VISIBILITY.values())
+    streams = WORKSTREAMS.values()
+    assert {r["msdyn_streamsource"] for r in streams} == set(k.CHANNELS.values())
+    assert {r["msdyn_workdistributionmode"] for r in streams} == set(k.DISTRIBUTION.values())
+    assert {r["msdyn_rulesettype"] for r in RULE_SETS.values()} == set(k.RULE_SET_TYPES.values())
+    assert {r["msdyn_type"] for r in ROUTING_STEPS.values()} == set(k.STEP_TYPES.values())
+
+
+# --- rows → manifests → rows ------------------------------------------------------------------
+
+
+def test_exported_manifests_validate_without_errors(trip: RoundTrip) -> None:
+    assert [str(d) for d in trip.report.errors] == []
+    # Only the retired channel is worth a word: the GBM account and its two workstreams.
+    assert {d.code for d in trip.report.warnings} <= {"retired-channel"}
+    kinds = [document.kind for document in trip.report.documents]
+    assert sorted(kinds) == sorted(
+        ["Queue"] * 5
+        + ["FacebookAccount"] * 2
+        + ["GoogleBusinessMessagesAccount"]
+        + ["Workstream"] * 4
+        + ["RoutingRuleSet"] * 5
+    )
+    assert trip.report.document_count == len(trip.assembled.documents)
+
+
+def test_exported_secrets_resolve_from_the_environment(trip: RoundTrip) -> None:
+    assert trip.secret_problems == []
+    # Every secret the target holds is a variable, each named once, each a valid name.
+    assert len(trip.assembled.secrets) == 9
+    for name in trip.assembled.secrets:
+        assert re.match(ENV_NAME_PATTERN, name), name
+    revealed = {value.reveal() for value in trip.assembled.secrets.values()}
+    assert KEY_BASE64 in revealed
+    assert PAGE_SPARE_TOKEN in revealed
+    assert GBM_AGENT_C_TOKEN in revealed
+
+
+@pytest.mark.parametrize("kind", [kind.name for kind in k.KINDS])
+def test_round_trip_gives_identical_rows(trip: RoundTrip, kind: str) -> None:
+    record_kind = k.BY_NAME[kind]
+    original = {row[record_kind.table.primary_key]: row for row in TARGET[kind].values()}
+    regenerated = trip.rows[kind]
+    assert sorted(regenerated) == sorted(original)
+    written = {column for f in record_kind.fields for column in f.columns}
+    for row_id, row in regenerated.items():
+        # The mapping writes every column it reads, and only columns the target row has.
+        assert written <= set(row), sorted(written - set(row))
+        assert set(row) <= set(original[row_id]), sorted(set(row) - set(original[row_id]))
+        assert row == {column: original[row_id][column] for column in row}
+
+
+def test_no_record_is_absent_and_every_record_is_in_the_target(trip: RoundTrip) -> None:
+    assert all(record.present for record in trip.records)
+    addresses = {address for rows in TARGET.values() for address in rows}
+    assert {record.address for record in trip.records} == addresses
+
+
+def test_export_leaves_defaults_out(trip: RoundTrip) -> None:
+    documents = {(d["kind"], d["metadata"]["name"]): d["spec"] for d in trip.assembled.documents}
+    assert documents["Queue", "general"] == {
+        "priority": 5,
+        "assignment": "round-robin",
+        "visibility": "private",
+    }
+    assert documents["Queue", "claims"] == {
+        "displayName": "Claims",
+        "type": "record",
+        "priority": 3,
+        "assignment": "longest-idle",
+        "visibility": "private",
+        "maxSize": 200,
+    }
+    assert documents["Queue", "dutch"]["maxSize"] == 0  # zero is not "unset"
+    assert "displayName" not in documents["FacebookAccount", "fabrikam"]
+    assert documents["Workstream", "facebook-en"] == {
+        "channel": "facebook",
+        "fallbackQueue": "vip-support",
+        "distribution": {"mode": "push"},
+        "automatedMessages": False,
+        "facebook": {"account": "fabrikam", "page": "Fabrikam EN", "language": "en-US"},
+    }
+    nl = documents["Workstream", "facebook-nl"]
+    assert nl["autoCloseAfterInactivity"] == "2d"
+    assert nl["facebook"] == {
+        "account": "contoso-facebook",
+        "page": "Contoso NL",
+        "language": "nl-NL",
+        "fileAttachments": {"customer": True, "agent": True},
+        "humanAgentMessageTag": True,
+    }
+    assert documents["Workstream", "gbm-store-a"]["autoCloseAfterInactivity"] == "90m"
+    assert documents["Workstream", "gbm-store-b"]["autoCloseAfterInactivity"] == "12h"
+    agents = documents["GoogleBusinessMessagesAccount", "contoso-gbm"]["agents"]
+    assert [("clientToken" in agent) for agent in agents] == [True, False, True]
+    for name, (_ws, _kind, _display, rules) in RULE_SETS_JSON.items():
+        assert documents["RoutingRuleSet", name]["rules"] == rules
+
+
+def test_export_never_contains_a_secret_value(trip: RoundTrip) -> None:
+    for value in SECRETS:
+        assert value not in trip.yaml_text
+        assert value not in json.dumps(trip.assembled.documents)
+    references = re.findall(r"fromEnv: (\S+)", trip.yaml_text)
+    assert sorted(references) == sorted(trip.assembled.secrets)
+
+
+def test_round_trip_is_stable(tmp_path: Path, trip: RoundTrip) -> None:
+    """Exporting the same target twice writes the same text."""
+    assert round_trip(tmp_path).yaml_text == trip.yaml_text
+
+
+# --- single fields, read from rows --------------------------------------------------------------
+
+
+def test_body_binds_lookups_to_entity_sets() -> None:
+    row = {
+        "msdyn_liveworkstreamid": rid("Workstream/x"),
+        "msdyn_name": "x",
+        "_msdyn_defaultqueue_value": rid("Queue/general"),
+        "_msdyn_routingcontractid_value": None,
+    }
+    assert body(t.TABLES[t.WORKSTREAM], row) == {
+        "msdyn_liveworkstreamid": rid("Workstream/x"),
+        "msdyn_name": "x",
+        "msdyn_defaultqueue@odata.bind": f"/queues({rid('Queue/general')})",
+        "msdyn_routingcontractid@odata.bind": None,
+    }
+    page = body(t.TABLES[t.FB_PAGE], FACEBOOK_PAGES[PAGE_NL])
+    assert page["msdyn_ocwidgetlanguage@odata.bind"] == f"/msdyn_oclanguages({LANG_NL})"
+    assert (
+        page["msdyn_ocfbapplicationid@odata.bind"] == f"/msdyn_ocfbapplications({rid(FB_CONTOSO)})"
+    )
+    assert not any(key.startswith("_") for key in page)
+
+
+@pytest.mark.parametrize(
+    ("kind", "column", "path"),
+    [
+        (k.QUEUE, "msdyn_assignmentstrategy", "assignment"),
+        (k.QUEUE, "msdyn_queuetype", "type"),
+        (k.QUEUE, "queueviewtype", "visibility"),
+        (k.WORKSTREAM, "msdyn_streamsource", "channel"),
+        (k.WORKSTREAM, "msdyn_workdistributionmode", "distribution.mode"),
+        (k.RULE_SET, "msdyn_rulesettype", "type"),
+    ],
+)
+def test_unknown_option_value_reads_as_its_number(
+    kind: k.RecordKind, column: str, path: str
+) -> None:
+    row = dict(next(iter(TARGET[kind.name].values())))
+    row[column] = 192359999
+    assert kind.from_row(row, read_resolver())[path] == "<192359999>"
+    row[column] = None
+    assert kind.from_row(row, read_resolver())[path] is None
+
+
+def test_custom_assignment_strategy_has_no_manifest_word() -> None:
+    row = {**QUEUES["Queue/general"], "msdyn_assignmentstrategy": 192350002}  # custom
+    assert k.QUEUE.from_row(row, read_resolver())["assignment"] == "<192350002>"
+
+
+def test_unknown_lookup_id_reads_as_the_id() -> None:
+    stranger = "0b9a8c7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d"
+    resolver = read_resolver()
+    row = {**WORKSTREAMS["Workstream/facebook-nl"], "_msdyn_defaultqueue_value": stranger}
+    assert k.WORKSTREAM.from_row(row, resolver)["fallbackQueue"] == f"<{stranger}>"
+    # An id of ours that is not a queue is no queue name either.
+    wrong_kind = rid("Workstream/facebook-en")
+    row["_msdyn_defaultqueue_value"] = wrong_kind
+    assert k.WORKSTREAM.from_row(row, resolver)["fallbackQueue"] == f"<{wrong_kind}>"
+    # A contract that is not its workstream's: the suffix must match too.
+    row["_msdyn_routingcontractid_value"] = rid("Workstream/facebook-en/routing")
+    expected = f"<{rid('Workstream/facebook-en/routing')}>"
+    assert k.WORKSTREAM.from_row(row, resolver)["routingContract"] == expected
+    page = {**FACEBOOK_PAGES[PAGE_NL], "_msdyn_ocwidgetlanguage_value": stranger}
+    assert k.FACEBOOK_PAGE.from_row(page, resolver)["facebook.language"] == f"<{stranger}>"
+    # A queue outside the project in a rule reads as its id as well.
+    xml = rulexml.encode(
+        [{"name": "r", "when": NL, "routeTo": "elsewhere"}],
+        hit_policy="all",
+        rule_id=lambda name: rid(name),
+        queue_id=lambda _name: stranger,
+    )
+    rules = k.RULE_SET.from_row(
+        {**RULE_SETS["RoutingRuleSet/gbm-a-routing"], "msdyn_rulesetdefinition": xml}, resolver
+    )["rules"]
+    assert rules[0]["routeTo"] == f"<{stranger}>"
+
+
+def test_null_boolean_reads_as_the_column_default() -> None:
+    resolver = read_resolver()
+    row = {
+        **WORKSTREAMS["Workstream/facebook-nl"],
+        "msdyn_enableautomatedmessages": None,
+        "msdyn_enableagentaffinity": None,
+    }
+    fields = k.WORKSTREAM.from_row(row, resolver)
+    assert fields["automatedMessages"] is True
+    assert fields["distribution.agentAffinity"] is False
+    page = dict.fromkeys(
+        (
+            "msdyn_enablefileattachmentsforcustomers",
+            "msdyn_enablefileattachmentsforagents",
+            "msdyn_enablehumanagenttag",
+        )
+    )
+    fields = k.FACEBOOK_PAGE.from_row({**FACEBOOK_PAGES[PAGE_NL], **page}, resolver)
+    assert fields["facebook.fileAttachments.customer"] is False
+    assert fields["facebook.humanAgentMessageTag"] is False
+    # And the defaults agree with the table's column defaults.
+    columns = t.TABLES[t.WORKSTREAM].columns
+    assert columns["msdyn_enableautomatedmessages"].default is True
+    assert columns["msdyn_enableagentaffinity"].default is False
+
+
+@pytest.mark.parametrize(
+    ("minutes", "text"),
+    [
+        (2880, "2d"),
+        (1440, "1d"),
+        (720, "12h"),
+        (60, "1h"),
+        (1500, "25h"),
+        (90, "90m"),
+        (1, "1m"),
+        (2881, "2881m"),
+        (None, None),
+    ],
+)
+def test_duration_reads_in_the_shortest_exact_unit(minutes: int | None, text: str | None) -> None:
+    row = {**WORKSTREAMS["Workstream/facebook-nl"], "msdyn_autocloseafterinactivity": minutes}
+    fields = k.WORKSTREAM.from_row(row, read_resolver())
+    assert fields["autoCloseAfterInactivity"] == text
+    back = k.WORKSTREAM.to_row(fields, "Workstream/facebook-nl", read_resolver(), create=False)
+    assert back["msdyn_autocloseafterinactivity"] == minutes
+
+
+@pytest.mark.parametrize(
+    ("stored", "words"),
+    [
+        ("192360004,192360000,192360003", ["available", "away", "offline"]),
+        ("192360003, 192360001,192360003", ["busy", "away"]),
+        ("192369999,192360002", ["busy-dnd", "<192369999>"]),
+        ("", []),
+        (None, None),
+    ],
+)
+def test_allowed_presences_read_in_option_order(
+    stored: str | None, words: list[str] | None
+) -> None:
+    row = {**WORKSTREAMS["Workstream/facebook-nl"], "msdyn_allowedpresences": stored}
+    assert k.WORKSTREAM.from_row(row, read_resolver())["allowedPresences"] == words
+
+
+def test_allowed_presences_write_in_option_order() -> None:
+    fields = {"allowedPresences": ["offline", "available", "busy"]}
+    row = k.WORKSTREAM.to_row(fields, "Workstream/facebook-nl", read_resolver(), create=False)
+    assert row["msdyn_allowedpresences"] == "192360000,192360001,192360004"
+
+
+def test_service_account_key_joins_both_columns() -> None:
+    fields = k.GBM_ACCOUNT.from_row(GBM_ACCOUNTS[GBM], read_resolver())
+    key = fields["serviceAccountKey"]
+    assert isinstance(key, Sensitive)
+    assert key.reveal() == KEY_BASE64
+    assert KEY_BASE64 not in repr(fields)
+    # One column is enough for a short key; the second then reads as empty.
+    short = {**GBM_ACCOUNTS[GBM], "msdyn_base64credentialfilestringcontd": None}
+    assert (
+        k.GBM_ACCOUNT.from_row(short, read_resolver())["serviceAccountKey"].reveal()
+        == (KEY_BASE64[:4000])
+    )
+    # Neither column: no key at all.
+    empty = {**short, "msdyn_base64credentialfilestring": None}
+    assert k.GBM_ACCOUNT.from_row(empty, read_resolver())["serviceAccountKey"] is None
+
+
+def test_service_account_key_splits_at_4000_characters() -> None:
+    fields = {"serviceAccountKey": Sensitive("A" * 4000)}
+    row = k.GBM_ACCOUNT.to_row(fields, GBM, read_resolver(), create=False)
+    assert row["msdyn_base64credentialfilestring"] == "A" * 4000
+    assert row["msdyn_base64credentialfilestringcontd"] is None
+    row = k.GBM_ACCOUNT.to_row({"serviceAccountKey": None}, GBM, read_resolver(), create=False)
+    assert row["msdyn_base64credentialfilestring"] is None
+    assert row["msdyn_base64credentialfilestringcontd"] is None
+
+
+def test_secrets_read_as_sensitive_values() -> None:
+    resolver = read_resolver()
+    rows = [
+        (k.FACEBOOK_ACCOUNT, FACEBOOK_ACCOUNTS[FB_CONTOSO], "applicationSecret"),
+        (k.FACEBOOK_PAGE, FACEBOOK_PAGES[PAGE_NL], "accessToken"),
+        (k.GBM_ACCOUNT, GBM_ACCOUNTS[GBM], "clientToken"),
+        (k.GBM_AGENT, GBM_AGENTS[AGENT_A], "clientToken"),
+    ]
+    for kind, row, path in rows:
+        value = kind.from_row(row, resolver)[path]
+        assert isinstance(value, Sensitive)
+        assert value.reveal() in SECRETS
+    assert k.GBM_AGENT.from_row(GBM_AGENTS[AGENT_B], resolver)["clientToken"] is None
+
+
+def test_unreadable_xml_reads_as_a_marker_not_a_value() -> None:
+    resolver = read_resolver()
+    rules = {**RULE_SETS["RoutingRuleSet/gbm-a-routing"], "msdyn_rulesetdefinition": "<decision"}
+    value = k.RULE_SET.from_row(rules, resolver)["rules"]
+    assert isinstance(value, str)
+    assert value.startswith("<")
+    empty = {**RULE_SETS["RoutingRuleSet/gbm-a-routing"], "msdyn_rulesetdefinition": None}
+    assert k.RULE_SET.from_row(empty, resolver)["rules"] == []
+    contract = CONTRACTS["Workstream/facebook-nl/contract"]
+    for xml in ('<!DOCTYPE x [<!ENTITY a "b">]><contract/>', "<contract>"):
+        value = k.CONTRACT.from_row({**contract, "msdyn_contractdefinition": xml}, resolver)
+        assert isinstance(value["outputs"], str)
+        assert value["outputs"].startswith("<")
+    none = {**contract, "msdyn_contractdefinition": None}
+    assert k.CONTRACT.from_row(none, resolver)["outputs"] == []
+
+
+def test_values_that_cannot_be_written_name_the_problem() -> None:
+    resolver = read_resolver()
+    page = k.FACEBOOK_PAGE.from_row(FACEBOOK_PAGES[PAGE_NL], resolver)
+    with pytest.raises(MappingError, match=r"language fr-FR is not available .*de-DE, en-US"):
+        k.FACEBOOK_PAGE.to_row({**page, "facebook.language": "fr-FR"}, PAGE_NL, resolver)
+    queue = k.QUEUE.from_row(QUEUES["Queue/general"], resolver)
+    with pytest.raises(MappingError, match="assignment: unknown value '<192350002>'"):
+        k.QUEUE.to_row({**queue, "assignment": "<192350002>"}, "Queue/general", resolver)
+    stream = k.WORKSTREAM.from_row(WORKSTREAMS["Workstream/facebook-nl"], resolver)
+    with pytest.raises(MappingError, match="Queue/nowhere is not a record of this project"):
+        k.WORKSTREAM.to_row(
+            {**stream, "fallbackQueue": "nowhere"}, "Workstream/facebook-nl", resolver
+        )
+    route = k.RULE_SET.from_row(RULE_SETS["RoutingRuleSet/gbm-a-routing"], resolver)
+    resolver.output_contract = None
+    with pytest.raises(MappingError, match="msdyn_demandqueueidentificationoutput"):
+        k.RULE_SET.to_row(route, "RoutingRuleSet/gbm-a-routing", resolver)
+
+
+def _walk(value: Any) -> Iterator[Any]:
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def test_exported_documents_are_plain_data(trip: RoundTrip) -> None:
+    for document in trip.assembled.documents:
+        for value in _walk(document):
+            assert value is None or isinstance(value, str | int | float | bool | list | dict)
+
+
+# --- bugs -------------------------------------------------------------------------------------
+
+
+def _export(target: dict[str, dict[str, Row]], folder: Path) -> tuple[Assembled, Report]:
+    """Export ``target`` (rows by kind and address) and validate what was written."""
+    resolver = read_resolver()
+    for rows in target.values():
+        for address in rows:
+            resolver.add(address, rid(address))
+    found = [
+        Found(k.BY_NAME[kind], address, k.BY_NAME[kind].from_row(row, resolver))
+        for kind, rows in target.items()
+        for address, row in rows.items()
+    ]
+    assembled = to_manifests(found)
+    (folder / "exported.yaml").write_text(dump(assembled.documents), encoding="utf-8")
+    return assembled, validate(Options(paths=[str(folder)]))
+
+
+def _page(account: str, name: str, token: str, page_id: str) -> tuple[str, Row]:
+    """An unlinked page of ``account``."""
+    address = f"{account}/{name}"
+    row = {
+        **FACEBOOK_PAGES[PAGE_SPARE],
+        "msdyn_ocfbpageid": rid(address),
+        "msdyn_fbpagename": name,
+        "msdyn_fbpageid": page_id,
+        "msdyn_fbpageaccesstoken": token,
+        "_msdyn_ocfbapplicationid_value": rid(account),
+    }
+    return address, row
+
+
+def test_export_helper_validates_a_clean_target(tmp_path: Path) -> None:
+    assembled, report = _export(TARGET, tmp_path)
+    assert report.errors == []
+    assert len(assembled.secrets) == 9
+
+
+def test_secret_variable_names_are_ascii_for_any_page_name(tmp_path: Path) -> None:
+    pages = {**FACEBOOK_PAGES, **dict([_page(FB_FABRIKAM, "Café Noord", "token-one", "555")])}
+    assembled, report = _export({**TARGET, "FacebookPage": pages}, tmp_path)
+    invalid = [name for name in assembled.secrets if not re.match(ENV_NAME_PATTERN, name)]
+    assert invalid == []
+    assert [str(d) for d in report.errors] == []
+
+
+def test_distinct_secrets_get_distinct_variables(tmp_path: Path) -> None:
+    pages = dict(
+        [
+            _page(FB_CONTOSO, "Store A", "token-one", "556"),
+            _page(FB_CONTOSO, "Store-A", "token-two", "557"),
+        ]
+    )
+    assembled, _ = _export({**TARGET, "FacebookPage": {**FACEBOOK_PAGES, **pages}}, tmp_path)
+    spec = next(
+        d["spec"] for d in assembled.documents if d["metadata"]["name"] == "contoso-facebook"
+    )
+    names = [page["accessToken"]["fromEnv"] for page in spec["pages"]]
+    assert len(set(names)) == len(names), names
+    values = {value.reveal() for value in assembled.secrets.values()}
+    assert {"token-one", "token-two"} <= values
+
+
+def test_auto_close_of_zero_is_refused_by_the_table_as_by_the_manifest() -> None:
+    column = t.TABLES[t.WORKSTREAM].columns["msdyn_autocloseafterinactivity"]
+    assert column.minimum == 1
