@@ -117,6 +117,7 @@ class _Planner:
         self.conflicting: set[str] = set()
         self.leftover: list[str] = []
         self.delete_refs: dict[str, set[str]] = {}  # address deleted → ids its row points at
+        self.releases: dict[str, set[str]] = {}  # address updated → ids it stops restricting
 
     def run(self) -> Built:
         for kind in k.KINDS:
@@ -191,6 +192,9 @@ class _Planner:
             return
         self.check_writable(record)
         if row is None:
+            if cause is not None:
+                # Gone with a parent: the rows that hang under this one (cascade) go too.
+                self.gone[entry.id] = cause
             self.plan_create(entry, cause)
             return
         current = kind.from_row(row, self.resolver)
@@ -204,6 +208,8 @@ class _Planner:
         fixed = [
             f for f in kind.fields if f.create_only and current[f.path] != record.fields.get(f.path)
         ]
+        if fields or fixed:
+            self.releases[record.address] = self.released(entry)
         self.token_age(entry, row, found)
         if fixed:
             what = "; ".join(
@@ -224,10 +230,14 @@ class _Planner:
             )
             self.created(record)
         elif fields:
+            relinked = row is not entry.row and any(
+                f.ref and current.get(f.path) is None and record.fields.get(f.path) is not None
+                for f in kind.fields
+            )
             what = (
                 "link to a deleted record cleared; set again"
-                if row is not entry.row
-                else (f"{len(fields)} field{'s' if len(fields) > 1 else ''} differ")
+                if relinked
+                else f"{len(fields)} field{'s differ' if len(fields) > 1 else ' differs'}"
             )
             self.change(
                 record,
@@ -243,6 +253,23 @@ class _Planner:
             self.change(
                 record, Action.NOOP, "matches the manifests", entry.id, record.address, entry.row
             )
+
+    def released(self, entry: Entry) -> set[str]:
+        """Ids the row points at through a restrict lookup that the change points elsewhere:
+        their delete must wait for it."""
+        record, row = entry.record, entry.row or {}
+        try:
+            wanted = record.kind.to_row(record.fields, record.address, self.resolver, create=False)
+        except MappingError:
+            return set()
+        return {
+            row[name]
+            for column in record.kind.table.lookups()
+            if column.on_delete is OnDelete.RESTRICT
+            and (name := lookup(column.name)) in wanted
+            and row.get(name) is not None
+            and row[name] != wanted[name]
+        }
 
     def plan_create(self, entry: Entry, cause: str | None) -> None:
         record = entry.record
@@ -294,10 +321,20 @@ class _Planner:
                     if key == "pageId"
                     else (f"agent ID {wanted}" if key == "agentId" else f"the name {value!r}")
                 )
+                if kind.parent is not None:
+                    owner = row.get(lookup(kind.parent))
+                    advice = (
+                        f"to manage it, adopt the account it belongs to (metadata.id: {owner}) "
+                        "(or run `reconciler export`), or remove it from that account"
+                    )
+                else:
+                    advice = (
+                        f"to manage it, set metadata.id: {row_id} (or run `reconciler export`), "
+                        "or rename yours"
+                    )
                 return (
                     f"a {kind.name} with {what} already exists in the target (id {row_id}) and "
-                    f"was not created by this project; to manage it, set metadata.id: {row_id} "
-                    "(or run `reconciler export`), or rename yours"
+                    f"was not created by this project; {advice}"
                 )
         return None
 
@@ -396,7 +433,20 @@ class _Planner:
                 change = change.model_copy(update={"depends_on": depends})
             rest.append(change)
         ordered_deletes.sort(key=lambda c: (-k.STAGE[c.kind], c.address))
-        self.out.changes = ordered_deletes + rest
+        # A delete still restricted by a row that an update points elsewhere runs after it,
+        # and so do the deletes that wait for that delete.
+        late: set[str] = set()
+        for index, change in enumerate(ordered_deletes):
+            released_by = sorted(a for a, ids in self.releases.items() if change.id in ids)
+            if released_by or late & set(change.depends_on):
+                late.add(change.address)
+                depends = tuple(sorted({*change.depends_on, *released_by}))
+                ordered_deletes[index] = change.model_copy(update={"depends_on": depends})
+        self.out.changes = (
+            [c for c in ordered_deletes if c.address not in late]
+            + rest
+            + [c for c in ordered_deletes if c.address in late]
+        )
         gbm = len(self.snapshot.rows.get(k.GBM_ACCOUNT.name, ())) + len(
             self.snapshot.rows.get(k.GBM_AGENT.name, ())
         )

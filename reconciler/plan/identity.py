@@ -13,6 +13,7 @@ counted, and left alone.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -55,6 +56,11 @@ def _pk(kind: k.RecordKind) -> str:
     return kind.table.primary_key
 
 
+def _sorted(kind: k.RecordKind, rows: Iterable[Row]) -> tuple[Row, ...]:
+    key = _pk(kind)
+    return tuple(sorted(rows, key=lambda row: str(row[key])))
+
+
 def _child_row(
     entry: Entry,
     rows: Sequence[Row],
@@ -90,7 +96,26 @@ def _child_row(
     )
 
 
-def _prove(kind: k.RecordKind, row: Row, resolver: Resolver) -> str | None:
+def _hints(rows: dict[str, tuple[Row, ...]]) -> dict[str, list[str]]:
+    """Addresses the routing records suggest for the rows they belong to: a contract or a step
+    is named by its address, so a workstream or rule set whose display name says nothing of
+    its metadata name can still be proved ours."""
+    names = {row[_pk(k.CONTRACT)]: k.name_of_row(k.CONTRACT, row) for row in rows[k.CONTRACT.name]}
+    hints: dict[str, list[str]] = {}
+    for row in rows[k.WORKSTREAM.name]:
+        contract = names.get(row.get(lookup("msdyn_routingcontractid")) or "", "")
+        if contract.endswith("/contract"):
+            hints.setdefault(row[_pk(k.WORKSTREAM)], []).append(contract.removesuffix("/contract"))
+    for row in rows[k.ROUTING_STEP.name]:
+        step, rule_set = k.name_of_row(k.ROUTING_STEP, row), row.get(lookup("msdyn_rulesetid"))
+        if step.endswith("/step") and isinstance(rule_set, str):
+            hints.setdefault(rule_set, []).append(step.removesuffix("/step"))
+    return hints
+
+
+def _prove(
+    kind: k.RecordKind, row: Row, resolver: Resolver, hints: dict[str, list[str]]
+) -> str | None:
     """The address this row would have if the reconciler made it, or None."""
     name = k.name_of_row(kind, row)
     candidates: Iterable[str]
@@ -100,7 +125,8 @@ def _prove(kind: k.RecordKind, row: Row, resolver: Resolver) -> str | None:
         parent = resolver.addresses.get(row.get(lookup(kind.parent)) or "")
         candidates = (f"{parent}/{name}",) if parent else ()
     else:
-        candidates = (f"{kind.name}/{name}", f"{kind.name}/{slug(name)}")
+        row_id = row[_pk(kind)]
+        candidates = (f"{kind.name}/{name}", f"{kind.name}/{slug(name)}", *hints.get(row_id, ()))
     row_id = row[_pk(kind)]
     return next((c for c in candidates if record_id(resolver.namespace, c) == row_id), None)
 
@@ -110,6 +136,12 @@ def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID
         namespace, languages=dict(snapshot.languages), output_contract=snapshot.output_contract
     )
     identity = Identity(resolver)
+    # Rows come in no set order: sort them, so that of two rows that fit equally (a child
+    # under an adopted parent, a row named in a conflict) the same one is chosen every time.
+    snapshot = dataclasses.replace(
+        snapshot,
+        rows={kind.name: _sorted(kind, snapshot.rows.get(kind.name, ())) for kind in k.KINDS},
+    )
     by_id = {
         kind.name: {row[_pk(kind)]: row for row in snapshot.rows.get(kind.name, ())}
         for kind in k.KINDS
@@ -136,11 +168,12 @@ def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID
                     claimed.add(entry.id)
             resolver.add(entry.record.address, entry.id)
     # What nobody claimed: ours (by its derived id) or someone else's.
+    hints = _hints(dict(snapshot.rows))
     for kind in k.KINDS:
         rest = [row for row in snapshot.rows.get(kind.name, ()) if row[_pk(kind)] not in claimed]
         identity.unclaimed[kind.name] = rest
         for row in rest:
-            address = _prove(kind, row, resolver)
+            address = _prove(kind, row, resolver, hints)
             if address is not None and address not in resolver.ids:
                 identity.owned[row[_pk(kind)]] = address
                 resolver.add(address, row[_pk(kind)])
