@@ -1222,12 +1222,6 @@ def _two_queues_of_the_same_name(scenario):
     return rows, "Queue"
 
 
-_FIRST_ROW_WINS = (
-    "BUG: of two rows that fit equally, the first one read wins (the adopted workstream's "
-    "routing configuration; the row named in a conflict), and rows come in no set order"
-)
-
-
 @pytest.mark.parametrize(
     "target",
     [
