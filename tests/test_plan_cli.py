@@ -395,3 +395,45 @@ def test_an_unknown_language_in_the_target_fails_the_plan(project):
     (problem,) = failed.value.diagnostics
     assert "language nl-BE is not available in the target" in problem.message
     assert "FacebookAccount/contoso-facebook/Contoso Support" in problem.message
+
+
+def test_ensure_absent_needs_neither_spec_secrets_nor_key_files(project, capsys, monkeypatch):
+    """Deleting old Google's Business Messages records must always work (domain §5)."""
+    apply_creates(project, environ(), "local:.reconciler/dev.db")
+    gbm = project / "google-business-messages.yaml"
+    gbm.write_text(gbm.read_text().replace("metadata:\n", "metadata:\n  ensure: absent\n"))
+    (project / "gbm-service-account.json").unlink()
+    monkeypatch.delenv("GBM_CLIENT_TOKEN")
+    code, plan = plan_json(capsys)
+    assert code == 0
+    deleted = [c["address"] for c in plan["changes"] if c["action"] == "delete"]
+    assert deleted == [
+        "GoogleBusinessMessagesAccount/contoso-gbm/Contoso Stores",
+        "RoutingRuleSet/gbm-stores-routing/step",
+        "RoutingRuleSet/gbm-stores-routing",
+        "Workstream/gbm-stores",
+        "Workstream/gbm-stores/contract",
+        "GoogleBusinessMessagesAccount/contoso-gbm",
+    ]
+
+
+def test_a_renamed_page_is_the_same_page_found_by_its_page_id(project, capsys):
+    apply_creates(project, environ(), "local:.reconciler/dev.db")
+    facebook = project / "facebook.yaml"
+    facebook.write_text(facebook.read_text().replace("Contoso Deals", "Contoso Offers"))
+    _, plan = plan_json(capsys)
+    changed = [c for c in plan["changes"] if c["action"] != "noop"]
+    (page,) = changed
+    assert (page["action"], page["kind"]) == ("update", "FacebookPage")
+    assert [(f["path"], f["before"], f["after"]) for f in page["fields"]] == [
+        ("name", "Contoso Deals", "Contoso Offers")
+    ]
+
+
+def test_a_rule_value_xml_cannot_hold_is_an_error_not_a_crash(project, capsys):
+    routing = project / "facebook-routing.yaml"
+    routing.write_text(routing.read_text().replace("value: Jan de Vries", 'value: "Jan\\x01"'))
+    code, _, err = run(capsys, "plan", "examples", "--env", "dev")
+    assert code == 1
+    assert "RoutingRuleSet/facebook-support-routing" in err
+    assert "unexpected internal error" not in err

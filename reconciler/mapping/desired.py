@@ -81,7 +81,8 @@ class _Builder:
             adopt = manifest.metadata.id
             spec = manifest.spec
             kind = k.BY_NAME[manifest.KIND]
-            if spec is None:  # ensure: absent without a spec
+            if spec is None or not manifest.present:
+                # ensure: absent needs no spec and no secrets: its children go with it.
                 self.add(kind, document, address, {}, adopt=adopt)
                 self.derived_absent(document)
                 continue

@@ -17,6 +17,7 @@ from typing import Any
 from reconciler.dataverse.tables import OnDelete
 from reconciler.diagnostics import Diagnostic, error
 from reconciler.mapping import kinds as k
+from reconciler.mapping import rulexml
 from reconciler.mapping.fields import MappingError, Row, lookup
 from reconciler.mapping.records import Record
 from reconciler.mapping.values import Sensitive, Value, json_value
@@ -361,7 +362,7 @@ class _Planner:
     def check_writable(self, record: Record) -> None:
         try:
             record.kind.to_row(record.fields, record.address, self.resolver)
-        except MappingError as exc:
+        except (MappingError, rulexml.RuleXmlError) as exc:
             self.out.problems.append(
                 error("cannot-plan", f"{record.address}: {exc}", record.location)
             )
@@ -394,7 +395,11 @@ class _Planner:
         row_id = row[kind.table.primary_key]
         owned = self.identity.owned.get(row_id)
         _, cause = self.after_deletes(kind, row)
-        address = owned or f"{kind.name}/{k.name_of_row(kind, row) or row_id}"
+        parent = (
+            self.resolver.addresses.get(row.get(lookup(kind.parent)) or "") if kind.parent else None
+        )
+        # Not ours: the id keeps two rows of the same name apart.
+        address = owned or f"{parent or kind.name}/{k.name_of_row(kind, row)}#{row_id}"
         if cause is not None:
             self.delete(kind, row_id, address, row, f"deleted with {cause} (cascade)")
         elif owned is not None and self.options.prune:

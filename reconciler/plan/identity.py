@@ -88,12 +88,18 @@ def _child_row(
         column = lookup("msdyn_rulesetid")
         return next((row for row in free if row.get(column) == parent_id), None)
     assert kind.parent is not None
+    # A page or agent under its account: by its Facebook page ID or agent ID first (so a
+    # renamed page is the same page), then by name, ignoring case.
     column = lookup(kind.parent)
-    name = record.fields.get("name")
-    return next(
-        (row for row in free if row.get(column) == parent_id and k.name_of_row(kind, row) == name),
-        None,
+    mine = [row for row in free if row.get(column) == parent_id]
+    key, key_column = (
+        ("pageId", "msdyn_fbpageid") if kind is k.FACEBOOK_PAGE else ("agentId", "msdyn_agentid")
     )
+    name = str(record.fields.get("name", "")).casefold()
+    by_key = [row for row in mine if row.get(key_column) == record.fields.get(key)]
+    by_name = [row for row in mine if k.name_of_row(kind, row).casefold() == name]
+    found = by_key or by_name
+    return found[0] if found else None
 
 
 def _hints(rows: dict[str, tuple[Row, ...]]) -> dict[str, list[str]]:

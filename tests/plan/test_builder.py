@@ -1007,7 +1007,7 @@ def test_rows_of_others_under_a_deleted_record_go_with_it(scenario):
         scenario.manifests = [m for m in scenario.manifests if m["kind"] != kind]
     scenario.absent("FacebookAccount", "contoso-facebook")
     built = scenario.build(rows, prune=True)
-    cascade = by_address(built)["FacebookPage/Hand-made page"]
+    cascade = by_address(built)[f"FacebookAccount/contoso-facebook/Hand-made page#{foreign(5)}"]
 
     assert cascade.action is Action.DELETE
     assert cascade.id == foreign(5)
