@@ -263,6 +263,9 @@ class _Builder:
             "displayName": document.manifest.display_name,
             "workstream": spec.workstream,
             "type": spec.type.value,
+            "outputContract": spec.workstream
+            if spec.type is RuleSetType.CLASSIFICATION
+            else k.QUEUE_OUTPUT,
             "rules": rule_json(spec),
         }
 

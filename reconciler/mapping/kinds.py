@@ -169,27 +169,31 @@ def _derived_id(resolver: Resolver, key: str) -> str:
     return record_id(resolver.namespace, key)
 
 
-def _rule_set_type() -> FieldMap:
-    """The type decides the rule set's output: its workstream's contract for classification,
-    the org's queue-identification contract for route-to-queue."""
-    base = option("type", "msdyn_rulesettype", RULE_SET_TYPES)
+QUEUE_OUTPUT = "msdyn_demandqueueidentificationoutput"
+"""The output of a route-to-queue rule set: the org's own contract, by its unique name."""
+
+
+def _output_contract() -> FieldMap:
+    """Where a rule set's results go: its workstream's contract (classification) or the org's
+    queue-identification contract (route to queue). Derived from the type, never written in a
+    manifest, but read and compared so a row pointing elsewhere is put right."""
+    column = lookup("msdyn_outputcontractid")
+    workstream = reference("outputContract", "msdyn_outputcontractid", "Workstream/{}/contract")
+
+    def read(row: Row, resolver: Resolver) -> Value:
+        value = row.get(column)
+        if value is not None and value == resolver.output_contract:
+            return QUEUE_OUTPUT
+        return workstream.read(row, resolver)
 
     def write(value: Value, fields: Fields, address: str, resolver: Resolver) -> Row:
-        row = base.write(value, fields, address, resolver)
-        workstream = fields.get("workstream")
-        if value == "route-to-queue":
-            if resolver.output_contract is None:
-                raise MappingError(
-                    "the target has no msdyn_demandqueueidentificationoutput contract"
-                )
-            row[lookup("msdyn_outputcontractid")] = resolver.output_contract
-        elif workstream is not None:
-            row[lookup("msdyn_outputcontractid")] = resolver.id_of(
-                f"Workstream/{workstream}/contract"
-            )
-        return row
+        if value != QUEUE_OUTPUT:
+            return workstream.write(value, fields, address, resolver)
+        if resolver.output_contract is None:
+            raise MappingError(f"the target has no {QUEUE_OUTPUT} contract")
+        return {column: resolver.output_contract}
 
-    return FieldMap("type", base.columns, base.read, write)
+    return FieldMap("outputContract", (column,), read, write)
 
 
 def contract_xml(outputs: list[str]) -> str:
@@ -322,7 +326,8 @@ RULE_SET = RecordKind(
     (
         plain("displayName", "msdyn_name"),
         reference("workstream", "msdyn_inputcontractid", "Workstream/{}/contract"),
-        _rule_set_type(),
+        option("type", "msdyn_rulesettype", RULE_SET_TYPES),
+        _output_contract(),
         _rules_field(),
     ),
     on_create=lambda _f, address, resolver: {

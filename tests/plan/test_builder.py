@@ -1241,3 +1241,15 @@ def test_the_order_of_rows_does_not_choose_between_equal_candidates(scenario, ta
     rows[kind].reverse()
 
     assert scenario.build(rows) == first
+
+
+def test_a_rule_set_whose_output_points_elsewhere_is_put_right(scenario):
+    rows = scenario.rows()
+    row = scenario.row(rows, "RoutingRuleSet", ROUTING)
+    row["_msdyn_outputcontractid_value"] = scenario.id("Workstream/facebook-support/contract")
+    built = scenario.build(rows)
+    change = by_address(built)[ROUTING]
+    assert change.action is Action.UPDATE
+    assert [(f.path, f.before, f.after) for f in change.fields] == [
+        ("outputContract", "facebook-support", "msdyn_demandqueueidentificationoutput")
+    ]
