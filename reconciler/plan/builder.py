@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.dataverse.tables import OnDelete
+from reconciler.dataverse.tables import REFERENCED_BY, OnDelete
 from reconciler.diagnostics import Diagnostic, error
 from reconciler.mapping import kinds as k
 from reconciler.mapping import rulexml
@@ -452,6 +452,7 @@ class _Planner:
             + rest
             + [c for c in ordered_deletes if c.address in late]
         )
+        self.restricted([c for c in self.out.changes if c.action is Action.DELETE])
         gbm = len(self.snapshot.rows.get(k.GBM_ACCOUNT.name, ())) + len(
             self.snapshot.rows.get(k.GBM_AGENT.name, ())
         )
@@ -473,6 +474,33 @@ class _Planner:
                     f"longer in the manifests ({shown}); plan with --prune to delete them",
                 )
             )
+
+    def restricted(self, deletes: list[Change]) -> None:
+        """Warn about deletes Dataverse will refuse: a row that stays points at the record
+        through a lookup that blocks deletes (a fallback queue, a rule set's contract)."""
+        for change in deletes:
+            table = k.BY_NAME[change.kind].table.logical_name
+            for referrer, column in REFERENCED_BY[table]:
+                if column.on_delete is not OnDelete.RESTRICT:
+                    continue
+                kind = k.BY_TABLE[referrer.logical_name]
+                for row in self.snapshot.rows.get(kind.name, ()):
+                    row_id = row[referrer.primary_key]
+                    if row.get(lookup(column.name)) != change.id or row_id in self.gone:
+                        continue
+                    address = self.resolver.addresses.get(row_id)
+                    if address is not None and change.id in self.releases.get(address, ()):
+                        continue
+                    holder = address or f"{kind.name} {k.name_of_row(kind, row)!r} ({row_id})"
+                    self.out.warnings.append(
+                        Warning(
+                            code="delete-blocked",
+                            message=f"{change.address} cannot be deleted while {holder} points "
+                            f"at it ({column.name}); point it elsewhere or delete it too, or "
+                            "apply will fail",
+                            address=change.address,
+                        )
+                    )
 
 
 def build(desired: Sequence[Record], snapshot: Snapshot, options: Options) -> Built:

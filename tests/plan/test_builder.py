@@ -1253,3 +1253,35 @@ def test_a_rule_set_whose_output_points_elsewhere_is_put_right(scenario):
     assert [(f.path, f.before, f.after) for f in change.fields] == [
         ("outputContract", "facebook-support", "msdyn_demandqueueidentificationoutput")
     ]
+
+
+def test_a_delete_a_remaining_row_blocks_is_warned_about(scenario):
+    rows = scenario.rows()
+    rows["Workstream"].append(
+        {
+            "msdyn_liveworkstreamid": foreign(7),
+            "msdyn_name": "Hand-made chat",
+            "_msdyn_defaultqueue_value": scenario.id("Queue/overflow-support"),
+        }
+    )
+    scenario.spec("RoutingRuleSet", "facebook-support-routing")["rules"][2]["routeTo"] = (
+        "general-support"
+    )
+    scenario.absent("Queue", "overflow-support")
+    built = scenario.build(rows)
+    (warning,) = [w for w in built.warnings if w.code == "delete-blocked"]
+    assert warning.address == "Queue/overflow-support"
+    assert f"Workstream 'Hand-made chat' ({foreign(7)})" in warning.message
+    assert "msdyn_defaultqueue" in warning.message
+
+
+def test_a_delete_freed_by_an_update_in_the_same_plan_is_not_warned_about(scenario):
+    rows = scenario.rows()
+    scenario.spec("Workstream", "facebook-support")["fallbackQueue"] = "vip-support"
+    scenario.absent("Queue", "general-support")
+    for rule in scenario.spec("RoutingRuleSet", "facebook-support-routing")["rules"]:
+        if rule["routeTo"] == "general-support" or isinstance(rule["routeTo"], list):
+            rule["routeTo"] = "vip-support"
+    built = scenario.build(rows)
+    assert [w for w in built.warnings if w.code == "delete-blocked"] == []
+    assert actions(built)["Queue/general-support"] is Action.DELETE
