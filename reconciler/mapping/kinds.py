@@ -101,16 +101,6 @@ class RecordKind:
                 row.update(f.write(fields[f.path], fields, address, resolver))
         return row
 
-    def columns_of(
-        self, paths: Iterator[str] | list[str], fields: Fields, address: str, resolver: Resolver
-    ) -> Row:
-        """Only the columns behind ``paths`` (an update writes what changed)."""
-        row: Row = {}
-        for f in self.fields:
-            if f.path in paths:
-                row.update(f.write(fields.get(f.path), fields, address, resolver))
-        return row
-
     def references(self, fields: Fields) -> list[str]:
         """Addresses of the records these fields point at."""
         found = [f.ref.format(fields[f.path]) for f in self.fields if f.ref and fields.get(f.path)]

@@ -25,7 +25,3 @@ class Record:
     location: Location | None = None
     notes: Mapping[str, Any] = field(default_factory=dict)
     """What the plan may warn about but never diffs (a page token's rotation date)."""
-
-    @property
-    def name(self) -> str:
-        return self.address.split("/", 1)[1]
