@@ -19,7 +19,11 @@ from reconciler.models.accounts import FacebookAccountSpec, GoogleBusinessMessag
 from reconciler.models.common import FromEnv, FromFile, format_duration
 from reconciler.models.queue import QueueSpec
 from reconciler.models.routing import RoutingRuleSetSpec, RuleSetType
-from reconciler.models.workstream import WorkstreamSpec
+from reconciler.models.workstream import (
+    FacebookSettings,
+    GoogleBusinessMessagesSettings,
+    WorkstreamSpec,
+)
 
 SecretLookup = Callable[[FromEnv | FromFile, Document, tuple[str | int, ...]], Sensitive | None]
 """Resolves a secret reference written at a path of a document (None when it cannot)."""
@@ -115,6 +119,29 @@ class _Builder:
     def resolve(self, ref: Any, document: Document, *path: str | int) -> Sensitive | None:
         return None if ref is None else self.secret(ref, document, ("spec", *path))
 
+    def channel_settings(self, owner_kind: str, account: str, child: str) -> dict[str, Value]:
+        """A page's or agent's settings, written in the block of the workstream it serves."""
+        user = self.channel_users.get((owner_kind, account, child))
+        spec = user.manifest.spec if user is not None else None
+        facebook = owner_kind == "FacebookAccount"
+        block = "facebook" if facebook else "googleBusinessMessages"
+        settings: FacebookSettings | GoogleBusinessMessagesSettings | None = None
+        if isinstance(spec, WorkstreamSpec):
+            settings = spec.facebook if facebook else spec.google_business_messages
+        extra, attribute = (
+            ("humanAgentMessageTag", "human_agent_message_tag")
+            if facebook
+            else ("agentOverride", "agent_override")
+        )
+        attachments = settings.file_attachments if settings is not None else None
+        return {
+            "workstream": user.name if user is not None else None,
+            f"{block}.language": settings.language if settings is not None else None,
+            f"{block}.fileAttachments.customer": bool(attachments and attachments.customer),
+            f"{block}.fileAttachments.agent": bool(attachments and attachments.agent),
+            f"{block}.{extra}": bool(getattr(settings, attribute, False)),
+        }
+
     # -- one method per manifest kind ----------------------------------------------------------
 
     def _Queue(self, document: Document, spec: QueueSpec) -> dict[str, Value]:
@@ -131,8 +158,6 @@ class _Builder:
     def _FacebookAccount(self, document: Document, spec: FacebookAccountSpec) -> dict[str, Value]:
         name = document.name
         for index, page in enumerate(spec.pages):
-            user = self.channel_users.get(("FacebookAccount", name, page.name))
-            settings = user.manifest.spec.facebook if user is not None else None  # type: ignore[union-attr]
             fields: dict[str, Value] = {
                 "account": name,
                 "name": page.name,
@@ -140,17 +165,7 @@ class _Builder:
                 "accessToken": self.resolve(
                     page.access_token, document, "pages", index, "accessToken"
                 ),
-                "workstream": user.name if user is not None else None,
-                "facebook.language": settings.language if settings else None,
-                "facebook.fileAttachments.customer": bool(
-                    settings and settings.file_attachments.customer
-                ),
-                "facebook.fileAttachments.agent": bool(
-                    settings and settings.file_attachments.agent
-                ),
-                "facebook.humanAgentMessageTag": bool(
-                    settings and settings.human_agent_message_tag
-                ),
+                **self.channel_settings("FacebookAccount", name, page.name),
             }
             notes = {"tokenRotatedOn": page.token_rotated_on}
             self.add(
@@ -174,8 +189,6 @@ class _Builder:
     ) -> dict[str, Value]:
         name = document.name
         for index, agent in enumerate(spec.agents):
-            user = self.channel_users.get(("GoogleBusinessMessagesAccount", name, agent.name))
-            gbm = user.manifest.spec.google_business_messages if user is not None else None  # type: ignore[union-attr]
             fields: dict[str, Value] = {
                 "account": name,
                 "name": agent.name,
@@ -184,15 +197,7 @@ class _Builder:
                 "clientToken": self.resolve(
                     agent.client_token, document, "agents", index, "clientToken"
                 ),
-                "workstream": user.name if user is not None else None,
-                "googleBusinessMessages.language": gbm.language if gbm else None,
-                "googleBusinessMessages.fileAttachments.customer": bool(
-                    gbm and gbm.file_attachments.customer
-                ),
-                "googleBusinessMessages.fileAttachments.agent": bool(
-                    gbm and gbm.file_attachments.agent
-                ),
-                "googleBusinessMessages.agentOverride": bool(gbm and gbm.agent_override),
+                **self.channel_settings("GoogleBusinessMessagesAccount", name, agent.name),
             }
             self.add(
                 k.GBM_AGENT,
