@@ -121,6 +121,8 @@ def test_empty_target_every_record_is_created_in_dependency_order(project, capsy
         "follow_up",
         "unmanaged",
         "requests",
+        "managed",
+        "max_delete_percent",
         "checksum",
     ]
     assert plan["target"]["url"] == "local:.reconciler/dev.db"

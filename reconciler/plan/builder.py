@@ -206,6 +206,9 @@ class _Planner:
             for d in _differences(f.path, current.get(f.path), record.fields[f.path])
         ]
         fields = tuple(_field_change(kind, *d) for d in found)
+        # A row this apply changes before writing it (a link a delete clears) has a new ETag
+        # by then: its write can only require that it exists.
+        read = entry.row if row is entry.row else None
         fixed = [
             f for f in kind.fields if f.create_only and current[f.path] != record.fields.get(f.path)
         ]
@@ -225,7 +228,7 @@ class _Planner:
                 reason,
                 entry.id,
                 record.address,
-                entry.row,
+                read,
                 fields=fields,
                 desired=_desired_json(record),
             )
@@ -246,7 +249,7 @@ class _Planner:
                 what,
                 entry.id,
                 record.address,
-                entry.row,
+                read,
                 fields=fields,
                 desired=_desired_json(record),
             )

@@ -23,6 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 FORMAT_VERSION = "1"
+SAFETY_MIN_MANAGED = 10
+"""The delete threshold applies from this many managed records on (docs/spec.md §2)."""
 
 
 class Action(StrEnum):
@@ -64,7 +66,11 @@ class Change(_Value):
     action: Action
     reason: str
     id: str
-    etag: str | None = Field(default=None, description="The ETag read at plan time.")
+    etag: str | None = Field(
+        default=None,
+        description="The ETag read at plan time; null for a row this apply changes before "
+        "writing it (a link a delete clears), whose write then only requires that it exists.",
+    )
     fields: tuple[FieldChange, ...] = ()
     depends_on: tuple[str, ...] = ()
     desired: dict[str, JsonValue] | None = Field(
@@ -120,6 +126,14 @@ class Plan(_Value):
         description="Records of each kind in the target that this project does not manage.",
     )
     requests: int = Field(default=0, description="Requests made to read the target.")
+    managed: int = Field(
+        default=0, description="Records of this project the target held when planned."
+    )
+    max_delete_percent: int = Field(
+        default=30,
+        description="safety.maxDeletePercent: apply refuses to delete a larger share of the "
+        "managed records (when there are 10 or more) unless forced.",
+    )
     checksum: str = ""
 
     @property
@@ -129,6 +143,14 @@ class Plan(_Value):
     @property
     def has_conflicts(self) -> bool:
         return self.summary.conflict > 0
+
+    @property
+    def deletes_over_limit(self) -> bool:
+        """More deletes than ``safety.maxDeletePercent`` allows (with ≥ 10 managed records)."""
+        return (
+            self.managed >= SAFETY_MIN_MANAGED
+            and self.summary.delete * 100 > self.max_delete_percent * self.managed
+        )
 
     def data(self) -> dict[str, Any]:
         """The JSON form, keys in the order of spec §5."""
