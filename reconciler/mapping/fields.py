@@ -29,7 +29,8 @@ class MappingError(ValueError):
 class Resolver:
     """Ids of records by address and back, and the target's languages."""
 
-    namespace: uuid.UUID
+    namespace: uuid.UUID = uuid.UUID(int=0)
+    """The project's namespace: planning proves ownership with it; writing never needs it."""
     ids: dict[str, str] = field(default_factory=dict)  # address → id
     addresses: dict[str, str] = field(default_factory=dict)  # id → address
     languages: dict[str, str] = field(default_factory=dict)  # locale code → language id

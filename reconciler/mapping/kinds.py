@@ -15,6 +15,7 @@ The address is also the key the record's id derives from (``uuid5(namespace, add
 
 from __future__ import annotations
 
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from reconciler.mapping.fields import (
     reference,
     secret,
 )
-from reconciler.mapping.values import Fields, Value
+from reconciler.mapping.values import Fields, Value, record_id
 
 # Manifest words ↔ option values (docs/domain.md §2).
 QUEUE_TYPES = {"messaging": 192350000, "record": 192350001, "voice": 192350002}
@@ -139,7 +140,7 @@ def _rules_field() -> FieldMap:
         xml = rulexml.encode(
             value or [],
             hit_policy=policy,
-            rule_id=lambda name: _derived_id(resolver, f"{address}/rules/{name}"),
+            rule_id=lambda name: _rule_id(resolver, address, name),
             queue_id=lambda name: resolver.id_of(f"Queue/{name}"),
         )
         return {column: xml}
@@ -153,10 +154,9 @@ def _name_of(resolver: Resolver, record_id: str, prefix: str) -> str:
     return name if address.startswith(prefix) and name and "/" not in name else f"<{record_id}>"
 
 
-def _derived_id(resolver: Resolver, key: str) -> str:
-    from reconciler.mapping.values import record_id
-
-    return record_id(resolver.namespace, key)
+def _rule_id(resolver: Resolver, address: str, rule: str) -> str:
+    """A rule's id in the XML: derived from its rule set's id, so it never changes."""
+    return record_id(uuid.UUID(resolver.id_of(address)), f"rules/{rule}")
 
 
 QUEUE_OUTPUT = "msdyn_demandqueueidentificationoutput"

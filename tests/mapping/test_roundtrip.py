@@ -463,7 +463,7 @@ def rule_set(name: str) -> tuple[str, Row]:
     xml = rulexml.encode(
         rules,
         hit_policy="all" if route else "first",
-        rule_id=lambda rule: rid(f"{address}/rules/{rule}"),
+        rule_id=lambda rule: record_id(uuid.UUID(rid(address)), f"rules/{rule}"),
         queue_id=lambda queue: rid(f"Queue/{queue}"),
     )
     return address, {
