@@ -18,6 +18,7 @@ from reconciler.mapping.values import Fields, Sensitive, Value, unknown_id
 from reconciler.models.common import format_duration, parse_duration
 
 Row = dict[str, Any]
+NIL = uuid.UUID(int=0)
 
 
 class MappingError(ValueError):
@@ -29,7 +30,7 @@ class MappingError(ValueError):
 class Resolver:
     """Ids of records by address and back, and the target's languages."""
 
-    namespace: uuid.UUID = uuid.UUID(int=0)
+    namespace: uuid.UUID = NIL
     """The project's namespace: planning proves ownership with it; writing never needs it."""
     ids: dict[str, str] = field(default_factory=dict)  # address → id
     addresses: dict[str, str] = field(default_factory=dict)  # id → address

@@ -28,7 +28,59 @@ MAX_LENGTH = {
 BASE64 = frozenset({"serviceAccountKey"})
 
 
+class SecretProblem(Exception):
+    """A secret that cannot be read; the message names its source, never a value."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def read_secret(source: str, field: str, environ: Mapping[str, str]) -> Sensitive:
+    """The secret ``field`` from ``source`` (``env:NAME`` or ``file:PATH``), checked and
+    encoded as the column holds it; ``SecretProblem`` when it cannot be."""
+    scheme, _, name = source.partition(":")
+    raw: bytes
+    if scheme == "env":
+        text = environ.get(name)
+        if text is None:
+            raise SecretProblem("secret-missing", f"environment variable {name} is not set")
+        raw = text.encode("utf-8")
+    elif scheme == "file":
+        try:
+            with open(name, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise SecretProblem(
+                "secret-missing", f"cannot read secret file {name}: {reason}"
+            ) from None
+    else:
+        raise SecretProblem("secret-invalid", f"unknown secret source {scheme!r}")
+    if field in BASE64:
+        value = base64.b64encode(raw).decode("ascii")
+    else:
+        try:
+            value = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError:
+            raise SecretProblem(
+                "secret-invalid", f"the secret from {source} is not UTF-8 text"
+            ) from None
+    if not value.strip():
+        raise SecretProblem("secret-invalid", f"the secret from {source} is empty")
+    limit = MAX_LENGTH.get(field)
+    if limit is not None and len(value) > limit:
+        raise SecretProblem(
+            "secret-invalid",
+            f"the secret from {source} is {len(value)} characters long; "
+            f"Dataverse holds at most {limit}",
+        )
+    return Sensitive(value, source)
+
+
 class SecretResolver:
+    """Resolves the references of manifests; problems become diagnostics at the reference."""
+
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
         self.problems: list[Diagnostic] = []
@@ -36,49 +88,14 @@ class SecretResolver:
     def __call__(
         self, ref: FromEnv | FromFile, document: Document, path: tuple[str | int, ...]
     ) -> Sensitive | None:
-        field = str(path[-1])
-        where = document.at(*path)
-        prefix = f"{format_path(path)}: "
-        raw: bytes | None
         if isinstance(ref, FromEnv):
             source = f"env:{ref.from_env}"
-            text = self.environ.get(ref.from_env)
-            if text is None:
-                message = f"environment variable {ref.from_env} is not set"
-                self.problems.append(error("secret-missing", prefix + message, where))
-                return None
-            raw = text.encode("utf-8")
         else:
             folder = os.path.dirname(document.source.file)
-            file = os.path.normpath(os.path.join(folder, ref.from_file))
-            source = f"file:{file}"
-            try:
-                with open(file, "rb") as handle:
-                    raw = handle.read()
-            except OSError as exc:
-                reason = exc.strerror or type(exc).__name__
-                message = f"cannot read secret file {file}: {reason}"
-                self.problems.append(error("secret-missing", prefix + message, where))
-                return None
-        if field in BASE64:
-            value = base64.b64encode(raw).decode("ascii")
-        else:
-            try:
-                value = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
-            except UnicodeDecodeError:
-                message = f"the secret from {source} is not UTF-8 text"
-                self.problems.append(error("secret-invalid", prefix + message, where))
-                return None
-        limit = MAX_LENGTH.get(field)
-        if not value.strip():
-            message = f"the secret from {source} is empty"
-            self.problems.append(error("secret-invalid", prefix + message, where))
+            source = f"file:{os.path.normpath(os.path.join(folder, ref.from_file))}"
+        try:
+            return read_secret(source, str(path[-1]), self.environ)
+        except SecretProblem as problem:
+            message = f"{format_path(path)}: {problem}"
+            self.problems.append(error(problem.code, message, document.at(*path)))
             return None
-        if limit is not None and len(value) > limit:
-            message = (
-                f"the secret from {source} is {len(value)} characters long; "
-                f"Dataverse holds at most {limit}"
-            )
-            self.problems.append(error("secret-invalid", prefix + message, where))
-            return None
-        return Sensitive(value, source)

@@ -13,10 +13,9 @@ from typing import Any
 
 from reconciler.dataverse import DataverseClient
 from reconciler.dataverse import tables as t
-from reconciler.mapping.kinds import KINDS, QUEUE, RecordKind
+from reconciler.mapping.kinds import KINDS, QUEUE, QUEUE_OUTPUT, RecordKind
 
 Row = dict[str, Any]
-OUTPUT_CONTRACT = "msdyn_demandqueueidentificationoutput"
 
 
 @dataclass(frozen=True)
@@ -45,13 +44,52 @@ async def _read(client: DataverseClient, kind: RecordKind) -> tuple[str, tuple[R
     return kind.name, tuple(rows)
 
 
+@dataclass(frozen=True)
+class Context:
+    """What writing needs besides the plan: the target's languages and its own contract."""
+
+    languages: Mapping[str, str]
+    output_contract: str | None
+    organization_id: str
+
+
+def _languages(rows: list[Row]) -> dict[str, str]:
+    key = t.TABLES[t.LANGUAGE].primary_key
+    return {
+        r["msdyn_localecode"]: r[key] for r in rows if isinstance(r.get("msdyn_localecode"), str)
+    }
+
+
+async def _language_rows(client: DataverseClient) -> list[Row]:
+    language = t.TABLES[t.LANGUAGE]
+    return await client.list(language.entity_set, select=[language.primary_key, "msdyn_localecode"])
+
+
+async def read_context(client: DataverseClient) -> Context:
+    """Languages, the output contract and who we are: three requests."""
+    contract = t.TABLES[t.CONTRACT]
+    languages, contracts, whoami = await asyncio.gather(
+        _language_rows(client),
+        client.list(
+            contract.entity_set,
+            select=[contract.primary_key],
+            filter=f"msdyn_uniquename eq '{QUEUE_OUTPUT}'",
+        ),
+        client.who_am_i(),
+    )
+    return Context(
+        languages=_languages(languages),
+        output_contract=contracts[0][contract.primary_key] if contracts else None,
+        organization_id=whoami.organization_id,
+    )
+
+
 async def read_snapshot(client: DataverseClient) -> Snapshot:
     """Every managed table, the languages and who we are, in O(tables) requests."""
     before = client.stats.total
-    language = t.TABLES[t.LANGUAGE]
     tables, languages, whoami = await asyncio.gather(
         asyncio.gather(*(_read(client, kind) for kind in KINDS)),
-        client.list(language.entity_set, select=[language.primary_key, "msdyn_localecode"]),
+        _language_rows(client),
         client.who_am_i(),
     )
     rows = dict(tables)
@@ -60,17 +98,13 @@ async def read_snapshot(client: DataverseClient) -> Snapshot:
         (
             r[contract_key]
             for r in rows["DecisionContract"]
-            if r.get("msdyn_uniquename") == OUTPUT_CONTRACT
+            if r.get("msdyn_uniquename") == QUEUE_OUTPUT
         ),
         None,
     )
     return Snapshot(
         rows=rows,
-        languages={
-            r["msdyn_localecode"]: r[language.primary_key]
-            for r in languages
-            if isinstance(r.get("msdyn_localecode"), str)
-        },
+        languages=_languages(languages),
         output_contract=output,
         organization_id=whoami.organization_id,
         requests=client.stats.total - before,
