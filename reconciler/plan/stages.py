@@ -1,0 +1,156 @@
+"""A plan as the typed steps apply runs: create, update, delete, link.
+
+Each step is one record's write and names the steps that must succeed before it. The evaluator
+runs them; the explainer (``plan -v``) prints the same list, so the preview cannot drift from
+what apply does. Steps hold no values: request bodies are built when a step runs, from the
+plan's desired fields and the secrets resolved for it.
+
+Order (docs/spec.md §5): the deletes the plan lists first run before anything else, in reverse
+dependency order; then queues, accounts and pages, workstreams, contracts, rule sets, routing
+configuration, steps; a page or agent is linked to a workstream once that workstream's whole
+routing chain is written (a channel never goes live on a half-built workstream); deletes an
+update frees run after it. A replace is a delete, then a create with the same id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from reconciler.dataverse.tables import Table
+from reconciler.mapping import kinds as k
+from reconciler.plan.definition import Action, Change, Plan
+
+LINK_FIELD = "workstream"
+LINKED_KINDS = frozenset({k.FACEBOOK_PAGE.name, k.GBM_AGENT.name})
+"""Channel instances: their ``workstream`` field is the link that puts them live."""
+
+
+WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE})
+
+
+class Op(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    LINK = "link"
+
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    """Unique in a plan: ``<op> <address>``."""
+    op: Op
+    change: Change
+    paths: tuple[str, ...]
+    """The fields this step writes (manifest paths); none for a delete."""
+    etag: str | None
+    """``If-Match`` for updates, links and deletes; ``None`` means the record must only exist
+    (``*``) for a write, or no condition for a delete."""
+    needs: tuple[str, ...]
+    """Keys of the steps that must succeed before this one starts."""
+    early: bool = False
+    """A delete that runs before every non-delete step starts."""
+
+    @property
+    def address(self) -> str:
+        return self.change.address
+
+    @property
+    def table(self) -> Table:
+        return k.BY_NAME[self.change.kind].table
+
+    def request(self) -> tuple[str, str, dict[str, str]]:
+        """The first request this step sends: method, path relative to the Web API root and
+        conditional headers."""
+        path = f"{self.table.entity_set}({self.change.id})"
+        if self.op is Op.DELETE:
+            return "DELETE", path, {"If-Match": self.etag} if self.etag else {}
+        if self.op is Op.CREATE:
+            return "PATCH", path, {"If-None-Match": "*"}
+        return "PATCH", path, {"If-Match": self.etag or "*"}
+
+
+def _top(path: str) -> str:
+    """``rules[2].routeTo`` → ``rules``: the field a changed path belongs to."""
+    return path.split("[", 1)[0]
+
+
+def _chain(changes: Iterable[Change], workstream: str) -> list[str]:
+    """Addresses of the records that make up a workstream's routing: the workstream, its
+    contract and routing configuration, its rule sets and their steps."""
+    own = f"Workstream/{workstream}"
+    found = []
+    for change in changes:
+        if change.action not in WRITES:
+            continue
+        desired = change.desired or {}
+        if (
+            change.address == own
+            or change.address.startswith(own + "/")
+            or (
+                change.kind in (k.RULE_SET.name, k.ROUTING_STEP.name)
+                and desired.get("workstream") == workstream
+            )
+        ):
+            found.append(change.address)
+    return found
+
+
+def build_steps(plan: Plan) -> list[Step]:
+    """The steps that carry out ``plan``, in the plan's order."""
+    final: dict[str, str] = {}  # address → key of the step that leaves the record as planned
+    steps: list[Step] = []
+    writes = [c for c in plan.changes if c.action in WRITES]
+    leading = True  # still among the deletes the plan lists before everything else
+
+    def needs(change: Change, *extra: str, without: str | None = None) -> tuple[str, ...]:
+        keys = [final[a] for a in change.depends_on if a in final and a != without]
+        return tuple(dict.fromkeys([*keys, *extra]))
+
+    def add(op: Op, change: Change, paths: tuple[str, ...], needed: tuple[str, ...]) -> str:
+        key = f"{op} {change.address}"
+        etag = None if op is Op.CREATE else change.etag
+        steps.append(Step(key, op, change, paths, etag, needed, leading and op is Op.DELETE))
+        final[change.address] = key
+        return key
+
+    for change in plan.changes:
+        if change.action is Action.DELETE:
+            add(Op.DELETE, change, (), needs(change))
+            continue
+        if change.action not in WRITES:
+            continue
+        leading = False
+        kind = k.BY_NAME[change.kind]
+        desired = change.desired or {}
+        workstream = desired.get(LINK_FIELD) if change.kind in LINKED_KINDS else None
+        chain = (
+            tuple(final[a] for a in _chain(writes, str(workstream)) if a in final)
+            if workstream
+            else ()
+        )
+        if change.action is Action.UPDATE:
+            paths = tuple(dict.fromkeys(_top(f.path) for f in change.fields))
+            op = Op.LINK if workstream and paths == (LINK_FIELD,) else Op.UPDATE
+            add(op, change, paths, needs(change, *(chain if LINK_FIELD in paths else ())))
+            continue
+        replaced: tuple[str, ...] = ()
+        if change.action is Action.REPLACE:
+            replaced = (add(Op.DELETE, change, (), ()),)
+        paths = tuple(f.path for f in kind.fields if f.path in desired)
+        if not chain:
+            add(Op.CREATE, change, paths, needs(change, *replaced))
+            continue
+        # The workstream is being written too: create the channel instance unlinked now, and
+        # link it once the workstream's routing chain is in place.
+        unlinked = tuple(p for p in paths if p != LINK_FIELD)
+        key = add(
+            Op.CREATE,
+            change,
+            unlinked,
+            needs(change, *replaced, without=f"Workstream/{workstream}"),
+        )
+        add(Op.LINK, change, (LINK_FIELD,), (key, *chain))
+    return steps
