@@ -29,9 +29,13 @@ GBM_KEY := $(EXAMPLES)/gbm-service-account.json
 $(GBM_KEY):
 	printf '{"type": "service_account", "project_id": "demo"}\n' > $@
 
+# The whole job on the embedded local target (.reconciler/local.db): validate, plan, apply,
+# then plan again to show nothing is left to change (exit 2 there would mean drift).
 run: $(VENV)/.installed-run | $(GBM_KEY)
 	$(BIN)/reconciler validate $(EXAMPLES)
 	$(DEMO_SECRETS) $(BIN)/reconciler plan $(EXAMPLES) --env dev
+	$(DEMO_SECRETS) $(BIN)/reconciler apply $(EXAMPLES) --env dev --yes
+	$(DEMO_SECRETS) $(BIN)/reconciler plan $(EXAMPLES) --env dev --detailed-exitcode
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import sys
+from typing import TYPE_CHECKING, NoReturn
 
 from reconciler.errors import UsageError
 from reconciler.manifest.variables import VAR_NAME_RE
+from reconciler.render import diagnostics as render_diagnostics
+from reconciler.render.style import use_color
+
+if TYPE_CHECKING:
+    from reconciler.plan.planner import PlanFailed
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -41,3 +47,11 @@ def parse_vars(pairs: list[str]) -> dict[str, str]:
             raise UsageError(f"--var expects NAME=VALUE, got {name!r}")
         values[name] = value
     return values
+
+
+def plan_failed(failed: PlanFailed, args: argparse.Namespace) -> None:
+    """The diagnostics that stopped a plan, one ``file:line:col`` line each, on stderr."""
+    color = use_color(sys.stderr, args.no_color)
+    for diagnostic in failed.diagnostics:
+        if diagnostic.is_error or args.verbose:
+            sys.stderr.write(render_diagnostics.line(diagnostic, color) + "\n")

@@ -6,12 +6,13 @@ import argparse
 import os
 import sys
 
-from reconciler.cli.common import parse_vars
+from reconciler.cli.common import parse_vars, plan_failed
 from reconciler.errors import UsageError
 from reconciler.plan.planner import PlanFailed, PlanOptions, make_plan
-from reconciler.render import diagnostics as render_diagnostics
+from reconciler.plan.stages import build_steps
 from reconciler.render.plan_markdown import render_markdown
 from reconciler.render.plan_text import render_text
+from reconciler.render.steps_text import render_steps
 from reconciler.render.style import use_color
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
@@ -53,10 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = make_plan(options)
     except PlanFailed as failed:
-        color = use_color(sys.stderr, args.no_color)
-        problems = [d for d in failed.diagnostics if d.is_error or args.verbose]
-        for diagnostic in problems:
-            sys.stderr.write(render_diagnostics.line(diagnostic, color) + "\n")
+        plan_failed(failed, args)
         raise
     if args.out:
         try:
@@ -71,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         color = use_color(sys.stdout, args.no_color)
         sys.stdout.write(render_text(plan, color=color, verbose=args.verbose))
+        if args.verbose and plan.has_changes:
+            sys.stdout.write("\n" + render_steps(build_steps(plan)))
     if plan.has_conflicts:
         return EXIT_REFUSED
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK

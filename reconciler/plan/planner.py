@@ -26,7 +26,6 @@ from reconciler.targets import Target, choose_target, connect
 from reconciler.validate.pipeline import Options as ValidateOptions
 from reconciler.validate.pipeline import Report, validate
 
-
 # Changes of records the target already holds for this project.
 MANAGED = frozenset({Action.UPDATE, Action.REPLACE, Action.DELETE, Action.NOOP})
 

@@ -1,0 +1,240 @@
+"""``apply``: plan (or load a saved plan), check it is safe, ask, write, and say what is left.
+
+Everything that can refuse runs before the first write: conflicts, the delete threshold, a
+saved plan for another target or org, a secret that no longer matches the plan's fingerprint.
+Then the plan's steps run (``stages`` → ``evaluator`` with the ``Writer``), and the follow-up
+checklist is read back from the target. Progress and questions go through ``Ui``: library code
+never prints.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pydantic
+
+from reconciler.apply.followup import Item, checklist
+from reconciler.apply.writer import Writer
+from reconciler.dataverse import DataverseClient, RetryPolicy
+from reconciler.errors import ReconcilerError, UsageError
+from reconciler.mapping.fields import Resolver
+from reconciler.mapping.values import Sensitive
+from reconciler.plan.definition import FORMAT_VERSION, Plan, compute_checksum
+from reconciler.plan.evaluator import DEFAULT_PARALLELISM, Outcome, Result, evaluate
+from reconciler.plan.planner import PlanOptions, plan_with, prepare
+from reconciler.plan.secrets import SecretProblem, read_secret
+from reconciler.plan.stages import WRITES, Step, build_steps
+from reconciler.state.reader import read_context
+from reconciler.targets import TARGET_VARIABLE, Target, connect, parse_target
+
+
+class ApplyRefused(ReconcilerError):
+    """Apply will not start: a conflict, too many deletes, a plan that no longer fits the
+    target or its secrets, no confirmation. Nothing was written."""
+
+    exit_code = 3
+
+
+class ApplyError(ReconcilerError):
+    """Apply cannot start: a saved plan that cannot be read, a secret that cannot be read."""
+
+
+class Ui(Protocol):
+    """How apply talks to a person (the CLI implements it)."""
+
+    def show(self, plan: Plan) -> None: ...
+
+    def confirm(self, plan: Plan) -> bool:
+        """True to go ahead; raise ``ApplyRefused`` when nobody can be asked."""
+        ...
+
+    def started(self, steps: Sequence[Step]) -> None: ...
+
+    def finished(self, result: Result) -> None: ...
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    parallelism: int = DEFAULT_PARALLELISM
+    force: bool = False
+    """Apply even when the deletes exceed ``safety.maxDeletePercent``."""
+    environ: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+    """``--target`` (a saved plan otherwise goes to the target it was made for)."""
+    retry: RetryPolicy | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    plan: Plan
+    results: tuple[Result, ...] = ()
+    checklist: tuple[Item, ...] = ()
+    requests: int = 0
+    """Requests apply made after planning: its reads, writes and retries."""
+    seconds: float = 0.0
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for result in self.results if result.outcome is outcome)
+
+    @property
+    def complete(self) -> bool:
+        return all(result.outcome is Outcome.APPLIED for result in self.results)
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+
+def check_safety(plan: Plan, *, force: bool) -> None:
+    if plan.has_conflicts:
+        count = plan.summary.conflict
+        raise ApplyRefused(
+            f"the plan has {count} conflict{'s' if count > 1 else ''} (records that exist but "
+            "are not this project's); adopt or rename them first"
+        )
+    if plan.deletes_over_limit and not force:
+        share = plan.summary.delete * 100 // plan.managed
+        raise ApplyRefused(
+            f"the plan deletes {plan.summary.delete} of {plan.managed} managed records "
+            f"({share}%), more than safety.maxDeletePercent ({plan.max_delete_percent}%) allows; "
+            "check the plan, then apply with --force if it is right"
+        )
+
+
+def resolve_secrets(plan: Plan, environ: Mapping[str, str]) -> dict[tuple[str, str], Sensitive]:
+    """Read every secret the plan writes from where the plan says it came from, and check it
+    is the value the plan was made with (by fingerprint)."""
+    found: dict[tuple[str, str], Sensitive] = {}
+    unreadable: list[str] = []
+    changed: list[str] = []
+    for change in plan.changes:
+        if change.action not in WRITES:
+            continue
+        for item in change.fields:
+            if not item.sensitive or item.fingerprint is None:
+                continue  # a secret the change clears
+            where = f"{change.address} {item.path}"
+            if item.source is None:
+                unreadable.append(f"{where}: the plan does not say where the secret comes from")
+                continue
+            try:
+                value = read_secret(item.source, item.path, environ)
+            except SecretProblem as problem:
+                unreadable.append(f"{where}: {problem}")
+                continue
+            if value.fingerprint != item.fingerprint:
+                changed.append(f"{where} ({item.source})")
+            found[(change.address, item.path)] = value
+    if unreadable:
+        raise ApplyError("cannot read the plan's secrets: " + "; ".join(unreadable))
+    if changed:
+        raise ApplyRefused(
+            "secrets changed since the plan was made: "
+            + ", ".join(changed)
+            + "; plan again to apply the new values"
+        )
+    return found
+
+
+def load_plan(path: str | Path) -> Plan:
+    """A saved plan (``plan --out``), checked to be whole and unchanged."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read the plan {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ApplyError(f"{path} is not a plan (not UTF-8 text)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApplyError(f"{path} is not a plan: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict) or "format_version" not in data:
+        raise ApplyError(f"{path} is not a plan written by `reconciler plan --out`")
+    if data["format_version"] != FORMAT_VERSION:
+        raise ApplyError(
+            f"{path} has plan format {data['format_version']!r}; this reconciler reads "
+            f"{FORMAT_VERSION!r}: plan again"
+        )
+    try:
+        plan = Plan.model_validate(data)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ApplyError(f"{path} is not a valid plan: {where}: {first['msg']}") from None
+    if compute_checksum(plan.data()) != plan.checksum:
+        raise ApplyRefused(f"{path} was changed after it was written (checksum mismatch)")
+    return plan
+
+
+def saved_plan_target(plan: Plan, options: ApplyOptions) -> Target:
+    """The target a saved plan was made for; ``--target`` may only name that one."""
+    planned = parse_target(plan.target.url)
+    chosen = options.target or options.environ.get(TARGET_VARIABLE)
+    if chosen and parse_target(chosen).url != planned.url:
+        raise ApplyRefused(
+            f"the plan was made for {planned.url}, not {parse_target(chosen).url}; "
+            "plan against that target instead"
+        )
+    return planned
+
+
+# --- apply ------------------------------------------------------------------------------------
+
+
+async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions, ui: Ui) -> Applied:
+    """Check ``plan``, ask, and carry it out against the target ``client`` speaks to."""
+    started = time.perf_counter()
+    before = client.stats.total
+    ui.show(plan)
+    check_safety(plan, force=options.force)
+    if not plan.has_changes:
+        items = await checklist(client, plan, ())
+        return Applied(plan, (), tuple(items), client.stats.total - before)
+    secrets = resolve_secrets(plan, options.environ)
+    context = await read_context(client)
+    if plan.target.organization_id and context.organization_id != plan.target.organization_id:
+        raise ApplyRefused(
+            f"the plan was made for organization {plan.target.organization_id}, but "
+            f"{plan.target.url} is organization {context.organization_id}; plan again"
+        )
+    if not ui.confirm(plan):
+        raise ApplyRefused("apply cancelled; nothing was written")
+    resolver = Resolver(languages=dict(context.languages), output_contract=context.output_contract)
+    for change in plan.changes:
+        resolver.add(change.address, change.id)
+    steps = build_steps(plan)
+    ui.started(steps)
+    results = await evaluate(
+        steps,
+        Writer(client, resolver, secrets),
+        parallelism=options.parallelism,
+        on_result=ui.finished,
+    )
+    items = await checklist(client, plan, results)
+    return Applied(
+        plan,
+        tuple(results),
+        tuple(items),
+        client.stats.total - before,
+        time.perf_counter() - started,
+    )
+
+
+async def apply_manifests(plan_options: PlanOptions, options: ApplyOptions, ui: Ui) -> Applied:
+    """``apply PATHS``: plan the manifests, then apply that plan."""
+    prepared = prepare(plan_options)
+    async with connect(prepared.target, options.environ, retry=options.retry) as client:
+        plan = await plan_with(client, prepared, plan_options)
+        return await apply_plan(client, plan, options, ui)
+
+
+async def apply_saved(path: str | Path, options: ApplyOptions, ui: Ui) -> Applied:
+    """``apply --plan FILE``: apply a saved plan exactly, or refuse."""
+    plan = load_plan(path)
+    target = saved_plan_target(plan, options)
+    async with connect(target, options.environ, retry=options.retry) as client:
+        return await apply_plan(client, plan, options, ui)

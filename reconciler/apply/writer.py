@@ -1,0 +1,174 @@
+"""Carry out one step against the target: the only code that writes records.
+
+Every write is safe to repeat after a crash or a lost answer:
+
+- a create is a PATCH with ``If-None-Match: *`` to the record's own id, so it never makes a
+  second row; when the record is already there (an earlier run made it), the create carries on
+  as an update of the planned fields;
+- an update or a delete of a record read at plan time carries ``If-Match`` with the plan-time
+  ETag: a record changed since is refused (412) and the step is reported stale;
+- a write whose answer was lost (``OutcomeUnknown``) is settled by reading the record back:
+  untouched means send it again, written as planned means done, anything else is stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.dataverse import DataverseClient
+from reconciler.dataverse.errors import AlreadyExists, NotFound, OutcomeUnknown, StaleRecord
+from reconciler.errors import ReconcilerError
+from reconciler.mapping import kinds as k
+from reconciler.mapping import rulexml
+from reconciler.mapping.fields import MappingError, Resolver, Row, body
+from reconciler.mapping.values import Sensitive
+from reconciler.plan.evaluator import StaleStep
+from reconciler.plan.stages import Op, Step
+
+ATTEMPTS = 3
+"""How often a write whose answer was lost is settled and sent again."""
+
+Secrets = Mapping[tuple[str, str], Sensitive]
+"""Resolved secrets by (address, field path)."""
+
+
+class StepFailed(ReconcilerError):
+    """A step could not be carried out for a reason of its own (a value that cannot be
+    written, a lost answer that could not be settled)."""
+
+
+def _same(expected: Any, found: Any) -> bool:
+    if isinstance(expected, str) and isinstance(found, str):
+        return expected.casefold() == found.casefold() if _is_guid(expected) else expected == found
+    return bool(expected == found)
+
+
+def _is_guid(text: str) -> bool:
+    return len(text) == 36 and text.count("-") == 4
+
+
+class Writer:
+    """Runs steps (``evaluator.Runner``) with one client, the plan's ids and its secrets."""
+
+    def __init__(self, client: DataverseClient, resolver: Resolver, secrets: Secrets) -> None:
+        self.client = client
+        self.resolver = resolver
+        self.secrets = secrets
+
+    async def __call__(self, step: Step) -> str:
+        if step.op is Op.DELETE:
+            return await self.delete(step)
+        try:
+            row = self.row(step)
+        except (MappingError, rulexml.RuleXmlError) as exc:
+            raise StepFailed(f"{step.address}: {exc}") from None
+        payload = body(step.table, row)
+        if step.op is Op.CREATE:
+            return await self.create(step, payload)
+        return await self.update(step, payload, row)
+
+    # -- request bodies ------------------------------------------------------------------------
+
+    def row(self, step: Step) -> Row:
+        """The columns ``step`` writes, in read form (``_x_value`` for lookups)."""
+        change = step.change
+        kind = k.BY_NAME[change.kind]
+        fields: dict[str, Any] = dict(change.desired or {})
+        for f in kind.fields:
+            if f.sensitive:
+                fields[f.path] = self.secrets.get((change.address, f.path))
+        create = step.op is Op.CREATE
+        full = kind.to_row(fields, change.address, self.resolver, create=create)
+        keep = {column for f in kind.fields if f.path in step.paths for column in f.columns}
+        if create:
+            keep |= set(kind.on_create(fields, change.address, self.resolver))
+        return {
+            column: value
+            for column, value in full.items()
+            if column in keep and not (create and value is None)
+        }
+
+    # -- the three writes ----------------------------------------------------------------------
+
+    async def create(self, step: Step, payload: dict[str, Any]) -> str:
+        entity_set, record_id = step.table.entity_set, step.change.id
+        for _ in range(ATTEMPTS):
+            try:
+                await self.client.create_only(entity_set, record_id, payload)
+                return "created"
+            except AlreadyExists:
+                # Made by an earlier run (or by this one, its answer lost): write what is planned.
+                try:
+                    await self.client.update(entity_set, record_id, payload)
+                except OutcomeUnknown:
+                    continue
+                return "already there; updated"
+            except OutcomeUnknown:
+                continue  # the next attempt tells: created (already there) or not
+        raise StepFailed(f"{step.address}: no answer to the create after {ATTEMPTS} attempts")
+
+    async def update(self, step: Step, payload: dict[str, Any], row: Row) -> str:
+        entity_set, record_id = step.table.entity_set, step.change.id
+        done = "linked" if step.op is Op.LINK else "updated"
+        for _ in range(ATTEMPTS):
+            try:
+                await self.client.update(entity_set, record_id, payload, etag=step.etag)
+                return done
+            except StaleRecord:
+                raise StaleStep(f"{step.address} changed in the target since the plan") from None
+            except NotFound:
+                raise StaleStep(f"{step.address} was deleted since the plan") from None
+            except OutcomeUnknown:
+                if step.etag is None:
+                    continue  # no condition: sending it again is harmless
+                current = await self.read(step, row)
+                if current is None:
+                    raise StaleStep(f"{step.address} was deleted since the plan") from None
+                if current.get("@odata.etag") == step.etag:
+                    continue  # the write never landed
+                if self.written(step, row, current):
+                    return done
+                raise StaleStep(f"{step.address} changed in the target since the plan") from None
+        raise StepFailed(f"{step.address}: no answer to the update after {ATTEMPTS} attempts")
+
+    async def delete(self, step: Step) -> str:
+        entity_set, record_id = step.table.entity_set, step.change.id
+        for _ in range(ATTEMPTS):
+            try:
+                await self.client.delete(entity_set, record_id, etag=step.etag)
+                return "deleted"
+            except NotFound:
+                return "already gone"
+            except StaleRecord:
+                raise StaleStep(f"{step.address} changed in the target since the plan") from None
+            except OutcomeUnknown:
+                current = await self.read(step, {})
+                if current is None:
+                    return "deleted"
+                if step.etag is not None and current.get("@odata.etag") != step.etag:
+                    raise StaleStep(
+                        f"{step.address} changed in the target since the plan"
+                    ) from None
+        raise StepFailed(f"{step.address}: no answer to the delete after {ATTEMPTS} attempts")
+
+    # -- settling a lost answer ----------------------------------------------------------------
+
+    async def read(self, step: Step, row: Row) -> Row | None:
+        table = step.table
+        secret = {c for f in k.BY_NAME[step.change.kind].fields if f.sensitive for c in f.columns}
+        select = [table.primary_key, *(c for c in row if c not in secret)]
+        try:
+            return await self.client.get(table.entity_set, step.change.id, select=select)
+        except NotFound:
+            return None
+
+    @staticmethod
+    def written(step: Step, row: Row, current: Row) -> bool:
+        """``current`` holds what ``row`` writes (secret columns cannot be compared)."""
+        secret = {c for f in k.BY_NAME[step.change.kind].fields if f.sensitive for c in f.columns}
+        return all(
+            _same(value, current.get(column))
+            for column, value in row.items()
+            if column not in secret
+        )

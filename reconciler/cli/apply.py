@@ -1,0 +1,145 @@
+"""``reconciler apply [PATHS | --plan FILE]``: plan, show, ask, write, report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from reconciler.apply.applier import (
+    Applied,
+    ApplyOptions,
+    ApplyRefused,
+    apply_manifests,
+    apply_saved,
+)
+from reconciler.cli.common import parse_vars, plan_failed
+from reconciler.errors import UsageError
+from reconciler.plan.definition import Plan
+from reconciler.plan.evaluator import DEFAULT_PARALLELISM, MAX_PARALLELISM, Outcome, Result
+from reconciler.plan.planner import PlanFailed, PlanOptions
+from reconciler.plan.stages import Step
+from reconciler.render.apply_text import (
+    progress_bar,
+    render_checklist,
+    render_summary,
+    step_line,
+)
+from reconciler.render.plan_text import render_text
+from reconciler.render.style import use_color
+
+
+def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser(
+        "apply",
+        parents=[parent],
+        help="make the target match the manifests (or a saved plan)",
+        description="Plan the manifests (or load a plan saved with `plan --out`), show it, ask "
+        "for 'yes', and apply it. Exit 0 when everything applied, 1 on errors or when a step "
+        "failed or was stale, 3 when refused for safety (a conflict, too many deletes, a plan "
+        "for another target, changed secrets, no confirmation).",
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATHS")
+    parser.add_argument("--plan", metavar="FILE", help="apply this saved plan exactly")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete records this project made that no manifest describes any more",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="apply deletes beyond safety.maxDeletePercent"
+    )
+    parser.add_argument(
+        "--parallelism",
+        type=int,
+        default=DEFAULT_PARALLELISM,
+        metavar="N",
+        help=f"requests in flight at most (1-{MAX_PARALLELISM}, default {DEFAULT_PARALLELISM})",
+    )
+    parser.set_defaults(run=run)
+
+
+class TerminalUi:
+    """Shows the plan, asks on a terminal, and reports each finished step: a line per step,
+    or a progress bar (with problems above it) when stdout is a terminal."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
+        self.args, self.out, self.stdin = args, out, stdin
+        self.color = use_color(out, args.no_color)
+        self.bar = bool(getattr(out, "isatty", lambda: False)())
+        self.results: list[Result] = []
+        self.total = 0
+
+    def show(self, plan: Plan) -> None:
+        self.out.write(render_text(plan, color=self.color, verbose=self.args.verbose))
+
+    def confirm(self, plan: Plan) -> bool:
+        if self.args.yes:
+            return True
+        if not self.stdin.isatty():
+            raise ApplyRefused(
+                "stdin is not a terminal, so nobody can confirm; pass --yes to apply without asking"
+            )
+        self.out.write(
+            "\nDo you want to perform these actions? Only 'yes' will be accepted.\n"
+            "  Enter a value: "
+        )
+        self.out.flush()
+        return self.stdin.readline().strip() == "yes"
+
+    def started(self, steps: Sequence[Step]) -> None:
+        self.total = len(steps)
+        self.out.write(f"\nApplying {self.total} step{'s' if self.total != 1 else ''}...\n")
+        self.out.flush()
+
+    def finished(self, result: Result) -> None:
+        self.results.append(result)
+        if not self.bar:
+            self.out.write(step_line(result, self.color) + "\n")
+        else:
+            self.out.write("\r\033[K")
+            if result.outcome is not Outcome.APPLIED:
+                self.out.write(step_line(result, self.color) + "\n")
+            self.out.write(progress_bar(self.results, self.total))
+            if len(self.results) == self.total:
+                self.out.write("\r\033[K")
+        self.out.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.parallelism <= MAX_PARALLELISM:
+        raise UsageError(f"--parallelism must be 1 to {MAX_PARALLELISM}, got {args.parallelism}")
+    if args.plan and args.paths:
+        raise UsageError("give PATHS or --plan FILE, not both")
+    environ = dict(os.environ)
+    options = ApplyOptions(
+        parallelism=args.parallelism, force=args.force, environ=environ, target=args.target
+    )
+    ui = TerminalUi(args, sys.stdout, sys.stdin)
+    applied: Applied
+    if args.plan:
+        if args.prune or args.env or args.var or args.var_file:
+            raise UsageError("--prune, --env and --var belong to planning; a saved plan is fixed")
+        applied = asyncio.run(apply_saved(args.plan, options, ui))
+    else:
+        plan_options = PlanOptions(
+            paths=args.paths or ["."],
+            env=args.env,
+            variables=parse_vars(args.var),
+            var_files=args.var_file,
+            target=args.target,
+            prune=args.prune,
+            environ=environ,
+        )
+        try:
+            applied = asyncio.run(apply_manifests(plan_options, options, ui))
+        except PlanFailed as failed:
+            plan_failed(failed, args)
+            raise
+    sys.stdout.write(render_summary(applied, ui.color))
+    sys.stdout.write(render_checklist(applied.checklist, ui.color))
+    return 0 if applied.complete else 1
