@@ -48,7 +48,7 @@ def progress_bar(results: Sequence[Result], total: int, width: int = 30) -> str:
 
 def render_summary(applied: Applied, color: bool = False) -> str:
     if not applied.results:
-        return "No changes. Nothing to apply.\n"
+        return ""  # the plan already said there is nothing to change
     counts = ", ".join(f"{applied.count(outcome)} {outcome}" for outcome in ORDER)
     steps = plural(len(applied.results), "step")
     timing = f"{steps}, {plural(applied.requests, 'request')} in {applied.seconds:.1f} s"
