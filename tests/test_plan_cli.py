@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,15 @@ import httpx
 import jsonschema
 import pytest
 
+from reconciler.apply.applier import ApplyOptions, apply_manifests
 from reconciler.cli import main
 from reconciler.dataverse import DataverseClient, ServerError, StaticToken
 from reconciler.dataverse.retry import RetryPolicy
 from reconciler.mapping import kinds as k
-from reconciler.mapping.fields import body
-from reconciler.plan.identity import identify
+from reconciler.plan.definition import Plan
+from reconciler.plan.evaluator import Result
 from reconciler.plan.planner import PlanFailed, PlanOptions, make_plan, plan_with, prepare
-from reconciler.state.reader import read_snapshot
+from reconciler.plan.stages import Step
 from reconciler.targets import connect, parse_target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,24 +65,28 @@ def plan_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict
     return code, json.loads(out)
 
 
-def apply_creates(project: Path, environ: dict[str, str], db: str) -> None:
-    """Write what a perfect apply of the examples would leave (the applier is another issue):
-    every present record's row, in dependency order, through the real client."""
+class Quiet:
+    """The applier's ``Ui`` for set-up: shows nothing, and the answer is always yes."""
 
-    async def go() -> None:
-        options = PlanOptions(paths=[str(project)], env="dev", target=db, environ=environ)
-        prepared = prepare(options)
-        async with connect(prepared.target, environ) as client:
-            snapshot = await read_snapshot(client)
-            identity = identify(prepared.records, snapshot, prepared.report.project.namespace)
-            for kind in k.KINDS:
-                for entry in identity.entries:
-                    record = entry.record
-                    if record.kind is kind and record.present and entry.row is None:
-                        row = kind.to_row(record.fields, record.address, identity.resolver)
-                        await client.create(kind.table.entity_set, body(kind.table, row))
+    def show(self, plan: Plan) -> None:
+        pass
 
-    asyncio.run(go())
+    def confirm(self, plan: Plan) -> bool:
+        return True
+
+    def started(self, steps: Sequence[Step]) -> None:
+        pass
+
+    def finished(self, result: Result) -> None:
+        pass
+
+
+def apply_examples(project: Path, environ: dict[str, str], db: str) -> None:
+    """Apply the examples to ``db`` with the real applier (``apply --yes`` without output)."""
+    options = PlanOptions(paths=[str(project)], env="dev", target=db, environ=environ)
+    applied = asyncio.run(apply_manifests(options, ApplyOptions(environ=environ), Quiet()))
+    assert applied.complete
+    assert len(applied.results) == 25  # 23 records, then two channel instances linked
 
 
 def environ() -> dict[str, str]:
@@ -217,7 +223,7 @@ def test_no_secret_value_appears_in_any_format(project, capsys, extra):
 
 
 def test_after_a_perfect_apply_the_plan_is_empty(project, capsys):
-    apply_creates(project, environ(), "local:.reconciler/dev.db")
+    apply_examples(project, environ(), "local:.reconciler/dev.db")
     code, out, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
     assert code == 0
     assert "No changes. The target matches the manifests." in out
@@ -233,7 +239,7 @@ def test_detailed_exitcode_is_2_when_there_are_changes(project, capsys):
 def test_drift_is_shown_in_manifest_terms_and_secrets_only_as_fingerprints(
     project, capsys, monkeypatch
 ):
-    apply_creates(project, environ(), "local:.reconciler/dev.db")
+    apply_examples(project, environ(), "local:.reconciler/dev.db")
     queues = project / "queues.yaml"
     queues.write_text(queues.read_text().replace("priority: 1 ", "priority: 2 "))
     routing = project / "facebook-routing.yaml"
@@ -277,7 +283,7 @@ def test_drift_is_shown_in_manifest_terms_and_secrets_only_as_fingerprints(
 
 
 def test_a_removed_queue_is_deleted_only_with_prune(project, capsys):
-    apply_creates(project, environ(), "local:.reconciler/dev.db")
+    apply_examples(project, environ(), "local:.reconciler/dev.db")
     queues = project / "queues.yaml"
     text = queues.read_text()
     start = text.index(
@@ -401,7 +407,7 @@ def test_an_unknown_language_in_the_target_fails_the_plan(project):
 
 def test_ensure_absent_needs_neither_spec_secrets_nor_key_files(project, capsys, monkeypatch):
     """Deleting old Google's Business Messages records must always work (domain §5)."""
-    apply_creates(project, environ(), "local:.reconciler/dev.db")
+    apply_examples(project, environ(), "local:.reconciler/dev.db")
     gbm = project / "google-business-messages.yaml"
     gbm.write_text(gbm.read_text().replace("metadata:\n", "metadata:\n  ensure: absent\n"))
     (project / "gbm-service-account.json").unlink()
@@ -420,7 +426,7 @@ def test_ensure_absent_needs_neither_spec_secrets_nor_key_files(project, capsys,
 
 
 def test_a_renamed_page_is_the_same_page_found_by_its_page_id(project, capsys):
-    apply_creates(project, environ(), "local:.reconciler/dev.db")
+    apply_examples(project, environ(), "local:.reconciler/dev.db")
     facebook = project / "facebook.yaml"
     facebook.write_text(facebook.read_text().replace("Contoso Deals", "Contoso Offers"))
     _, plan = plan_json(capsys)

@@ -22,6 +22,7 @@ from reconciler.apply.followup import Item, checklist
 from reconciler.apply.writer import Writer
 from reconciler.dataverse import DataverseClient, RetryPolicy
 from reconciler.errors import ReconcilerError, UsageError
+from reconciler.mapping import kinds as k
 from reconciler.mapping.fields import Resolver
 from reconciler.mapping.values import Sensitive
 from reconciler.plan.definition import FORMAT_VERSION, Plan, compute_checksum
@@ -97,11 +98,11 @@ def check_safety(plan: Plan, *, force: bool) -> None:
             "are not this project's); adopt or rename them first"
         )
     if plan.deletes_over_limit and not force:
-        share = plan.summary.delete * 100 // plan.managed
+        share = plan.summary.delete * 100 / plan.managed
         raise ApplyRefused(
             f"the plan deletes {plan.summary.delete} of {plan.managed} managed records "
-            f"({share}%), more than safety.maxDeletePercent ({plan.max_delete_percent}%) allows; "
-            "check the plan, then apply with --force if it is right"
+            f"({share:.1f}%), more than safety.maxDeletePercent ({plan.max_delete_percent}%) "
+            "allows; check the plan, then apply with --force if it is right"
         )
 
 
@@ -165,6 +166,11 @@ def load_plan(path: str | Path) -> Plan:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ApplyError(f"{path} is not a valid plan: {where}: {first['msg']}") from None
+    for index, change in enumerate(plan.changes):
+        if change.kind not in k.BY_NAME:
+            raise ApplyError(
+                f"{path} is not a valid plan: changes[{index}].kind: unknown kind {change.kind!r}"
+            )
     if compute_checksum(plan.data()) != plan.checksum:
         raise ApplyRefused(f"{path} was changed after it was written (checksum mismatch)")
     return plan

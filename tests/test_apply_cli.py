@@ -1,0 +1,898 @@
+"""``reconciler apply`` end to end: the shipped examples against a real local emulator target,
+through the CLI in-process, with every result read back from the target."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import io
+import json
+import re
+import shutil
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.apply import writer
+from reconciler.cli import main
+from reconciler.dataverse.errors import NotFound
+from reconciler.mapping import kinds as k
+from reconciler.plan.definition import compute_checksum
+from reconciler.targets import connect, parse_target
+
+ROOT = Path(__file__).resolve().parent.parent
+# Marker secrets: if any of them shows up in any output, a secret leaked.
+SECRETS = {
+    "FB_APP_SECRET": "MARKER-app-secret-7f3a",
+    "FB_PAGE_TOKEN_SUPPORT": "MARKER-support-token-91c2",
+    "FB_PAGE_TOKEN_DEALS": "MARKER-deals-token-44d0",
+    "GBM_CLIENT_TOKEN": "MARKER-gbm-token-0b7e",
+}
+KEY_FILE = '{"type": "service_account", "private_key": "MARKER-private-key-5e5e"}\n'
+MARKERS = [*SECRETS.values(), "MARKER-private-key-5e5e"]
+NAMESPACE = uuid.UUID("3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10")  # examples/reconciler.yaml
+DB = "local:.reconciler/dev.db"
+CREATES, STEPS = 23, 25  # the examples: 23 records, two pages/agents linked afterwards
+PICK = 192350001  # msdyn_workdistributionmode
+SUMMARY = re.compile(
+    r"^Apply (complete|incomplete): (\d+) applied, (\d+) stale, (\d+) failed, (\d+) skipped",
+    re.M,
+)
+SUPPORT_PAGE = "FacebookAccount/contoso-facebook/Contoso Support"
+SYMBOL = {"create": "+", "update": "~", "link": "~", "delete": "-"}
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of examples/ with its service account key, the marker secrets in the
+    environment, and the working directory in tmp (the dev target is relative)."""
+    copy = tmp_path / "examples"
+    shutil.copytree(ROOT / "examples", copy, ignore=shutil.ignore_patterns("*.json"))
+    (copy / "gbm-service-account.json").write_text(KEY_FILE)
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("RECONCILER_TARGET", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return copy
+
+
+@pytest.fixture
+def applied(project: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """The examples, applied."""
+    code, out, err = apply(capsys, "--yes")
+    assert (code, err) == (0, ""), out + err
+    return project
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def apply(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    return run(capsys, "apply", "examples", "--env", "dev", "--no-color", *args)
+
+
+def plan_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code, out, err = run(capsys, "plan", "examples", "--env", "dev", "--format", "json", *args)
+    assert err == "", err
+    return code, json.loads(out)
+
+
+def changed(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["address"]: c for c in plan["changes"] if c["action"] != "noop"}
+
+
+def summary(out: str) -> tuple[str | int, ...]:
+    """(complete|incomplete, applied, stale, failed, skipped) from apply's summary line."""
+    (found,) = SUMMARY.findall(out)
+    return (found[0], *(int(n) for n in found[1:]))
+
+
+def step_lines(out: str) -> list[str]:
+    """The per-step lines apply printed (stdout is not a terminal: one line per step)."""
+    head = re.search(r"^Applying (\d+) steps?\.\.\.$", out, re.M)
+    assert head, out
+    lines = out[head.end() :].lstrip("\n").splitlines()
+    end = next(i for i, line in enumerate(lines) if SUMMARY.match(line))
+    assert end == int(head[1]), out
+    return lines[:end]
+
+
+def step_keys(out: str) -> Counter[tuple[str, str]]:
+    """(symbol, address) of every step apply reported as applied."""
+    keys: Counter[tuple[str, str]] = Counter()
+    for line in step_lines(out):
+        match = re.fullmatch(r"([-+~]) (.+?): .+ \(\d+\.\d\d s\)", line)
+        assert match, line
+        keys[match[1], match[2]] += 1
+    return keys
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+def rid(address: str) -> str:
+    """The id spec §2 promises a record made by the reconciler."""
+    return str(uuid.uuid5(NAMESPACE, address))
+
+
+async def _read(entity_set: str, record_id: str | None) -> Any:
+    async with connect(parse_target(DB), {}) as client:
+        if record_id is None:
+            return await client.list(entity_set)
+        try:
+            return await client.get(entity_set, record_id)
+        except NotFound:
+            return None
+
+
+def row(kind: k.RecordKind, address: str) -> dict[str, Any] | None:
+    """The target's row for ``address`` (by its deterministic id), or None."""
+    return asyncio.run(_read(kind.table.entity_set, rid(address)))
+
+
+def value(kind: k.RecordKind, address: str, column: str) -> Any:
+    """One column of the target's row for ``address``, which must exist."""
+    found = row(kind, address)
+    assert found is not None, f"{address} is not in the target"
+    return found[column]
+
+
+def dump() -> dict[str, list[dict[str, Any]]]:
+    """Every row of every managed table (ETags included): equal dumps mean nothing written."""
+    assert Path(".reconciler/dev.db").exists()  # reading must not be what creates the target
+
+    async def go() -> dict[str, list[dict[str, Any]]]:
+        result = {}
+        for kind in k.KINDS:
+            rows = await _read(kind.table.entity_set, None)
+            result[kind.name] = sorted(rows, key=lambda r: str(r[kind.table.primary_key]))
+        return result
+
+    return asyncio.run(go())
+
+
+def make_target(capsys: pytest.CaptureFixture[str]) -> None:
+    """Create (and seed) the dev target by planning against it."""
+    code, _, _ = run(capsys, "plan", "examples", "--env", "dev")
+    assert code == 0
+
+
+class Tty(io.StringIO):
+    """A terminal whose user types the given text."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+# --- 1. acceptance ----------------------------------------------------------------------------
+
+
+def test_apply_then_plan_is_empty_and_a_second_apply_does_nothing(project, capsys):
+    code, out, err = apply(capsys, "--yes")
+    assert (code, err) == (0, "")
+    assert "Plan: 23 to create, 0 to update, 0 to replace, 0 to delete." in out
+    assert summary(out) == ("complete", STEPS, 0, 0, 0)
+    keys = step_keys(out)
+    assert sum(keys.values()) == STEPS
+    assert {symbol for symbol, _ in keys} == {"+", "~"}
+    # the follow-up values are the ones the target generated
+    app = row(k.FACEBOOK_ACCOUNT, "FacebookAccount/contoso-facebook")
+    assert app is not None
+    follow_up = out[out.index("Follow-up (outside Dataverse):") :]
+    assert follow_up.count(f"callback URL: {app['msdyn_fbcallbackuri']}") == 2
+    assert follow_up.count(f"verify token: {app['msdyn_fbverifytoken']}") == 2
+    partner = row(k.GBM_ACCOUNT, "GoogleBusinessMessagesAccount/contoso-gbm")
+    assert partner is not None
+    assert f"webhook URL: {partner['msdyn_googlebusinessmessagescallbackurl']}" in follow_up
+    # the secrets reached the target (and only the target)
+    assert app["msdyn_fbapplicationsecret"] == SECRETS["FB_APP_SECRET"]
+    for page, variable in (("Support", "FB_PAGE_TOKEN_SUPPORT"), ("Deals", "FB_PAGE_TOKEN_DEALS")):
+        page_row = row(k.FACEBOOK_PAGE, f"FacebookAccount/contoso-facebook/Contoso {page}")
+        assert page_row is not None
+        assert page_row["msdyn_fbpageaccesstoken"] == SECRETS[variable]
+    assert partner["msdyn_partneraccountclienttoken"] == SECRETS["GBM_CLIENT_TOKEN"]
+    key = partner["msdyn_base64credentialfilestring"]
+    key += partner.get("msdyn_base64credentialfilestringcontd") or ""
+    assert base64.b64decode(key).decode() == KEY_FILE
+
+    code, out, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
+    assert code == 0, out
+    code, plan = plan_json(capsys)
+    assert code == 0
+    assert {c["action"] for c in plan["changes"]} == {"noop"}
+    assert plan["summary"]["noop"] == CREATES
+    assert plan["managed"] == CREATES
+    for change in plan["changes"]:  # every record has the id derived from its address
+        assert change["id"] == rid(change["address"]), change["address"]
+
+    before = dump()
+    code, out, err = apply(capsys)  # nothing to confirm: no --yes needed, even without a tty
+    assert (code, err) == (0, "")
+    assert "No changes. The target matches the manifests." in out
+    assert out.count("No changes.") == 1
+    assert "Applying" not in out
+    assert "Follow-up (outside Dataverse):" in out
+    assert dump() == before
+
+
+def test_the_follow_up_lists_tokens_due_for_rotation(project, capsys):
+    rotated = (datetime.date.today() - datetime.timedelta(days=55)).isoformat()
+    edit(
+        project / "facebook.yaml",
+        "accessToken: {fromEnv: FB_PAGE_TOKEN_SUPPORT}",
+        f"accessToken: {{fromEnv: FB_PAGE_TOKEN_SUPPORT}}\n      tokenRotatedOn: {rotated}",
+    )
+    code, out, _ = apply(capsys, "--yes")
+    assert code == 0
+    follow_up = out[out.index("Follow-up (outside Dataverse):") :]
+    assert "spec.pages[0].tokenRotatedOn: the page access token is due for its 60-day" in follow_up
+
+
+# --- 2. an update ----------------------------------------------------------------------------
+
+
+def test_a_changed_priority_is_one_update_of_one_row(applied, capsys):
+    edit(applied / "queues.yaml", "priority: 1 ", "priority: 2 ")
+    _, plan = plan_json(capsys)
+    assert list(changed(plan)) == ["Queue/vip-support"]
+    change = changed(plan)["Queue/vip-support"]
+    assert change["action"] == "update"
+    assert [(f["path"], f["before"], f["after"]) for f in change["fields"]] == [("priority", 1, 2)]
+
+    before = dump()
+    code, out, err = apply(capsys, "--yes")
+    assert (code, err) == (0, "")
+    assert summary(out) == ("complete", 1, 0, 0, 0)
+    (line,) = step_lines(out)
+    assert line.startswith("~ Queue/vip-support: updated (")
+    after = dump()
+    vip = rid("Queue/vip-support")
+    queue = next(r for r in after["Queue"] if r["queueid"] == vip)
+    assert queue["msdyn_priority"] == 2
+    # nothing else was written
+    assert {**after, "Queue": [r for r in after["Queue"] if r["queueid"] != vip]} == {
+        **before,
+        "Queue": [r for r in before["Queue"] if r["queueid"] != vip],
+    }
+    code, _, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
+    assert code == 0
+
+
+# --- 3. a replace ------------------------------------------------------------------------------
+
+
+def test_push_to_pick_replaces_the_workstream_and_relinks_the_page(applied, capsys):
+    facebook = applied / "facebook.yaml"
+    edit(facebook, "mode: push", "mode: pick")
+    edit(facebook, "agentAffinity: true", "agentAffinity: false")
+    _, plan = plan_json(capsys)
+    changes = changed(plan)
+    workstream = changes["Workstream/facebook-support"]
+    assert workstream["action"] == "replace"
+    assert ("distribution.mode", "push", "pick") in [
+        (f["path"], f["before"], f["after"]) for f in workstream["fields"]
+    ]
+    page = changes["FacebookAccount/contoso-facebook/Contoso Support"]
+    assert page["action"] == "update"
+
+    code, out, err = apply(capsys, "--yes")
+    assert (code, err) == (0, ""), out
+    assert summary(out)[0] == "complete"
+    lines = step_lines(out)
+    assert lines.index(next(x for x in lines if x.startswith("- Workstream/facebook-support:"))) < (
+        lines.index(next(x for x in lines if x.startswith("+ Workstream/facebook-support:")))
+    )
+    stream = row(k.WORKSTREAM, "Workstream/facebook-support")
+    assert stream is not None
+    assert stream["msdyn_workdistributionmode"] == PICK
+    assert stream["msdyn_enableagentaffinity"] is False
+    page_row = row(k.FACEBOOK_PAGE, "FacebookAccount/contoso-facebook/Contoso Support")
+    assert page_row is not None
+    assert page_row["_msdyn_liveworkstreamid_value"] == rid("Workstream/facebook-support")
+    code, _, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
+    assert code == 0
+
+
+# --- 4. prune ----------------------------------------------------------------------------------
+
+
+def remove_callback_line(project: Path) -> None:
+    queues = project / "queues.yaml"
+    text = queues.read_text()
+    start = text.index(
+        "---\napiVersion: reconciler.omnichannel/v1\nkind: Queue\nmetadata:\n  name: callback-line"
+    )
+    queues.write_text(text[:start])
+
+
+def test_a_removed_queue_is_deleted_only_with_prune(applied, capsys):
+    remove_callback_line(applied)
+    _, plan = plan_json(capsys)
+    assert plan["summary"]["delete"] == 0
+    (warning,) = [w for w in plan["warnings"] if w["code"] == "not-in-manifests"]
+    assert "Queue/callback-line" in warning["message"]
+
+    code, out, _ = apply(capsys, "--yes")
+    assert code == 0
+    assert "No changes. The target matches the manifests." in out
+    assert row(k.QUEUE, "Queue/callback-line") is not None
+
+    code, out, err = apply(capsys, "--prune", "--yes")
+    assert (code, err) == (0, "")
+    (line,) = step_lines(out)
+    assert line.startswith("- Queue/callback-line: deleted (")
+    assert row(k.QUEUE, "Queue/callback-line") is None
+    code, plan = plan_json(capsys, "--prune", "--detailed-exitcode")
+    assert code == 0
+    assert not [w for w in plan["warnings"] if w["code"] == "not-in-manifests"]
+
+
+# --- 5. safety ---------------------------------------------------------------------------------
+
+
+def test_deletes_over_max_delete_percent_are_refused_unless_forced(applied, capsys):
+    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 4")
+    remove_callback_line(applied)  # 1 of 23 = 4.3 % > 4 %
+    _, plan = plan_json(capsys, "--prune")
+    assert (plan["managed"], plan["max_delete_percent"]) == (CREATES, 4)
+
+    before = dump()
+    code, out, err = apply(capsys, "--prune", "--yes")
+    assert code == 3
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 1 to delete." in out  # shown first
+    assert "Applying" not in out
+    assert err.startswith("error: the plan deletes 1 of 23 managed records")
+    assert "--force" in err
+    assert dump() == before
+
+    save_plan(capsys, "--prune")  # a saved plan carries its limit
+    code, _, err = apply_saved(capsys, "--yes")
+    assert code == 3
+    assert "--force" in err
+    assert dump() == before
+
+    code, out, err = apply(capsys, "--prune", "--yes", "--force")
+    assert (code, err) == (0, "")
+    assert summary(out) == ("complete", 1, 0, 0, 0)
+    assert row(k.QUEUE, "Queue/callback-line") is None
+
+
+def test_the_delete_refusal_shows_a_share_over_the_limit(applied, capsys):
+    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 4")
+    remove_callback_line(applied)  # 1 of 23 = 4.35 %
+    code, _, err = apply(capsys, "--prune", "--yes")
+    assert code == 3
+    shown = re.search(r"\(([\d.]+)%\), more than safety\.maxDeletePercent \((\d+)%\)", err)
+    assert shown, err
+    assert float(shown[1]) > float(shown[2]), err
+
+
+def test_deletes_within_max_delete_percent_need_no_force(applied, capsys):
+    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 5")
+    remove_callback_line(applied)  # 1 of 23 = 4.3 % <= 5 %
+    code, out, err = apply(capsys, "--prune", "--yes")
+    assert (code, err) == (0, "")
+    assert summary(out) == ("complete", 1, 0, 0, 0)
+    assert row(k.QUEUE, "Queue/callback-line") is None
+
+
+def test_the_delete_limit_does_not_apply_below_ten_managed_records(project, capsys):
+    for name in ("facebook.yaml", "facebook-routing.yaml", "google-business-messages.yaml"):
+        (project / name).unlink()
+    edit(project / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 1")
+    code, out, _ = apply(capsys, "--yes")
+    assert code == 0
+    assert summary(out) == ("complete", 6, 0, 0, 0)
+    remove_callback_line(project)  # 1 of 6 managed records
+    code, out, err = apply(capsys, "--prune", "--yes")
+    assert (code, err) == (0, "")
+    assert row(k.QUEUE, "Queue/callback-line") is None
+
+
+def test_a_conflict_refuses_the_whole_apply(project, capsys):
+    async def make_foreign() -> None:
+        async with connect(parse_target(DB), {}) as client:
+            await client.create(
+                "queues",
+                {
+                    "name": "VIP support (dev)",
+                    "msdyn_isomnichannelqueue": True,
+                    "msdyn_queuetype": 192350000,
+                    "msdyn_priority": 4,
+                },
+            )
+
+    asyncio.run(make_foreign())
+    before = dump()
+    code, out, err = apply(capsys, "--yes")
+    assert code == 3
+    assert '! Queue "vip-support" conflicts:' in out
+    assert err.startswith("error: the plan has 1 conflict")
+    assert "Applying" not in out
+    assert dump() == before
+    code, _, err = apply(capsys, "--yes", "--force")  # --force is for deletes only
+    assert code == 3
+    assert err.startswith("error: the plan has 1 conflict")
+    assert dump() == before
+    code, _, _ = run(capsys, "plan", "examples", "--env", "dev", "--out", "p.json")
+    assert code == 3
+    code, _, err = run(capsys, "apply", "--plan", "p.json", "--yes", "--force")
+    assert code == 3
+    assert err.startswith("error: the plan has 1 conflict")
+    assert dump() == before
+
+
+def test_retired_channels_under_policy_error_refuse_before_reading(project, capsys):
+    edit(project / "reconciler.yaml", "retiredChannels: warn ", "retiredChannels: error")
+    code, out, err = apply(capsys, "--yes")
+    assert code == 3
+    assert out == ""
+    assert "refused by policy.retiredChannels: error" in err
+    assert not Path(".reconciler/dev.db").exists()
+
+
+def test_ensure_absent_deletes_retired_records_without_their_secrets(applied, capsys, monkeypatch):
+    gbm = applied / "google-business-messages.yaml"
+    gbm.write_text(gbm.read_text().replace("metadata:\n", "metadata:\n  ensure: absent\n"))
+    (applied / "gbm-service-account.json").unlink()
+    monkeypatch.delenv("GBM_CLIENT_TOKEN")
+    code, out, err = apply(capsys, "--yes")
+    assert (code, err) == (0, "")
+    assert summary(out) == ("complete", 6, 0, 0, 0)
+    assert {symbol for symbol, _ in step_keys(out)} == {"-"}
+    assert row(k.GBM_ACCOUNT, "GoogleBusinessMessagesAccount/contoso-gbm") is None
+    assert row(k.WORKSTREAM, "Workstream/gbm-stores") is None
+    assert "webhook URL" not in out
+    code, _, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
+    assert code == 0
+
+
+def test_a_real_org_without_credentials_is_an_error_before_any_request(
+    project, capsys, monkeypatch
+):
+    for name in ("DATAVERSE_TOKEN", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = run(capsys, "apply", "examples", "--env", "prod", "--yes")
+    assert code == 1
+    assert out == ""
+    assert err.startswith("error: no credentials for https://contoso.crm4.dynamics.com")
+
+
+# --- 6. confirmation ---------------------------------------------------------------------------
+
+
+def test_without_yes_and_no_terminal_apply_refuses(project, capsys):
+    assert not sys.stdin.isatty()
+    make_target(capsys)
+    before = dump()
+    code, out, err = apply(capsys)
+    assert code == 3
+    assert "Plan: 23 to create" in out
+    assert err.startswith("error: stdin is not a terminal")
+    assert "--yes" in err
+    assert dump() == before
+
+
+def test_on_a_terminal_yes_applies(project, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", Tty("yes\n"))
+    code, out, err = apply(capsys)
+    assert (code, err) == (0, "")
+    prompt = out.index("Do you want to perform these actions? Only 'yes' will be accepted.")
+    assert out.index("Plan: 23 to create") < prompt < out.index("Applying 25 steps...")
+    assert summary(out) == ("complete", STEPS, 0, 0, 0)
+
+
+@pytest.mark.parametrize("answer", ["no\n", "y\n", "YES please\n", ""])
+def test_on_a_terminal_anything_but_yes_cancels(project, capsys, monkeypatch, answer):
+    make_target(capsys)
+    before = dump()
+    monkeypatch.setattr(sys, "stdin", Tty(answer))
+    code, out, err = apply(capsys)
+    assert code == 3
+    assert "Do you want to perform these actions?" in out
+    assert err == "error: apply cancelled; nothing was written\n"
+    assert dump() == before
+
+
+def test_an_interrupt_at_the_prompt_writes_nothing(project, capsys, monkeypatch):
+    class Interrupted(Tty):
+        def readline(self, size: int | None = -1) -> str:
+            raise KeyboardInterrupt
+
+    make_target(capsys)
+    before = dump()
+    monkeypatch.setattr(sys, "stdin", Interrupted())
+    code, _, err = apply(capsys)
+    assert code == 130
+    assert err == "error: interrupted\n"
+    assert dump() == before
+
+
+# --- 7. saved plans ----------------------------------------------------------------------------
+
+
+def save_plan(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    code, _, err = run(capsys, "plan", "examples", "--env", "dev", "--out", "p.json", *args)
+    assert (code, err) == (0, "")
+    return json.loads(Path("p.json").read_text())
+
+
+def apply_saved(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    return run(capsys, "apply", "--plan", "p.json", "--no-color", *args)
+
+
+def test_a_saved_plan_is_applied_exactly(project, capsys):
+    saved = save_plan(capsys)
+    edit(project / "queues.yaml", "priority: 1 ", "priority: 2 ")  # after the plan: not applied
+    code, out, err = apply_saved(capsys, "--yes")
+    assert (code, err) == (0, "")
+    assert summary(out) == ("complete", STEPS, 0, 0, 0)
+    assert {address for _, address in step_keys(out)} == {c["address"] for c in saved["changes"]}
+    queue = row(k.QUEUE, "Queue/vip-support")
+    assert queue is not None
+    assert queue["msdyn_priority"] == 1  # the plan's value, not the manifest's
+    _, plan = plan_json(capsys)
+    assert list(changed(plan)) == ["Queue/vip-support"]
+    edit(project / "queues.yaml", "priority: 2 ", "priority: 1 ")
+    code, _, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
+    assert code == 0
+
+
+def test_a_tampered_saved_plan_is_refused(project, capsys):
+    saved = save_plan(capsys)
+    change = next(c for c in saved["changes"] if c["address"] == "Queue/vip-support")
+    change["desired"]["priority"] = 9
+    Path("p.json").write_text(json.dumps(saved, indent=2))
+    before = dump()
+    code, out, err = apply_saved(capsys, "--yes")
+    assert code == 3
+    assert "checksum mismatch" in err
+    assert "Applying" not in out
+    assert dump() == before
+
+
+@pytest.mark.parametrize("how", ["--target", "RECONCILER_TARGET"])
+def test_a_saved_plan_is_refused_for_another_target(project, capsys, monkeypatch, how):
+    save_plan(capsys)
+    before = dump()
+    if how == "--target":
+        code, out, err = apply_saved(capsys, "--yes", "--target", "local:other.db")
+    else:
+        monkeypatch.setenv("RECONCILER_TARGET", "local:other.db")
+        code, out, err = apply_saved(capsys, "--yes")
+    assert code == 3
+    assert "Applying" not in out
+    assert err == (
+        "error: the plan was made for local:.reconciler/dev.db, not local:other.db; "
+        "plan against that target instead\n"
+    )
+    assert not Path("other.db").exists()
+    assert dump() == before
+
+
+def test_a_saved_plan_names_its_target_in_any_spelling(project, capsys):
+    save_plan(capsys)
+    code, out, err = apply_saved(capsys, "--yes", "--target", "local:./.reconciler/dev.db")
+    assert (code, err) == (0, "")
+    assert summary(out)[0] == "complete"
+
+
+def test_a_saved_plan_is_refused_for_another_organization(project, capsys):
+    saved = save_plan(capsys)
+    Path(".reconciler/dev.db").unlink()
+    make_target(capsys)  # the same path, a new org
+    _, fresh = plan_json(capsys)
+    assert fresh["target"]["organization_id"] != saved["target"]["organization_id"]
+    before = dump()
+    code, out, err = apply_saved(capsys, "--yes")
+    assert code == 3
+    assert err.startswith(
+        f"error: the plan was made for organization {saved['target']['organization_id']}"
+    )
+    assert "Applying" not in out
+    assert dump() == before
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_a_secret_changed_since_the_plan_is_refused(project, capsys, monkeypatch, where):
+    save_plan(capsys)
+    if where == "env":
+        monkeypatch.setenv("FB_PAGE_TOKEN_DEALS", "MARKER-new-deals-token-1d1d")
+        named = (
+            "FacebookAccount/contoso-facebook/Contoso Deals accessToken (env:FB_PAGE_TOKEN_DEALS)"
+        )
+    else:
+        (project / "gbm-service-account.json").write_text(KEY_FILE.replace("5e5e", "6f6f"))
+        named = "(file:examples/gbm-service-account.json)"
+    before = dump()
+    code, out, err = apply_saved(capsys, "--yes", "--debug")
+    assert code == 3
+    assert err.rstrip().splitlines()[-1].startswith("error: secrets changed since the plan")
+    assert named in err
+    for marker in [*MARKERS, "MARKER-new-deals-token-1d1d", "MARKER-private-key-6f6f"]:
+        assert marker not in out + err
+    assert dump() == before
+
+
+def test_a_secret_gone_since_the_plan_is_an_error(project, capsys, monkeypatch):
+    save_plan(capsys)
+    monkeypatch.delenv("FB_APP_SECRET")
+    before = dump()
+    code, out, err = apply_saved(capsys, "--yes")
+    assert code == 1
+    assert err.startswith("error: cannot read the plan's secrets: ")
+    assert "FB_APP_SECRET" in err
+    assert "Applying" not in out
+    assert dump() == before
+
+
+def test_a_record_changed_since_the_saved_plan_is_stale_and_the_rest_applies(applied, capsys):
+    queues = applied / "queues.yaml"
+    edit(queues, "priority: 1 ", "priority: 2 ")
+    edit(queues, "priority: 5\n", "priority: 6\n")  # dutch-support
+    save_plan(capsys)
+
+    async def touch() -> None:  # someone edits VIP support in the meantime
+        async with connect(parse_target(DB), {}) as client:
+            await client.update("queues", rid("Queue/vip-support"), {"msdyn_priority": 7})
+
+    asyncio.run(touch())
+    code, out, _ = apply_saved(capsys, "--yes")
+    assert code == 1
+    assert summary(out) == ("incomplete", 1, 1, 0, 0)
+    assert "! Queue/vip-support: update stale: " in out
+    assert value(k.QUEUE, "Queue/vip-support", "msdyn_priority") == 7
+    assert value(k.QUEUE, "Queue/dutch-support", "msdyn_priority") == 6
+
+
+def test_steps_needing_a_stale_step_are_skipped_and_a_new_apply_finishes(applied, capsys):
+    edit(applied / "facebook.yaml", "mode: push", "mode: pick")
+    edit(applied / "facebook.yaml", "agentAffinity: true", "agentAffinity: false")
+    edit(applied / "queues.yaml", "priority: 1 ", "priority: 2 ")
+    save_plan(capsys)
+
+    async def touch() -> None:
+        async with connect(parse_target(DB), {}) as client:
+            await client.update(
+                "msdyn_liveworkstreams",
+                rid("Workstream/facebook-support"),
+                {"msdyn_maxconcurrentconnection": 5},
+            )
+
+    asyncio.run(touch())
+    code, out, _ = apply_saved(capsys, "--yes")
+    assert code == 1
+    assert summary(out) == ("incomplete", 1, 1, 0, 5)
+    assert "! Workstream/facebook-support: delete stale: " in out
+    assert (
+        "! FacebookAccount/contoso-facebook/Contoso Support: skipped: "
+        "needs create Workstream/facebook-support (skipped)"
+    ) in out
+    assert value(k.QUEUE, "Queue/vip-support", "msdyn_priority") == 2
+    stream = row(k.WORKSTREAM, "Workstream/facebook-support")
+    assert stream is not None  # not deleted: nothing half-replaced
+    assert stream["msdyn_workdistributionmode"] != PICK
+    linked = value(k.FACEBOOK_PAGE, SUPPORT_PAGE, "_msdyn_liveworkstreamid_value")
+    assert linked == rid("Workstream/facebook-support")
+
+    code, out, _ = apply(capsys, "--yes")  # plan again and apply: done
+    assert code == 0
+    assert summary(out)[0] == "complete"
+    code, _, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
+    assert code == 0
+
+
+def test_after_a_failed_step_the_same_saved_plan_finishes_the_job(project, capsys, monkeypatch):
+    save_plan(capsys)
+    create = writer.Writer.create
+
+    async def failing(self: writer.Writer, step: Any, payload: dict[str, Any]) -> str:
+        if step.address == "Workstream/facebook-support":
+            raise writer.StepFailed("simulated failure")
+        return await create(self, step, payload)
+
+    monkeypatch.setattr(writer.Writer, "create", failing)
+    code, out, err = apply_saved(capsys, "--yes", "-v", "--debug")
+    assert code == 1
+    assert summary(out) == ("incomplete", 20, 0, 1, 4)
+    assert "! Workstream/facebook-support: create failed: simulated failure" in out
+    assert "Applying again finishes the job" in out
+    for marker in MARKERS:
+        assert marker not in out + err
+    assert row(k.WORKSTREAM, "Workstream/facebook-support") is None
+    page = row(k.FACEBOOK_PAGE, "FacebookAccount/contoso-facebook/Contoso Support")
+    assert page is not None
+    assert page["_msdyn_liveworkstreamid_value"] is None
+
+    monkeypatch.setattr(writer.Writer, "create", create)
+    code, out, _ = apply_saved(capsys, "--yes")
+    assert code == 0
+    assert summary(out) == ("complete", STEPS, 0, 0, 0)
+    assert "+ Workstream/facebook-support: created (" in out
+    assert "+ Queue/vip-support: already there; updated (" in out
+    linked = value(k.FACEBOOK_PAGE, SUPPORT_PAGE, "_msdyn_liveworkstreamid_value")
+    assert linked == rid("Workstream/facebook-support")
+    code, _, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
+    assert code == 0
+
+
+@pytest.mark.parametrize("parallelism", ["1", "52"])
+def test_any_parallelism_applies_the_same(project, capsys, parallelism):
+    code, out, _ = apply(capsys, "--yes", "--parallelism", parallelism)
+    assert code == 0
+    assert summary(out) == ("complete", STEPS, 0, 0, 0)
+    code, _, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
+    assert code == 0
+
+
+def test_on_a_terminal_progress_is_a_bar(project, capsys, monkeypatch):
+    screen = Tty()
+    monkeypatch.setattr(sys, "stdout", screen)
+    code = main(["apply", "examples", "--env", "dev", "--yes", "--no-color"])
+    assert code == 0
+    out = screen.getvalue()
+    assert f"] {STEPS}/{STEPS}  applied {STEPS}" in out
+    assert "+ Queue/vip-support: created" not in out  # applied steps only count on the bar
+    assert "Apply complete: 25 applied" in out
+    for marker in MARKERS:
+        assert marker not in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["apply", "--plan", "p.json", "examples"],
+        ["apply", "--plan", "p.json", "--prune"],
+        ["apply", "--plan", "p.json", "--env", "dev"],
+        ["apply", "--plan", "p.json", "--var", "A=b"],
+        ["apply", "examples", "--env", "dev", "--parallelism", "0"],
+        ["apply", "examples", "--env", "dev", "--parallelism", "53"],
+        ["apply", "--plan", "missing.json"],
+    ],
+)
+def test_usage_errors_exit_1_before_anything_is_read(project, capsys, args):
+    Path("p.json").write_text("{}")
+    code, out, err = run(capsys, *args, "--yes")
+    assert code == 1
+    assert out == ""
+    assert err.startswith("error: ")
+    assert not Path(".reconciler/dev.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not json", "p.json is not a plan: "),
+        ("[1, 2]", "p.json is not a plan written by `reconciler plan --out`"),
+        ('{"format_version": "2"}', "p.json has plan format '2'"),
+        ('{"format_version": "1"}', "p.json is not a valid plan: "),
+    ],
+)
+def test_a_file_that_is_not_a_plan_is_an_error(project, capsys, text, message):
+    Path("p.json").write_text(text)
+    code, out, err = apply_saved(capsys, "--yes")
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"error: {message}")
+
+
+def test_a_saved_plan_with_an_unknown_kind_is_not_a_valid_plan(project, capsys):
+    saved = save_plan(capsys)
+    saved["changes"][0]["kind"] = "Bogus"
+    saved["checksum"] = compute_checksum(saved)
+    Path("p.json").write_text(json.dumps(saved))
+    before = dump()
+    code, _, err = apply_saved(capsys, "--yes")
+    assert dump() == before
+    assert code == 1
+    assert err.startswith("error: p.json is not a valid plan: "), err
+
+
+# --- 8. secret hygiene -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", [[], ["-v"], ["--debug"], ["-vv", "--debug"]])
+def test_no_secret_appears_in_apply_output(project, capsys, extra):
+    code, out, err = apply(capsys, "--yes", *extra)
+    assert code == 0
+    for marker in MARKERS:
+        assert marker not in out + err
+
+
+def test_no_secret_appears_when_apply_fails(applied, capsys, monkeypatch):
+    """A rotated secret and a stale record: the secret is written, the apply fails."""
+    rotated = "MARKER-rotated-secret-3c3c"
+    monkeypatch.setenv("FB_APP_SECRET", rotated)
+    edit(applied / "queues.yaml", "priority: 1 ", "priority: 2 ")
+    saved = save_plan(capsys, "-v")
+
+    async def touch() -> None:
+        async with connect(parse_target(DB), {}) as client:
+            await client.update("queues", rid("Queue/vip-support"), {"msdyn_priority": 7})
+
+    asyncio.run(touch())
+    code, out, err = apply_saved(capsys, "--yes", "-vv", "--debug")
+    assert code == 1
+    assert summary(out) == ("incomplete", 1, 1, 0, 0)
+    assert "~ FacebookAccount/contoso-facebook: updated" in out
+    app = "FacebookAccount/contoso-facebook"
+    assert value(k.FACEBOOK_ACCOUNT, app, "msdyn_fbapplicationsecret") == rotated
+    written = Path("p.json").read_text()
+    for marker in [*MARKERS, rotated]:
+        assert marker not in out + err + written
+    assert '"sensitive": true' in json.dumps(saved)
+
+
+# --- 9. the explainer --------------------------------------------------------------------------
+
+
+CALL = re.compile(
+    r"^    (PATCH|DELETE|POST) +(\w+)\(([0-9a-f-]{36})\)  (?:(If-(?:None-)?Match: \S+)  )?"
+    r"# (create|update|link|delete) (.+)$",
+    re.M,
+)
+
+
+def explained(out: str) -> tuple[int, list[tuple[str, ...]]]:
+    head = re.search(r"Apply would make these API calls \((\d+) steps? in (\d+) levels?", out)
+    assert head, out
+    calls = CALL.findall(out[head.end() :])
+    return int(head[1]), calls
+
+
+def test_plan_v_lists_exactly_the_calls_apply_makes_on_an_empty_target(project, capsys):
+    code, out, _ = run(capsys, "plan", "examples", "--env", "dev", "-v", "--no-color")
+    assert code == 0
+    count, calls = explained(out)
+    assert count == len(calls) == STEPS
+    for method, entity_set, record_id, condition, op, address in calls:
+        assert record_id == rid(address)
+        assert entity_set in {kind.table.entity_set for kind in k.KINDS}
+        if op == "create":
+            assert (method, condition) == ("PATCH", "If-None-Match: *")
+    code, out, _ = apply(capsys, "--yes")
+    assert code == 0
+    assert summary(out)[1] == count
+    assert step_keys(out) == Counter((SYMBOL[c[4]], c[5]) for c in calls)
+
+
+def test_plan_v_lists_exactly_the_calls_apply_makes_for_mixed_changes(applied, capsys):
+    edit(applied / "facebook.yaml", "mode: push", "mode: pick")
+    edit(applied / "facebook.yaml", "agentAffinity: true", "agentAffinity: false")
+    edit(applied / "queues.yaml", "priority: 1 ", "priority: 2 ")
+    remove_callback_line(applied)
+    vip = row(k.QUEUE, "Queue/vip-support")
+    assert vip is not None
+    code, out, _ = run(capsys, "plan", "examples", "--env", "dev", "-v", "--prune", "--no-color")
+    assert code == 0
+    count, calls = explained(out)
+    assert count == len(calls)
+    # deletes: the pruned queue, the replaced workstream; creates: the workstream again, its
+    # routing configuration and the two routing steps that went with it; the page is relinked
+    assert Counter(c[4] for c in calls) == {"delete": 2, "create": 4, "update": 1, "link": 1}
+    (update,) = [c for c in calls if c[5] == "Queue/vip-support"]
+    assert update[:4] == (
+        "PATCH",
+        "queues",
+        rid("Queue/vip-support"),
+        f"If-Match: {vip['@odata.etag']}",
+    )
+    code, out, _ = apply(capsys, "--prune", "--yes")
+    assert code == 0
+    assert summary(out) == ("complete", count, 0, 0, 0)
+    assert step_keys(out) == Counter((SYMBOL[c[4]], c[5]) for c in calls)
