@@ -445,7 +445,13 @@ class DataverseClient:
         if response.status_code >= 400:
             error = error_from_response(response, method=method, url=path)
             if method != "GET" and response.status_code in _WRITE_AMBIGUOUS_STATUSES:
-                error.retryable = False  # the gateway may have passed the write on
+                # The gateway may have passed the write on: settled by the caller, not resent.
+                raise OutcomeUnknown(
+                    f"{error.describe()}; the write may have been applied, so it was not sent "
+                    "again",
+                    method=method,
+                    url=path,
+                ) from None
             raise error
         if response.status_code >= 300:
             raise ProtocolError(
