@@ -701,10 +701,10 @@ def test_after_a_failed_step_the_same_saved_plan_finishes_the_job(project, capsy
     save_plan(capsys)
     create = writer.Writer.create
 
-    async def failing(self: writer.Writer, step: Any, payload: dict[str, Any]) -> str:
+    async def failing(self: writer.Writer, step: Any, *args: Any) -> str:
         if step.address == "Workstream/facebook-support":
             raise writer.StepFailed("simulated failure")
-        return await create(self, step, payload)
+        return await create(self, step, *args)
 
     monkeypatch.setattr(writer.Writer, "create", failing)
     code, out, err = apply_saved(capsys, "--yes", "-v", "--debug")
@@ -896,3 +896,20 @@ def test_plan_v_lists_exactly_the_calls_apply_makes_for_mixed_changes(applied, c
     assert code == 0
     assert summary(out) == ("complete", count, 0, 0, 0)
     assert step_keys(out) == Counter((SYMBOL[c[4]], c[5]) for c in calls)
+
+
+def test_an_old_saved_plan_never_undoes_a_later_change(project, capsys):
+    save_plan(capsys)  # against the empty target: every record a create
+    assert apply_saved(capsys, "--yes")[0] == 0
+    edit(project / "queues.yaml", "priority: 1 ", "priority: 2 ")
+    assert apply(capsys, "--yes")[0] == 0
+    assert value(k.QUEUE, "Queue/vip-support", "msdyn_priority") == 2
+
+    code, out, _ = apply_saved(capsys, "--yes")
+    assert code == 1
+    assert (
+        "! Queue/vip-support: create stale: Queue/vip-support was created in the target since "
+        "the plan" in out
+    )
+    assert "+ Queue/general-support: already there; updated (" in out  # unchanged since: fine
+    assert value(k.QUEUE, "Queue/vip-support", "msdyn_priority") == 2

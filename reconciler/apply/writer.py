@@ -65,7 +65,7 @@ class Writer:
             raise StepFailed(f"{step.address}: {exc}") from None
         payload = body(step.table, row)
         if step.op is Op.CREATE:
-            return await self.create(step, payload)
+            return await self.create(step, payload, row)
         return await self.update(step, payload, row)
 
     # -- request bodies ------------------------------------------------------------------------
@@ -91,16 +91,27 @@ class Writer:
 
     # -- the three writes ----------------------------------------------------------------------
 
-    async def create(self, step: Step, payload: dict[str, Any]) -> str:
+    async def create(self, step: Step, payload: dict[str, Any], row: Row) -> str:
         entity_set, record_id = step.table.entity_set, step.change.id
         for _ in range(ATTEMPTS):
             try:
                 await self.client.create_only(entity_set, record_id, payload)
                 return "created"
-            except AlreadyExists:
-                # Made by an earlier run (or by this one, its answer lost): write what is planned.
+            except AlreadyExists as exists:
+                # Made by an earlier run of this plan (or by this step, its answer lost) when it
+                # holds what the plan writes: finish it. Anything else changed since the plan.
+                current = await self.read(step, row)
+                if current is None:  # a duplicate of another record (a duplicate key)
+                    raise StepFailed(f"{step.address}: {exists}") from None
+                if not self.written(step, row, current):
+                    raise StaleStep(
+                        f"{step.address} was created in the target since the plan"
+                    ) from None
+                etag = current.get("@odata.etag")
                 try:
-                    await self.client.update(entity_set, record_id, payload)
+                    await self.client.update(entity_set, record_id, payload, etag=etag)
+                except StaleRecord:
+                    raise StaleStep(f"{step.address} changed in the target just now") from None
                 except OutcomeUnknown:
                     continue
                 return "already there; updated"
