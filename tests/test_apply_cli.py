@@ -913,3 +913,64 @@ def test_an_old_saved_plan_never_undoes_a_later_change(project, capsys):
     )
     assert "+ Queue/general-support: already there; updated (" in out  # unchanged since: fine
     assert value(k.QUEUE, "Queue/vip-support", "msdyn_priority") == 2
+
+
+SPARE_QUEUE = """---
+apiVersion: reconciler.omnichannel/v1
+kind: Queue
+metadata:
+  name: spare-support
+spec:
+  priority: 7
+"""
+
+
+def test_a_queue_replace_waits_for_the_workstream_that_stops_falling_back_to_it(applied, capsys):
+    queues = applied / "queues.yaml"
+    queues.write_text(queues.read_text() + SPARE_QUEUE)
+    edit(
+        applied / "facebook.yaml", "fallbackQueue: general-support", "fallbackQueue: spare-support"
+    )
+    assert apply(capsys, "--yes")[0] == 0
+    # Now the workstream falls back elsewhere and the spare queue changes type (a replace).
+    edit(
+        applied / "facebook.yaml", "fallbackQueue: spare-support", "fallbackQueue: general-support"
+    )
+    queues.write_text(
+        queues.read_text().replace("  priority: 7\n", "  priority: 7\n  type: record\n")
+    )
+    _, plan = plan_json(capsys)
+    replace = changed(plan)["Queue/spare-support"]
+    assert replace["action"] == "replace"
+    assert "Workstream/facebook-support" in replace["depends_on"]
+    assert not [w for w in plan["warnings"] if w["code"] == "delete-blocked"]
+
+    code, out, _ = apply(capsys, "--yes", "--parallelism", "16")
+    assert code == 0, out
+    lines = step_lines(out)
+    updated = next(i for i, line in enumerate(lines) if line.startswith("~ Workstream/facebook"))
+    deleted = next(i for i, line in enumerate(lines) if line.startswith("- Queue/spare-support"))
+    assert updated < deleted
+    assert value(k.QUEUE, "Queue/spare-support", "msdyn_queuetype") == 192350001
+    assert plan_json(capsys)[1]["summary"]["noop"] == len(plan["changes"])
+
+
+def test_a_replace_that_a_remaining_row_blocks_is_warned_about(applied, capsys):
+    async def hand_made_workstream() -> None:
+        async with connect(parse_target(DB), {}) as client:
+            await client.create(
+                k.WORKSTREAM.table.entity_set,
+                {
+                    "msdyn_name": "Made by hand",
+                    "msdyn_streamsource": 192330000,
+                    "msdyn_workdistributionmode": 192350000,
+                    "msdyn_defaultqueue@odata.bind": f"/queues({rid('Queue/case-escalations')})",
+                },
+            )
+
+    asyncio.run(hand_made_workstream())
+    edit(applied / "queues.yaml", "type: record ", "type: voice ")
+    _, plan = plan_json(capsys)
+    assert changed(plan)["Queue/case-escalations"]["action"] == "replace"
+    (warning,) = [w for w in plan["warnings"] if w["code"] == "delete-blocked"]
+    assert "Queue/case-escalations cannot be replaced while" in warning["message"]

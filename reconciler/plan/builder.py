@@ -22,7 +22,15 @@ from reconciler.mapping.fields import MappingError, Row, lookup
 from reconciler.mapping.records import Record
 from reconciler.mapping.values import Sensitive, Value, json_value
 from reconciler.models import limits
-from reconciler.plan.definition import CHANGING, Action, Change, FieldChange, FollowUp, Warning
+from reconciler.plan.definition import (
+    CHANGING,
+    DESTRUCTIVE,
+    Action,
+    Change,
+    FieldChange,
+    FollowUp,
+    Warning,
+)
 from reconciler.plan.identity import Entry, Identity, identify
 from reconciler.state.reader import Snapshot
 
@@ -437,7 +445,15 @@ class _Planner:
                 # A contract belongs to its workstream but is made before it (it is used by it).
                 if parent and k.STAGE[parent.split("/")[0]] < k.STAGE[record.kind.name]:
                     wanted.append(parent)
-                depends = tuple(sorted(a for a in dict.fromkeys(wanted) if a in changing))
+                if change.action is Action.REPLACE:
+                    # Its delete waits for the updates that stop restricting lookups pointing
+                    # at it (a workstream moving its fallback queue elsewhere).
+                    wanted += [a for a, ids in self.releases.items() if change.id in ids]
+                depends = tuple(
+                    sorted(
+                        a for a in dict.fromkeys(wanted) if a in changing and a != change.address
+                    )
+                )
                 change = change.model_copy(update={"depends_on": depends})
             rest.append(change)
         ordered_deletes.sort(key=lambda c: (-k.STAGE[c.kind], c.address))
@@ -455,7 +471,7 @@ class _Planner:
             + rest
             + [c for c in ordered_deletes if c.address in late]
         )
-        self.restricted([c for c in self.out.changes if c.action is Action.DELETE])
+        self.restricted([c for c in self.out.changes if c.action in DESTRUCTIVE])
         gbm = len(self.snapshot.rows.get(k.GBM_ACCOUNT.name, ())) + len(
             self.snapshot.rows.get(k.GBM_AGENT.name, ())
         )
@@ -479,9 +495,11 @@ class _Planner:
             )
 
     def restricted(self, deletes: list[Change]) -> None:
-        """Warn about deletes Dataverse will refuse: a row that stays points at the record
-        through a lookup that blocks deletes (a fallback queue, a rule set's contract)."""
+        """Warn about deletes (and replaces) Dataverse will refuse: a row that stays points at
+        the record through a lookup that blocks deletes (a fallback queue, a rule set's
+        contract)."""
         for change in deletes:
+            verb = "deleted" if change.action is Action.DELETE else "replaced"
             table = k.BY_NAME[change.kind].table.logical_name
             for referrer, column in REFERENCED_BY[table]:
                 if column.on_delete is not OnDelete.RESTRICT:
@@ -498,9 +516,9 @@ class _Planner:
                     self.out.warnings.append(
                         Warning(
                             code="delete-blocked",
-                            message=f"{change.address} cannot be deleted while {holder} points "
-                            f"at it ({column.name}); point it elsewhere or delete it too, or "
-                            "apply will fail",
+                            message=f"{change.address} cannot be {verb} while {holder} "
+                            f"points at it ({column.name}); point it elsewhere or delete it "
+                            "too, or apply will fail",
                             address=change.address,
                         )
                     )

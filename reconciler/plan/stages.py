@@ -14,7 +14,8 @@ update frees run after it. A replace is a delete, then a create with the same id
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -99,26 +100,28 @@ def _chain(changes: Iterable[Change], workstream: str) -> list[str]:
 
 
 def build_steps(plan: Plan) -> list[Step]:
-    """The steps that carry out ``plan``, in the plan's order."""
+    """The steps that carry out ``plan``, in the plan's order.
+
+    A step needs records by address, resolved once every step exists to the step that leaves
+    each record as planned: a replace's delete may wait for an update further down the plan
+    (the one that points a restricting lookup, such as a fallback queue, elsewhere).
+    """
     final: dict[str, str] = {}  # address → key of the step that leaves the record as planned
-    steps: list[Step] = []
+    drafts: list[tuple[Step, tuple[str, ...]]] = []  # (step without needs, addresses it needs)
     writes = [c for c in plan.changes if c.action in WRITES]
     leading = True  # still among the deletes the plan lists before everything else
 
-    def needs(change: Change, *extra: str, without: str | None = None) -> tuple[str, ...]:
-        keys = [final[a] for a in change.depends_on if a in final and a != without]
-        return tuple(dict.fromkeys([*keys, *extra]))
-
-    def add(op: Op, change: Change, paths: tuple[str, ...], needed: tuple[str, ...]) -> str:
+    def add(op: Op, change: Change, paths: tuple[str, ...], *needs: str) -> str:
         key = f"{op} {change.address}"
         etag = None if op is Op.CREATE else change.etag
-        steps.append(Step(key, op, change, paths, etag, needed, leading and op is Op.DELETE))
+        early = leading and op is Op.DELETE
+        drafts.append((Step(key, op, change, paths, etag, (), early), needs))
         final[change.address] = key
         return key
 
     for change in plan.changes:
         if change.action is Action.DELETE:
-            add(Op.DELETE, change, (), needs(change))
+            add(Op.DELETE, change, (), *change.depends_on)
             continue
         if change.action not in WRITES:
             continue
@@ -126,31 +129,58 @@ def build_steps(plan: Plan) -> list[Step]:
         kind = k.BY_NAME[change.kind]
         desired = change.desired or {}
         workstream = desired.get(LINK_FIELD) if change.kind in LINKED_KINDS else None
-        chain = (
-            tuple(final[a] for a in _chain(writes, str(workstream)) if a in final)
-            if workstream
-            else ()
-        )
+        chain = _chain(writes, str(workstream)) if workstream else []
         if change.action is Action.UPDATE:
             paths = tuple(dict.fromkeys(_top(f.path) for f in change.fields))
             op = Op.LINK if workstream and paths == (LINK_FIELD,) else Op.UPDATE
-            add(op, change, paths, needs(change, *(chain if LINK_FIELD in paths else ())))
+            add(op, change, paths, *change.depends_on, *(chain if LINK_FIELD in paths else ()))
             continue
         replaced: tuple[str, ...] = ()
         if change.action is Action.REPLACE:
-            replaced = (add(Op.DELETE, change, (), ()),)
+            add(Op.DELETE, change, (), *change.depends_on)
+            replaced = (f"{Op.DELETE} {change.address}",)
         paths = tuple(f.path for f in kind.fields if f.path in desired)
         if not chain:
-            add(Op.CREATE, change, paths, needs(change, *replaced))
+            add(Op.CREATE, change, paths, *replaced, *change.depends_on)
             continue
         # The workstream is being written too: create the channel instance unlinked now, and
         # link it once the workstream's routing chain is in place.
         unlinked = tuple(p for p in paths if p != LINK_FIELD)
+        own = f"Workstream/{workstream}"
         key = add(
-            Op.CREATE,
-            change,
-            unlinked,
-            needs(change, *replaced, without=f"Workstream/{workstream}"),
+            Op.CREATE, change, unlinked, *replaced, *(a for a in change.depends_on if a != own)
         )
-        add(Op.LINK, change, (LINK_FIELD,), (key, *chain))
+        add(Op.LINK, change, (LINK_FIELD,), key, *chain)
+    keys = {step.key for step, _ in drafts}
+    steps = []
+    for step, needs in drafts:
+        resolved = (need if need in keys else final.get(need) for need in needs)
+        wanted = tuple(dict.fromkeys(key for key in resolved if key and key != step.key))
+        steps.append(dataclasses.replace(step, needs=wanted))
+    order(steps)  # refuses a cycle: the evaluator would wait for ever
     return steps
+
+
+def order(steps: Sequence[Step]) -> dict[str, int]:
+    """Each step's level: how many steps must finish, one after another, before it starts
+    (every step that is not an early delete comes after all of those). A cycle is an error:
+    the evaluator would wait for ever."""
+    by_key = {step.key: step for step in steps}
+    depth: dict[str, int] = {}
+    visiting: set[str] = set()
+    barrier = 0
+
+    def level(step: Step) -> int:
+        if step.key not in depth:
+            if step.key in visiting:
+                raise ValueError(f"the steps wait for each other in a cycle through {step.key}")
+            visiting.add(step.key)
+            start = 0 if step.early else barrier
+            depth[step.key] = max([start, *(level(by_key[key]) + 1 for key in step.needs)])
+        return depth[step.key]
+
+    early = [level(step) for step in steps if step.early]
+    barrier = max(early) + 1 if early else 0
+    for step in steps:
+        level(step)
+    return depth

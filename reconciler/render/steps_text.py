@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reconciler.plan.stages import Step
+from reconciler.plan.stages import Step, order
 from reconciler.render.plan_text import clean, plural
 
 
 def levels(steps: Sequence[Step]) -> list[list[Step]]:
-    """Steps grouped by how many steps must finish before them (early deletes first)."""
-    depth: dict[str, int] = {}
-    early = any(step.early for step in steps)
-    for step in steps:  # a step comes after every step it needs
-        floor = 1 if early and not step.early else 0
-        depth[step.key] = max([floor, *(depth[key] + 1 for key in step.needs)])
+    """Steps grouped by level (``stages.order``): early deletes first."""
+    depth = order(steps)
     grouped: dict[int, list[Step]] = {}
     for step in steps:
         grouped.setdefault(depth[step.key], []).append(step)
