@@ -113,6 +113,7 @@ async def connect(
     *,
     retry: RetryPolicy | None = None,
     page_size: int = 5000,
+    max_in_flight: int | None = None,
 ) -> AsyncIterator[DataverseClient]:
     """A client for ``target``; the in-process emulator is closed with it."""
     transport: httpx.AsyncBaseTransport | None = None
@@ -131,7 +132,12 @@ async def connect(
     else:
         auth = auth_from_environment(target.url, environ)
     client = DataverseClient(
-        target.base_url, auth=auth, transport=transport, retry=retry, page_size=page_size
+        target.base_url,
+        auth=auth,
+        transport=transport,
+        retry=retry,
+        page_size=page_size,
+        max_in_flight=max_in_flight,
     )
     try:
         yield client

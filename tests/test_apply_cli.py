@@ -974,3 +974,36 @@ def test_a_replace_that_a_remaining_row_blocks_is_warned_about(applied, capsys):
     assert changed(plan)["Queue/case-escalations"]["action"] == "replace"
     (warning,) = [w for w in plan["warnings"] if w["code"] == "delete-blocked"]
     assert "Queue/case-escalations cannot be replaced while" in warning["message"]
+
+
+def test_the_delete_limit_counts_every_record_of_the_project_in_the_target(applied, capsys):
+    """Records no manifest describes any more still count as managed when they are proved
+    ours: dropping most files and deleting three queues is 3 of 21 records, over a 10 % limit.
+    (The GBM account, displayed 'Contoso Business Messages', cannot be proved ours without its
+    manifest, nor can its agent: a known limit of ownership by id.)"""
+    for manifest in ("facebook.yaml", "facebook-routing.yaml", "google-business-messages.yaml"):
+        (applied / manifest).unlink()
+    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 10")
+    for name in ("callback-line", "case-escalations", "dutch-support"):
+        edit(applied / "queues.yaml", f"  name: {name}\n", f"  name: {name}\n  ensure: absent\n")
+    _, plan = plan_json(capsys)
+    assert (plan["summary"]["delete"], plan["managed"]) == (3, 21)
+    before = dump()
+    code, _, err = apply(capsys, "--yes")
+    assert code == 3
+    assert "3 of 21 managed records (14.3%)" in err
+    assert dump() == before
+
+
+def test_a_failed_follow_up_read_never_hides_what_apply_did(project, capsys, monkeypatch):
+    from reconciler.apply import applier
+    from reconciler.dataverse import ServerError
+
+    async def unreadable(*_args: Any) -> list[Any]:
+        raise ServerError(503, "Service Unavailable", method="GET", url="msdyn_ocfbapplications")
+
+    monkeypatch.setattr(applier, "checklist", unreadable)
+    code, out, _ = apply(capsys, "--yes")
+    assert code == 0
+    assert summary(out) == ("complete", 25, 0, 0, 0)
+    assert "[ ] could not read the follow-up values back from the target: " in out

@@ -20,7 +20,7 @@ import pydantic
 
 from reconciler.apply.followup import Item, checklist
 from reconciler.apply.writer import Writer
-from reconciler.dataverse import DataverseClient, RetryPolicy
+from reconciler.dataverse import DataverseClient, DataverseError, RetryPolicy
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.mapping import kinds as k
 from reconciler.mapping.fields import Resolver
@@ -198,7 +198,7 @@ async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions,
     ui.show(plan)
     check_safety(plan, force=options.force)
     if not plan.has_changes:
-        items = await checklist(client, plan, ())
+        items = await _checklist(client, plan, ())
         return Applied(plan, (), tuple(items), client.stats.total - before)
     secrets = resolve_secrets(plan, options.environ)
     context = await read_context(client)
@@ -220,7 +220,7 @@ async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions,
         parallelism=options.parallelism,
         on_result=ui.finished,
     )
-    items = await checklist(client, plan, results)
+    items = await _checklist(client, plan, results)
     return Applied(
         plan,
         tuple(results),
@@ -230,10 +230,20 @@ async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions,
     )
 
 
+async def _checklist(client: DataverseClient, plan: Plan, results: Sequence[Result]) -> list[Item]:
+    """The follow-up checklist; a failed read-back never hides what apply did."""
+    try:
+        return await checklist(client, plan, results)
+    except DataverseError as error:
+        return [Item("", f"could not read the follow-up values back from the target: {error}")]
+
+
 async def apply_manifests(plan_options: PlanOptions, options: ApplyOptions, ui: Ui) -> Applied:
     """``apply PATHS``: plan the manifests, then apply that plan."""
     prepared = prepare(plan_options)
-    async with connect(prepared.target, options.environ, retry=options.retry) as client:
+    async with connect(
+        prepared.target, options.environ, retry=options.retry, max_in_flight=options.parallelism
+    ) as client:
         plan = await plan_with(client, prepared, plan_options)
         return await apply_plan(client, plan, options, ui)
 
@@ -242,5 +252,7 @@ async def apply_saved(path: str | Path, options: ApplyOptions, ui: Ui) -> Applie
     """``apply --plan FILE``: apply a saved plan exactly, or refuse."""
     plan = load_plan(path)
     target = saved_plan_target(plan, options)
-    async with connect(target, options.environ, retry=options.retry) as client:
+    async with connect(
+        target, options.environ, retry=options.retry, max_in_flight=options.parallelism
+    ) as client:
         return await apply_plan(client, plan, options, ui)

@@ -8,6 +8,7 @@ lines (logger ``reconciler.dataverse``) name the method, path, status, time and 
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 import logging
@@ -124,6 +125,7 @@ class DataverseClient:
         timeout: float = 30.0,
         page_size: int = MAX_PAGE_SIZE,
         user_agent: str = f"reconciler/{__version__}",
+        max_in_flight: int | None = None,
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._base = httpx.URL(self.base_url)
@@ -131,6 +133,8 @@ class DataverseClient:
         self.retry = retry if retry is not None else RetryPolicy()
         self.page_size = _check_page_size(page_size)
         self.stats = RequestStats()
+        # At most this many requests on the wire at once (waits between retries hold none).
+        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,
@@ -400,6 +404,19 @@ class DataverseClient:
         return await self.retry.run(attempt, on_retry=on_retry)
 
     async def _send(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        attempt: int,
+    ) -> httpx.Response:
+        if self._slots is None:
+            return await self._send_now(method, url, content, headers, attempt)
+        async with self._slots:
+            return await self._send_now(method, url, content, headers, attempt)
+
+    async def _send_now(
         self,
         method: str,
         url: str,

@@ -52,6 +52,8 @@ class Built:
     unmanaged: dict[str, int] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)
     """Errors that make the plan impossible to apply (an unknown language in the target)."""
+    managed: int = 0
+    """Rows of this project in the target: described by a manifest, or proved ours."""
 
 
 # --- field differences ------------------------------------------------------------------------
@@ -139,6 +141,8 @@ class _Planner:
             ):
                 self.plan_unclaimed(kind, row)
         self.finish()
+        found = {e.id for e in self.identity.entries if e.row is not None}
+        self.out.managed = len(found | set(self.identity.owned))
         return self.out
 
     # -- rows as they will be once earlier deletes have run ------------------------------------

@@ -15,19 +15,15 @@ from reconciler import __version__
 from reconciler.dataverse import DataverseClient, RetryPolicy
 from reconciler.diagnostics import Diagnostic, sorted_unique
 from reconciler.errors import ReconcilerError, UsageError
-from reconciler.mapping import kinds as k
 from reconciler.mapping.desired import desired_records
 from reconciler.mapping.records import Record
 from reconciler.plan import builder
-from reconciler.plan.definition import Action, Plan, PlanTarget, Warning, summarise
+from reconciler.plan.definition import Plan, PlanTarget, Warning, summarise
 from reconciler.plan.secrets import SecretResolver
 from reconciler.state.reader import read_snapshot
 from reconciler.targets import Target, choose_target, connect
 from reconciler.validate.pipeline import Options as ValidateOptions
 from reconciler.validate.pipeline import Report, validate
-
-# Changes of records the target already holds for this project.
-MANAGED = frozenset({Action.UPDATE, Action.REPLACE, Action.DELETE, Action.NOOP})
 
 
 @dataclass(frozen=True)
@@ -116,12 +112,6 @@ async def plan_with(client: DataverseClient, prepared: Prepared, options: PlanOp
     ]
     now = options.now or datetime.datetime.now(datetime.UTC)
     changes = tuple(built.changes)
-    existing = {
-        str(row[k.BY_NAME[kind].table.primary_key])
-        for kind, rows in snapshot.rows.items()
-        for row in rows
-    }
-    managed = sum(1 for c in changes if c.action in MANAGED and c.id in existing)
     return Plan(
         tool_version=__version__,
         created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -132,7 +122,7 @@ async def plan_with(client: DataverseClient, prepared: Prepared, options: PlanOp
         follow_up=tuple(built.follow_up),
         unmanaged=dict(sorted(built.unmanaged.items())),
         requests=snapshot.requests,
-        managed=managed,
+        managed=built.managed,
         max_delete_percent=prepared.report.project.safety.max_delete_percent,
     ).with_checksum()
 

@@ -72,6 +72,7 @@ def render_checklist(items: Sequence[Item], color: bool = False) -> str:
     lines = ["", paint("Follow-up (outside Dataverse):", "bold", color)]
     for item in items:
         mark = paint("new", "yellow", color) + " " if item.new else ""
-        lines.append(f"  [ ] {mark}{clean(item.address)}: {clean(item.message)}")
+        where = f"{clean(item.address)}: " if item.address else ""
+        lines.append(f"  [ ] {mark}{where}{clean(item.message)}")
         lines += [f"        {label}: {clean(value)}" for label, value in item.values]
     return "\n".join(lines) + "\n"
