@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import selectors
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,8 +15,8 @@ from reconciler.emulator import EmulatorApp
 from reconciler.emulator.server import bound_socket, make_server
 from reconciler.emulator.store import Store
 
-TIMEOUT = 15.0
-LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:(\d+))\b")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared helpers
+from served import TIMEOUT, Served
 
 
 def test_whoami_create_and_list_over_a_loopback_socket(tmp_path):
@@ -66,65 +62,6 @@ def test_whoami_create_and_list_over_a_loopback_socket(tmp_path):
     assert statuses == [200, 204, 200, 401]
     assert set(who) >= {"UserId", "BusinessUnitId", "OrganizationId"}
     assert [r["name"] for r in rows] == ["Over the wire"]
-
-
-class Served:
-    """``reconciler emulator serve --port 0`` in a subprocess; always killed at the end."""
-
-    def __init__(self, db: Path, *extra: str) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "reconciler",
-                "emulator",
-                "serve",
-                "--port",
-                "0",
-                "--db",
-                str(db),
-                *extra,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=db.parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.first_line = self._read_line()
-        match = LISTENING.search(self.first_line)
-        assert match is not None, self.first_line
-        self.url = match[1]
-
-    def _read_line(self) -> str:
-        assert self.process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            assert selector.select(TIMEOUT), "no output from reconciler emulator serve"
-        return self.process.stdout.readline()
-
-    def get(self, path: str, token: str = "t") -> httpx.Response:
-        return httpx.get(
-            f"{self.url}/api/data/v9.2/{path}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=TIMEOUT,
-            trust_env=False,
-        )
-
-    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str, str]:
-        self.process.send_signal(sig)
-        try:
-            out, err = self.process.communicate(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, err = self.process.communicate()
-            pytest.fail(f"the emulator did not stop on signal {sig}: {out!r} {err!r}")
-        return self.process.returncode, out, err
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
 
 
 @pytest.fixture
