@@ -48,6 +48,10 @@ def _is_guid(text: str) -> bool:
     return len(text) == 36 and text.count("-") == 4
 
 
+def _secret_columns(step: Step) -> set[str]:
+    return {c for f in k.BY_NAME[step.change.kind].fields if f.sensitive for c in f.columns}
+
+
 class Writer:
     """Runs steps (``evaluator.Runner``) with one client, the plan's ids and its secrets."""
 
@@ -127,6 +131,10 @@ class Writer:
                 await self.client.update(entity_set, record_id, payload, etag=step.etag)
                 return done
             except StaleRecord:
+                # Changed since the plan: by an earlier run of this plan (a crash, a lost
+                # answer) when it already holds what this step writes, else by someone else.
+                if await self.already_written(step, row):
+                    return "already as planned"
                 raise StaleStep(f"{step.address} changed in the target since the plan") from None
             except NotFound:
                 raise StaleStep(f"{step.address} was deleted since the plan") from None
@@ -167,17 +175,25 @@ class Writer:
 
     async def read(self, step: Step, row: Row) -> Row | None:
         table = step.table
-        secret = {c for f in k.BY_NAME[step.change.kind].fields if f.sensitive for c in f.columns}
+        secret = _secret_columns(step)
         select = [table.primary_key, *(c for c in row if c not in secret)]
         try:
             return await self.client.get(table.entity_set, step.change.id, select=select)
         except NotFound:
             return None
 
+    async def already_written(self, step: Step, row: Row) -> bool:
+        """The record holds what ``row`` writes. Never for a write of a secret: a secret
+        cannot be read back to tell."""
+        if _secret_columns(step) & set(row):
+            return False
+        current = await self.read(step, row)
+        return current is not None and self.written(step, row, current)
+
     @staticmethod
     def written(step: Step, row: Row, current: Row) -> bool:
         """``current`` holds what ``row`` writes (secret columns cannot be compared)."""
-        secret = {c for f in k.BY_NAME[step.change.kind].fields if f.sensitive for c in f.columns}
+        secret = _secret_columns(step)
         return all(
             _same(value, current.get(column))
             for column, value in row.items()

@@ -60,9 +60,11 @@ def render_summary(applied: Applied, color: bool = False) -> str:
             lines.append("  " + step_line(result, color))
     if applied.count(Outcome.STALE):
         lines.append(
-            "Stale records changed in the target after the plan was made: plan again to see them."
+            "Stale records changed in the target after the plan was made: plan again to see "
+            "them, then apply the new plan. Everything written so far is kept."
         )
-    lines.append("Applying again finishes the job: everything written so far is kept.")
+    else:
+        lines.append("Applying again finishes the job: everything written so far is kept.")
     return "\n".join(lines) + "\n"
 
 
