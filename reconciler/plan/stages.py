@@ -113,7 +113,9 @@ def build_steps(plan: Plan) -> list[Step]:
 
     def add(op: Op, change: Change, paths: tuple[str, ...], *needs: str) -> str:
         key = f"{op} {change.address}"
-        etag = None if op is Op.CREATE else change.etag
+        # A record this apply creates (or creates again) has no ETag the plan could know.
+        fresh = op is Op.CREATE or (op is Op.LINK and change.action is not Action.UPDATE)
+        etag = None if fresh else change.etag
         early = leading and op is Op.DELETE
         drafts.append((Step(key, op, change, paths, etag, (), early), needs))
         final[change.address] = key
@@ -175,6 +177,11 @@ def order(steps: Sequence[Step]) -> dict[str, int]:
             if step.key in visiting:
                 raise ValueError(f"the steps wait for each other in a cycle through {step.key}")
             visiting.add(step.key)
+            if step.early and any(not by_key[key].early for key in step.needs):
+                raise ValueError(
+                    f"the steps wait for each other in a cycle through {step.key}: an early "
+                    "delete needs a step that waits for every early delete"
+                )
             start = 0 if step.early else barrier
             depth[step.key] = max([start, *(level(by_key[key]) + 1 for key in step.needs)])
         return depth[step.key]

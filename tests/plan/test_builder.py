@@ -1285,3 +1285,49 @@ def test_a_delete_freed_by_an_update_in_the_same_plan_is_not_warned_about(scenar
     built = scenario.build(rows)
     assert [w for w in built.warnings if w.code == "delete-blocked"] == []
     assert actions(built)["Queue/general-support"] is Action.DELETE
+
+
+# --- ETags of rows a delete in the same plan changes first ------------------------------------
+
+
+def test_a_page_relinked_after_its_workstream_is_replaced_carries_no_etag(scenario):
+    rows = scenario.rows()
+    scenario.row(rows, "FacebookPage", PAGE_SUPPORT)["@odata.etag"] = 'W/"5"'
+    scenario.spec("Workstream", "facebook-support")["distribution"]["mode"] = "pick"
+    changes = by_address(scenario.build(rows))
+
+    page = changes[PAGE_SUPPORT]
+    assert (page.action, page.reason) == (
+        Action.UPDATE,
+        "link to a deleted record cleared; set again",
+    )
+    # The workstream's delete clears the link (a new ETag) before the page is written again.
+    assert page.etag is None
+    # The replace itself deletes the row as read.
+    assert changes["Workstream/facebook-support"].etag == 'W/"1"'
+
+
+def test_a_page_whose_workstream_is_deleted_is_updated_without_an_etag(scenario):
+    rows = scenario.rows()
+    for kind, name in [
+        ("RoutingRuleSet", "facebook-support-routing"),
+        ("RoutingRuleSet", "facebook-support-classification"),
+        ("Workstream", "facebook-support"),
+    ]:
+        scenario.absent(kind, name)
+    changes = by_address(scenario.build(rows))
+
+    assert changes[PAGE_SUPPORT].action is Action.UPDATE
+    assert changes[PAGE_SUPPORT].etag is None
+    assert changes["Workstream/facebook-support"].action is Action.DELETE
+    assert changes["Workstream/facebook-support"].etag == 'W/"1"'
+
+
+def test_a_page_update_no_delete_touches_keeps_its_etag(scenario):
+    rows = scenario.rows()
+    scenario.row(rows, "FacebookPage", PAGE_SUPPORT)["@odata.etag"] = 'W/"5"'
+    scenario.spec("Workstream", "facebook-support")["facebook"]["fileAttachments"]["agent"] = True
+    changes = by_address(scenario.build(rows))
+
+    assert changes[PAGE_SUPPORT].action is Action.UPDATE
+    assert changes[PAGE_SUPPORT].etag == 'W/"5"'
