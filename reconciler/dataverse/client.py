@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import json
 import logging
 import re
@@ -133,8 +134,10 @@ class DataverseClient:
         self.retry = retry if retry is not None else RetryPolicy()
         self.page_size = _check_page_size(page_size)
         self.stats = RequestStats()
-        # At most this many requests on the wire at once (waits between retries hold none).
-        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
+        # At most this many requests on the wire at once.
+        self._slots: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Semaphore(max_in_flight) if max_in_flight else contextlib.nullcontext()
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,
@@ -381,6 +384,10 @@ class DataverseClient:
         reauthenticated = False
 
         async def attempt(number: int) -> httpx.Response:
+            async with self._slots:  # waits between retries hold no slot
+                return await send(number)
+
+        async def send(number: int) -> httpx.Response:
             nonlocal reauthenticated
             try:
                 return await self._send(method, url, content, request_headers, number)
@@ -404,19 +411,6 @@ class DataverseClient:
         return await self.retry.run(attempt, on_retry=on_retry)
 
     async def _send(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        headers: dict[str, str],
-        attempt: int,
-    ) -> httpx.Response:
-        if self._slots is None:
-            return await self._send_now(method, url, content, headers, attempt)
-        async with self._slots:
-            return await self._send_now(method, url, content, headers, attempt)
-
-    async def _send_now(
         self,
         method: str,
         url: str,
