@@ -9,7 +9,6 @@ import datetime
 import io
 import json
 import re
-import shutil
 import sys
 import uuid
 from collections import Counter
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from examples_project import KEY_FILE, MARKERS, SECRETS, copy_examples
 
 from reconciler.apply import writer
 from reconciler.cli import main
@@ -25,16 +25,6 @@ from reconciler.mapping import kinds as k
 from reconciler.plan.definition import compute_checksum
 from reconciler.targets import connect, parse_target
 
-ROOT = Path(__file__).resolve().parent.parent
-# Marker secrets: if any of them shows up in any output, a secret leaked.
-SECRETS = {
-    "FB_APP_SECRET": "MARKER-app-secret-7f3a",
-    "FB_PAGE_TOKEN_SUPPORT": "MARKER-support-token-91c2",
-    "FB_PAGE_TOKEN_DEALS": "MARKER-deals-token-44d0",
-    "GBM_CLIENT_TOKEN": "MARKER-gbm-token-0b7e",
-}
-KEY_FILE = '{"type": "service_account", "private_key": "MARKER-private-key-5e5e"}\n'
-MARKERS = [*SECRETS.values(), "MARKER-private-key-5e5e"]
 NAMESPACE = uuid.UUID("3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10")  # examples/reconciler.yaml
 DB = "local:.reconciler/dev.db"
 CREATES, STEPS = 23, 25  # the examples: 23 records, two pages/agents linked afterwards
@@ -49,17 +39,7 @@ SYMBOL = {"create": "+", "update": "~", "link": "~", "delete": "-"}
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of examples/ with its service account key, the marker secrets in the
-    environment, and the working directory in tmp (the dev target is relative)."""
-    copy = tmp_path / "examples"
-    shutil.copytree(ROOT / "examples", copy, ignore=shutil.ignore_patterns("*.json"))
-    (copy / "gbm-service-account.json").write_text(KEY_FILE)
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.delenv("RECONCILER_TARGET", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return copy
+    return copy_examples(tmp_path, monkeypatch)
 
 
 @pytest.fixture

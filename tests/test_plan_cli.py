@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
+from examples_project import MARKERS, ROOT, SECRETS, copy_examples
 
 from reconciler.apply.applier import ApplyOptions, apply_manifests
 from reconciler.cli import main
@@ -25,32 +25,12 @@ from reconciler.plan.planner import PlanFailed, PlanOptions, make_plan, plan_wit
 from reconciler.plan.stages import Step
 from reconciler.targets import connect, parse_target
 
-ROOT = Path(__file__).resolve().parent.parent
-# Marker secrets: if any of them shows up in any output, a secret leaked.
-SECRETS = {
-    "FB_APP_SECRET": "MARKER-app-secret-7f3a",
-    "FB_PAGE_TOKEN_SUPPORT": "MARKER-support-token-91c2",
-    "FB_PAGE_TOKEN_DEALS": "MARKER-deals-token-44d0",
-    "GBM_CLIENT_TOKEN": "MARKER-gbm-token-0b7e",
-}
-KEY_FILE = '{"type": "service_account", "private_key": "MARKER-private-key-5e5e"}\n'
-MARKERS = [*SECRETS.values(), "MARKER-private-key-5e5e"]
 TABLES_READ = len(k.KINDS) + 1  # every managed table, plus the languages
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of examples/ with its service account key, the marker secrets in the
-    environment, and the working directory in tmp (the dev target is relative)."""
-    copy = tmp_path / "examples"
-    shutil.copytree(ROOT / "examples", copy, ignore=shutil.ignore_patterns("*.json"))
-    (copy / "gbm-service-account.json").write_text(KEY_FILE)
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.delenv("RECONCILER_TARGET", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return copy
+    return copy_examples(tmp_path, monkeypatch)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
