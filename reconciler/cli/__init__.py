@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Sequence
 
 from reconciler import __version__
-from reconciler.cli import apply, emulator, plan, schema, validate
+from reconciler.cli import apply, emulator, export, plan, schema, validate
 from reconciler.cli.common import ArgumentParser, common_options
 from reconciler.errors import ReconcilerError
 
@@ -23,6 +23,7 @@ def build_parser() -> ArgumentParser:
     validate.add_parser(commands, parent)
     plan.add_parser(commands, parent)
     apply.add_parser(commands, parent)
+    export.add_parser(commands, parent)
     schema.add_parser(commands, parent)
     emulator.add_parser(commands, parent)
     return parser

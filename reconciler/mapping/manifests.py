@@ -28,6 +28,8 @@ class Found:
     kind: k.RecordKind
     address: str
     fields: Fields
+    adopt: str | None = None
+    """The row's id, written as ``metadata.id`` (a record the project's namespace did not make)."""
 
     @property
     def name(self) -> str:
@@ -39,6 +41,8 @@ class Assembled:
     documents: list[dict[str, Any]] = field(default_factory=list)
     secrets: dict[str, Sensitive] = field(default_factory=dict)
     """Variable name → the value it must hold for a plan of the documents to show no change."""
+    holders: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Variable name → the address and field path of the secret it holds."""
 
 
 SecretName = Callable[[str, str], str]
@@ -72,6 +76,7 @@ class _Assembler:
             name += "_" + hashlib.sha256(owner.encode()).hexdigest()[:8].upper()
             self.owners[name] = owner
         self.out.secrets[name] = value
+        self.out.holders[name] = (record.address, path)
         return {"fromEnv": name}
 
     def keep(self, record: Found, spec: dict[str, Any], *paths: str) -> None:
@@ -81,11 +86,14 @@ class _Assembler:
             if value is not None and value != k.default_value(record.kind, path):
                 spec[path.rsplit(".", 1)[-1]] = value
 
-    def document(self, kind: str, name: str, spec: dict[str, Any]) -> None:
-        if spec.get("displayName") == name:
+    def document(self, kind: str, record: Found, spec: dict[str, Any]) -> None:
+        if spec.get("displayName") == record.name:
             del spec["displayName"]
+        metadata = {"name": record.name}
+        if record.adopt is not None:
+            metadata["id"] = record.adopt
         self.out.documents.append(
-            {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+            {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
         )
 
     def build(self) -> Assembled:
@@ -102,7 +110,7 @@ class _Assembler:
                 "maxSize",
                 "description",
             )
-            self.document("Queue", queue.name, spec)
+            self.document("Queue", queue, spec)
         for account in self.of(k.FACEBOOK_ACCOUNT):
             pages = [
                 {
@@ -118,7 +126,7 @@ class _Assembler:
                 "applicationSecret": self.secret(account, "applicationSecret"),
                 "pages": pages,
             }
-            self.document("FacebookAccount", account.name, spec)
+            self.document("FacebookAccount", account, spec)
         for partner in self.of(k.GBM_ACCOUNT):
             agents = []
             for agent in self.children(k.GBM_AGENT, partner.name):
@@ -132,9 +140,9 @@ class _Assembler:
                 "serviceAccountKey": self.secret(partner, "serviceAccountKey"),
                 "agents": agents,
             }
-            self.document("GoogleBusinessMessagesAccount", partner.name, spec)
+            self.document("GoogleBusinessMessagesAccount", partner, spec)
         for workstream in self.of(k.WORKSTREAM):
-            self.document("Workstream", workstream.name, self.workstream(workstream))
+            self.document("Workstream", workstream, self.workstream(workstream))
         for rule_set in self.of(k.RULE_SET):
             fields = rule_set.fields
             spec = {
@@ -143,7 +151,7 @@ class _Assembler:
                 "type": fields["type"],
                 "rules": fields.get("rules") or [],
             }
-            self.document("RoutingRuleSet", rule_set.name, spec)
+            self.document("RoutingRuleSet", rule_set, spec)
         return self.out
 
     def children(self, kind: k.RecordKind, account: str) -> list[Found]:

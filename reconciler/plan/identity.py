@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,10 @@ class Identity:
 
 
 def slug(text: str) -> str:
-    words = re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
+    """A metadata name made of ``text``: ``"Café Support (NL)"`` → ``cafe-support-nl``; empty
+    when nothing of it is a Latin letter or a digit."""
+    folded = unicodedata.normalize("NFKD", text.casefold()).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", "-", folded).strip("-")
     return words[:63].rstrip("-")
 
 
@@ -102,7 +106,7 @@ def _child_row(
     return found[0] if found else None
 
 
-def _hints(rows: dict[str, tuple[Row, ...]]) -> dict[str, list[str]]:
+def address_hints(rows: dict[str, tuple[Row, ...]]) -> dict[str, list[str]]:
     """Addresses the routing records suggest for the rows they belong to: a contract or a step
     is named by its address, so a workstream or rule set whose display name says nothing of
     its metadata name can still be proved ours."""
@@ -119,7 +123,7 @@ def _hints(rows: dict[str, tuple[Row, ...]]) -> dict[str, list[str]]:
     return hints
 
 
-def _prove(
+def prove(
     kind: k.RecordKind, row: Row, resolver: Resolver, hints: dict[str, list[str]]
 ) -> str | None:
     """The address this row would have if the reconciler made it, or None."""
@@ -174,12 +178,12 @@ def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID
                     claimed.add(entry.id)
             resolver.add(entry.record.address, entry.id)
     # What nobody claimed: ours (by its derived id) or someone else's.
-    hints = _hints(dict(snapshot.rows))
+    hints = address_hints(dict(snapshot.rows))
     for kind in k.KINDS:
         rest = [row for row in snapshot.rows.get(kind.name, ()) if row[_pk(kind)] not in claimed]
         identity.unclaimed[kind.name] = rest
         for row in rest:
-            address = _prove(kind, row, resolver, hints)
+            address = prove(kind, row, resolver, hints)
             if address is not None and address not in resolver.ids:
                 identity.owned[row[_pk(kind)]] = address
                 resolver.add(address, row[_pk(kind)])

@@ -9,10 +9,13 @@ backticks inside it, so no value can close a table cell, a fence or a ``<details
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Sequence
 
 from reconciler.plan.definition import DESTRUCTIVE, Action, Change, Plan
+from reconciler.render.markdown import code as _code
+from reconciler.render.markdown import longest_backticks as _longest_backticks
+from reconciler.render.markdown import table as _table
+from reconciler.render.markdown import text as _text
 from reconciler.render.plan_text import (
     PHRASES,
     SYMBOLS,
@@ -24,10 +27,6 @@ from reconciler.render.plan_text import (
     unmanaged_line,
 )
 
-_MARKDOWN = re.compile(r"([\\`*_\[\]~<>&])")
-# What starts a list, heading or quote when it leads a block: ``- x``, ``1. x``, ``# x``.
-_LEADING = re.compile(r"^(?:\d+(?=[.)])|(?=[-+#=]))")
-_BACKTICKS = re.compile(r"`+")
 # Destructive changes and conflicts show their reason in their section's table.
 _REASON_INSIDE = frozenset({Action.CREATE, Action.UPDATE})
 _COUNTS = (
@@ -38,28 +37,6 @@ _COUNTS = (
     ("conflict", Action.CONFLICT),
     ("unchanged", Action.NOOP),
 )
-
-
-def _text(text: str) -> str:
-    """Plain text in a paragraph or table cell: markdown and HTML characters escaped."""
-    return _LEADING.sub(lambda match: match.group() + "\\", _MARKDOWN.sub(r"\\\1", clean(text)), 1)
-
-
-def _longest_backticks(text: str) -> int:
-    return max((len(run) for run in _BACKTICKS.findall(text)), default=0)
-
-
-def _code(text: str) -> str:
-    """An inline code span that no backtick in ``text`` can end early."""
-    text = clean(text)
-    ticks = "`" * (_longest_backticks(text) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{ticks}{pad}{text}{pad}{ticks}"
-
-
-def _cell(markdown: str) -> str:
-    """A table cell: GFM splits cells at every ``|`` not written ``\\|``, even in code."""
-    return markdown.replace("|", "\\|")
 
 
 def _html(text: str) -> str:
@@ -97,11 +74,6 @@ def _details(change: Change) -> list[str]:
         "",
         "</details>",
     ]
-
-
-def _table(header: Sequence[str], table_rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in table_rows]
 
 
 def _summary_table(plan: Plan) -> list[str]:

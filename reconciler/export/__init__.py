@@ -1,0 +1,1 @@
+"""``reconciler export``: adopt what a target holds as manifests (see ``exporter``)."""

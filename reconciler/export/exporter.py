@@ -1,0 +1,499 @@
+"""``export``: what the target holds, as manifest documents that plan to no change.
+
+1. **Names.** Every row of a manifest kind gets a metadata name: the one it was made from when
+   the namespace proves it ours (its id is ``uuid5(namespace, address)``), else the slug of its
+   display name, made unique with ``-2``, ``-3``... Pages and agents keep their own names under
+   their account. Rows the namespace did not make get ``metadata.id``.
+2. **Rows the manifests cannot express** are skipped with a reason, never changed: workstreams
+   of other channels, rules whose XML the codec does not know, references to rows outside the
+   export, and everything that refers to a skipped row (a workstream whose fallback queue is
+   skipped, a page serving a skipped workstream). System queues are exported only when an
+   exported record uses them.
+3. **The proof.** The documents are written as YAML, read back through the validator, turned
+   into desired records with the secrets the export names, and planned against the very rows
+   they came from. Whatever is not ``noop`` (or not valid) is skipped with the reason, and the
+   proof runs again, until the plan of what remains is empty. So ``plan`` on the files shows
+   no change, by construction.
+
+The module is pure: it works on a ``Snapshot`` and never touches the target.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.diagnostics import Diagnostic
+from reconciler.manifest.yaml_loader import SourceDocument, load_text
+from reconciler.mapping import kinds as k
+from reconciler.mapping.desired import desired_records
+from reconciler.mapping.fields import Resolver, Row, lookup
+from reconciler.mapping.manifests import Assembled, Found, to_manifests
+from reconciler.mapping.values import Sensitive, record_id
+from reconciler.models.project import Project
+from reconciler.plan import builder
+from reconciler.plan.definition import Action
+from reconciler.plan.identity import address_hints, prove, slug
+from reconciler.plan.secrets import BASE64, SecretResolver
+from reconciler.state.reader import Snapshot
+from reconciler.validate import semantic
+from reconciler.validate.pipeline import build_documents
+
+from .text import dump
+
+MANIFEST_KINDS = (k.QUEUE, k.FACEBOOK_ACCOUNT, k.GBM_ACCOUNT, k.WORKSTREAM, k.RULE_SET)
+CHANNEL_INSTANCES = {k.FACEBOOK_ACCOUNT.name: k.FACEBOOK_PAGE, k.GBM_ACCOUNT.name: k.GBM_AGENT}
+SERVES = {"facebook": k.FACEBOOK_PAGE, "google-business-messages": k.GBM_AGENT}
+# docs/domain.md §2: the channels of msdyn_streamsource the manifests do not describe.
+OTHER_CHANNELS = {
+    192360000: "live chat",
+    192300000: "WhatsApp",
+    19241000: "Teams",
+    192350000: "entity records",
+    192350002: "custom",
+}
+# A metadata name for a display name with nothing to slug ("客服").
+FALLBACK_NAMES = {
+    "Queue": "queue",
+    "FacebookAccount": "facebook-account",
+    "GoogleBusinessMessagesAccount": "gbm-account",
+    "Workstream": "workstream",
+    "RoutingRuleSet": "rule-set",
+}
+EXPORT_NAMESPACE_ROOT = uuid.UUID("6f1d3c2a-8b4e-5a7f-9c0d-2e4b6a8c0f13")
+MAX_NAME = 63
+
+
+def default_namespace(organization_id: str | None) -> uuid.UUID:
+    """The namespace of a first export: derived from the org, so two exports of one org agree."""
+    return uuid.uuid5(EXPORT_NAMESPACE_ROOT, f"organization:{organization_id or ''}")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A row the export leaves out, and why (no values: names, ids and field paths only)."""
+
+    kind: str
+    name: str
+    id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r} ({self.id}): {self.reason}"
+
+
+@dataclass
+class Export:
+    documents: list[dict[str, Any]]
+    """Manifest documents, in the order they are written."""
+    secrets: dict[str, Sensitive]
+    """Variable → the value it must hold (never written anywhere)."""
+    holders: dict[str, tuple[str, str]]
+    """Variable → the address and field path of the secret."""
+    skipped: list[Skipped]
+    namespace: uuid.UUID
+    organization_id: str | None
+    records: int
+    """Rows the documents describe, pages and agents included."""
+    rounds: int
+    """Times the proof ran (1 when nothing had to be skipped by it)."""
+
+
+@dataclass
+class _Unit:
+    """One row the export may write: a manifest document, or a page/agent inside one."""
+
+    kind: k.RecordKind
+    row: Row
+    address: str
+    system: bool = False
+    found: Found | None = None
+    needs: list[str] = field(default_factory=list)
+    """Addresses of units that must be exported for this one to be."""
+
+    @property
+    def id(self) -> str:
+        return str(self.row[self.kind.table.primary_key])
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    name, number = base, 2
+    while name in taken:
+        suffix = f"-{number}"
+        name = base[: MAX_NAME - len(suffix)].rstrip("-") + suffix
+        number += 1
+    taken.add(name)
+    return name
+
+
+class _Exporter:
+    def __init__(self, snapshot: Snapshot, namespace: uuid.UUID, today: datetime.date) -> None:
+        self.snapshot = snapshot
+        self.namespace = namespace
+        self.today = today
+        self.rows: dict[str, tuple[Row, ...]] = {
+            kind.name: tuple(sorted(snapshot.rows.get(kind.name, ()), key=_by_id(kind)))
+            for kind in k.KINDS
+        }
+        self.resolver = Resolver(
+            namespace,
+            languages=dict(snapshot.languages),
+            output_contract=snapshot.output_contract,
+        )
+        self.units: dict[str, _Unit] = {}
+        self.skips: dict[str, str] = {}  # unit address → reason
+        self.listed: list[Skipped] = []  # rows left out before they had a unit
+
+    # -- 1. names ------------------------------------------------------------------------------
+
+    def name_rows(self) -> None:
+        hints = address_hints(self.rows)
+        for kind in MANIFEST_KINDS:
+            taken: set[str] = set()
+            names: dict[str, str] = {}
+            for row in self.rows[kind.name]:
+                proved = prove(kind, row, self.resolver, hints)
+                name = proved.split("/", 1)[1] if proved else None
+                if name and "/" not in name and name not in taken:
+                    names[str(row[_pk(kind)])] = name
+                    taken.add(name)
+            rest = [row for row in self.rows[kind.name] if str(row[_pk(kind)]) not in names]
+            # Rows of the org first, then system rows: "Default messaging queue" yields.
+            rest.sort(key=_by_id(kind))
+            rest.sort(key=lambda row: slug(k.name_of_row(kind, row)))
+            rest.sort(key=lambda row: k.is_system_row(kind, row))
+            for row in rest:
+                base = slug(k.name_of_row(kind, row)) or FALLBACK_NAMES[kind.name]
+                names[str(row[_pk(kind)])] = _unique(base, taken)
+            for row in self.rows[kind.name]:
+                address = f"{kind.name}/{names[str(row[_pk(kind)])]}"
+                self.units[address] = _Unit(kind, row, address, k.is_system_row(kind, row))
+                self.resolver.add(address, str(row[_pk(kind)]))
+        self.name_contracts()
+        self.name_children()
+
+    def name_contracts(self) -> None:
+        """A workstream's contract is ``Workstream/<name>/contract``: rule sets name their
+        workstream through it."""
+        contracts = {str(row[_pk(k.CONTRACT)]) for row in self.rows[k.CONTRACT.name]}
+        owner: dict[str, str] = {}
+        for unit in self._units(k.WORKSTREAM):
+            contract = unit.row.get(lookup("msdyn_routingcontractid"))
+            if not isinstance(contract, str) or contract not in contracts:
+                continue
+            if contract in owner:
+                self.skips[unit.address] = (
+                    f"it shares its decision contract with {owner[contract]}; each workstream "
+                    "of a project has its own"
+                )
+                continue
+            owner[contract] = unit.address
+            self.resolver.add(f"{unit.address}/contract", contract)
+
+    def name_children(self) -> None:
+        accounts = {
+            unit.id: unit for unit in self.units.values() if unit.kind.name in CHANNEL_INSTANCES
+        }
+        for kind in CHANNEL_INSTANCES.values():
+            assert kind.parent is not None
+            seen: dict[str, set[str]] = {}
+            rows = sorted(self.rows[kind.name], key=_by_id(kind))
+            rows.sort(key=lambda row: k.name_of_row(kind, row).casefold())
+            for row in rows:
+                name = k.name_of_row(kind, row)
+                account = accounts.get(row.get(lookup(kind.parent)) or "")
+                reason = None
+                if account is None:
+                    reason = "it belongs to no account the export reads"
+                elif not name.strip():
+                    reason = "it has no name"
+                elif name.casefold() in seen.setdefault(account.address, set()):
+                    reason = (
+                        f"another {_noun(kind)} of {account.address} has the name {name!r} "
+                        "(names are unique within an account)"
+                    )
+                if reason is not None:
+                    self.listed.append(Skipped(kind.name, name, str(row[_pk(kind)]), reason))
+                    continue
+                assert account is not None
+                seen[account.address].add(name.casefold())
+                address = f"{account.address}/{name}"
+                self.units[address] = _Unit(kind, row, address, needs=[account.address])
+                self.resolver.add(address, str(row[_pk(kind)]))
+
+    # -- 2. what each row says, and what it needs ------------------------------------------------
+
+    def read_rows(self) -> None:
+        serving: dict[str, str] = {}  # workstream address → the instance serving it
+        for unit in sorted(self.units.values(), key=lambda u: u.address):
+            fields = unit.kind.from_row(unit.row, self.resolver)
+            adopt = None
+            if unit.kind in MANIFEST_KINDS and unit.id != record_id(self.namespace, unit.address):
+                adopt = unit.id
+            unit.found = Found(unit.kind, unit.address, fields, adopt)
+            if unit.address in self.skips:
+                continue
+            reason = self.cannot_express(unit)
+            if reason is not None:
+                self.skips[unit.address] = reason
+                continue
+            if unit.kind in CHANNEL_INSTANCES.values() and fields.get("workstream"):
+                workstream = f"Workstream/{fields['workstream']}"
+                unit.needs.append(workstream)
+                if workstream in serving:
+                    self.skips[unit.address] = (
+                        f"{workstream} is already served by {serving[workstream]}; a workstream "
+                        "has one channel instance"
+                    )
+                else:
+                    serving[workstream] = unit.address
+        for unit in self._units(k.WORKSTREAM):
+            assert unit.found is not None
+            fields = dict(unit.found.fields)
+            if fields.get("fallbackQueue"):
+                unit.needs.append(f"Queue/{fields['fallbackQueue']}")
+            instance = serving.get(unit.address)
+            if instance is None:
+                self.skips.setdefault(
+                    unit.address,
+                    f"no {_noun(SERVES.get(fields['channel'], k.FACEBOOK_PAGE))} serves it "
+                    "(a workstream manifest names the one that does)",
+                )
+            elif self.units[instance].kind is not SERVES.get(fields["channel"]):
+                self.skips.setdefault(
+                    unit.address, f"it is served by {instance}, of another channel"
+                )
+            else:
+                unit.needs.append(instance)
+        for unit in self._units(k.RULE_SET):
+            assert unit.found is not None
+            fields = dict(unit.found.fields)
+            unit.needs.append(f"Workstream/{fields['workstream']}")
+            for rule in fields.get("rules") or ():
+                route = rule.get("routeTo") if isinstance(rule, dict) else None
+                shares = route if isinstance(route, list) else [{"queue": route}] if route else []
+                unit.needs += [f"Queue/{share.get('queue')}" for share in shares]
+
+    def cannot_express(self, unit: _Unit) -> str | None:
+        """Why a row cannot be written as a manifest, for what the codecs can tell at once."""
+        assert unit.found is not None
+        fields = unit.found.fields
+        if unit.kind is k.WORKSTREAM and str(fields.get("channel", "")).startswith("<"):
+            number = unit.row.get("msdyn_streamsource")
+            channel = OTHER_CHANNELS.get(number, f"channel {number}") if number else "no channel"
+            return (
+                f"{channel} workstreams are not supported (only Facebook and Google's "
+                "Business Messages)"
+            )
+        if unit.kind is k.RULE_SET and isinstance(fields.get("rules"), str):
+            text = str(fields["rules"]).removeprefix("<rules the reconciler cannot read: ")
+            return f"its rules are in a form the reconciler cannot read ({text.removesuffix('>')})"
+        if unit.kind is k.RULE_SET and str(fields.get("workstream") or "<").startswith("<"):
+            return "its input contract belongs to no workstream the export writes"
+        for field_map in unit.kind.fields:
+            value = fields.get(field_map.path)
+            if field_map.ref and isinstance(value, str) and value.startswith("<"):
+                if field_map.path == "routingContract":
+                    continue  # a missing contract is planned as a create: the proof says so
+                return (
+                    f"{field_map.path} refers to {value.strip('<>')}, a record the export does "
+                    "not read"
+                )
+        if unit.kind is k.GBM_ACCOUNT:
+            key = fields.get("serviceAccountKey")
+            if isinstance(key, Sensitive) and _key_text(key) is None:
+                return (
+                    "its service account key is not a base64-encoded UTF-8 file, which an "
+                    "environment variable cannot hold"
+                )
+        return None
+
+    # -- 3. the proof ----------------------------------------------------------------------------
+
+    def cascade(self) -> None:
+        """Skip whatever needs a skipped row, until nothing more changes."""
+        changed = True
+        while changed:
+            changed = False
+            for unit in self.units.values():
+                if unit.address in self.skips:
+                    continue
+                for need in unit.needs:
+                    if need in self.skips or need not in self.units:
+                        self.skips[unit.address] = f"it needs {need}, which is not exported"
+                        changed = True
+                        break
+
+    def active(self) -> list[_Unit]:
+        """Units to write: not skipped, and system rows only when something written uses them."""
+        live = [u for u in self.units.values() if u.address not in self.skips]
+        used = {need for unit in live if not unit.system for need in unit.needs}
+        return [u for u in live if not u.system or u.address in used]
+
+    def prove_round(self) -> tuple[Assembled, dict[str, str]]:
+        """Assemble, validate and plan what is active; the reasons of what must go as well."""
+        found = [u.found for u in sorted(self.active(), key=_order) if u.found is not None]
+        assembled = to_manifests(found)
+        sources: dict[str, SourceDocument] = {}
+        failures: dict[str, str] = {}
+        for document in assembled.documents:
+            label = f"{document['kind']}/{document['metadata']['name']}"
+            loaded = load_text(dump([document]), label)
+            if loaded.diagnostics or len(loaded.documents) != 1:  # pragma: no cover - own YAML
+                failures[label] = "its YAML does not read back as written"
+                continue
+            sources[label] = loaded.documents[0]
+        built = build_documents(list(sources.values()), {})
+        diagnostics = built.diagnostics + semantic.check(
+            built.documents, Project(namespace=self.namespace), self.today, built.invalid
+        )
+        self.blame(diagnostics, sources, failures)
+        if failures:
+            return assembled, failures
+        secrets = SecretResolver(_environ(assembled))
+        records = desired_records(built.documents, secrets)
+        self.blame(secrets.problems, sources, failures)
+        if failures:
+            return assembled, failures
+        plan = builder.build(
+            records, self.snapshot, builder.Options(self.namespace, False, self.today)
+        )
+        self.blame(plan.problems, sources, failures)
+        for change in plan.changes:
+            if change.action is Action.NOOP:
+                continue
+            what = ", ".join(f.path for f in change.fields)
+            reason = (
+                f"the manifests cannot hold it as the target does: a plan would {change.action} "
+                f"{change.address}" + (f" ({what})" if what else f": {change.reason}")
+            )
+            failures.setdefault(_unit_of(change.address), reason)
+        return assembled, failures
+
+    def blame(
+        self,
+        diagnostics: list[Diagnostic],
+        sources: dict[str, SourceDocument],
+        failures: dict[str, str],
+    ) -> None:
+        for diagnostic in diagnostics:
+            if not diagnostic.is_error or diagnostic.location is None:
+                continue
+            label = diagnostic.location.file
+            source = sources.get(label)
+            unit = label if source is None else _unit_at(source, diagnostic)
+            failures.setdefault(unit, f"the manifests cannot hold it: {diagnostic.message}")
+
+    def run(self) -> Export:
+        self.name_rows()
+        self.read_rows()
+        rounds = 0
+        while True:
+            self.cascade()
+            rounds += 1
+            assembled, failures = self.prove_round()
+            fresh = {unit: why for unit, why in failures.items() if unit not in self.skips}
+            if not failures:
+                break
+            if not fresh or not fresh.keys() <= self.units.keys():
+                raise AssertionError(f"the export cannot be proved: {sorted(failures)}")
+            self.skips.update(fresh)
+        return Export(
+            documents=assembled.documents,
+            secrets=assembled.secrets,
+            holders=assembled.holders,
+            skipped=self.skipped(),
+            namespace=self.namespace,
+            organization_id=self.snapshot.organization_id,
+            records=len(self.active()),
+            rounds=rounds,
+        )
+
+    def skipped(self) -> list[Skipped]:
+        used = {need for unit in self.units.values() for need in unit.needs}
+        out = list(self.listed)
+        for address, reason in self.skips.items():
+            unit = self.units[address]
+            if unit.system and address not in used:
+                continue
+            out.append(Skipped(unit.kind.name, k.name_of_row(unit.kind, unit.row), unit.id, reason))
+        return sorted(out, key=lambda s: (k.STAGE[s.kind], s.name.casefold(), s.id))
+
+    def _units(self, kind: k.RecordKind) -> Iterator[_Unit]:
+        return (u for u in sorted(self.units.values(), key=lambda u: u.address) if u.kind is kind)
+
+
+def _pk(kind: k.RecordKind) -> str:
+    return kind.table.primary_key
+
+
+def _by_id(kind: k.RecordKind) -> Callable[[Row], str]:
+    key = _pk(kind)
+    return lambda row: str(row[key])
+
+
+def _noun(kind: k.RecordKind) -> str:
+    return "page" if kind is k.FACEBOOK_PAGE else "agent"
+
+
+def _order(unit: _Unit) -> tuple[int, str]:
+    return k.STAGE[unit.kind.name], unit.address
+
+
+def _key_text(key: Sensitive) -> str | None:
+    try:
+        return base64.b64decode(key.reveal(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _environ(assembled: Assembled) -> dict[str, str]:
+    """The environment a plan of the documents needs: each variable as a user sets it (the
+    key file's text for a service account key, which planning encodes again)."""
+    environ: dict[str, str] = {}
+    for name, value in assembled.secrets.items():
+        _, path = assembled.holders[name]
+        text = _key_text(value) if path in BASE64 else value.reveal()
+        if text is not None:
+            environ[name] = text
+    return environ
+
+
+def variable_values(export: Export) -> dict[str, str]:
+    """What to set each variable to for a plan of the export to show no change."""
+    return _environ(Assembled(secrets=export.secrets, holders=export.holders))
+
+
+def _unit_of(address: str) -> str:
+    """The unit a planned record belongs to: a page or agent is its own, routing records
+    belong to their workstream or rule set."""
+    kind, _, rest = address.partition("/")
+    if kind in (k.WORKSTREAM.name, k.RULE_SET.name):
+        return f"{kind}/{rest.split('/', 1)[0]}"
+    return address
+
+
+def _unit_at(source: SourceDocument, diagnostic: Diagnostic) -> str:
+    """The unit a diagnostic is about: the page or agent at its path, else the document."""
+    assert diagnostic.location is not None
+    where = (diagnostic.location.line, diagnostic.location.column)
+    paths = [path for path, position in source.positions.items() if position == where]
+    path = max(paths, key=len, default=())
+    if len(path) > 2 and path[:2] in (("spec", "pages"), ("spec", "agents")):
+        index = path[2]
+        items = source.data["spec"][path[1]]
+        if isinstance(index, int) and isinstance(items[index], dict):
+            return f"{source.file}/{items[index].get('name')}"
+    return source.file
+
+
+def build_export(
+    snapshot: Snapshot, namespace: uuid.UUID, today: datetime.date | None = None
+) -> Export:
+    """The manifests for ``snapshot``; a plan of them against it shows only ``noop``."""
+    return _Exporter(snapshot, namespace, today or datetime.date.today()).run()

@@ -1,0 +1,273 @@
+"""An export as files: where each document goes, the README beside them, and writing a folder.
+
+    reconciler.yaml                             namespace and the target (kept when it exists)
+    README.md                                   the secrets to set, and what was left out
+    queues.yaml                                 one file per kind, documents in name order
+    facebook-accounts.yaml
+    google-business-messages-accounts.yaml
+    workstreams.yaml
+    routing/<workstream>.yaml                   a workstream's rule sets, in the order they run
+
+Nothing in a file depends on the time or the machine, so exporting an unchanged org again
+writes the same bytes. A folder is written only when it is empty or holds an earlier export;
+files an earlier export wrote that this one does not are removed, nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.errors import UsageError
+from reconciler.export.exporter import Export
+from reconciler.export.text import dump
+from reconciler.render import markdown as md
+
+PROJECT_FILE = "reconciler.yaml"
+README = "README.md"
+README_TITLE = "# Manifests exported by reconciler"
+KIND_FILES = {
+    "Queue": "queues.yaml",
+    "FacebookAccount": "facebook-accounts.yaml",
+    "GoogleBusinessMessagesAccount": "google-business-messages-accounts.yaml",
+    "Workstream": "workstreams.yaml",
+}
+ROUTING_FOLDER = "routing"
+KINDS = (*KIND_FILES, "RoutingRuleSet")
+WHAT = {
+    "Queue": "queues",
+    "FacebookAccount": "Facebook accounts with their pages",
+    "GoogleBusinessMessagesAccount": "Google's Business Messages accounts with their agents",
+    "Workstream": "workstreams with their channel settings",
+}
+
+
+def _file_of(document: Mapping[str, Any]) -> str:
+    kind = document["kind"]
+    if kind == "RoutingRuleSet":
+        return f"{ROUTING_FOLDER}/{document['spec']['workstream']}.yaml"
+    return KIND_FILES[kind]
+
+
+def _run_order(document: Mapping[str, Any]) -> tuple[bool, str]:
+    """Classification sets first, in name order, then the route-to-queue set: as they run."""
+    return document["spec"]["type"] == "route-to-queue", document["metadata"]["name"]
+
+
+def manifest_files(export: Export, kinds: Iterable[str] = KINDS) -> dict[str, str]:
+    """Relative path → YAML text, for the documents of ``kinds``."""
+    wanted = set(kinds)
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for document in export.documents:
+        if document["kind"] in wanted:
+            grouped[_file_of(document)].append(document)
+    for path, documents in grouped.items():
+        if path.startswith(f"{ROUTING_FOLDER}/"):
+            documents.sort(key=_run_order)
+    return {path: dump(grouped[path]) for path in sorted(grouped)}
+
+
+def project_file(export: Export, target: str, environment: str) -> str:
+    data = {"namespace": str(export.namespace), "environments": {environment: {"target": target}}}
+    head = (
+        "# The project of manifests exported from a target. Records this project creates get\n"
+        "# ids derived from the namespace: keep it, or the project no longer knows its records.\n"
+    )
+    return head + yaml.safe_dump(data, sort_keys=False)
+
+
+def readme(export: Export, target: str, files: Sequence[str], kinds: Sequence[str]) -> str:
+    lines = [
+        README_TITLE,
+        "",
+        f"These manifests describe what {md.code(target)} (organization "
+        f"{md.code(export.organization_id or 'unknown')}) held when `reconciler export` read it. "
+        "Set the variables below, then `reconciler plan` in this folder shows no change.",
+        "",
+    ]
+    if set(kinds) != set(KINDS):
+        lines += [
+            "Only these kinds were exported: "
+            + ", ".join(md.code(kind) for kind in kinds)
+            + ". References to other kinds are by name: export or write those too.",
+            "",
+        ]
+    lines += ["## Files", ""]
+    lines += md.table(
+        ["File", "Holds"],
+        [[md.code(path), _holds(path)] for path in files],
+    )
+    lines += ["", "## Secrets", ""]
+    if export.holders:
+        lines += [
+            "No secret value is written in this folder. Each secret is a `fromEnv` reference; "
+            "set each variable to the value the target holds before planning:",
+            "",
+        ]
+        lines += md.table(
+            ["Variable", "Holds"],
+            [
+                [md.code(name), f"{md.code(path)} of {md.code(address)}"]
+                for name, (address, path) in sorted(export.holders.items())
+            ],
+        )
+        if any(path == "serviceAccountKey" for _, path in export.holders.values()):
+            lines += [
+                "",
+                "A `serviceAccountKey` variable holds the service account's JSON key file, "
+                "byte for byte (a shell's `$(cat key.json)` drops its last newline). You may "
+                "instead write the reference as `fromFile: <path of the key file>`.",
+            ]
+    else:
+        lines.append("The exported records hold no secrets.")
+    lines += ["", "## Not exported", ""]
+    if export.skipped:
+        lines += [
+            "These records are in the target but not in the manifests; plans leave them as "
+            "they are:",
+            "",
+        ]
+        lines += [
+            f"- {md.text(item.kind)} {md.code(item.name)} ({md.code(item.id)}): "
+            f"{md.text(item.reason)}"
+            for item in export.skipped
+        ]
+    else:
+        lines.append("Every record was exported.")
+    return "\n".join(lines) + "\n"
+
+
+def _holds(path: str) -> str:
+    if path == PROJECT_FILE:
+        return "the namespace record ids derive from, and the target"
+    if path.startswith(f"{ROUTING_FOLDER}/"):
+        name = path.removeprefix(f"{ROUTING_FOLDER}/").removesuffix(".yaml")
+        return f"the routing rule sets of workstream {md.code(name)}, in the order they run"
+    kind = next(kind for kind, file in KIND_FILES.items() if file == path)
+    return WHAT[kind]
+
+
+# --- the folder --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Written:
+    written: list[str]
+    """Files whose content changed (or are new)."""
+    unchanged: list[str]
+    removed: list[str]
+
+
+def _is_export_file(path: str) -> bool:
+    if path in (PROJECT_FILE, README, *KIND_FILES.values()):
+        return True
+    folder, _, name = path.partition("/")
+    return folder == ROUTING_FOLDER and "/" not in name and name.endswith(".yaml")
+
+
+def _owned(path: str, kinds: Sequence[str]) -> bool:
+    """Files an export of ``kinds`` writes or removes."""
+    if path.startswith(f"{ROUTING_FOLDER}/"):
+        return "RoutingRuleSet" in kinds
+    return any(KIND_FILES.get(kind) == path for kind in kinds)
+
+
+def existing_files(folder: Path) -> list[str]:
+    """Files under ``folder`` (hidden entries skipped), as relative POSIX paths."""
+    found: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                found.append(Path(root, name).relative_to(folder).as_posix())
+    return found
+
+
+def check_folder(folder: Path) -> list[str]:
+    """The files of an earlier export in ``folder``; ``UsageError`` if it holds anything else."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {folder} is a file, not a folder")
+    if not folder.exists():
+        return []
+    present = existing_files(folder)
+    if not present:
+        return []
+    foreign = [path for path in present if not _is_export_file(path)]
+    readme_path = folder / README
+    ours = readme_path.is_file() and readme_path.read_text(
+        encoding="utf-8", errors="replace"
+    ).startswith(README_TITLE)
+    if foreign or not ours:
+        shown = ", ".join((foreign or present)[:3]) + ("..." if len(foreign or present) > 3 else "")
+        raise UsageError(
+            f"--out {folder} holds files an export did not write ({shown}); "
+            "export into an empty folder, or into one an earlier export wrote"
+        )
+    return present
+
+
+def existing_namespace(folder: Path) -> uuid.UUID | None:
+    """The namespace of the project file an earlier export left in ``folder``."""
+    path = folder / PROJECT_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return uuid.UUID(str(data["namespace"]))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        raise UsageError(
+            f"{path} has no namespace the export can read; fix it, or export elsewhere"
+        ) from None
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so a failure leaves the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_folder(
+    folder: Path, files: Mapping[str, str], previous: Sequence[str], kinds: Sequence[str]
+) -> Written:
+    """Write ``files`` under ``folder``; remove what an earlier export of ``kinds`` wrote and
+    this one does not. The project file is written only when there is none."""
+    written: list[str] = []
+    unchanged: list[str] = []
+    try:
+        for relative, text in files.items():
+            path = folder / relative
+            if relative == PROJECT_FILE and path.exists():
+                unchanged.append(relative)
+                continue
+            if path.is_file() and path.read_text(encoding="utf-8", errors="replace") == text:
+                unchanged.append(relative)
+                continue
+            _write(path, text)
+            written.append(relative)
+        removed = [p for p in previous if p not in files and _owned(p, kinds)]
+        for relative in removed:
+            (folder / relative).unlink(missing_ok=True)
+        routing = folder / ROUTING_FOLDER
+        if routing.is_dir() and not any(routing.iterdir()):
+            routing.rmdir()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the export to {folder}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+        ) from None
+    return Written(written, unchanged, removed)

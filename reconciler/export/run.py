@@ -1,0 +1,80 @@
+"""``export`` from end to end: read the target once, build the documents, write the folder."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.dataverse import RetryPolicy
+from reconciler.errors import UsageError
+from reconciler.export import files as f
+from reconciler.export.exporter import Export, build_export, default_namespace
+from reconciler.state.reader import read_snapshot
+from reconciler.targets import Target, choose_target, connect
+
+DEFAULT_ENVIRONMENT = "default"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    out: Path
+    kinds: Sequence[str] = f.KINDS
+    target: str | None = None
+    environment: str | None = None
+    """The name the project file gives the target's environment."""
+    namespace: uuid.UUID | None = None
+    environ: Mapping[str, str] = field(default_factory=dict)
+    today: datetime.date | None = None
+    retry: RetryPolicy | None = None
+
+
+@dataclass(frozen=True)
+class Exported:
+    export: Export
+    target: Target
+    files: dict[str, str]
+    written: f.Written
+    requests: int
+
+
+def _namespace(chosen: uuid.UUID | None, kept: uuid.UUID | None, out: Path) -> uuid.UUID | None:
+    if chosen is not None and kept is not None and chosen != kept:
+        raise UsageError(
+            f"--namespace {chosen} differs from the namespace of {out / f.PROJECT_FILE} ({kept}); "
+            "record ids derive from it, so an export keeps the one its project has"
+        )
+    return chosen or kept
+
+
+async def export_async(options: ExportOptions) -> Exported:
+    unknown = [kind for kind in options.kinds if kind not in f.KINDS]
+    if unknown:
+        raise UsageError(f"--kind {unknown[0]} is not a kind; choose from {', '.join(f.KINDS)}")
+    kinds = [kind for kind in f.KINDS if kind in options.kinds]
+    target = choose_target(options.target, options.environ)
+    previous = f.check_folder(options.out)
+    namespace = _namespace(options.namespace, f.existing_namespace(options.out), options.out)
+    async with connect(target, options.environ, retry=options.retry) as client:
+        snapshot = await read_snapshot(client)
+        requests = client.stats.total
+    export = build_export(
+        snapshot, namespace or default_namespace(snapshot.organization_id), options.today
+    )
+    files = {
+        f.PROJECT_FILE: f.project_file(
+            export, target.url, options.environment or DEFAULT_ENVIRONMENT
+        ),
+        **f.manifest_files(export, kinds),
+    }
+    files[f.README] = f.readme(export, target.url, list(files), kinds)
+    written = f.write_folder(options.out, files, previous, kinds)
+    return Exported(export, target, files, written, requests)
+
+
+def export(options: ExportOptions) -> Exported:
+    """Read the target and write its manifests under ``options.out``."""
+    return asyncio.run(export_async(options))

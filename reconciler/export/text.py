@@ -1,0 +1,57 @@
+"""Manifest documents as YAML text that reads back as exactly the same data.
+
+The loader reads YAML 1.2 (``0123`` and ``1e3`` are numbers there, ``yes`` is a string) while
+PyYAML writes YAML 1.1, so any string that could be read as something else is quoted. Strings
+holding ``${`` are escaped as ``$${`` so variable substitution gives them back unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+_NOT_PLAIN = re.compile(r"^[-+.0-9~]|^(?:true|false|null|yes|no|on|off|y|n)$", re.IGNORECASE)
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # the same condition used twice is written twice, never as an anchor
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style: str | None = None
+    if "\n" in value:
+        style = "|"  # PyYAML falls back to quoting when a block cannot hold the text exactly
+    elif _NOT_PLAIN.match(value):
+        style = '"'
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def escape_variables(data: Any) -> Any:
+    """``data`` with ``${`` in every string value written as ``$${`` (keys are never
+    substituted, so they stay as they are)."""
+    if isinstance(data, str):
+        return data.replace("${", "$${")
+    if isinstance(data, dict):
+        return {key: escape_variables(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [escape_variables(item) for item in data]
+    return data
+
+
+def dump(documents: Sequence[dict[str, Any]]) -> str:
+    """YAML for ``documents``, one ``---`` separated document each."""
+    return yaml.dump_all(
+        [escape_variables(document) for document in documents],
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        explicit_start=True,
+        width=100,
+    )
