@@ -58,6 +58,7 @@ emulator: $(VENV)/.installed-run
 bench: $(VENV)/.installed-run
 	$(BIN)/python tests/bench/plan_bench.py
 	$(BIN)/python tests/bench/apply_bench.py
+	$(BIN)/python tests/bench/export_bench.py
 
 schemas: $(VENV)/.installed-run
 	$(BIN)/reconciler schema --out schemas

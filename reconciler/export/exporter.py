@@ -91,6 +91,8 @@ class Skipped:
 class Export:
     documents: list[dict[str, Any]]
     """Manifest documents, in the order they are written."""
+    texts: list[str]
+    """Each document as the YAML text the proof read back."""
     secrets: dict[str, Sensitive]
     """Variable → the value it must hold (never written anywhere)."""
     holders: dict[str, tuple[str, str]]
@@ -148,6 +150,8 @@ class _Exporter:
         self.units: dict[str, _Unit] = {}
         self.skips: dict[str, str] = {}  # unit address → reason
         self.listed: list[Skipped] = []  # rows left out before they had a unit
+        self.proved: set[str] = set()  # addresses the namespace proves ours
+        self.taken: dict[str, set[str]] = {}  # names given, by kind
 
     # -- 1. names ------------------------------------------------------------------------------
 
@@ -162,6 +166,7 @@ class _Exporter:
                 if name and "/" not in name and name not in taken:
                     names[str(row[_pk(kind)])] = name
                     taken.add(name)
+                    self.proved.add(f"{kind.name}/{name}")
             rest = [row for row in self.rows[kind.name] if str(row[_pk(kind)]) not in names]
             # Rows of the org first, then system rows: "Default messaging queue" yields.
             rest.sort(key=_by_id(kind))
@@ -174,8 +179,42 @@ class _Exporter:
                 address = f"{kind.name}/{names[str(row[_pk(kind)])]}"
                 self.units[address] = _Unit(kind, row, address, k.is_system_row(kind, row))
                 self.resolver.add(address, str(row[_pk(kind)]))
+            self.taken[kind.name] = taken
         self.name_contracts()
+        self.order_rule_sets()
         self.name_children()
+
+    def order_rule_sets(self) -> None:
+        """Classification sets run in name order: when their display names sort otherwise
+        than the org runs them, their names start with their step order (``1-vip``)."""
+        order = {
+            row.get(lookup("msdyn_rulesetid")): row.get("msdyn_steporder")
+            for row in self.rows[k.ROUTING_STEP.name]
+        }
+        by_workstream: dict[str, list[_Unit]] = {}
+        for unit in self._units(k.RULE_SET):
+            if unit.row.get("msdyn_rulesettype") != k.RULE_SET_TYPES["classification"]:
+                continue
+            contract = self.resolver.addresses.get(
+                unit.row.get(lookup("msdyn_inputcontractid")) or ""
+            )
+            if contract is not None and isinstance(order.get(unit.id), int):
+                by_workstream.setdefault(contract, []).append(unit)
+        for units in by_workstream.values():
+            running = sorted(units, key=lambda u: (order[u.id], u.id))
+            if [u.address for u in running] == sorted(u.address for u in units):
+                continue
+            taken = self.taken[k.RULE_SET.name]
+            for unit in running:
+                if unit.address in self.proved:
+                    continue
+                taken.discard(unit.address.split("/", 1)[1])
+                base = slug(k.name_of_row(unit.kind, unit.row)) or FALLBACK_NAMES[k.RULE_SET.name]
+                name = _unique(f"{order[unit.id]}-{base}"[:MAX_NAME].rstrip("-"), taken)
+                del self.units[unit.address], self.resolver.ids[unit.address]
+                unit.address = f"{k.RULE_SET.name}/{name}"
+                self.units[unit.address] = unit
+                self.resolver.add(unit.address, unit.id)
 
     def name_contracts(self) -> None:
         """A workstream's contract is ``Workstream/<name>/contract``: rule sets name their
@@ -335,15 +374,17 @@ class _Exporter:
         used = {need for unit in live if not unit.system for need in unit.needs}
         return [u for u in live if not u.system or u.address in used]
 
-    def prove_round(self) -> tuple[Assembled, dict[str, str]]:
-        """Assemble, validate and plan what is active; the reasons of what must go as well."""
+    def prove_round(self) -> tuple[Assembled, list[str], dict[str, str]]:
+        """Assemble, validate and plan what is active: the documents, their YAML, and the
+        reasons of what must go as well."""
         found = [u.found for u in sorted(self.active(), key=_order) if u.found is not None]
         assembled = to_manifests(found)
         sources: dict[str, SourceDocument] = {}
         failures: dict[str, str] = {}
-        for document in assembled.documents:
+        texts = [dump([document]) for document in assembled.documents]
+        for document, text in zip(assembled.documents, texts, strict=True):
             label = f"{document['kind']}/{document['metadata']['name']}"
-            loaded = load_text(dump([document]), label)
+            loaded = load_text(text, label)
             if loaded.diagnostics or len(loaded.documents) != 1:  # pragma: no cover - own YAML
                 failures[label] = "its YAML does not read back as written"
                 continue
@@ -354,12 +395,12 @@ class _Exporter:
         )
         self.blame(diagnostics, sources, failures)
         if failures:
-            return assembled, failures
+            return assembled, texts, failures
         secrets = SecretResolver(_environ(assembled))
         records = desired_records(built.documents, secrets)
         self.blame(secrets.problems, sources, failures)
         if failures:
-            return assembled, failures
+            return assembled, texts, failures
         plan = builder.build(
             records, self.snapshot, builder.Options(self.namespace, False, self.today)
         )
@@ -373,7 +414,7 @@ class _Exporter:
                 f"{change.address}" + (f" ({what})" if what else f": {change.reason}")
             )
             failures.setdefault(_unit_of(change.address), reason)
-        return assembled, failures
+        return assembled, texts, failures
 
     def blame(
         self,
@@ -396,7 +437,7 @@ class _Exporter:
         while True:
             self.cascade()
             rounds += 1
-            assembled, failures = self.prove_round()
+            assembled, texts, failures = self.prove_round()
             fresh = {unit: why for unit, why in failures.items() if unit not in self.skips}
             if not failures:
                 break
@@ -405,6 +446,7 @@ class _Exporter:
             self.skips.update(fresh)
         return Export(
             documents=assembled.documents,
+            texts=texts,
             secrets=assembled.secrets,
             holders=assembled.holders,
             skipped=self.skipped(),

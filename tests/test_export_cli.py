@@ -1,0 +1,308 @@
+"""``reconciler export`` end to end: the shipped examples applied to a local target, exported
+through the CLI in-process, and the exported folder planned against the same target.
+
+The variables the export asks for are filled from its README (which secret of which record
+each holds), with the values the examples were applied with: so the README is checked too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from examples_project import KEY_FILE, MARKERS, SECRETS, copy_examples
+
+from reconciler.cli import main
+
+NAMESPACE = "3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10"  # examples/reconciler.yaml
+DB = "local:.reconciler/dev.db"
+RECORDS = 23  # what the examples make, routing records included
+# Which example secret each exported secret is: by field path and record address.
+VALUES = {
+    ("applicationSecret", "FacebookAccount/contoso-facebook"): SECRETS["FB_APP_SECRET"],
+    ("accessToken", "FacebookAccount/contoso-facebook/Contoso Support"): SECRETS[
+        "FB_PAGE_TOKEN_SUPPORT"
+    ],
+    ("accessToken", "FacebookAccount/contoso-facebook/Contoso Deals"): SECRETS[
+        "FB_PAGE_TOKEN_DEALS"
+    ],
+    ("clientToken", "GoogleBusinessMessagesAccount/{gbm}"): SECRETS["GBM_CLIENT_TOKEN"],
+    ("serviceAccountKey", "GoogleBusinessMessagesAccount/{gbm}"): KEY_FILE,
+}
+ROW = re.compile(r"^\| `([A-Z0-9_]+)` \| `([^`]+)` of `([^`]+)` \|$", re.M)
+
+
+@pytest.fixture
+def applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    copy_examples(tmp_path, monkeypatch)
+    code, out, err = run(capsys, "apply", "examples", "--env", "dev", "--yes", "--no-color")
+    assert (code, err) == (0, ""), out + err
+    return tmp_path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def export(capsys: pytest.CaptureFixture[str], out: str, *args: str) -> tuple[int, str, str]:
+    return run(capsys, "export", "--out", out, "--target", DB, "--no-color", *args)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def documents(folder: Path) -> list[dict[str, Any]]:
+    found = []
+    for path in sorted(folder.rglob("*.yaml")):
+        if path.name != "reconciler.yaml":
+            found += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return found
+
+
+def environment_from_readme(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, gbm: str
+) -> dict[str, str]:
+    """Set each variable the README lists to the example value of the secret it says it holds."""
+    rows = ROW.findall((folder / "README.md").read_text())
+    assert rows, "the README lists no variables"
+    values = {(path, address.format(gbm=gbm)): v for (path, address), v in VALUES.items()}
+    chosen = {}
+    for name, path, address in rows:
+        chosen[name] = values[(path, address)]
+        monkeypatch.setenv(name, values[(path, address)])
+    assert len(chosen) == len(values)
+    return chosen
+
+
+def plan(capsys: pytest.CaptureFixture[str], folder: Path) -> tuple[int, dict[str, Any]]:
+    code, out, err = run(
+        capsys, "plan", str(folder), "--target", DB, "--format", "json", "--detailed-exitcode"
+    )
+    assert "error" not in err, err
+    return code, json.loads(out)
+
+
+def gbm_name(folder: Path) -> str:
+    kinds = {d["kind"]: d for d in documents(folder)}
+    return str(kinds["GoogleBusinessMessagesAccount"]["metadata"]["name"])
+
+
+# --- the round trip ---------------------------------------------------------------------------
+
+
+def test_the_export_of_the_applied_examples_plans_to_no_change(applied, capsys, monkeypatch):
+    code, out, err = export(capsys, "exported")
+    assert (code, err) == (0, ""), out + err
+    assert "in 12 requests" in out
+    folder = applied / "exported"
+    environment_from_readme(folder, monkeypatch, gbm_name(folder))
+    code, result = plan(capsys, folder)
+    assert code == 0, result["summary"]
+    assert {c["action"] for c in result["changes"]} == {"noop"}
+    assert len(result["changes"]) == RECORDS
+    assert result["unmanaged"] == {}
+
+
+def test_an_export_under_another_namespace_adopts_every_record_by_id(applied, capsys):
+    assert export(capsys, "exported")[0] == 0
+    exported = documents(applied / "exported")
+    assert len(exported) == 13  # 6 queues, 2 accounts, 2 workstreams, 3 rule sets
+    assert all(uuid.UUID(d["metadata"]["id"]) for d in exported)
+    project = yaml.safe_load((applied / "exported" / "reconciler.yaml").read_text())
+    assert project["namespace"] != NAMESPACE
+    assert project["environments"] == {"default": {"target": DB}}
+
+
+def test_with_the_projects_namespace_its_records_keep_their_names(applied, capsys, monkeypatch):
+    code, out, err = export(capsys, "exported", "--namespace", NAMESPACE, "--env", "dev")
+    assert (code, err) == (0, ""), out + err
+    folder = applied / "exported"
+    exported = {(d["kind"], d["metadata"]["name"]): d for d in documents(folder)}
+    original = {(d["kind"], d["metadata"]["name"]) for d in documents(applied / "examples")}
+    # Proved ours through their id: names as written, no metadata.id.
+    for key in [
+        ("Queue", "callback-line"),
+        ("Queue", "case-escalations"),
+        ("Queue", "overflow-support"),
+        ("FacebookAccount", "contoso-facebook"),
+        ("Workstream", "facebook-support"),
+        ("Workstream", "gbm-stores"),
+        ("RoutingRuleSet", "facebook-support-routing"),
+        ("RoutingRuleSet", "facebook-support-classification"),
+        ("RoutingRuleSet", "gbm-stores-routing"),
+    ]:
+        assert key in original, key
+        assert key in exported, key
+        assert "id" not in exported[key]["metadata"], key
+    # A display name that says nothing of the name ("General support (dev)") cannot prove it:
+    # adopted by id, under a name of its display name.
+    general = exported[("Queue", "general-support-dev")]
+    assert general["metadata"]["id"] == str(
+        uuid.uuid5(uuid.UUID(NAMESPACE), "Queue/general-support")
+    )
+    project = yaml.safe_load((folder / "reconciler.yaml").read_text())
+    assert project == {"namespace": NAMESPACE, "environments": {"dev": {"target": DB}}}
+    environment_from_readme(folder, monkeypatch, gbm_name(folder))
+    code, result = plan(capsys, folder)
+    assert code == 0
+    assert {c["action"] for c in result["changes"]} == {"noop"}
+
+
+def test_exporting_twice_writes_the_same_bytes(applied, capsys):
+    assert export(capsys, "first")[0] == 0
+    assert export(capsys, "second")[0] == 0
+    first, second = files(applied / "first"), files(applied / "second")
+    assert first == second
+    assert set(first) == {
+        "README.md",
+        "reconciler.yaml",
+        "queues.yaml",
+        "facebook-accounts.yaml",
+        "google-business-messages-accounts.yaml",
+        "workstreams.yaml",
+        "routing/facebook-support.yaml",
+        "routing/gbm-stores.yaml",
+    }
+    code, out, _ = export(capsys, "first")
+    assert code == 0
+    assert "8 files unchanged" in out
+    assert "wrote" not in out
+    assert files(applied / "first") == first
+
+
+def test_routing_files_hold_a_workstreams_rule_sets_in_the_order_they_run(applied, capsys):
+    assert export(capsys, "exported")[0] == 0
+    text = (applied / "exported" / "routing" / "facebook-support.yaml").read_text()
+    names = [d["metadata"]["name"] for d in yaml.safe_load_all(text)]
+    assert names == ["facebook-support-classification", "facebook-support-routing"]
+    queues = [
+        d["metadata"]["name"] for d in documents(applied / "exported") if d["kind"] == "Queue"
+    ]
+    assert queues == sorted(queues)
+
+
+def test_defaults_are_left_out_and_durations_use_their_largest_exact_unit(applied, capsys):
+    assert export(capsys, "exported")[0] == 0
+    exported = {
+        (d["kind"], d["metadata"]["name"]): d["spec"] for d in documents(applied / "exported")
+    }
+    assert exported[("Queue", "overflow-support")] == {"priority": 20}
+    facebook = exported[("Workstream", "facebook-support")]
+    assert facebook["autoCloseAfterInactivity"] == "2d"
+    assert "automatedMessages" not in facebook  # true is the default
+    text = (applied / "exported" / "workstreams.yaml").read_text()
+    assert 'autoCloseAfterInactivity: "2d"' in text
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+def test_no_secret_value_is_written_or_shown(applied, capsys):
+    code, out, err = export(capsys, "exported", "-v")
+    assert code == 0
+    written = b"".join(files(applied / "exported").values()).decode()
+    for marker in MARKERS:
+        assert marker not in written + out + err
+    # Every secret is a fromEnv reference named in the README.
+    readme = (applied / "exported" / "README.md").read_text()
+    references = re.findall(r"fromEnv: ([A-Z0-9_]+)", written)
+    assert len(references) == 5
+    assert len(set(references)) == 5
+    assert all(f"`{name}`" in readme for name in references)
+
+
+# --- the folder ---------------------------------------------------------------------------------
+
+
+def test_a_folder_holding_other_files_is_refused_and_left_alone(applied, capsys):
+    folder = applied / "mine"
+    folder.mkdir()
+    (folder / "queues.yaml").write_text("# my own\n")
+    code, out, err = export(capsys, "mine")
+    assert code == 1
+    assert out == ""
+    assert err.startswith("error: --out mine holds files an export did not write")
+    assert (folder / "queues.yaml").read_text() == "# my own\n"
+    assert [p.name for p in folder.iterdir()] == ["queues.yaml"]
+
+
+def test_a_file_an_earlier_export_did_not_write_is_refused(applied, capsys):
+    assert export(capsys, "exported")[0] == 0
+    (applied / "exported" / "notes.txt").write_text("keep me")
+    code, _, err = export(capsys, "exported")
+    assert code == 1
+    assert "notes.txt" in err
+    assert (applied / "exported" / "notes.txt").read_text() == "keep me"
+
+
+def test_out_must_not_be_a_file(applied, capsys):
+    (applied / "a-file").write_text("x")
+    code, _, err = export(capsys, "a-file")
+    assert code == 1
+    assert "is a file, not a folder" in err
+
+
+def test_a_reexport_removes_what_the_org_no_longer_holds_and_keeps_the_project_file(
+    applied, capsys
+):
+    assert export(capsys, "exported")[0] == 0
+    folder = applied / "exported"
+    stale = folder / "routing" / "gone.yaml"
+    stale.write_text("---\n")
+    project = folder / "reconciler.yaml"
+    edited = project.read_text() + "safety:\n  maxDeletePercent: 10\n"
+    project.write_text(edited)
+    (folder / ".git").mkdir()  # hidden entries are not the export's business
+    code, out, _ = export(capsys, "exported")
+    assert code == 0
+    assert not stale.exists()
+    assert f"removed {Path('exported/routing/gone.yaml')}" in out
+    assert project.read_text() == edited
+
+
+def test_the_namespace_of_an_earlier_export_is_kept_and_must_not_be_contradicted(applied, capsys):
+    assert export(capsys, "exported", "--namespace", NAMESPACE)[0] == 0
+    assert export(capsys, "exported")[0] == 0
+    assert NAMESPACE in (applied / "exported" / "reconciler.yaml").read_text()
+    other = "00000000-0000-4000-8000-000000000001"
+    code, _, err = export(capsys, "exported", "--namespace", other)
+    assert code == 1
+    assert "differs from the namespace" in err
+    code, _, err = export(capsys, "elsewhere", "--namespace", "not-a-uuid")
+    assert code == 1
+    assert "--namespace expects a UUID" in err
+
+
+def test_kind_exports_only_those_kinds(applied, capsys):
+    code, _out, err = export(capsys, "queues", "--kind", "Queue")
+    assert (code, err) == (0, ""), err
+    assert set(files(applied / "queues")) == {"README.md", "reconciler.yaml", "queues.yaml"}
+    assert (
+        "Only these kinds were exported: `Queue`" in (applied / "queues" / "README.md").read_text()
+    )
+    code, _, err = export(capsys, "queues", "--kind", "Queues")
+    assert code == 1
+    assert "invalid choice: 'Queues'" in err
+
+
+def test_an_empty_org_exports_no_manifests(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = export(capsys, "exported")
+    assert (code, err) == (0, "")
+    assert "Exported nothing (0 records)" in out
+    assert set(files(tmp_path / "exported")) == {"README.md", "reconciler.yaml"}
+    readme = (tmp_path / "exported" / "README.md").read_text()
+    assert "The exported records hold no secrets." in readme
+    assert "Every record was exported." in readme
