@@ -54,7 +54,8 @@ emulator: $(VENV)/.installed-run
 	$(BIN)/reconciler emulator serve
 
 # Figures, not tests: plan a 1,000-manifest project against the local target, and apply a
-# 1,000-record project to a served emulator with 20 ms latency at parallelism 1 and 16.
+# 1,000-record project to a served emulator with 20 ms latency at parallelism 1 and 16, and
+# export a 2,000-record org (then plan the export against it).
 bench: $(VENV)/.installed-run
 	$(BIN)/python tests/bench/plan_bench.py
 	$(BIN)/python tests/bench/apply_bench.py
