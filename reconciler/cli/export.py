@@ -90,7 +90,7 @@ def _counts(done: Exported) -> str:
 def report(done: Exported, args: argparse.Namespace) -> None:
     color = use_color(sys.stderr, args.no_color)
     for item in done.export.skipped:
-        line = f"skipped {item.kind} {clean(item.name)!r} ({item.id}): {clean(item.reason)}"
+        line = f"skipped {item.kind} {clean(repr(item.name))} ({item.id}): {clean(item.reason)}"
         sys.stderr.write(f"{paint('warning:', 'yellow', color)} {line}\n")
     out = Path(args.out)
     export = done.export

@@ -242,6 +242,8 @@ class _Exporter:
             assert kind.parent is not None
             seen: dict[str, set[str]] = {}
             rows = sorted(self.rows[kind.name], key=_by_id(kind))
+            # Of two with one name, the one serving a workstream is kept.
+            rows.sort(key=lambda row: row.get(lookup("msdyn_liveworkstreamid")) is None)
             rows.sort(key=lambda row: k.name_of_row(kind, row).casefold())
             for row in rows:
                 name = k.name_of_row(kind, row)

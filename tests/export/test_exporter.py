@@ -319,7 +319,8 @@ def test_pages_sharing_a_name_or_a_workstream_are_skipped_after_the_first(tmp_pa
     rows = target()
     twin = dict(rows["FacebookPage"][org.PAGE_SPARE])
     twin.update(
-        msdyn_ocfbpageid="ffffffff-0000-4000-8000-000000000001",
+        # Its id sorts first, but the page serving a workstream is the one kept.
+        msdyn_ocfbpageid="00000000-0000-4000-8000-000000000001",
         msdyn_fbpagename="contoso nl",
         msdyn_fbpageid="999",
     )
