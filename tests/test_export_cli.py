@@ -122,7 +122,8 @@ def test_an_export_under_another_namespace_adopts_every_record_by_id(applied, ca
     assert all(uuid.UUID(d["metadata"]["id"]) for d in exported)
     project = yaml.safe_load((applied / "exported" / "reconciler.yaml").read_text())
     assert project["namespace"] != NAMESPACE
-    assert project["environments"] == {"default": {"target": DB}}
+    # A local database is named from the folder, where `reconciler plan` runs.
+    assert project["environments"] == {"default": {"target": "local:../.reconciler/dev.db"}}
 
 
 def test_with_the_projects_namespace_its_records_keep_their_names(applied, capsys, monkeypatch):
@@ -153,7 +154,10 @@ def test_with_the_projects_namespace_its_records_keep_their_names(applied, capsy
         uuid.uuid5(uuid.UUID(NAMESPACE), "Queue/general-support")
     )
     project = yaml.safe_load((folder / "reconciler.yaml").read_text())
-    assert project == {"namespace": NAMESPACE, "environments": {"dev": {"target": DB}}}
+    assert project == {
+        "namespace": NAMESPACE,
+        "environments": {"dev": {"target": "local:../.reconciler/dev.db"}},
+    }
     environment_from_readme(folder, monkeypatch, gbm_name(folder))
     code, result = plan(capsys, folder)
     assert code == 0
@@ -261,6 +265,11 @@ def test_a_reexport_removes_what_the_org_no_longer_holds_and_keeps_the_project_f
     folder = applied / "exported"
     stale = folder / "routing" / "gone.yaml"
     stale.write_text("---\n")
+    # As an earlier export that wrote it would have listed it.
+    readme = folder / "README.md"
+    readme.write_text(
+        readme.read_text().replace("## Files\n\n", "## Files\n\n| `routing/gone.yaml` | x |\n", 1)
+    )
     project = folder / "reconciler.yaml"
     edited = project.read_text() + "safety:\n  maxDeletePercent: 10\n"
     project.write_text(edited)
@@ -306,3 +315,53 @@ def test_an_empty_org_exports_no_manifests(tmp_path, monkeypatch, capsys):
     readme = (tmp_path / "exported" / "README.md").read_text()
     assert "The exported records hold no secrets." in readme
     assert "Every record was exported." in readme
+
+
+def test_a_file_shaped_like_the_exports_but_written_by_hand_is_never_removed(applied, capsys):
+    assert export(capsys, "exported")[0] == 0
+    mine = applied / "exported" / "routing" / "my-extra.yaml"
+    mine.write_text("# mine\n")
+    code, _, err = export(capsys, "exported")
+    assert code == 1
+    assert "routing/my-extra.yaml" in err
+    assert mine.read_text() == "# mine\n"
+
+
+def test_exporting_again_reads_the_org_the_folder_came_from(applied, capsys, monkeypatch):
+    assert export(capsys, "exported")[0] == 0
+    before = files(applied / "exported")
+    code, out, err = run(capsys, "export", "--out", "exported")  # no --target
+    assert (code, err) == (0, "")
+    assert "from local:.reconciler/dev.db" in out
+    assert files(applied / "exported") == before
+    # And `reconciler plan` in the folder plans against that org.
+    environment_from_readme(applied / "exported", monkeypatch, gbm_name(applied / "exported"))
+    monkeypatch.chdir(applied / "exported")
+    code, out, err = run(capsys, "plan", "--detailed-exitcode")
+    assert (code, err) == (0, ""), out + err
+    assert "No changes." in out
+
+
+def test_a_partial_export_reports_and_asks_only_for_what_it_wrote(applied, capsys):
+    code, out, _ = export(capsys, "exported", "--kind", "Queue")
+    assert code == 0
+    assert out.startswith("Exported 6 queues (6 records) from")
+    assert "secret variable" not in out
+    readme = (applied / "exported" / "README.md").read_text()
+    assert "fromEnv" not in readme
+    assert "The exported records hold no secrets." in readme
+    # A full export afterwards takes the folder over; a partial one keeps the other kinds.
+    assert export(capsys, "exported")[0] == 0
+    code, out, _ = export(capsys, "exported", "--kind", "Queue")
+    assert code == 0
+    assert "removed" not in out
+    assert (applied / "exported" / "workstreams.yaml").exists()
+    assert "`workstreams.yaml`" in (applied / "exported" / "README.md").read_text()
+    assert export(capsys, "exported")[0] == 0
+
+
+def test_an_environment_name_the_project_file_refuses_is_refused(applied, capsys):
+    code, _, err = export(capsys, "exported", "--env", "my env")
+    assert code == 1
+    assert "--env 'my env' cannot name an environment" in err
+    assert not (applied / "exported").exists()

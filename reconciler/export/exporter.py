@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime
+import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.diagnostics import Diagnostic
+from reconciler.manifest.variables import substitute
 from reconciler.manifest.yaml_loader import SourceDocument, load_text
 from reconciler.mapping import kinds as k
 from reconciler.mapping.desired import desired_records
@@ -48,6 +51,10 @@ from .text import dump
 
 MANIFEST_KINDS = (k.QUEUE, k.FACEBOOK_ACCOUNT, k.GBM_ACCOUNT, k.WORKSTREAM, k.RULE_SET)
 CHANNEL_INSTANCES = {k.FACEBOOK_ACCOUNT.name: k.FACEBOOK_PAGE, k.GBM_ACCOUNT.name: k.GBM_AGENT}
+MANIFEST_KIND = {
+    k.FACEBOOK_PAGE.name: k.FACEBOOK_ACCOUNT.name,
+    k.GBM_AGENT.name: k.GBM_ACCOUNT.name,
+}
 SERVES = {"facebook": k.FACEBOOK_PAGE, "google-business-messages": k.GBM_AGENT}
 # docs/domain.md §2: the channels of msdyn_streamsource the manifests do not describe.
 OTHER_CHANNELS = {
@@ -67,6 +74,7 @@ FALLBACK_NAMES = {
 }
 EXPORT_NAMESPACE_ROOT = uuid.UUID("6f1d3c2a-8b4e-5a7f-9c0d-2e4b6a8c0f13")
 MAX_NAME = 63
+NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def default_namespace(organization_id: str | None) -> uuid.UUID:
@@ -82,6 +90,8 @@ class Skipped:
     name: str
     id: str
     reason: str
+    owned: bool = False
+    """Made under the export's namespace: ``plan --prune`` on the export would delete it."""
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name!r} ({self.id}): {self.reason}"
@@ -104,6 +114,26 @@ class Export:
     """Rows the documents describe, pages and agents included."""
     rounds: int
     """Times the proof ran (1 when nothing had to be skipped by it)."""
+
+    def only(self, kinds: Collection[str]) -> Export:
+        """The part of the export that writes manifests of ``kinds``."""
+        keep = [i for i, d in enumerate(self.documents) if d["kind"] in kinds]
+        documents = [self.documents[i] for i in keep]
+        holders = {
+            name: (address, path)
+            for name, (address, path) in self.holders.items()
+            if address.split("/", 1)[0] in kinds
+        }
+        children = sum(len(d["spec"].get("pages", d["spec"].get("agents", []))) for d in documents)
+        return dataclasses.replace(
+            self,
+            documents=documents,
+            texts=[self.texts[i] for i in keep],
+            holders=holders,
+            secrets={name: self.secrets[name] for name in holders},
+            skipped=[s for s in self.skipped if MANIFEST_KIND.get(s.kind, s.kind) in kinds],
+            records=len(documents) + children,
+        )
 
 
 @dataclass
@@ -134,8 +164,15 @@ def _unique(base: str, taken: set[str]) -> str:
 
 
 class _Exporter:
-    def __init__(self, snapshot: Snapshot, namespace: uuid.UUID, today: datetime.date) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        namespace: uuid.UUID,
+        today: datetime.date,
+        previous: Mapping[tuple[str, str], str],
+    ) -> None:
         self.snapshot = snapshot
+        self.previous = previous
         self.namespace = namespace
         self.today = today
         self.rows: dict[str, tuple[Row, ...]] = {
@@ -167,6 +204,13 @@ class _Exporter:
                     names[str(row[_pk(kind)])] = name
                     taken.add(name)
                     self.proved.add(f"{kind.name}/{name}")
+            # Then the names an earlier export gave, so references to them keep their meaning.
+            for row in self.rows[kind.name]:
+                row_id = str(row[_pk(kind)])
+                name = self.previous.get((kind.name, row_id))
+                if row_id not in names and name and NAME.match(name) and name not in taken:
+                    names[row_id] = name
+                    taken.add(name)
             rest = [row for row in self.rows[kind.name] if str(row[_pk(kind)]) not in names]
             # Rows of the org first, then system rows: "Default messaging queue" yields.
             rest.sort(key=_by_id(kind))
@@ -187,9 +231,10 @@ class _Exporter:
     def order_rule_sets(self) -> None:
         """Classification sets run in name order: when their display names sort otherwise
         than the org runs them, their names start with their step order (``1-vip``)."""
-        order = {
-            row.get(lookup("msdyn_rulesetid")): row.get("msdyn_steporder")
+        order: dict[str, int] = {
+            str(row.get(lookup("msdyn_rulesetid"))): row["msdyn_steporder"]
             for row in self.rows[k.ROUTING_STEP.name]
+            if isinstance(row.get("msdyn_steporder"), int)
         }
         by_workstream: dict[str, list[_Unit]] = {}
         for unit in self._units(k.RULE_SET):
@@ -198,19 +243,21 @@ class _Exporter:
             contract = self.resolver.addresses.get(
                 unit.row.get(lookup("msdyn_inputcontractid")) or ""
             )
-            if contract is not None and isinstance(order.get(unit.id), int):
+            if contract is not None and unit.id in order:
                 by_workstream.setdefault(contract, []).append(unit)
         for units in by_workstream.values():
             running = sorted(units, key=lambda u: (order[u.id], u.id))
             if [u.address for u in running] == sorted(u.address for u in units):
                 continue
             taken = self.taken[k.RULE_SET.name]
+            width = len(str(max(order[u.id] for u in running)))  # "02-" sorts before "10-"
             for unit in running:
                 if unit.address in self.proved:
                     continue
                 taken.discard(unit.address.split("/", 1)[1])
                 base = slug(k.name_of_row(unit.kind, unit.row)) or FALLBACK_NAMES[k.RULE_SET.name]
-                name = _unique(f"{order[unit.id]}-{base}"[:MAX_NAME].rstrip("-"), taken)
+                prefix = f"{order[unit.id]:0{width}d}"
+                name = _unique(f"{prefix}-{base}"[:MAX_NAME].rstrip("-"), taken)
                 del self.units[unit.address], self.resolver.ids[unit.address]
                 unit.address = f"{k.RULE_SET.name}/{name}"
                 self.units[unit.address] = unit
@@ -244,7 +291,7 @@ class _Exporter:
             rows = sorted(self.rows[kind.name], key=_by_id(kind))
             # Of two with one name, the one serving a workstream is kept.
             rows.sort(key=lambda row: row.get(lookup("msdyn_liveworkstreamid")) is None)
-            rows.sort(key=lambda row: k.name_of_row(kind, row).casefold())
+            rows.sort(key=lambda row: k.name_of_row(kind, row))
             for row in rows:
                 name = k.name_of_row(kind, row)
                 account = accounts.get(row.get(lookup(kind.parent)) or "")
@@ -253,7 +300,7 @@ class _Exporter:
                     reason = "it belongs to no account the export reads"
                 elif not name.strip():
                     reason = "it has no name"
-                elif name.casefold() in seen.setdefault(account.address, set()):
+                elif name in seen.setdefault(account.address, set()):
                     reason = (
                         f"another {_noun(kind)} of {account.address} has the name {name!r} "
                         "(names are unique within an account)"
@@ -262,7 +309,7 @@ class _Exporter:
                     self.listed.append(Skipped(kind.name, name, str(row[_pk(kind)]), reason))
                     continue
                 assert account is not None
-                seen[account.address].add(name.casefold())
+                seen[account.address].add(name)
                 address = f"{account.address}/{name}"
                 self.units[address] = _Unit(kind, row, address, needs=[account.address])
                 self.resolver.add(address, str(row[_pk(kind)]))
@@ -311,14 +358,44 @@ class _Exporter:
                 )
             else:
                 unit.needs.append(instance)
+        live = self.live_configurations()
+        configuration_of = {
+            row.get(lookup("msdyn_rulesetid")): row.get(lookup("msdyn_routingconfigurationid"))
+            for row in self.rows[k.ROUTING_STEP.name]
+        }
         for unit in self._units(k.RULE_SET):
             assert unit.found is not None
             fields = dict(unit.found.fields)
-            unit.needs.append(f"Workstream/{fields['workstream']}")
+            workstream = f"Workstream/{fields['workstream']}"
+            configuration = configuration_of.get(unit.id)
+            if (
+                configuration is not None
+                and workstream in self.resolver.ids
+                and configuration != live.get(self.resolver.ids[workstream])
+            ):
+                self.skips.setdefault(
+                    unit.address,
+                    f"it runs in a routing configuration of {workstream} that is not the "
+                    "active one",
+                )
+            unit.needs.append(workstream)
             for rule in fields.get("rules") or ():
                 route = rule.get("routeTo") if isinstance(rule, dict) else None
                 shares = route if isinstance(route, list) else [{"queue": route}] if route else []
                 unit.needs += [f"Queue/{share.get('queue')}" for share in shares]
+
+    def live_configurations(self) -> dict[str, str]:
+        """Workstream id → the routing configuration planning takes as its own (the active
+        one first, then by id)."""
+        kind = k.ROUTING_CONFIGURATION
+        rows = sorted(self.rows[kind.name], key=_by_id(kind))
+        rows.sort(key=lambda row: not row.get("msdyn_isactiveconfiguration"))
+        live: dict[str, str] = {}
+        for row in rows:
+            workstream = row.get(lookup("msdyn_liveworkstreamid"))
+            if isinstance(workstream, str):
+                live.setdefault(workstream, str(row[_pk(kind)]))
+        return live
 
     def cannot_express(self, unit: _Unit) -> str | None:
         """Why a row cannot be written as a manifest, for what the codecs can tell at once."""
@@ -387,8 +464,8 @@ class _Exporter:
         for document, text in zip(assembled.documents, texts, strict=True):
             label = f"{document['kind']}/{document['metadata']['name']}"
             loaded = load_text(text, label)
-            if loaded.diagnostics or len(loaded.documents) != 1:  # pragma: no cover - own YAML
-                failures[label] = "its YAML does not read back as written"
+            if loaded.diagnostics:  # e.g. conditions nesting deeper than manifests may
+                failures[label] = f"the manifests cannot hold it: {loaded.diagnostics[0].message}"
                 continue
             sources[label] = loaded.documents[0]
         built = build_documents(list(sources.values()), {})
@@ -465,7 +542,9 @@ class _Exporter:
             unit = self.units[address]
             if unit.system and address not in used:
                 continue
-            out.append(Skipped(unit.kind.name, k.name_of_row(unit.kind, unit.row), unit.id, reason))
+            owned = unit.id == record_id(self.namespace, address)
+            name = k.name_of_row(unit.kind, unit.row)
+            out.append(Skipped(unit.kind.name, name, unit.id, reason, owned))
         return sorted(out, key=lambda s: (k.STAGE[s.kind], s.name.casefold(), s.id))
 
     def _units(self, kind: k.RecordKind) -> Iterator[_Unit]:
@@ -532,12 +611,17 @@ def _unit_at(source: SourceDocument, diagnostic: Diagnostic) -> str:
         index = path[2]
         items = source.data["spec"][path[1]]
         if isinstance(index, int) and isinstance(items[index], dict):
-            return f"{source.file}/{items[index].get('name')}"
+            name, _ = substitute(items[index].get("name"), {})  # as written: "$${" for "${"
+            return f"{source.file}/{name}"
     return source.file
 
 
 def build_export(
-    snapshot: Snapshot, namespace: uuid.UUID, today: datetime.date | None = None
+    snapshot: Snapshot,
+    namespace: uuid.UUID,
+    today: datetime.date | None = None,
+    previous: Mapping[tuple[str, str], str] | None = None,
 ) -> Export:
-    """The manifests for ``snapshot``; a plan of them against it shows only ``noop``."""
-    return _Exporter(snapshot, namespace, today or datetime.date.today()).run()
+    """The manifests for ``snapshot``; a plan of them against it shows only ``noop``.
+    ``previous`` maps (kind, id) to the name an earlier export gave the record."""
+    return _Exporter(snapshot, namespace, today or datetime.date.today(), previous or {}).run()

@@ -16,6 +16,7 @@ files an earlier export wrote that this one does not are removed, nothing else i
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import uuid
 from collections import defaultdict
@@ -29,6 +30,7 @@ import yaml
 from reconciler.errors import UsageError
 from reconciler.export.exporter import Export
 from reconciler.render import markdown as md
+from reconciler.targets import Target
 
 PROJECT_FILE = "reconciler.yaml"
 README = "README.md"
@@ -40,6 +42,7 @@ KIND_FILES = {
     "Workstream": "workstreams.yaml",
 }
 ROUTING_FOLDER = "routing"
+_LISTED = re.compile(r"^\| `([^`|]+)` \|", re.M)  # a file in the README's table
 KINDS = (*KIND_FILES, "RoutingRuleSet")
 WHAT = {
     "Queue": "queues",
@@ -74,6 +77,14 @@ def manifest_files(export: Export, kinds: Iterable[str] = KINDS) -> dict[str, st
     return {path: "".join(text for _, text in grouped[path]) for path in sorted(grouped)}
 
 
+def target_text(target: Target, folder: Path) -> str:
+    """The target as the project file names it: a local database by its path from the
+    folder, where `reconciler plan` runs."""
+    if target.kind == "local" and target.path is not None:
+        return f"local:{Path(os.path.relpath(target.path.resolve(), folder.resolve())).as_posix()}"
+    return target.url
+
+
 def project_file(export: Export, target: str, environment: str) -> str:
     data = {"namespace": str(export.namespace), "environments": {environment: {"target": target}}}
     head = (
@@ -84,6 +95,7 @@ def project_file(export: Export, target: str, environment: str) -> str:
 
 
 def readme(export: Export, target: str, files: Sequence[str], kinds: Sequence[str]) -> str:
+    """The README of an export (``export`` as ``Export.only(kinds)`` gives it)."""
     lines = [
         README_TITLE,
         "",
@@ -137,6 +149,11 @@ def readme(export: Export, target: str, files: Sequence[str], kinds: Sequence[st
         lines += [
             f"- {md.text(item.kind)} {md.code(item.name)} ({md.code(item.id)}): "
             f"{md.text(item.reason)}"
+            + (
+                ". **This project's namespace made it: `plan --prune` would delete it.**"
+                if item.owned
+                else ""
+            )
             for item in export.skipped
         ]
     else:
@@ -172,7 +189,7 @@ def _is_export_file(path: str) -> bool:
     return folder == ROUTING_FOLDER and "/" not in name and name.endswith(".yaml")
 
 
-def _owned(path: str, kinds: Sequence[str]) -> bool:
+def owned(path: str, kinds: Sequence[str]) -> bool:
     """Files an export of ``kinds`` writes or removes."""
     if path.startswith(f"{ROUTING_FOLDER}/"):
         return "RoutingRuleSet" in kinds
@@ -199,11 +216,15 @@ def check_folder(folder: Path) -> list[str]:
     present = existing_files(folder)
     if not present:
         return []
-    foreign = [path for path in present if not _is_export_file(path)]
     readme_path = folder / README
-    ours = readme_path.is_file() and readme_path.read_text(
-        encoding="utf-8", errors="replace"
-    ).startswith(README_TITLE)
+    text = (
+        readme_path.read_text(encoding="utf-8", errors="replace") if readme_path.is_file() else ""
+    )
+    ours = text.startswith(README_TITLE)
+    # Only what the earlier export's README lists is the export's: a file of the same shape
+    # written by hand (routing/extra.yaml) is not.
+    listed = {*_LISTED.findall(text), README, PROJECT_FILE}
+    foreign = [path for path in present if not _is_export_file(path) or path not in listed]
     if foreign or not ours:
         shown = ", ".join((foreign or present)[:3]) + ("..." if len(foreign or present) > 3 else "")
         raise UsageError(
@@ -213,17 +234,62 @@ def check_folder(folder: Path) -> list[str]:
     return present
 
 
-def existing_namespace(folder: Path) -> uuid.UUID | None:
-    """The namespace of the project file an earlier export left in ``folder``."""
+def _project(folder: Path) -> dict[str, Any] | None:
     path = folder / PROJECT_FILE
     if not path.is_file():
         return None
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        data = None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} cannot be read as a project file; fix it, or export elsewhere")
+    return data
+
+
+def existing_target(folder: Path) -> str | None:
+    """The target of the project file an earlier export left (when it names one), as seen
+    from the working directory."""
+    environments = (_project(folder) or {}).get("environments")
+    if not isinstance(environments, dict) or len(environments) != 1:
+        return None
+    (environment,) = environments.values()
+    target = environment.get("target") if isinstance(environment, dict) else None
+    if not isinstance(target, str):
+        return None
+    if target.startswith("local:") and not Path(target[len("local:") :]).is_absolute():
+        return f"local:{os.path.normpath(folder / target[len('local:') :])}"
+    return target
+
+
+def previous_names(folder: Path, files: Sequence[str]) -> dict[tuple[str, str], str]:
+    """(kind, metadata.id) → metadata.name in the manifests an earlier export wrote."""
+    names: dict[tuple[str, str], str] = {}
+    for relative in files:
+        if not relative.endswith(".yaml") or relative == PROJECT_FILE:
+            continue
+        try:
+            documents = list(yaml.safe_load_all((folder / relative).read_text(encoding="utf-8")))
+        except (OSError, yaml.YAMLError):
+            continue  # a file broken by hand gives no names; the export writes it again
+        for document in documents:
+            metadata = document.get("metadata") if isinstance(document, dict) else None
+            if isinstance(metadata, dict) and metadata.get("id") and metadata.get("name"):
+                names[(str(document.get("kind")), str(metadata["id"]))] = str(metadata["name"])
+    return names
+
+
+def existing_namespace(folder: Path) -> uuid.UUID | None:
+    """The namespace of the project file an earlier export left in ``folder``."""
+    data = _project(folder)
+    if data is None:
+        return None
+    try:
         return uuid.UUID(str(data["namespace"]))
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+    except (KeyError, ValueError):
         raise UsageError(
-            f"{path} has no namespace the export can read; fix it, or export elsewhere"
+            f"{folder / PROJECT_FILE} has no namespace the export can read; fix it, or export "
+            "elsewhere"
         ) from None
 
 
@@ -258,7 +324,7 @@ def write_folder(
                 continue
             _write(path, text)
             written.append(relative)
-        removed = [p for p in previous if p not in files and _owned(p, kinds)]
+        removed = [p for p in previous if p not in files and owned(p, kinds)]
         for relative in removed:
             (folder / relative).unlink(missing_ok=True)
         routing = folder / ROUTING_FOLDER

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from reconciler.state.reader import read_snapshot
 from reconciler.targets import Target, choose_target, connect
 
 DEFAULT_ENVIRONMENT = "default"
+ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_]*$")  # models/project.py
 
 
 @dataclass(frozen=True)
@@ -55,22 +57,34 @@ async def export_async(options: ExportOptions) -> Exported:
     if unknown:
         raise UsageError(f"--kind {unknown[0]} is not a kind; choose from {', '.join(f.KINDS)}")
     kinds = [kind for kind in f.KINDS if kind in options.kinds]
-    target = choose_target(options.target, options.environ)
+    environment = options.environment or DEFAULT_ENVIRONMENT
+    if not ENVIRONMENT_NAME.match(environment):
+        raise UsageError(
+            f"--env {environment!r} cannot name an environment of reconciler.yaml "
+            "(letters, digits, '-' and '_', starting with a letter or digit)"
+        )
     previous = f.check_folder(options.out)
+    # Exporting again reads the org the folder came from, unless told otherwise.
+    target = choose_target(options.target, options.environ, f.existing_target(options.out))
     namespace = _namespace(options.namespace, f.existing_namespace(options.out), options.out)
     async with connect(target, options.environ, retry=options.retry) as client:
         snapshot = await read_snapshot(client)
         requests = client.stats.total
-    export = build_export(
-        snapshot, namespace or default_namespace(snapshot.organization_id), options.today
+    whole = build_export(
+        snapshot,
+        namespace or default_namespace(snapshot.organization_id),
+        options.today,
+        f.previous_names(options.out, previous),
     )
+    export = whole.only(kinds)
+    named = f.target_text(target, options.out)
     files = {
-        f.PROJECT_FILE: f.project_file(
-            export, target.url, options.environment or DEFAULT_ENVIRONMENT
-        ),
+        f.PROJECT_FILE: f.project_file(export, named, environment),
         **f.manifest_files(export, kinds),
     }
-    files[f.README] = f.readme(export, target.url, list(files), kinds)
+    # Files of other kinds an earlier export wrote stay, and stay listed as the export's.
+    kept = [p for p in previous if p not in files and p != f.README and not f.owned(p, kinds)]
+    files[f.README] = f.readme(export, named, sorted([*files, *kept]), kinds)
     written = f.write_folder(options.out, files, previous, kinds)
     return Exported(export, target, files, written, requests)
 

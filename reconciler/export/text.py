@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from reconciler.manifest.variables import REFERENCE_RE
+
 _NOT_PLAIN = re.compile(r"^[-+.0-9~]|^(?:true|false|null|yes|no|on|off|y|n)$", re.IGNORECASE)
 
 
@@ -38,10 +40,10 @@ _Dumper.add_representer(str, _represent_str)
 
 
 def escape_variables(data: Any) -> Any:
-    """``data`` with ``${`` in every string value written as ``$${`` (keys are never
-    substituted, so they stay as they are)."""
+    """``data`` with every ``${...}`` substitution would replace written ``$${...}``, which it
+    gives back as written (a lone ``${`` stays as it is; keys are never substituted)."""
     if isinstance(data, str):
-        return data.replace("${", "$${")
+        return REFERENCE_RE.sub(lambda match: "$" + match.group(0), data)
     if isinstance(data, dict):
         return {key: escape_variables(value) for key, value in data.items()}
     if isinstance(data, list):

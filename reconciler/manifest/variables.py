@@ -15,7 +15,7 @@ from reconciler.manifest.yaml_loader import PathKey
 
 VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 VAR_NAME_RE = re.compile(rf"^{VAR_NAME}$")
-_REFERENCE_RE = re.compile(r"\$(\$?)\{([^}]*)\}")
+REFERENCE_RE = re.compile(r"\$(\$?)\{([^}]*)\}")
 
 Problem = tuple[PathKey, str, str]
 """Where (the path of the string), a diagnostic code, and the message."""
@@ -56,7 +56,7 @@ def substitute(data: Any, variables: Mapping[str, str]) -> tuple[Any, list[Probl
                 return match.group(0)
             return variables[name]
 
-        return _REFERENCE_RE.sub(replace, text)
+        return REFERENCE_RE.sub(replace, text)
 
     return walk(data, ()), problems
 

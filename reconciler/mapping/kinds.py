@@ -129,6 +129,15 @@ def _rules_field() -> FieldMap:
         except rulexml.RuleXmlError as exc:
             # Shown as the value before: the plan rewrites the rules from the manifest.
             return f"<rules the reconciler cannot read: {exc}>"
+        types = {number: name for name, number in RULE_SET_TYPES.items()}
+        kind = types.get(row.get("msdyn_rulesettype") or 0)
+        route = kind == "route-to-queue"
+        expected = rulexml.HIT_POLICY_ROUTE if route else rulexml.HIT_POLICY_CLASSIFY
+        if kind is not None and decoded.hit_policy != expected:
+            return (
+                f"<rules the reconciler cannot read: hit-policy {decoded.hit_policy!r} in a "
+                f"{kind} rule set>"
+            )
         return decoded.rules
 
     def write(value: Value, fields: Fields, address: str, resolver: Resolver) -> Row:

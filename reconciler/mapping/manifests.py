@@ -60,7 +60,7 @@ class _Assembler:
         self.found = found
         self.secret_name = secret_name
         self.out = Assembled()
-        self.owners: dict[str, str] = {}  # variable name → the secret it holds
+        self.references: list[tuple[dict[str, str], Found, str, Sensitive]] = []
 
     def of(self, kind: k.RecordKind) -> list[Found]:
         return [f for f in self.found if f.kind is kind]
@@ -69,15 +69,25 @@ class _Assembler:
         value = record.fields.get(path)
         if not isinstance(value, Sensitive):
             return None
-        name = self.secret_name(record.address, path)
-        owner = f"{record.address}/{path}"
-        if self.owners.setdefault(name, owner) != owner:
-            # "Store A" and "Store-A" read alike: the second gets a stable suffix of its own.
-            name += "_" + hashlib.sha256(owner.encode()).hexdigest()[:8].upper()
-            self.owners[name] = owner
-        self.out.secrets[name] = value
-        self.out.holders[name] = (record.address, path)
-        return {"fromEnv": name}
+        reference = {"fromEnv": self.secret_name(record.address, path)}
+        self.references.append((reference, record, path, value))
+        return reference
+
+    def name_secrets(self) -> None:
+        """Give each secret its variable. Names two secrets share ("Store A" and "Store-A"
+        read alike) all get a suffix of their own, so a variable never comes to hold another
+        record's secret when a look-alike appears."""
+        holders: dict[str, set[str]] = {}
+        for reference, record, path, _ in self.references:
+            holders.setdefault(reference["fromEnv"], set()).add(f"{record.address}/{path}")
+        for reference, record, path, value in self.references:
+            name = reference["fromEnv"]
+            if len(holders[name]) > 1:
+                owner = f"{record.address}/{path}"
+                name += "_" + hashlib.sha256(owner.encode()).hexdigest()[:8].upper()
+                reference["fromEnv"] = name
+            self.out.secrets[name] = value
+            self.out.holders[name] = (record.address, path)
 
     def keep(self, record: Found, spec: dict[str, Any], *paths: str) -> None:
         """Copy fields whose value is not the manifest's default."""
@@ -152,6 +162,7 @@ class _Assembler:
                 "rules": fields.get("rules") or [],
             }
             self.document("RoutingRuleSet", rule_set, spec)
+        self.name_secrets()
         return self.out
 
     def children(self, kind: k.RecordKind, account: str) -> list[Found]:

@@ -291,7 +291,10 @@ def decode(xml: str, *, queue_name: Callable[[str], str]) -> Decoded:
     rules, rule_ids = [], []
     for element in _children(containers[0], "rule"):
         rule_id, name = _attrs(element, "id", "name")
-        rules.append(_decode_rule(element, name, queue_name))
+        try:
+            rules.append(_decode_rule(element, name, queue_name))
+        except RecursionError:
+            raise RuleXmlError(f"the conditions of rule {_show(name)} nest too deep") from None
         rule_ids.append(rule_id)
     return Decoded(hit_policy=hit_policy, rules=rules, rule_ids=rule_ids)
 

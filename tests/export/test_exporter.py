@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -321,7 +322,7 @@ def test_pages_sharing_a_name_or_a_workstream_are_skipped_after_the_first(tmp_pa
     twin.update(
         # Its id sorts first, but the page serving a workstream is the one kept.
         msdyn_ocfbpageid="00000000-0000-4000-8000-000000000001",
-        msdyn_fbpagename="contoso nl",
+        msdyn_fbpagename="Contoso NL",
         msdyn_fbpageid="999",
     )
     rows["FacebookPage"]["twin"] = twin
@@ -331,8 +332,8 @@ def test_pages_sharing_a_name_or_a_workstream_are_skipped_after_the_first(tmp_pa
     rows["FacebookPage"][org.PAGE_SPARE]["_msdyn_ocwidgetlanguage_value"] = org.LANG_NL
     export = exported(rows, tmp_path)
     reasons = skipped(export)
-    assert reasons[("FacebookPage", "contoso nl")] == (
-        "another page of FacebookAccount/contoso-facebook has the name 'contoso nl' "
+    assert reasons[("FacebookPage", "Contoso NL")] == (
+        "another page of FacebookAccount/contoso-facebook has the name 'Contoso NL' "
         "(names are unique within an account)"
     )
     assert reasons[("FacebookPage", "Contoso Spare")] == (
@@ -405,3 +406,163 @@ def test_system_queues_are_exported_only_when_used_and_only_when_they_can_be(tmp
 def test_skipped_records_show_no_values():
     item = Skipped("Queue", "Claims", "1234", "reason")
     assert str(item) == "Queue 'Claims' (1234): reason"
+
+
+# --- found in review ----------------------------------------------------------------------------
+
+
+def test_only_what_substitution_would_replace_is_escaped(tmp_path):
+    rows = target()
+    texts = ["cost ${ unclosed", "cost ${ ${x}", "${A} and $${B}", "$${", "a $ {b}", "${}"]
+    for index, text in enumerate(texts):
+        add_queue(rows, f"Odd {index}", description=text)
+    export = exported(rows, tmp_path)
+    assert export.skipped == []
+    for index, text in enumerate(texts):
+        assert spec(export, "Queue", f"odd-{index}")["description"] == text
+
+
+def test_a_page_named_with_variable_syntax_is_skipped_alone(tmp_path):
+    rows = target()
+    page = rows["FacebookPage"][org.PAGE_SPARE]
+    page.update(msdyn_fbpagename="Shop ${X}", msdyn_fbpageid="not digits")
+    export = exported(rows, tmp_path)
+    assert list(skipped(export)) == [("FacebookPage", "Shop ${X}")]
+
+
+def test_ten_classification_sets_keep_their_order_in_their_names(tmp_path):
+    rows = target()
+    workstream = "Workstream/facebook-en"
+    for order in range(2, 11):  # facebook-en runs fb-en-classify first; nine more after it
+        address = f"RoutingRuleSet/extra-{order}"
+        rule_set = dict(rows["RoutingRuleSet"]["RoutingRuleSet/fb-en-classify"])
+        rule_set.update(
+            msdyn_decisionrulesetid=org.rid(address),
+            msdyn_name=f"{chr(ord('z') - order)} set",  # display names sort backwards
+            msdyn_uniquename=org.unique(address),
+        )
+        rows["RoutingRuleSet"][address] = rule_set
+        step = dict(rows["RoutingStep"]["RoutingRuleSet/fb-en-classify/step"])
+        step.update(
+            msdyn_routingconfigurationstepid=org.rid(f"{address}/step"),
+            _msdyn_rulesetid_value=org.rid(address),
+            msdyn_steporder=order,
+        )
+        rows["RoutingStep"][f"{address}/step"] = step
+    export = exported(rows, tmp_path, OTHER)
+    assert export.skipped == []
+    routing = f.manifest_files(export)["routing/facebook-en.yaml"]
+    order = [d["metadata"]["name"] for d in yaml.safe_load_all(routing)]
+    assert order[0] == "01-facebook-en-classify"
+    assert order[-1] == "10-p-set"
+    assert workstream.split("/")[1] in names(export, "Workstream")
+
+
+def test_rule_sets_of_an_inactive_routing_configuration_are_skipped_alone(tmp_path):
+    rows = target()
+    old = "Workstream/facebook-nl/old-routing"
+    rows["RoutingConfiguration"][old] = {
+        **rows["RoutingConfiguration"]["Workstream/facebook-nl/routing"],
+        "msdyn_routingconfigurationid": org.rid(old),
+        "msdyn_isactiveconfiguration": False,
+    }
+    address = "RoutingRuleSet/old-routing"
+    rows["RoutingRuleSet"][address] = {
+        **rows["RoutingRuleSet"]["RoutingRuleSet/fb-nl-routing"],
+        "msdyn_decisionrulesetid": org.rid(address),
+        "msdyn_name": "Old routing",
+    }
+    rows["RoutingStep"][f"{address}/step"] = {
+        **rows["RoutingStep"]["RoutingRuleSet/fb-nl-routing/step"],
+        "msdyn_routingconfigurationstepid": org.rid(f"{address}/step"),
+        "_msdyn_routingconfigurationid_value": org.rid(old),
+        "_msdyn_rulesetid_value": org.rid(address),
+    }
+    export = exported(rows, tmp_path)
+    assert skipped(export) == {
+        ("RoutingRuleSet", "Old routing"): "it runs in a routing configuration of "
+        "Workstream/facebook-nl that is not the active one"
+    }
+    assert "fb-nl-routing" in names(export, "RoutingRuleSet")
+
+
+def test_a_skipped_record_the_namespace_made_is_flagged_for_prune(tmp_path):
+    rows = target()
+    rows["Queue"]["Queue/claims"]["msdyn_assignmentstrategy"] = 192350002
+    export = exported(rows, tmp_path)
+    (item,) = export.skipped
+    assert item.owned
+    readme = f.readme(export, "local", [], f.KINDS)
+    assert "`plan --prune` would delete it" in readme
+    assert not exported(rows, tmp_path / "other", OTHER).skipped[0].owned
+
+
+def test_look_alike_secret_names_all_get_a_suffix_of_their_own(tmp_path):
+    rows = target()
+    agent = rows["GoogleBusinessMessagesAgent"][org.AGENT_C]
+    agent["msdyn_name"] = "Store-A"  # reads like "Store A"
+    export = exported(rows, tmp_path)
+    agents = [n for n in export.holders if "_STORE_A_" in n]
+    assert len(agents) == 2
+    assert all(re.fullmatch(r".*_STORE_A_CLIENTTOKEN_[0-9A-F]{8}", n) for n in agents)
+    assert "GOOGLEBUSINESSMESSAGESACCOUNT_CONTOSO_GBM_STORE_A_CLIENTTOKEN" not in export.holders
+
+
+def test_conditions_nesting_too_deep_skip_their_rule_set(tmp_path):
+    rows = target()
+    rule_set = rows["RoutingRuleSet"]["RoutingRuleSet/gbm-a-routing"]
+    leaf = {"field": "googleBusinessMessages.placeId", "op": "isNull"}
+    xml = org.rulexml.encode(
+        [{"name": "Deep", "when": {"not": leaf}, "routeTo": "dutch"}],
+        hit_policy="all",
+        rule_id=lambda _: "3f0e0000-0000-4000-8000-000000000001",
+        queue_id=lambda queue: org.rid(f"Queue/{queue}"),
+    )
+    opening = '<logical operator="NOT">'
+    start, end = xml.index(opening), xml.index("</logical>") + len("</logical>")
+    inner = xml[start:end]
+    # Deeper than a manifest may nest (60), and deeper than the decoder recurses (800).
+    for depth in (60, 800):
+        nested = opening * (depth - 1) + inner + "</logical>" * (depth - 1)
+        rule_set["msdyn_rulesetdefinition"] = xml[:start] + nested + xml[end:]
+        export = exported(rows, tmp_path / str(depth))
+        reason = skipped(export)[("RoutingRuleSet", "GBM store A routing")]
+        assert "deep" in reason, reason
+
+
+def test_rules_with_the_hit_policy_of_the_other_type_are_not_taken_as_theirs(tmp_path):
+    rows = target()
+    rule_set = rows["RoutingRuleSet"]["RoutingRuleSet/gbm-a-routing"]
+    rule_set["msdyn_rulesetdefinition"] = rule_set["msdyn_rulesetdefinition"].replace(
+        'hit-policy="all"', 'hit-policy="first"'
+    )
+    export = exported(rows, tmp_path)
+    assert skipped(export) == {
+        ("RoutingRuleSet", "GBM store A routing"): "its rules are in a form the reconciler "
+        "cannot read (hit-policy 'first' in a route-to-queue rule set)"
+    }
+
+
+def test_an_earlier_exports_names_are_kept(tmp_path):
+    rows = target()
+    previous = {("Queue", org.rid("Queue/vip-support")): "premium", ("Queue", "gone"): "x"}
+    state = snapshot(rows)
+    export = build_export(state, OTHER, TODAY, previous)
+    assert "premium" in names(export, "Queue")
+    add_queue(rows, "Premium")  # a newcomer whose slug is taken gets the suffix
+    export = build_export(snapshot(rows), OTHER, TODAY, previous)
+    assert {"premium", "premium-2"} <= set(names(export, "Queue"))
+    assert set(planned(export, snapshot(rows), tmp_path)) == {"noop"}
+
+
+def test_page_names_differing_in_case_are_two_pages(tmp_path):
+    rows = target()
+    twin = dict(rows["FacebookPage"][org.PAGE_SPARE])
+    twin.update(
+        msdyn_ocfbpageid=org.rid("twin"), msdyn_fbpagename="contoso spare", msdyn_fbpageid="7"
+    )
+    rows["FacebookPage"]["twin"] = twin
+    export = exported(rows, tmp_path)
+    assert export.skipped == []
+    pages = spec(export, "FacebookAccount", "contoso-facebook")["pages"]
+    assert [p["name"] for p in pages] == ["Contoso NL", "Contoso Spare", "contoso spare"]
