@@ -42,6 +42,7 @@ KIND_FILES = {
     "Workstream": "workstreams.yaml",
 }
 ROUTING_FOLDER = "routing"
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml if any
 _LISTED = re.compile(r"^\| `([^`|]+)` \|", re.M)  # a file in the README's table
 KINDS = (*KIND_FILES, "RoutingRuleSet")
 WHAT = {
@@ -269,7 +270,8 @@ def previous_names(folder: Path, files: Sequence[str]) -> dict[tuple[str, str], 
         if not relative.endswith(".yaml") or relative == PROJECT_FILE:
             continue
         try:
-            documents = list(yaml.safe_load_all((folder / relative).read_text(encoding="utf-8")))
+            text = (folder / relative).read_text(encoding="utf-8")
+            documents = list(yaml.load_all(text, Loader=_LOADER))
         except (OSError, yaml.YAMLError):
             continue  # a file broken by hand gives no names; the export writes it again
         for document in documents:
