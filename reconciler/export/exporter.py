@@ -379,10 +379,9 @@ class _Exporter:
                     "active one",
                 )
             unit.needs.append(workstream)
-            for rule in fields.get("rules") or ():
-                route = rule.get("routeTo") if isinstance(rule, dict) else None
-                shares = route if isinstance(route, list) else [{"queue": route}] if route else []
-                unit.needs += [f"Queue/{share.get('queue')}" for share in shares]
+            if unit.address not in self.skips:  # readable rules: the queues they route to
+                queues = unit.kind.references(fields)
+                unit.needs += [address for address in queues if address.startswith("Queue/")]
 
     def live_configurations(self) -> dict[str, str]:
         """Workstream id → the routing configuration planning takes as its own (the active

@@ -54,6 +54,7 @@ PRESENCES = {
     "offline": 192360004,
 }
 RULE_SET_TYPES = {"classification": 192350000, "route-to-queue": 192350001}  # UNCONFIRMED
+_RULE_SET_TYPE_NAMES = {number: name for name, number in RULE_SET_TYPES.items()}
 STEP_TYPES = {"classification": 192350000, "route-to-queue": 192350002}
 # Columns the manifests do not describe, set once when the reconciler creates a record.
 CAPACITY_UNITS = 192350000
@@ -129,8 +130,7 @@ def _rules_field() -> FieldMap:
         except rulexml.RuleXmlError as exc:
             # Shown as the value before: the plan rewrites the rules from the manifest.
             return f"<rules the reconciler cannot read: {exc}>"
-        types = {number: name for name, number in RULE_SET_TYPES.items()}
-        kind = types.get(row.get("msdyn_rulesettype") or 0)
+        kind = _RULE_SET_TYPE_NAMES.get(row.get("msdyn_rulesettype") or 0)
         route = kind == "route-to-queue"
         expected = rulexml.HIT_POLICY_ROUTE if route else rulexml.HIT_POLICY_CLASSIFY
         if kind is not None and decoded.hit_policy != expected:
