@@ -36,7 +36,7 @@ CASES = [
     ("yaml-syntax-error.yaml",                    1,  7,   5, E, "yaml-syntax",                  "flow mapping, did not find expected ',' or '}'"),
     ("duplicate-key.yaml",                        1,  9,   3, E, "duplicate-key",                "duplicate key 'priority' (first at line 7)"),
     ("alias-bomb.yaml",                           1,  7,  33, E, "alias-bomb",                   "refusing it as a possible alias bomb"),
-    ("yaml-recursive-alias.yaml",                 1,  5,   7, E, "yaml-recursive-alias",         "an alias refers to itself"),
+    ("yaml-recursive-alias.yaml",                 1,  8,  16, E, "yaml-recursive-alias",         "an alias refers to itself"),
     ("yaml-binary-tag.yaml",                      1,  8,  16, E, "yaml-tag",                     "unsupported YAML tag"),
     ("not-a-manifest.yaml",                       1,  9,   1, E, "not-a-manifest",               "a manifest document is a mapping"),
     # the document envelope

@@ -10,9 +10,9 @@ from reconciler.manifest.yaml_loader import load_file, load_text
 def parser(request, monkeypatch):
     """Every test runs on libyaml's parser (the default) and on PyYAML's pure-Python one."""
     if request.param == "python":
-        monkeypatch.setattr(yaml_loader, "_Composer", yaml_loader._PythonComposer)
+        monkeypatch.setattr(yaml_loader, "_Parser", yaml_loader._PythonParser)
     else:
-        assert yaml_loader._Composer is not yaml_loader._PythonComposer
+        assert yaml_loader._Parser is not yaml_loader._PythonParser
     return request.param
 
 
@@ -77,6 +77,9 @@ def test_anchors_aliases_and_merge_keys():
     assert data["one"] == {"a": 9, "b": 1}
     assert data["two"] == {"a": 1, "b": 1, "c": 2}  # earlier merge sources win
     assert data["list"] == [{"a": 1, "b": 1}]
+    aliased = only("a: &a {x: [1, 2]}\nb: *a\nc: {d: *a}\n")
+    assert aliased.data["b"] == aliased.data["c"]["d"] == {"x": [1, 2]}
+    assert aliased.positions[("c", "d", "x", 1)] == (1, 15)  # where the anchored value is
 
 
 def test_duplicate_keys_are_reported_at_the_second_key_and_the_first_value_is_kept():
@@ -175,3 +178,36 @@ def test_control_characters_are_located_by_line_and_column():
     assert diagnostic.code == "yaml-syntax"
     assert str(diagnostic.location) == "m.yaml:3:5"
     assert "control characters" in diagnostic.message or "special characters" in diagnostic.message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: *nowhere\n", "found undefined alias 'nowhere'"),
+        ("- &a 1\n- &a 2\n", "found duplicate anchor 'a'"),
+    ],
+)
+def test_undefined_aliases_and_duplicate_anchors_are_syntax_errors(text, message):
+    (diagnostic,) = load_text(text, "m.yaml").diagnostics
+    assert diagnostic.code == "yaml-syntax"
+    assert message in diagnostic.message
+
+
+def test_a_refused_document_does_not_stop_the_next_one():
+    result = load_text("a: &a [1, *a]\nb: 2\n---\nc: 3\n", "m.yaml")
+    assert [d.code for d in result.diagnostics] == ["yaml-recursive-alias"]
+    assert str(result.diagnostics[0].location) == "m.yaml:1:11"  # at the alias
+    assert [d.data for d in result.documents] == [{"c": 3}]
+
+
+def test_nesting_too_deep_stops_the_file_and_keeps_what_came_before():
+    result = load_text("a: 1\n---\nb: " + "[" * 100 + "]" * 100 + "\n---\nc: 3\n", "m.yaml")
+    assert [d.data for d in result.documents] == [{"a": 1}]
+    (diagnostic,) = result.diagnostics
+    assert diagnostic.code == "yaml-too-deep"
+    assert "the rest of the file is not read" in diagnostic.message
+
+
+def test_aliases_as_keys_and_non_specific_tags():
+    data = only("k: &k name\n*k : 2\nn: ! 12\nq: ! '12'\nm: 12\n").data
+    assert data == {"k": "name", "name": 2, "n": "12", "q": "12", "m": 12}

@@ -1,7 +1,8 @@
 """A safe YAML loader that remembers where every value came from.
 
-Documents are composed into nodes by PyYAML and then built into plain Python values here, so
-that each mapping entry and sequence item gets its ``line:column`` recorded under its path
+PyYAML's parser (libyaml's when present) turns the text into events, and the events of each
+document are built into plain Python values here (no node tree), so that each mapping entry and
+sequence item gets its ``line:column`` recorded under its path
 (``("spec", "rules", 2, "routeTo")``). Later stages look positions up by the same paths that
 pydantic reports in its errors.
 
@@ -15,13 +16,23 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from yaml.composer import Composer
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.composer import ComposerError
+from yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.resolver import BaseResolver
@@ -56,34 +67,23 @@ _CoreResolver.add_implicit_resolver(_TAG + "null", _NULL_RE, ["~", "n", "N", ""]
 _CoreResolver.add_implicit_resolver(_TAG + "merge", re.compile(r"^<<$"), ["<"])
 
 
-class _PythonComposer(Reader, Scanner, Parser, Composer, _CoreResolver):
-    """PyYAML's pure-Python scanner and parser."""
+class _PythonParser(Reader, Scanner, Parser, _CoreResolver):
+    """PyYAML's pure-Python scanner and parser: a stream of events."""
 
     def __init__(self, stream: str) -> None:
         Reader.__init__(self, stream)
         Scanner.__init__(self)
         Parser.__init__(self)
-        Composer.__init__(self)
         _CoreResolver.__init__(self)
 
 
-_Composer: Callable[[str], Any] = _PythonComposer
+_Parser: Callable[[str], Any] = _PythonParser
 if yaml.__with_libyaml__:  # pragma: no branch - the wheels on PyPI ship libyaml
     from yaml.cyaml import CParser  # type: ignore[attr-defined]
 
-    class _LibyamlComposer(Composer, CParser, _CoreResolver):
-        """libyaml's scanner and parser (15x faster) under PyYAML's Python composer.
-
-        libyaml's own composer recurses in C and crashes on hostile nesting; the Python one
-        raises RecursionError, which becomes a diagnostic.
-        """
-
-        def __init__(self, stream: str) -> None:
-            CParser.__init__(self, stream)
-            Composer.__init__(self)
-            _CoreResolver.__init__(self)
-
-    _Composer = _LibyamlComposer
+    _Parser = CParser
+    """libyaml's scanner and parser, about 10x faster. Only its events are used: its composer
+    recurses in C and crashes on hostile nesting; events are built into values here."""
 
 
 @dataclass
@@ -115,15 +115,16 @@ class LoadResult:
 class _DocumentError(Exception):
     """Stops building one document (alias bomb, recursion, nesting, bad tag)."""
 
-    def __init__(self, code: str, message: str, node: Node) -> None:
+    def __init__(self, code: str, message: str, event: Event) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.node = node
+        self.event = event
 
 
-def _position(node: Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+def _position(event: Event) -> tuple[int, int]:
+    mark: Any = event.start_mark  # parser events always carry their marks
+    return mark.line + 1, mark.column + 1
 
 
 def _offset_location(file: str, content: str | bytes, offset: int) -> Location:
@@ -141,16 +142,26 @@ _EXPLICIT_FORMS = {
 }
 
 
-def _scalar(node: ScalarNode) -> Any:
-    tag, text = node.tag, node.value
+_IMPLICIT = _CoreResolver.yaml_implicit_resolvers
+
+
+def _scalar(event: ScalarEvent) -> Any:
+    tag, text = event.tag, event.value
+    if tag is None or tag == "!":  # "!" (non-specific) makes a string, as YAML 1.2 says
+        tag = _TAG + "str"
+        if event.tag is None and event.implicit[0]:  # plain: typed by its form (core schema)
+            for candidate, form in _IMPLICIT.get(text[:1], ()):
+                if form.match(text):
+                    tag = candidate
+                    break
     if tag == _TAG + "str":
         return text
     form = _EXPLICIT_FORMS.get(tag)
     if form is None:
-        raise _DocumentError("yaml-tag", f"unsupported YAML tag {tag!r}", node)
+        raise _DocumentError("yaml-tag", f"unsupported YAML tag {tag!r}", event)
     if not form.match(text):  # only possible with an explicit tag such as !!int
         short = "!!" + tag.removeprefix(_TAG)
-        raise _DocumentError("yaml-tag", f"{text!r} is not a valid {short} value", node)
+        raise _DocumentError("yaml-tag", f"{text!r} is not a valid {short} value", event)
     if tag == _TAG + "null":
         return None
     if tag == _TAG + "bool":
@@ -169,103 +180,207 @@ def _scalar(node: ScalarNode) -> Any:
     return float(text)
 
 
-class _Builder:
-    """Builds plain values from one document's nodes, recording positions by path."""
+class _TooDeep(Exception):
+    """The text nests past ``MAX_DEPTH``: the rest of the file is not read."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, event: Event) -> None:
+        super().__init__("too deep")
+        self.event = event
+
+
+Next = Callable[[], Event]
+
+
+class _Builder:
+    """Builds one document's plain values straight from the parser's events, recording the
+    position of every value by path.
+
+    Only what an anchor marks is kept as events, to be built again where an alias names it.
+    The recursion is bounded: nothing deeper than ``MAX_DEPTH`` is built.
+    """
+
+    def __init__(self, file: str, parser: Any) -> None:
         self.file = file
+        self.parser = parser
         self.positions: dict[PathKey, tuple[int, int]] = {}
         self.diagnostics: list[Diagnostic] = []
         self.built = 0
-        self.distinct: set[int] = set()
-        self.active: set[int] = set()
+        self.written = 0
+        self.anchors: dict[str, list[Event]] = {}
+        self.recording: dict[str, list[Event]] = {}
+        """Anchors whose value is still being read, and its events so far."""
 
-    def build(self, node: Node, path: PathKey) -> Any:
+    def read(self) -> Event:
+        """The parser's next event, kept for every anchor being recorded."""
+        event: Event = self.parser.get_event()
+        for events in self.recording.values():
+            events.append(event)
+        return event
+
+    def build(self, event: Event, path: PathKey, next_: Next) -> Any:
+        live = next_ == self.read
+        if type(event) is AliasEvent:
+            return self._alias(event, path)
         self.built += 1
-        self.distinct.add(id(node))
-        if self.built > ALIAS_EXPANSION_ALLOWANCE + 10 * len(self.distinct):
+        if live:
+            self.written += 1
+        elif self.built > ALIAS_EXPANSION_ALLOWANCE + 10 * self.written:
             raise _DocumentError(
                 "alias-bomb",
                 f"aliases expand this document past {self.built - 1} values; refusing it as "
                 "a possible alias bomb",
-                node,
+                event,
             )
         if len(path) > MAX_DEPTH:
+            if live:
+                raise _TooDeep(event)
             raise _DocumentError(
-                "yaml-too-deep", f"document nests deeper than {MAX_DEPTH} levels", node
+                "yaml-too-deep", f"document nests deeper than {MAX_DEPTH} levels", event
             )
-        if isinstance(node, ScalarNode):
-            return _scalar(node)
-        if id(node) in self.active:
-            raise _DocumentError("yaml-recursive-alias", "an alias refers to itself", node)
-        self.active.add(id(node))
+        anchor: str | None = event.anchor  # type: ignore[attr-defined]
+        if anchor is not None and live:
+            if anchor in self.anchors or anchor in self.recording:
+                first = self.anchors.get(anchor) or self.recording[anchor]
+                raise ComposerError(
+                    f"found duplicate anchor {anchor!r}; first occurrence",
+                    first[0].start_mark,  # type: ignore[arg-type]
+                    "second occurrence",
+                    event.start_mark,  # type: ignore[arg-type]
+                )
+            if type(event) is ScalarEvent:
+                self.anchors[anchor] = [event]
+            else:
+                self.recording[anchor] = [event]
+        if type(event) is ScalarEvent:
+            return _scalar(event)
         try:
-            if isinstance(node, SequenceNode):
-                return self._sequence(node, path)
-            if isinstance(node, MappingNode):
-                return self._mapping(node, path)
+            if type(event) is SequenceStartEvent:
+                return self._sequence(event, path, next_)
+            return self._mapping(event, path, next_)
         finally:
-            self.active.discard(id(node))
-        raise _DocumentError("yaml-tag", "unsupported YAML node", node)  # pragma: no cover
+            if anchor is not None and live:
+                self.anchors[anchor] = self.recording.pop(anchor)
 
-    def _sequence(self, node: SequenceNode, path: PathKey) -> list[Any]:
-        if node.tag != _TAG + "seq":
-            raise _DocumentError("yaml-tag", f"unsupported YAML tag {node.tag!r}", node)
-        items = []
-        for index, child in enumerate(node.value):
-            self.positions[(*path, index)] = _position(child)
-            items.append(self.build(child, (*path, index)))
+    def _replay(self, alias: Event) -> tuple[Event, Next]:
+        """The first event an alias names, and the rest of them."""
+        name: str = alias.anchor  # type: ignore[attr-defined]
+        if name in self.recording:
+            raise _DocumentError("yaml-recursive-alias", "an alias refers to itself", alias)
+        events = self.anchors.get(name)
+        if events is None:
+            mark: Any = alias.start_mark
+            raise ComposerError(None, None, f"found undefined alias {name!r}", mark)
+        rest = iter(events)
+        return next(rest), rest.__next__
+
+    def _alias(self, alias: Event, path: PathKey) -> Any:
+        event, rest = self._replay(alias)
+        return self.build(event, path, rest)
+
+    def _sequence(self, start: Event, path: PathKey, next_: Next) -> list[Any]:
+        _check_tag(start, _TAG + "seq")
+        items: list[Any] = []
+        while type(event := next_()) is not SequenceEndEvent:
+            if type(event) is AliasEvent:
+                event, rest = self._replay(event)
+            else:
+                rest = next_
+            item = (*path, len(items))
+            self.positions[item] = _position(event)
+            items.append(self.build(event, item, rest))
         return items
 
-    def _mapping(self, node: MappingNode, path: PathKey) -> dict[str, Any]:
-        if node.tag != _TAG + "map":
-            raise _DocumentError("yaml-tag", f"unsupported YAML tag {node.tag!r}", node)
-        result: dict[str, Any] = {}
-        explicit: list[tuple[ScalarNode, Node]] = []
-        merges: list[Node] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _TAG + "merge":
-                merges.append(value_node)
-            elif isinstance(key_node, ScalarNode):
-                explicit.append((key_node, value_node))
-            else:
-                raise _DocumentError("yaml-key", "mapping keys must be plain scalars", key_node)
-        for merge in merges:
-            sources = merge.value if isinstance(merge, SequenceNode) else [merge]
-            # Earlier sources win over later ones, so apply them last.
-            for source in reversed(sources):
-                if not isinstance(source, MappingNode):
-                    raise _DocumentError(
-                        "yaml-merge", "a '<<' merge takes a mapping or a list of mappings", source
-                    )
-                result.update(self.build(source, path))
-        seen: dict[str, ScalarNode] = {}
-        for key_node, value_node in explicit:
-            key = key_node.value
-            if key in seen:
-                first = seen[key].start_mark.line + 1
-                line, column = _position(key_node)
+    def _mapping(self, start: Event, path: PathKey, next_: Next) -> dict[str, Any]:
+        _check_tag(start, _TAG + "map")
+        explicit: dict[str, Any] = {}
+        merges: list[tuple[dict[str, Any], dict[PathKey, tuple[int, int]]]] = []
+        seen: dict[str, Event] = {}
+        while type(key := next_()) is not MappingEndEvent:
+            if (
+                type(key) is ScalarEvent
+                and key.value == "<<"
+                and key.tag is None
+                and key.implicit[0]
+            ):
+                merges.append(self._merge(next_(), path, next_))
+                continue
+            if type(key) is AliasEvent:
+                key, _ = self._replay(key)
+            if type(key) is not ScalarEvent:
+                raise _DocumentError("yaml-key", "mapping keys must be plain scalars", key)
+            name = key.value
+            value = next_()
+            if name in seen:
+                first = _position(seen[name])[0]
+                line, column = _position(key)
                 self.diagnostics.append(
                     error(
                         "duplicate-key",
-                        f"duplicate key {key!r} (first at line {first}); the first value is kept",
+                        f"duplicate key {name!r} (first at line {first}); the first value is kept",
                         Location(self.file, line, column),
                     )
                 )
+                self._apart(value, (*path, name), next_)  # for its anchors and limits only
                 continue
-            seen[key] = key_node
-            self.positions[(*path, key)] = _position(key_node)
-            result[key] = self.build(value_node, (*path, key))
+            seen[name] = key
+            self.positions[(*path, name)] = _position(key)
+            explicit[name] = self.build(value, (*path, name), next_)
+        if not merges:
+            return explicit
+        result: dict[str, Any] = {}
+        depth = len(path)
+        for merged, positions in merges:
+            result.update(merged)
+            for at, position in positions.items():
+                if at[depth] not in explicit:
+                    self.positions[at] = position
+        result.update(explicit)
         return result
 
+    def _merge(
+        self, value: Event, path: PathKey, next_: Next
+    ) -> tuple[dict[str, Any], dict[PathKey, tuple[int, int]]]:
+        """A ``<<`` value (a mapping or a list of them) and its positions, kept apart."""
+        if type(value) is AliasEvent:
+            value, next_ = self._replay(value)
+        sources = []
+        if type(value) is SequenceStartEvent:
+            _check_tag(value, _TAG + "seq")
+            while type(item := next_()) is not SequenceEndEvent:
+                event, rest = self._replay(item) if type(item) is AliasEvent else (item, next_)
+                sources.append(self._source(event, path, rest))
+        else:
+            sources.append(self._source(value, path, next_))
+        merged: dict[str, Any] = {}
+        positions: dict[PathKey, tuple[int, int]] = {}
+        for data, found in reversed(sources):  # earlier sources win, so they come last
+            merged.update(data)
+            positions.update(found)
+        return merged, positions
 
-def _compose_all(text: str) -> Iterator[Node | None]:
-    composer: Any = _Composer(text)
-    try:
-        while composer.check_node():
-            yield composer.get_node()
-    finally:
-        composer.dispose()
+    def _source(
+        self, event: Event, path: PathKey, next_: Next
+    ) -> tuple[dict[str, Any], dict[PathKey, tuple[int, int]]]:
+        if type(event) is not MappingStartEvent:
+            raise _DocumentError(
+                "yaml-merge", "a '<<' merge takes a mapping or a list of mappings", event
+            )
+        return self._apart(event, path, next_)
+
+    def _apart(self, event: Event, path: PathKey, next_: Next) -> tuple[Any, dict[PathKey, Any]]:
+        """Build a value with its positions kept out of the document's."""
+        kept = self.positions
+        self.positions = {}
+        try:
+            return self.build(event, path, next_), self.positions
+        finally:
+            self.positions = kept
+
+
+def _check_tag(event: Event, default: str) -> None:
+    tag = getattr(event, "tag", None)
+    if tag not in (None, "!", default):
+        raise _DocumentError("yaml-tag", f"unsupported YAML tag {tag!r}", event)
 
 
 def _yaml_error_location(exc: yaml.YAMLError, file: str, text: str) -> Location:
@@ -291,18 +406,23 @@ def load_text(text: str, file: str) -> LoadResult:
     diagnostics: list[Diagnostic] = []
     index = 0
     uses_variables = "${" in text
+    parser: Any = None
     try:
-        for root in _compose_all(text):
-            if root is None:  # pragma: no cover - composer yields nodes only
-                continue
-            builder = _Builder(file)
+        parser = _Parser(text)  # the pure-Python reader checks the characters here
+        parser.get_event()  # StreamStartEvent
+        while type(parser.get_event()) is DocumentStartEvent:
+            builder = _Builder(file, parser)
+            root = builder.read()
             builder.positions[()] = _position(root)
             try:
-                data = builder.build(root, ())
+                data = builder.build(root, (), builder.read)
             except _DocumentError as exc:
-                line, column = _position(exc.node)
+                line, column = _position(exc.event)
                 diagnostics.append(error(exc.code, exc.message, Location(file, line, column)))
+                while type(parser.get_event()) is not DocumentEndEvent:
+                    pass  # the rest of the refused document
             else:
+                parser.get_event()  # DocumentEndEvent
                 if data is not None:  # an empty document (comments only) is skipped
                     documents.append(
                         SourceDocument(file, index, data, builder.positions, uses_variables)
@@ -313,10 +433,13 @@ def load_text(text: str, file: str) -> LoadResult:
         diagnostics.append(
             error("yaml-syntax", _yaml_error_message(exc), _yaml_error_location(exc, file, text))
         )
-    except RecursionError:
-        diagnostics.append(
-            error("yaml-too-deep", "document nests too deeply to parse", Location(file, 1, 1))
-        )
+    except _TooDeep as exc:
+        line, column = _position(exc.event)
+        message = f"document nests deeper than {MAX_DEPTH} levels; the rest of the file is not read"
+        diagnostics.append(error("yaml-too-deep", message, Location(file, line, column)))
+    finally:
+        if parser is not None:
+            parser.dispose()
     return LoadResult(documents, diagnostics)
 
 
