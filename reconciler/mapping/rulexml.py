@@ -93,6 +93,10 @@ _INTEGER = re.compile(r"-?[0-9]{1,1000}")
 _DECIMAL = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
 _DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_PLAIN = re.compile(
+    "[\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*"
+)
+"""Text with no character to escape (& < > " and the whitespace kept as references)."""
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 _ATTR_ESCAPES = _TEXT_ESCAPES | str.maketrans({'"': "&quot;", "\n": "&#10;", "\t": "&#9;"})
 
@@ -126,13 +130,17 @@ def encode(
     rule_id: Callable[[str], str],
     queue_id: Callable[[str], str],
 ) -> str:
-    """Canonical XML for ``rules``; ``rule_id(name)`` and ``queue_id(name)`` give GUIDs."""
+    """Canonical XML for ``rules``; ``rule_id(name)`` and ``queue_id(name)`` give GUIDs.
+
+    Written as text directly (no element tree): a plan encodes every rule set it compares, and
+    building elements to serialize them cost more than the rest of planning.
+    """
     if hit_policy not in HIT_POLICIES:
         raise RuleXmlError(f"unknown hit policy {hit_policy!r}; use one of {HIT_POLICIES}")
-    decision = ET.Element("decision", {"hit-policy": hit_policy, "version": VERSION})
-    container = ET.SubElement(decision, "rules")
-    container.extend([_encode_rule(rule, rule_id, queue_id) for rule in rules])
-    return _serialize(decision)
+    inner = "".join([_encode_rule(rule, rule_id, queue_id) for rule in rules])
+    return _element(
+        "decision", {"hit-policy": hit_policy, "version": VERSION}, _element("rules", {}, inner)
+    )
 
 
 def _keys(obj: object, what: str, required: set[str], optional: set[str]) -> Mapping[str, Any]:
@@ -147,75 +155,75 @@ def _keys(obj: object, what: str, required: set[str], optional: set[str]) -> Map
     return obj
 
 
-def _encode_rule(
-    obj: object, rule_id: Callable[[str], str], queue_id: Callable[[str], str]
-) -> ET.Element:
+def _encode_rule(obj: object, rule_id: Callable[[str], str], queue_id: Callable[[str], str]) -> str:
     rule = _keys(obj, "a rule", {"name", "when"}, {"routeTo", "set"})
     name = rule["name"]
     if not isinstance(name, str) or not name:
         raise RuleXmlError("a rule name must be a non-empty string")
     if ("routeTo" in rule) == ("set" in rule):
         raise RuleXmlError(f"rule {name!r} needs exactly one of 'routeTo' and 'set'")
-    element = ET.Element("rule", {"id": rule_id(name), "name": name})
-    element.append(_encode_condition(rule["when"]))
-    action = ET.SubElement(element, "action")
+    when = _encode_condition(rule["when"])
     if "routeTo" in rule:
-        action.append(_setattribute(ROUTE_TARGET, _encode_route(rule["routeTo"], queue_id)))
-        return element
-    outputs = rule["set"]
-    if not isinstance(outputs, Mapping):
-        raise RuleXmlError(f"'set' of rule {name!r} must be a mapping of outputs to values")
-    for key, value in outputs.items():
-        if not isinstance(key, str) or not key:
-            raise RuleXmlError(f"output names of rule {name!r} must be non-empty strings")
-        action.append(_setattribute(OUTPUT_PREFIX + key, _static(value)))
-    return element
+        action = _setattribute(ROUTE_TARGET, _encode_route(rule["routeTo"], queue_id))
+    else:
+        outputs = rule["set"]
+        if not isinstance(outputs, Mapping):
+            raise RuleXmlError(f"'set' of rule {name!r} must be a mapping of outputs to values")
+        parts = []
+        for key, value in outputs.items():
+            if not isinstance(key, str) or not key:
+                raise RuleXmlError(f"output names of rule {name!r} must be non-empty strings")
+            parts.append(_setattribute(OUTPUT_PREFIX + key, _static(value)))
+        action = "".join(parts)
+    return _element(
+        "rule", {"id": rule_id(name), "name": name}, when + _element("action", {}, action)
+    )
 
 
-def _encode_route(route: object, queue_id: Callable[[str], str]) -> ET.Element:
+def _encode_route(route: object, queue_id: Callable[[str], str]) -> str:
     if isinstance(route, str):
-        return _element("rhs", {"type": "staticvalue"}, queue_id(route))
+        return _element("rhs", {"type": "staticvalue"}, _text_of(queue_id(route)))
     if not isinstance(route, list | tuple) or not route:
         raise RuleXmlError("'routeTo' must be a queue name or a non-empty list of allocations")
-    rhs = ET.Element("rhs", {"type": PERCENTAGE})
+    parts = []
     for item in route:
         entry = _keys(item, "a 'routeTo' allocation", {"queue", "percent"}, set())
         queue, percent = entry["queue"], entry["percent"]
         if not isinstance(queue, str) or isinstance(percent, bool) or not isinstance(percent, int):
             raise RuleXmlError("a 'routeTo' allocation needs a queue name and an integer percent")
-        ET.SubElement(rhs, "allocation", {"queue": queue_id(queue), "percent": str(percent)})
-    return rhs
+        parts.append(
+            _element("allocation", {"queue": queue_id(queue), "percent": str(percent)}, "")
+        )
+    return _element("rhs", {"type": PERCENTAGE}, "".join(parts))
 
 
-def _encode_condition(condition: object) -> ET.Element:
+def _encode_condition(condition: object) -> str:
     if not isinstance(condition, Mapping):
         raise RuleXmlError(f"a condition must be a mapping, not {type(condition).__name__}")
     for kind, operator in LOGICAL.items():
         if kind in condition:
             inner = _keys(condition, f"a {kind!r} condition", {kind}, set())[kind]
-            element = ET.Element("logical", {"operator": operator})
             if kind == "not":
-                element.append(_encode_condition(inner))
+                children = _encode_condition(inner)
             elif isinstance(inner, list | tuple) and inner:
-                element.extend([_encode_condition(child) for child in inner])
+                children = "".join([_encode_condition(child) for child in inner])
             else:
                 raise RuleXmlError(f"{kind!r} needs a non-empty list of conditions")
-            return element
+            return _element("logical", {"operator": operator}, children)
     op = condition.get("op")
     if not isinstance(op, str) or op not in OPERATORS:
         raise RuleXmlError(f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}")
     required = {"field", "op"} if op in UNARY_OPERATORS else {"field", "op", "value"}
     leaf = _keys(condition, f"an {op!r} condition", required, set())
-    element = ET.Element("condition", {"operator": OPERATORS[op]})
-    element.append(_element("lhs", {"type": "attribute"}, _field_to_lhs(leaf["field"])))
+    parts = [_element("lhs", {"type": "attribute"}, _text_of(_field_to_lhs(leaf["field"])))]
     if op in LIST_OPERATORS:
         values = leaf["value"]
         if not isinstance(values, list | tuple) or not values:
             raise RuleXmlError(f"{op!r} needs a non-empty list as value")
-        element.extend([_static(value) for value in values])
+        parts += [_static(value) for value in values]
     elif op not in UNARY_OPERATORS:
-        element.append(_static(leaf["value"]))
-    return element
+        parts.append(_static(leaf["value"]))
+    return _element("condition", {"operator": OPERATORS[op]}, "".join(parts))
 
 
 def _field_to_lhs(field: object) -> str:
@@ -228,7 +236,7 @@ def _field_to_lhs(field: object) -> str:
     raise RuleXmlError(f"unknown field {field!r}")
 
 
-def _static(value: object) -> ET.Element:
+def _static(value: object) -> str:
     if isinstance(value, bool):  # before int: a bool is an int
         datatype, text = BOOLEAN, "true" if value else "false"
     elif isinstance(value, int):
@@ -239,28 +247,29 @@ def _static(value: object) -> ET.Element:
         datatype, text = STRING, value
     else:
         raise RuleXmlError(f"unsupported value {value!r}: use a string, integer, number or bool")
-    return _element("rhs", {"type": "staticvalue", "datatype": datatype}, text)
+    return _element("rhs", {"type": "staticvalue", "datatype": datatype}, _text_of(text))
 
 
-def _setattribute(target: str, rhs: ET.Element) -> ET.Element:
-    element = ET.Element("setattribute")
-    element.extend([_element("lhs", {"type": "attribute"}, target), rhs])
-    return element
+def _setattribute(target: str, rhs: str) -> str:
+    return _element(
+        "setattribute", {}, _element("lhs", {"type": "attribute"}, _text_of(target)) + rhs
+    )
 
 
-def _element(tag: str, attrib: dict[str, str], text: str) -> ET.Element:
-    element = ET.Element(tag, attrib)
-    element.text = text
-    return element
+def _element(tag: str, attrib: dict[str, str], inner: str) -> str:
+    """``<tag a="v">inner</tag>``, or ``<tag a="v"/>`` when ``inner`` (already XML) is empty."""
+    attrs = "".join([f' {k}="{_escape(v, _ATTR_ESCAPES)}"' for k, v in attrib.items()])
+    return f"<{tag}{attrs}>{inner}</{tag}>" if inner else f"<{tag}{attrs}/>"
 
 
-def _serialize(element: ET.Element) -> str:
-    attrs = "".join(f' {k}="{_escape(v, _ATTR_ESCAPES)}"' for k, v in element.attrib.items())
-    inner = _escape(element.text or "", _TEXT_ESCAPES) + "".join(map(_serialize, element))
-    return f"<{element.tag}{attrs}>{inner}</{element.tag}>" if inner else f"<{element.tag}{attrs}/>"
+def _text_of(text: str) -> str:
+    """Character data, escaped."""
+    return _escape(text, _TEXT_ESCAPES)
 
 
 def _escape(text: str, table: dict[int, str]) -> str:
+    if _PLAIN.fullmatch(text):  # most text: nothing to escape, nothing to refuse
+        return text
     bad = _NOT_XML_CHAR.search(text)
     if bad:
         raise RuleXmlError(f"character U+{ord(bad.group()):04X} cannot be stored in XML")

@@ -203,14 +203,14 @@ class _Planner:
                 why = f"deleted with {cause}" if cause else "already absent"
                 self.change(record, Action.NOOP, why, entry.id, record.address)
             return
-        self.check_writable(record)
+        written = self.check_writable(record)
         if row is None:
             if cause is not None:
                 # Gone with a parent: the rows that hang under this one (cascade) go too.
                 self.gone[entry.id] = cause
             self.plan_create(entry, cause)
             return
-        current = kind.from_row(row, self.resolver)
+        current = self.current(record, row, written)
         found = [
             d
             for f in kind.fields
@@ -374,13 +374,31 @@ class _Planner:
                 )
             )
 
-    def check_writable(self, record: Record) -> None:
+    def check_writable(self, record: Record) -> Row | None:
+        """The row the record's fields write, or None (and a problem) when they cannot be."""
         try:
-            record.kind.to_row(record.fields, record.address, self.resolver)
+            return record.kind.to_row(record.fields, record.address, self.resolver)
         except (MappingError, rulexml.RuleXmlError) as exc:
             self.out.problems.append(
                 error("cannot-plan", f"{record.address}: {exc}", record.location)
             )
+            return None
+
+    def current(self, record: Record, row: Row, written: Row | None) -> dict[str, Value]:
+        """The target's row in manifest terms. A field whose columns already hold exactly what
+        it would write is taken as the manifest's value without reading (decoding) them: the
+        rule XML of a large project costs more to decode than everything else in a plan."""
+        same = {
+            f.path
+            for f in record.kind.fields
+            if written is not None
+            and f.path in record.fields
+            and all(c in written and written[c] == row.get(c) for c in f.columns)
+        }
+        return {
+            f.path: record.fields[f.path] if f.path in same else f.read(row, self.resolver)
+            for f in record.kind.fields
+        }
 
     def token_age(self, entry: Entry, row: Row, found: list[tuple[str, Value, Value]]) -> None:
         record = entry.record

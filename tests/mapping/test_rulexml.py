@@ -684,3 +684,28 @@ def test_encode_refuses_rules_it_does_not_understand(bad: Any, message: str) -> 
 def test_encode_refuses_an_unknown_hit_policy() -> None:
     with pytest.raises(RuleXmlError, match="unknown hit policy 'any'"):
         encode([], hit_policy="any", rule_id=rule_id, queue_id=queue_id)
+
+
+@pytest.mark.parametrize(
+    ("char", "in_text", "in_attribute"),
+    [
+        ("&", "&amp;", "&amp;"),
+        ("<", "&lt;", "&lt;"),
+        (">", "&gt;", "&gt;"),
+        ('"', '"', "&quot;"),
+        ("\r", "&#13;", "&#13;"),
+        ("\n", "\n", "&#10;"),
+        ("\t", "\t", "&#9;"),
+        ("'", "'", "'"),
+        ("=", "=", "="),
+        ("é", "é", "é"),
+    ],
+)
+def test_text_and_attributes_are_escaped_exactly(
+    char: str, in_text: str, in_attribute: str
+) -> None:
+    name = f"a{char}b"
+    xml = to_xml([{"name": name, "when": leaf("equals", name), "routeTo": "a"}])
+    assert f'name="a{in_attribute}b"' in xml
+    assert f'datatype="string">a{in_text}b</rhs>' in xml
+    assert decode(xml, queue_name=queue_name).rules[0]["name"] == name
