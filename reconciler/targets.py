@@ -11,6 +11,7 @@ the one module that may import the emulator, and only when the target is local.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -120,10 +121,13 @@ async def connect(
     closer = None
     auth: TokenProvider
     if target.kind == "local":
-        from reconciler.emulator import create_app  # the only import of the emulator
+        from reconciler.emulator import EmulatorConfig, create_app  # the only emulator import
 
         assert target.path is not None
-        app = create_app(target.path)
+        # A sandbox on this machine: Dataverse's per-window request and execution-time limits
+        # would only make a large apply wait minutes for nothing (a served emulator keeps them).
+        unlimited = EmulatorConfig(max_requests=2**62, max_execution_seconds=math.inf)
+        app = create_app(target.path, unlimited)
         transport = httpx.ASGITransport(app=app)
         closer = app.store.close
         auth = StaticToken(EMULATOR_TOKEN)

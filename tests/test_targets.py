@@ -135,3 +135,17 @@ def test_a_second_open_of_the_database_does_not_seed_it_again(tmp_path: Path) ->
         TABLES["msdyn_oclanguage"]
     )
     assert first.store.count(TABLES["queue"]) == 3
+
+
+def test_the_local_target_has_no_request_window_limits(tmp_path: Path) -> None:
+    """A sandbox: 6,000 requests per 5 minutes would only make a large apply wait."""
+    target = parse_target(f"local:{tmp_path / 'org.db'}")
+
+    async def config() -> object:
+        async with connect(target, {}) as client:
+            await client.who_am_i()
+            return client._http._transport.app.config  # type: ignore[attr-defined]
+
+    found = asyncio.run(config())
+    assert found.max_requests > 10**15  # type: ignore[attr-defined]
+    assert found.max_execution_seconds == float("inf")  # type: ignore[attr-defined]
