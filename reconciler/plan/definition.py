@@ -157,7 +157,10 @@ class Plan(_Value):
         return self.model_dump(mode="json")
 
     def to_json(self) -> str:
-        return json.dumps(self.data(), indent=2, ensure_ascii=False) + "\n"
+        """``data()`` as indented JSON (UTF-8 text, not escaped), written by pydantic's own
+        serializer: the same text as ``json.dumps(indent=2)``, which drops to Python's pure
+        encoder when indenting (9 s instead of 0.2 s for a plan of 10,000 creates)."""
+        return self.model_dump_json(indent=2) + "\n"
 
     def with_checksum(self) -> Plan:
         return self.model_copy(update={"checksum": compute_checksum(self.data())})

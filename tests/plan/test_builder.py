@@ -8,6 +8,7 @@ manifests" (or an empty target) and changes one thing.
 from __future__ import annotations
 
 import datetime
+import json
 import random
 
 import pytest
@@ -1331,3 +1332,12 @@ def test_a_page_update_no_delete_touches_keeps_its_etag(scenario):
 
     assert changes[PAGE_SUPPORT].action is Action.UPDATE
     assert changes[PAGE_SUPPORT].etag == 'W/"5"'
+
+
+def test_the_json_of_a_plan_is_what_json_dumps_would_write(gbm_scenario):
+    """``to_json`` uses pydantic's serializer for speed; its text must not differ."""
+    gbm_scenario.spec("Queue", "general-support")["description"] = 'Ünïcode "quoted" \\ 日本 🎉\n\t'
+    for rows in ({}, gbm_scenario.rows()):
+        plan = plan_of(gbm_scenario.build(rows))
+        assert plan.changes
+        assert plan.to_json() == json.dumps(plan.data(), indent=2, ensure_ascii=False) + "\n"
