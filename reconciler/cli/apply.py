@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from reconciler import aio
 from reconciler.apply.applier import (
     Applied,
     ApplyOptions,
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plan:
         if args.prune or args.env or args.var or args.var_file:
             raise UsageError("--prune, --env and --var belong to planning; a saved plan is fixed")
-        applied = asyncio.run(apply_saved(args.plan, options, ui))
+        applied = aio.run(apply_saved(args.plan, options, ui))
     else:
         plan_options = PlanOptions(
             paths=args.paths or ["."],
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             environ=environ,
         )
         try:
-            applied = asyncio.run(apply_manifests(plan_options, options, ui))
+            applied = aio.run(apply_manifests(plan_options, options, ui))
         except PlanFailed as failed:
             plan_failed(failed, args)
             raise

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import re
 import uuid
@@ -10,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler import aio
 from reconciler.dataverse import RetryPolicy
 from reconciler.errors import UsageError
 from reconciler.export import files as f
@@ -91,4 +91,4 @@ async def export_async(options: ExportOptions) -> Exported:
 
 def export(options: ExportOptions) -> Exported:
     """Read the target and write its manifests under ``options.out``."""
-    return asyncio.run(export_async(options))
+    return aio.run(export_async(options))

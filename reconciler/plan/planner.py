@@ -6,12 +6,11 @@ the snapshot, and the renderers are pure functions of the plan.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from reconciler import __version__
+from reconciler import __version__, aio
 from reconciler.dataverse import DataverseClient, RetryPolicy
 from reconciler.diagnostics import Diagnostic, sorted_unique
 from reconciler.errors import ReconcilerError, UsageError
@@ -135,4 +134,4 @@ async def make_plan_async(options: PlanOptions) -> Plan:
 
 def make_plan(options: PlanOptions) -> Plan:
     """Plan ``options.paths`` against the chosen target (reads only, never writes)."""
-    return asyncio.run(make_plan_async(options))
+    return aio.run(make_plan_async(options))
