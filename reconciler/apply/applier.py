@@ -25,7 +25,7 @@ from reconciler.errors import ReconcilerError, UsageError
 from reconciler.mapping import kinds as k
 from reconciler.mapping.fields import Resolver
 from reconciler.mapping.values import Sensitive
-from reconciler.plan.definition import FORMAT_VERSION, Plan, compute_checksum
+from reconciler.plan.definition import FORMAT_VERSION, Plan
 from reconciler.plan.evaluator import DEFAULT_PARALLELISM, Outcome, Result, evaluate
 from reconciler.plan.planner import PlanOptions, plan_with, prepare
 from reconciler.plan.secrets import SecretProblem, read_secret
@@ -171,7 +171,7 @@ def load_plan(path: str | Path) -> Plan:
             raise ApplyError(
                 f"{path} is not a valid plan: changes[{index}].kind: unknown kind {change.kind!r}"
             )
-    if compute_checksum(plan.data()) != plan.checksum:
+    if plan.computed_checksum() != plan.checksum:
         raise ApplyRefused(f"{path} was changed after it was written (checksum mismatch)")
     return plan
 

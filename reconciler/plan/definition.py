@@ -163,7 +163,27 @@ class Plan(_Value):
         return self.model_dump_json(indent=2) + "\n"
 
     def with_checksum(self) -> Plan:
-        return self.model_copy(update={"checksum": compute_checksum(self.data())})
+        return self.model_copy(update={"checksum": self.computed_checksum()})
+
+    def computed_checksum(self) -> str:
+        """``compute_checksum(self.data())``, hashed a change at a time: the JSON form of a
+        plan of 10,000 creates is 130 MB of objects, this needs one change's worth."""
+        encode = _CANONICAL.encode
+        digest = hashlib.sha256()
+        keys = sorted(name for name in type(self).model_fields if name not in _NOT_CHECKSUMMED)
+        for index, key in enumerate(keys):
+            digest.update(("{" if index == 0 else ",").encode() + f"{encode(key)}:".encode())
+            if key == "changes":
+                digest.update(b"[")
+                for number, change in enumerate(self.changes):
+                    text = encode(change.model_dump(mode="json"))
+                    digest.update(("," if number else "").encode() + text.encode("utf-8"))
+                digest.update(b"]")
+            else:
+                value = self.model_dump(mode="json", include={key})[key]
+                digest.update(encode(value).encode("utf-8"))
+        digest.update(b"}")
+        return "sha256:" + digest.hexdigest()
 
 
 # Left out of the checksum: when the plan was made and how many reads it took say nothing
@@ -171,10 +191,14 @@ class Plan(_Value):
 _NOT_CHECKSUMMED = ("created_at", "requests", "checksum")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def compute_checksum(data: dict[str, Any]) -> str:
+    """The checksum of a plan's JSON form: SHA-256 of its canonical JSON (keys sorted, no
+    spaces) without the fields that say nothing about the changes."""
     content = {key: value for key, value in data.items() if key not in _NOT_CHECKSUMMED}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return "sha256:" + hashlib.sha256(_CANONICAL.encode(content).encode("utf-8")).hexdigest()
 
 
 def summarise(changes: tuple[Change, ...]) -> Summary:

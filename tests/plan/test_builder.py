@@ -23,6 +23,7 @@ from reconciler.plan.definition import (
     Plan,
     PlanTarget,
     Summary,
+    compute_checksum,
     summarise,
 )
 
@@ -1341,3 +1342,13 @@ def test_the_json_of_a_plan_is_what_json_dumps_would_write(gbm_scenario):
         plan = plan_of(gbm_scenario.build(rows))
         assert plan.changes
         assert plan.to_json() == json.dumps(plan.data(), indent=2, ensure_ascii=False) + "\n"
+
+
+def test_the_checksum_hashed_a_change_at_a_time_is_the_checksum_of_the_json(gbm_scenario):
+    gbm_scenario.spec("Queue", "general-support")["description"] = 'Ünïcode "q" 日本 🎉\n'
+    for rows in ({}, gbm_scenario.rows()):
+        plan = plan_of(gbm_scenario.build(rows))
+        assert plan.checksum == compute_checksum(plan.data())
+        assert plan.model_copy(update={"changes": ()}).computed_checksum() == compute_checksum(
+            {**plan.data(), "changes": []}
+        )
