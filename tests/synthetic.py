@@ -3,7 +3,8 @@
 Queues 40 % of the manifests, Facebook accounts 15 % (two pages each), workstreams 30 %, rule
 sets 15 %. One manifest can make several records (plan changes): an account makes itself and
 its pages (3), a workstream makes itself, its contract and its routing configuration (3), a
-rule set makes itself and its routing step (2), a queue makes 1. ``RECORDS_PER_DOCUMENT`` is
+rule set makes itself and its routing step (2), a queue makes 1. Rule sets hold 5 to 50 rules
+(``rules_in``), each a condition group routing to a queue. ``RECORDS_PER_DOCUMENT`` is
 the resulting average; ``documents_for(records)`` inverts it.
 
 Importable from the tests (``tests/`` is on ``sys.path`` under pytest) and from the bench
@@ -116,6 +117,11 @@ def workstream(
     )
 
 
+def rules_in(i: int) -> int:
+    """Rules in the ``i``-th rule set: 5 to 50, spread evenly (27.5 on average)."""
+    return 5 + i * 17 % 46
+
+
 def rule_set(i: int, queues: int, workstreams: int) -> dict[str, Any]:
     rules = [
         {
@@ -128,7 +134,7 @@ def rule_set(i: int, queues: int, workstreams: int) -> dict[str, Any]:
             },
             "routeTo": f"queue-{(i + r) % queues}",
         }
-        for r in range(5)
+        for r in range(rules_in(i))
     ]
     return _document(
         "RoutingRuleSet",
