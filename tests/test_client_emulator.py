@@ -23,6 +23,7 @@ from reconciler.dataverse import (
     ClientCredentials,
     DataverseClient,
     NotFound,
+    OutcomeUnknown,
     RetryPolicy,
     StaleRecord,
     StaticToken,
@@ -287,6 +288,84 @@ def test_retry_after_is_waited_for(tmp_path: Path) -> None:
         waited, retries = asyncio.run(go(url))
     assert retries == 1
     assert waited >= 1.0  # Retry-After is whole seconds; the window frees after ~2 s
+
+
+def test_answers_slower_than_the_read_timeout(tmp_path: Path) -> None:
+    """A read whose answer comes after the client's read timeout is sent again; a write's is an
+    unknown outcome (not sent again), though the write landed."""
+    config = EmulatorConfig(fault_rate=0.5, fault_kinds=("slow",), slow_ms=300, seed=3)
+    app = EmulatorApp(Store(tmp_path / "org.db"), config)
+    ids = [str(uuid.UUID(int=n + 1)) for n in range(6)]
+    retry = RetryPolicy(base_delay=0.01, max_delay=0.02, max_attempts=12)
+
+    async def go(url: str) -> tuple[list[str], list[dict[str, Any]]]:
+        lost: list[str] = []
+        async with _client(url, retry=retry, timeout=0.2) as client:
+            for record_id in ids:
+                try:
+                    await client.create_only("queues", record_id, _queue(f"s-{record_id}"))
+                except OutcomeUnknown as unknown:
+                    lost.append(str(unknown))
+            await asyncio.sleep(0.3)  # the late answers are in; the writes long before
+            rows = [await client.get("queues", i, select=["name"]) for i in ids]
+        return lost, rows
+
+    with served(app) as url:
+        lost, rows = asyncio.run(go(url))
+    assert lost  # some answers came too late...
+    assert all("timed out" in message for message in lost)
+    assert [r["name"] for r in rows] == [f"s-{i}" for i in ids]  # ...yet every write landed
+
+
+def test_a_five_minute_throttle_window_is_waited_out_and_every_write_lands(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dataverse's limit (6000 requests per 300 s) scaled down to 40: 100 creates in a row need
+    three windows. A throttled request waits out its Retry-After (300 s, far past max_elapsed)
+    and goes on; the user is told once per wait. Time is simulated."""
+    caplog.set_level(logging.WARNING, logger="reconciler.dataverse")
+    now = [1000.0]
+
+    def clock() -> float:
+        return now[0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    config = EmulatorConfig(max_requests=40, window_seconds=300)
+    app = EmulatorApp(Store(tmp_path / "org.db"), config, clock=clock)
+    retry = RetryPolicy(sleep=sleep, clock=clock, jitter=0.0)
+    ids = [str(uuid.UUID(int=n + 1)) for n in range(100)]
+
+    async def go() -> tuple[int, int]:
+        async with DataverseClient(
+            "http://org.local/api/data/v9.2/",
+            auth=StaticToken("t"),
+            transport=httpx.ASGITransport(app=app),
+            retry=retry,
+        ) as client:
+            for record_id in ids:
+                await client.create_only("queues", record_id, _queue(f"w-{record_id}"))
+            rows = await client.list("queues", select=["name"], filter="startswith(name,'w-')")
+            return len(rows), client.stats.retries
+
+    try:
+        created, retries = asyncio.run(go())
+    finally:
+        app.store.close()
+    assert created == 100
+    assert retries == 2  # the 41st and the 81st request waited for the window to free
+    assert now[0] == 1600.0
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        lines
+        == [
+            "the service is throttling requests (429, service protection limits): waiting 5 min "
+            "before going on"
+        ]
+        * 2
+    )
 
 
 # -- secrets -------------------------------------------------------------------------------------

@@ -26,8 +26,10 @@ from reconciler.mapping.values import Sensitive
 from reconciler.plan.evaluator import StaleStep
 from reconciler.plan.stages import Op, Step
 
-ATTEMPTS = 3
-"""How often a write whose answer was lost is settled and sent again."""
+ATTEMPTS = 6
+"""How often a write whose answer was lost is settled and sent again (as often as the client
+sends a read that fails: on a network that loses one answer in ten, three tries left one step
+in a thousand failed, six leave one in a million)."""
 
 Secrets = Mapping[tuple[str, str], Sensitive]
 """Resolved secrets by (address, field path)."""
@@ -102,26 +104,33 @@ class Writer:
                 await self.client.create_only(entity_set, record_id, payload)
                 return "created"
             except AlreadyExists as exists:
-                # Made by an earlier run of this plan (or by this step, its answer lost) when it
-                # holds what the plan writes: finish it. Anything else changed since the plan.
-                current = await self.read(step, row)
-                if current is None:  # a duplicate of another record (a duplicate key)
-                    raise StepFailed(f"{step.address}: {exists}") from None
-                if not self.written(step, row, current):
-                    raise StaleStep(
-                        f"{step.address} was created in the target since the plan"
-                    ) from None
-                etag = current.get("@odata.etag")
-                try:
-                    await self.client.update(entity_set, record_id, payload, etag=etag)
-                except StaleRecord:
-                    raise StaleStep(f"{step.address} changed in the target just now") from None
-                except OutcomeUnknown:
-                    continue
-                return "already there; updated"
+                return await self.finish(step, payload, row, exists)
             except OutcomeUnknown:
                 continue  # the next attempt tells: created (already there) or not
         raise StepFailed(f"{step.address}: no answer to the create after {ATTEMPTS} attempts")
+
+    async def finish(
+        self, step: Step, payload: dict[str, Any], row: Row, exists: AlreadyExists
+    ) -> str:
+        """A create found its record there: made by an earlier run of this plan (or by this
+        step, its answer lost) when it holds what the plan writes, so write it as planned.
+        Anything else changed since the plan."""
+        entity_set, record_id = step.table.entity_set, step.change.id
+        for _ in range(ATTEMPTS):
+            current = await self.read(step, row)
+            if current is None:  # a duplicate of another record (a duplicate key)
+                raise StepFailed(f"{step.address}: {exists}") from None
+            if not self.written(step, row, current):
+                raise StaleStep(f"{step.address} was created in the target since the plan")
+            etag = current.get("@odata.etag")
+            try:
+                await self.client.update(entity_set, record_id, payload, etag=etag)
+            except StaleRecord:
+                raise StaleStep(f"{step.address} changed in the target just now") from None
+            except OutcomeUnknown:
+                continue  # read it again: landed (a new etag, as planned) or not, same thing
+            return "already there; updated"
+        raise StepFailed(f"{step.address}: no answer to the update after {ATTEMPTS} attempts")
 
     async def update(self, step: Step, payload: dict[str, Any], row: Row) -> str:
         entity_set, record_id = step.table.entity_set, step.change.id

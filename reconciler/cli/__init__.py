@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -10,6 +11,37 @@ from reconciler import __version__
 from reconciler.cli import apply, emulator, export, plan, schema, validate
 from reconciler.cli.common import ArgumentParser, common_options
 from reconciler.errors import ReconcilerError
+from reconciler.gctuning import fewer_collections
+from reconciler.render.plan_text import clean
+from reconciler.render.style import paint, use_color
+
+
+class WarningLines(logging.Handler):
+    """Warnings of the Dataverse client (``the service is throttling requests: waiting 45 s``)
+    as ``warning:`` lines on stderr: never on stdout, where ``plan --format json`` writes."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.color = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = clean(record.getMessage())  # no traceback, whatever the record holds
+            sys.stderr.write(f"{paint('warning:', 'yellow', self.color)} {text}\n")
+            sys.stderr.flush()
+        except Exception:  # pragma: no cover - a closed stderr
+            self.handleError(record)
+
+
+WARNINGS = WarningLines()
+
+
+def show_warnings(no_color: bool) -> None:
+    """Route the client's warnings to stderr (once per process; ``main`` may run many times)."""
+    WARNINGS.color = use_color(sys.stderr, no_color)
+    client_log = logging.getLogger("reconciler.dataverse")
+    if WARNINGS not in client_log.handlers:
+        client_log.addHandler(WARNINGS)
 
 
 def build_parser() -> ArgumentParser:
@@ -34,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in arguments
     try:
         args = build_parser().parse_args(arguments)
-        code: int = args.run(args)
+        show_warnings(getattr(args, "no_color", False))
+        with fewer_collections():
+            code: int = args.run(args)
         return code
     except ReconcilerError as exc:
         if debug:

@@ -10,6 +10,8 @@ from reconciler.errors import UsageError
 
 DEFAULT_DB = ".reconciler/local.db"
 DEFAULT_PORT = 8123
+# As in reconciler.emulator.injected (not imported here: every command would pay for it).
+FAULT_KINDS = "429, 503, drop, drop-after, slow, truncated, html, content-type, odd-500"
 
 
 def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -28,10 +30,41 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
     )
     serve.add_argument("--token", metavar="T", help="accept only 'Authorization: Bearer T'")
     serve.add_argument("--latency-ms", type=float, default=0.0, metavar="MS")
-    serve.add_argument(
-        "--fault-rate", type=float, default=0.0, metavar="P", help="answer P of requests 429/503"
+    faults = serve.add_argument_group("injected faults (reproducible with --seed)")
+    faults.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="give that fraction of requests (0 to 1) a fault of --fault-kinds",
     )
-    serve.add_argument("--seed", type=int, metavar="N", help="make --fault-rate reproducible")
+    faults.add_argument(
+        "--fault-kinds",
+        default="429,503",
+        metavar="K,K",
+        help=f"which faults, chosen evenly: {FAULT_KINDS} (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--fault-on",
+        choices=("all", "reads", "writes"),
+        default="all",
+        help="inject faults into all requests, only reads (GET) or only writes",
+    )
+    faults.add_argument(
+        "--fault-retry-after",
+        type=int,
+        default=1,
+        metavar="S",
+        help="Retry-After of an injected 429 (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--slow-ms",
+        type=float,
+        default=2000.0,
+        metavar="MS",
+        help="how late a 'slow' fault answers (default: %(default)s)",
+    )
+    faults.add_argument("--seed", type=int, metavar="N", help="make the faults reproducible")
     limits = serve.add_argument_group("service-protection limits (default: Dataverse's)")
     limits.add_argument("--max-requests", type=int, default=6000, metavar="N")
     limits.add_argument("--max-concurrent", type=int, default=52, metavar="N")
@@ -41,10 +74,17 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     from reconciler.emulator import EmulatorConfig
+    from reconciler.emulator.injected import parse_kinds
     from reconciler.emulator.server import serve
 
-    if not 0.0 <= args.fault_rate < 1.0:
-        raise UsageError("--fault-rate must be at least 0 and below 1")
+    if not 0.0 <= args.fault_rate <= 1.0:
+        raise UsageError("--fault-rate must be between 0 and 1")
+    try:
+        kinds = parse_kinds(args.fault_kinds)
+    except ValueError as exc:
+        raise UsageError(f"--fault-kinds: {exc}") from None
+    if args.slow_ms < 0 or args.fault_retry_after < 0:
+        raise UsageError("--slow-ms and --fault-retry-after must be >= 0")
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
     if args.latency_ms < 0 or args.max_requests < 1 or args.max_concurrent < 1:
@@ -53,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         token=args.token,
         latency_ms=args.latency_ms,
         fault_rate=args.fault_rate,
+        fault_kinds=kinds,
+        fault_on=args.fault_on,
+        fault_retry_after=args.fault_retry_after,
+        slow_ms=args.slow_ms,
         seed=args.seed,
         max_requests=args.max_requests,
         max_concurrent=args.max_concurrent,

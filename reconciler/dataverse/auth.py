@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reconciler.dataverse.errors import AuthError, describe_foreign_body
+from reconciler.dataverse.errors import AuthError, describe_foreign_body, redact
 
 __all__ = [
     "ClientCredentials",
@@ -172,7 +172,7 @@ class ClientCredentials:
         log.debug("POST %s -> %s (token endpoint)", path, response.status_code)
         try:
             body = json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
             body = None
         if response.status_code != 200:
             raise AuthError(
@@ -214,7 +214,7 @@ class ClientCredentials:
                 f"the token endpoint answered {status} "
                 f"({describe_foreign_body(content_type, response.text)})"
             )
-        return text.replace(self._client_secret, "<redacted>")
+        return redact(text, [self._client_secret])
 
 
 def auth_from_environment(org_url: str, env: Mapping[str, str]) -> TokenProvider:

@@ -358,8 +358,9 @@ def _payload(headers: Mapping[str, str], payload: bytes) -> Any | None:
     if "json" in content_type.lower():
         try:
             return json.loads(payload)
-        except ValueError as exc:  # includes UnicodeDecodeError
+        except (ValueError, RecursionError) as exc:  # ValueError includes UnicodeDecodeError
+            why = exc if isinstance(exc, ValueError) else "nested too deeply"
             raise ProtocolError(
-                f"invalid JSON in a batch response ({len(payload)} bytes): {exc}"
+                f"invalid JSON in a batch response ({len(payload)} bytes): {why}"
             ) from None
     return payload.decode("utf-8", "replace")

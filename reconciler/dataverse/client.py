@@ -19,12 +19,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import Any, Literal, NamedTuple, overload
 from urllib.parse import quote, unquote
 
 import httpx
 
 from reconciler import __version__
+from reconciler.dataverse import tables as t
 from reconciler.dataverse.auth import Invalidatable, TokenProvider
 from reconciler.dataverse.batch import (
     BatchRequest,
@@ -37,9 +38,14 @@ from reconciler.dataverse.errors import (
     DataverseError,
     OutcomeUnknown,
     ProtocolError,
+    Throttled,
     TransportError,
     Unauthorized,
+    body_text,
+    describe_foreign_body,
     error_from_response,
+    redact,
+    safe_text,
 )
 from reconciler.dataverse.retry import RetryPolicy
 
@@ -51,16 +57,36 @@ MAX_PAGE_SIZE = 5000
 Row = dict[str, Any]
 Rows = list[Row]
 _ENTITY_ID = re.compile(r"\(([^()]*)\)\s*$")
+_SECRET_COLUMNS = frozenset(
+    column.name for table in t.TABLES.values() for column in table.columns.values() if column.secret
+)
 _QUERY_SAFE = "$,()/:@"  # readable in logs; spaces, quotes, & + = # % stay encoded
 # Failures of our own making, not of the network: not worth a retry.
 _FINAL_TRANSPORT_ERRORS = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 # Failures that happen before a request reaches the server: safe to resend even a write.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# Errors whose text is the operating system's (errno, "Connection refused"): safe to show.
-_OS_DETAIL = (httpx.ConnectError, httpx.TimeoutException, httpx.ReadError, httpx.WriteError)
+# Errors whose text is the operating system's (errno, "Connection refused") or says what the
+# server did ("Server disconnected without sending a response."): safe to show. Others may quote
+# what was being sent (a header with the token).
+_OS_DETAIL = (
+    httpx.ConnectError,
+    httpx.TimeoutException,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
 # Gateway answers after which a write may or may not have been applied.
 _WRITE_AMBIGUOUS_STATUSES = (502, 504)
 _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+THROTTLE_NOTICE_SECONDS = 3.0
+"""A wait on a 429 at least this long is announced (a warning on ``reconciler.dataverse``)."""
+# What a request expects of a 2xx answer: a JSON object, nothing (or JSON), or anything ($batch).
+Expect = Literal["json", "none", "raw"]
+
+
+class _Answer(NamedTuple):
+    response: httpx.Response
+    body: dict[str, Any] | None  # the JSON object, when one was expected
 
 
 class RequestStats:
@@ -134,6 +160,7 @@ class DataverseClient:
         self.retry = retry if retry is not None else RetryPolicy()
         self.page_size = _check_page_size(page_size)
         self.stats = RequestStats()
+        self._throttled_until = float("-inf")  # the end of the throttle wait last announced
         # At most this many requests on the wire at once.
         self._slots: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Semaphore(max_in_flight) if max_in_flight else contextlib.nullcontext()
@@ -212,8 +239,8 @@ class DataverseClient:
             options.append(("$top", str(top)))
         url: str | None = _with_query(entity_set, options)
         while url is not None:
-            response = await self._request("GET", url, headers=prefer)
-            body = _json_object(response, self._path(response.request.url))
+            response, body = await self._request("GET", url, headers=prefer, expect="json")
+            assert body is not None
             value = body.get("value")
             if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
                 raise ProtocolError(
@@ -224,7 +251,7 @@ class DataverseClient:
             yield value
             next_link = body.get("@odata.nextLink")
             url = next_link if isinstance(next_link, str) and next_link else None
-            if url is not None and not self._same_origin(httpx.URL(url)):
+            if url is not None and not self._same_origin(url):
                 # the bearer token goes with every request: never to another origin
                 raise ProtocolError(
                     "the @odata.nextLink points away from the org",
@@ -235,12 +262,15 @@ class DataverseClient:
     async def get(self, entity_set: str, id: str, *, select: Sequence[str] | None = None) -> Row:
         """One row by primary key; ``NotFound`` if it does not exist."""
         options = [("$select", ",".join(select))] if select else []
-        response = await self._request("GET", _with_query(f"{entity_set}({id})", options))
-        return _json_object(response, self._path(response.request.url))
+        _, body = await self._request(
+            "GET", _with_query(f"{entity_set}({id})", options), expect="json"
+        )
+        assert body is not None
+        return body
 
     async def who_am_i(self) -> WhoAmI:
-        response = await self._request("GET", "WhoAmI")
-        body = _json_object(response, "WhoAmI")
+        _, body = await self._request("GET", "WhoAmI", expect="json")
+        assert body is not None
         ids = [body.get(k) for k in ("UserId", "BusinessUnitId", "OrganizationId")]
         if not all(isinstance(v, str) and v for v in ids):
             raise ProtocolError(
@@ -280,9 +310,15 @@ class DataverseClient:
         ``AlreadyExists``.
         """
         headers = {"Prefer": "return=representation"} if return_representation else {}
-        response = await self._request("POST", entity_set, body=body, headers=headers)
-        if return_representation:
-            return _json_object(response, entity_set)
+        response, row = await self._request(
+            "POST",
+            entity_set,
+            body=body,
+            headers=headers,
+            expect="json" if return_representation else "none",
+        )
+        if row is not None:
+            return row
         entity_id = response.headers.get("OData-EntityId", "")
         match = _ENTITY_ID.search(entity_id)
         if match is None or not match.group(1):
@@ -330,7 +366,9 @@ class DataverseClient:
         headers = {"Content-Type": content_type}
         if continue_on_error:
             headers["Prefer"] = "odata.continue-on-error"
-        response = await self._request("POST", "$batch", content=content, headers=headers)
+        response, _ = await self._request(
+            "POST", "$batch", content=content, headers=headers, expect="raw"
+        )
         try:
             return parse_batch_response(
                 response.headers.get("content-type", ""), response.content, items
@@ -350,7 +388,11 @@ class DataverseClient:
             path = path[len(base) :]
         return _STRING_LITERAL.sub("'…'", unquote(path))
 
-    def _same_origin(self, url: httpx.URL) -> bool:
+    def _same_origin(self, link: str) -> bool:
+        try:
+            url = httpx.URL(link)
+        except httpx.InvalidURL:
+            return False
         if url.is_relative_url:
             return True
         return (url.scheme, url.host, url.port) == (
@@ -373,8 +415,10 @@ class DataverseClient:
         body: Mapping[str, Any] | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """Send with retries; return a 2xx answer, or raise the error for the last answer."""
+        expect: Expect = "none",
+    ) -> _Answer:
+        """Send with retries; return a 2xx answer that holds what ``expect`` says, or raise the
+        error for the last answer."""
         request_headers = dict(headers or {})
         if body is not None:
             content = json.dumps(
@@ -382,15 +426,21 @@ class DataverseClient:
             ).encode("utf-8")
             request_headers["Content-Type"] = "application/json"
         reauthenticated = False
+        secrets = _secret_values(body)
 
-        async def attempt(number: int) -> httpx.Response:
+        async def attempt(number: int) -> _Answer:
             async with self._slots:  # waits between retries hold no slot
-                return await send(number)
+                try:
+                    return await send(number)
+                except DataverseError as error:
+                    if secrets:  # a server's message may quote the payload
+                        error.message = redact(error.message, secrets)
+                    raise
 
-        async def send(number: int) -> httpx.Response:
+        async def send(number: int) -> _Answer:
             nonlocal reauthenticated
             try:
-                return await self._send(method, url, content, request_headers, number)
+                return await self._send(method, url, content, request_headers, number, expect)
             except Unauthorized as error:
                 if (
                     error.status != 401
@@ -402,11 +452,13 @@ class DataverseClient:
             log.debug("401 from %s %s: fetching a new token and trying once more", method, url)
             self._auth.invalidate()
             self.stats.retries += 1
-            return await self._send(method, url, content, request_headers, number)
+            return await self._send(method, url, content, request_headers, number, expect)
 
         def on_retry(error: DataverseError, wait: float) -> None:
             self.stats.retries += 1
             log.debug("retrying %s %s in %.2fs: %s", method, url, wait, error.describe())
+            if isinstance(error, Throttled) and wait >= THROTTLE_NOTICE_SECONDS:
+                self._announce_throttle(wait)
 
         return await self.retry.run(attempt, on_retry=on_retry)
 
@@ -417,7 +469,8 @@ class DataverseClient:
         content: bytes | None,
         headers: dict[str, str],
         attempt: int,
-    ) -> httpx.Response:
+        expect: Expect = "none",
+    ) -> _Answer:
         token = await self._auth.token()
         request = self._http.build_request(
             method, url, content=content, headers={**headers, "Authorization": f"Bearer {token}"}
@@ -472,7 +525,52 @@ class DataverseClient:
                 method=method,
                 url=path,
             )
-        return response
+        return _Answer(response, _check_answer(response, method, path, expect))
+
+    def _announce_throttle(self, wait: float) -> None:
+        """Say once per throttled stretch that the service is throttling, and for how long."""
+        now = self.retry.clock()
+        if now < self._throttled_until:  # already said; later waits only lengthen the stretch
+            self._throttled_until = max(self._throttled_until, now + wait)
+            return
+        self._throttled_until = now + wait
+        log.warning(
+            "the service is throttling requests (429, service protection limits): waiting %s "
+            "before going on",
+            _duration(wait),
+        )
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``5 min``, ``4 min 30 s``."""
+    whole = max(1, round(seconds))
+    minutes, rest = divmod(whole, 60)
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+def _check_answer(
+    response: httpx.Response, method: str, path: str, expect: Expect
+) -> dict[str, Any] | None:
+    """What a 2xx answer holds, checked. A read whose answer is garbled raises
+    ``ProtocolError`` (retryable when the JSON is cut short); a write's answer that is garbled
+    raises ``OutcomeUnknown``: the write may or may not have been applied."""
+    if expect == "raw":
+        return None
+    if method == "GET":
+        return _json_object(response, path) if expect == "json" else None
+    if expect == "none" and not response.content.strip():
+        return None
+    try:
+        return _json_object(response, path)
+    except ProtocolError as garbled:
+        raise OutcomeUnknown(
+            f"{response.status_code} answer that is not the Web API's ({garbled.describe()}); "
+            "the write may have been applied, so it was not sent again",
+            method=method,
+            url=path,
+        ) from None
 
 
 def _check_page_size(size: int) -> int:
@@ -488,12 +586,21 @@ def _with_query(path: str, options: Sequence[tuple[str, str]]) -> str:
     return f"{path}?{query}"
 
 
+def _secret_values(body: Mapping[str, Any] | None) -> list[str]:
+    """The values ``body`` writes into secret (field-secured) columns."""
+    return [
+        value
+        for name, value in (body or {}).items()
+        if name in _SECRET_COLUMNS and isinstance(value, str) and value
+    ]
+
+
 def _transport_error(
     exc: httpx.TransportError, method: str, path: str, host: str
 ) -> TransportError:
     kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
     # Other httpx errors may quote what was being sent (a header with the token): name only.
-    shown = str(exc) if isinstance(exc, _OS_DETAIL) else ""
+    shown = safe_text(str(exc)) if isinstance(exc, _OS_DETAIL) else ""
     detail = f"{type(exc).__name__}: {shown}" if shown else type(exc).__name__
     return TransportError(
         f"{kind} talking to {host} ({detail})",
@@ -504,25 +611,30 @@ def _transport_error(
 
 
 def _json_object(response: httpx.Response, url: str) -> Row:
-    """The answer's JSON object, or ``ProtocolError`` when it is something else."""
+    """The answer's JSON object, or ``ProtocolError`` when it is something else (retryable
+    when it is JSON cut short or garbled: the next answer may come through whole)."""
     content_type = response.headers.get("content-type", "")
     method = response.request.method
+    size = len(response.content)
     if content_type and "json" not in content_type.lower():
+        found = describe_foreign_body(content_type, body_text(response), size)
         raise ProtocolError(
-            f"expected JSON, got {content_type} ({len(response.content)} bytes)",
+            f"expected JSON, got {found}",
             status=response.status_code,
             method=method,
             url=url,
         )
     try:
         body = json.loads(response.content)
-    except ValueError as exc:  # includes UnicodeDecodeError
+    except (ValueError, RecursionError) as exc:  # ValueError includes UnicodeDecodeError
+        why = safe_text(str(exc), 120) if isinstance(exc, ValueError) else "nested too deeply"
         raise ProtocolError(
-            f"invalid JSON in a {response.status_code} answer ({len(response.content)} bytes): "
-            f"{exc}",
+            f"invalid JSON in a {response.status_code} answer ({size} bytes; cut short or "
+            f"garbled): {why}",
             status=response.status_code,
             method=method,
             url=url,
+            retryable=True,
         ) from None
     if not isinstance(body, dict):
         raise ProtocolError(

@@ -19,12 +19,16 @@
     │   └── BadRequest              any other 4xx (validation errors)
     └── ProtocolError               the answer is not what the Web API sends: an HTML page,
                                     truncated JSON, a missing OData-EntityId, malformed multipart
+                                    (retryable when a read's JSON was cut short; on a write the
+                                    client raises OutcomeUnknown instead)
 
 Messages read like ``PATCH queues(5c…): 412 0x80060882 The version of the existing record…``.
 They are built from the method, the URL path and the server's answer only: never from request
 headers (the bearer token), request bodies (which may hold channel secrets) or credentials.
 Wrapped ``httpx`` exceptions are not chained either, because they hold the request and its
-``Authorization`` header.
+``Authorization`` header. What the server sent is shown only as far as it is safe: its status,
+content type and size, and the title or first words of a body that is not JSON, with control
+characters escaped; a JSON body is never quoted (it may hold record values).
 
 An error status whose body is not a Dataverse error document means something other than the Web
 API answered (a wrong URL, a proxy's HTML page), so it is a ``ProtocolError``, except for the
@@ -37,8 +41,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -61,6 +66,7 @@ __all__ = [
     "api_error",
     "error_from_response",
     "parse_retry_after",
+    "redact",
 ]
 
 CODE_NOT_FOUND = "0x80040217"
@@ -71,6 +77,9 @@ DUPLICATE_CODES = frozenset({CODE_DUPLICATE_RECORD, CODE_DUPLICATE_KEY})
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 _SNIPPET = 200
+_MESSAGE = 1000  # characters of a server's error message shown at most
+_LOOKED_AT = 4096  # characters of a foreign body read to describe it
+_LARGE_BODY = 10_000  # bytes: the size of a larger body is part of its description
 _URL_IN_MESSAGE = 160
 
 
@@ -145,10 +154,11 @@ class ProtocolError(DataverseError):
         status: int | None = None,
         method: str | None = None,
         url: str | None = None,
+        retryable: bool | None = None,
         attempts: int = 1,
     ) -> None:
         self.status = status
-        super().__init__(message, method=method, url=url, attempts=attempts)
+        super().__init__(message, method=method, url=url, retryable=retryable, attempts=attempts)
 
 
 class ApiError(DataverseError):
@@ -276,25 +286,63 @@ def parse_error_body(body: Any) -> tuple[str | None, str] | None:
         return None
     code = error.get("code")
     message = error.get("message")
-    return (
-        code if isinstance(code, str) and code else None,
-        message if isinstance(message, str) else "",
+    return (  # printable, on one line: a message may hold a stack trace, or terminal escapes
+        safe_text(code, 40) if isinstance(code, str) and code.strip() else None,
+        safe_text(message, _MESSAGE) if isinstance(message, str) else "",
     )
 
 
-def describe_foreign_body(content_type: str, text: str) -> str:
-    """A short, readable account of a body that is not JSON (an HTML page, plain text)."""
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every spelling a request could carry ``secrets`` in (as they are, JSON-
+    escaped, URL-encoded) replaced by ``<redacted>``: for a server's message quoting it."""
+    for secret in secrets:
+        spellings = {
+            secret,
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            quote(secret, safe=""),
+            quote_plus(secret),
+        }
+        for spelling in sorted(spellings, key=len, reverse=True):
+            if spelling:
+                text = text.replace(spelling, "<redacted>")
+    return text
+
+
+def safe_text(text: str, limit: int = _SNIPPET) -> str:
+    """``text`` fit for one line of a message: whitespace runs as one space, control and
+    invisible characters escaped (``\\x1b``), at most ``limit`` characters."""
+    text = " ".join(text[: limit * 4].split())
+    shown = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def describe_foreign_body(content_type: str, text: str, size: int | None = None) -> str:
+    """A short, readable account of a body that is not a Dataverse answer (an HTML page, plain
+    text): its type, ``size`` in bytes when given, and its title or first words, made safe.
+
+    Only the first few kilobytes are looked at. A body that looks like JSON is not quoted: it
+    may hold record values (a channel secret)."""
+    kind = safe_text(content_type, 80) if content_type.strip() else ""
+    text = text[:_LOOKED_AT]
+    if not text.strip() and size is None:
+        return f"empty {kind}" if kind else "empty body"
+    kind = kind or "untyped body"
+    if size is not None:
+        kind = f"{kind}, {size} bytes"
     if not text.strip():
-        return f"empty {content_type or 'body'}" if content_type else "empty body"
+        return f"{kind}: empty"
+    if text.lstrip()[:1] in ("{", "["):
+        return f"{kind}: JSON, not shown"
     title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
     if title and title.group(1).strip():
         snippet = title.group(1)
     else:
         snippet = re.sub(r"<[^>]*>", " ", text) if "<" in text else text
-    snippet = " ".join(snippet.split())
-    if len(snippet) > _SNIPPET:
-        snippet = snippet[: _SNIPPET - 1] + "…"
-    return f"{content_type or 'untyped body'}: {snippet}"
+    return f"{kind}: {safe_text(snippet)}"
 
 
 def error_from_response(
@@ -313,7 +361,7 @@ def error_from_response(
     if response.content:
         try:
             body = json.loads(response.content)
-        except ValueError:  # includes UnicodeDecodeError
+        except (ValueError, RecursionError):  # ValueError includes UnicodeDecodeError
             pass
         else:
             is_json = True
@@ -329,25 +377,24 @@ def error_from_response(
             method=method,
             url=url,
         )
-    reason = response.reason_phrase or "error"
+    reason = safe_text(response.reason_phrase, 60) or "error"
     if is_json:
         detail = f"{reason} (a JSON body that is not a Dataverse error document)"
     else:
-        detail = f"{reason} ({describe_foreign_body(content_type, _text(response))})"
+        size = len(response.content)
+        shown = size if size > _LARGE_BODY else None
+        detail = f"{reason} ({describe_foreign_body(content_type, body_text(response), shown)})"
     if status in (401, 403, 429) or status in RETRYABLE_STATUSES:
         return api_error(
             status, code=None, message=detail, retry_after=retry_after, method=method, url=url
         )
-    return ProtocolError(
-        f"{status} {detail}; is this a Dataverse Web API URL?",
-        status=status,
-        method=method,
-        url=url,
-    )
+    # Something other than the Web API answered: a wrong URL (4xx), or a server or proxy that
+    # failed without saying why in Dataverse's terms (5xx).
+    hint = "; is this a Dataverse Web API URL?" if status < 500 else ""
+    return ProtocolError(f"{status} {detail}{hint}", status=status, method=method, url=url)
 
 
-def _text(response: httpx.Response) -> str:
-    try:
-        return response.text
-    except (LookupError, ValueError):  # pragma: no cover - httpx decodes with replacement
-        return response.content.decode("utf-8", "replace")
+def body_text(response: httpx.Response) -> str:
+    """The start of the body as text (the rest is never shown)."""
+    head = response.content[: _LOOKED_AT * 4]
+    return head.decode(response.encoding or "utf-8", "replace")  # httpx names known codecs only

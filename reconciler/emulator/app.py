@@ -1,8 +1,13 @@
 """The emulator as an ASGI application: HTTP plumbing, auth, service protection and faults.
 
 Order per request: authenticate (401), service-protection limits (429), ``--latency-ms``,
-``--fault-rate`` (429 with ``Retry-After`` or 503, before anything is written), then the
-operation itself (``service.Service``) or a ``$batch`` of them.
+``--fault-rate`` (a fault of ``--fault-kinds``, see ``injected``: 429 and 503 come before
+anything is written), then the operation itself (``service.Service``) or a ``$batch`` of them.
+
+A dropped connection is a real one: served by uvicorn (``server.make_server``), the app closes
+the request's socket without an answer (FIN or RST, at random), so the client sees the server
+disconnect or reset the connection. In-process (``httpx.ASGITransport``) there is no socket:
+the app raises ``httpx.RemoteProtocolError``, which is what the client would have seen.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
+import httpx
+
 from reconciler.dataverse.tables import TABLES
-from reconciler.emulator import batch
+from reconciler.emulator import batch, injected
 from reconciler.emulator.faults import (
     QUERY_ERROR,
     THROTTLED_CONCURRENCY,
@@ -43,6 +50,15 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Peer = tuple[str, int]
+
+
+class Closable(Protocol):
+    """What the app needs of a connection's transport (``asyncio.Transport``) to drop it."""
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -54,16 +70,26 @@ class EmulatorConfig:
     fault_rate: float = 0.0
     seed: int | None = None
     fault_retry_after: int = 1  # seconds, for injected 429s
+    fault_kinds: tuple[str, ...] = injected.DEFAULT_KINDS
+    fault_on: str = "all"  # which requests faults go to: all, reads (GETs) or writes
+    slow_ms: float = 2000.0  # how late a "slow" fault answers
     max_requests: int = 6000  # per window
     max_execution_seconds: float = 1200.0  # combined execution time per window
     window_seconds: float = 300.0
     max_concurrent: int = 52
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fault_kinds", injected.parse_kinds(self.fault_kinds))
+        if self.fault_on not in injected.TARGETS:
+            raise ValueError(f"fault_on must be one of {', '.join(injected.TARGETS)}")
+
     def __repr__(self) -> str:
         token = "set" if self.token else "none"
         return (
             f"EmulatorConfig(token={token}, latency_ms={self.latency_ms}, "
-            f"fault_rate={self.fault_rate}, seed={self.seed})"
+            f"fault_rate={self.fault_rate}, seed={self.seed}, "
+            f"fault_kinds={','.join(self.fault_kinds)}, fault_on={self.fault_on}, "
+            f"slow_ms={self.slow_ms})"
         )
 
 
@@ -75,6 +101,9 @@ class _Protection:
         self.clock = clock
         self.requests: deque[float] = deque()
         self.execution: deque[tuple[float, float]] = deque()
+        self.executed = 0.0
+        """Seconds of execution in ``execution``, kept as they come and go (not summed per
+        request: a window of thousands of requests made that quadratic)."""
         self.in_flight = 0
 
     def _trim(self, now: float) -> None:
@@ -82,7 +111,9 @@ class _Protection:
         while self.requests and self.requests[0] <= horizon:
             self.requests.popleft()
         while self.execution and self.execution[0][0] <= horizon:
-            self.execution.popleft()
+            self.executed -= self.execution.popleft()[1]
+        if not self.execution:
+            self.executed = 0.0  # no float drift once the window empties
 
     def admit(self) -> None:
         now = self.clock()
@@ -91,7 +122,7 @@ class _Protection:
         if len(self.requests) >= self.config.max_requests:
             wait = self.requests[0] + window - now
             raise _throttled(THROTTLED_REQUESTS, "Number of requests exceeded the limit", wait)
-        if sum(d for _, d in self.execution) >= self.config.max_execution_seconds:
+        if self.executed >= self.config.max_execution_seconds:
             wait = self.execution[0][0] + window - now
             raise _throttled(THROTTLED_TIME, "Combined execution time exceeded the limit", wait)
         if self.in_flight >= self.config.max_concurrent:
@@ -103,6 +134,7 @@ class _Protection:
         self.in_flight -= 1
         now = self.clock()
         self.execution.append((now, now - started))
+        self.executed += now - started
 
 
 def _throttled(code: str, what: str, wait: float) -> EmulatorError:
@@ -132,6 +164,9 @@ class EmulatorApp:
         self.protection = _Protection(self.config, clock)
         self.clock = clock
         self.requests_served = 0
+        self.connections: dict[Peer, Closable] = {}
+        """Open connections by client address, kept by the server (``server.make_server``)
+        so that a fault can drop one."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -145,7 +180,11 @@ class EmulatorApp:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        response = await self.respond(scope, body)
+        try:
+            response = await self.respond(scope, body)
+        except injected.Dropped:
+            await self._drop(scope)
+            return
         payload, headers = _encode(response)
         await send(
             {
@@ -179,6 +218,9 @@ class EmulatorApp:
         begun = self.clock()
         try:
             response = await self._serve(scope, method, path, headers, body)
+        except injected.Dropped:
+            self._log_drop(method, path, started)
+            raise
         except Exception:  # a bug of the emulator: answer as Dataverse does, keep serving
             # (inside a $batch, parts already answered keep their answers: see batch.execute)
             log.exception("%s %s failed inside the emulator", method, path)
@@ -195,13 +237,61 @@ class EmulatorApp:
         log.info("%s %s -> %d (%.1f ms)", method, path, response.status, elapsed)
         return response
 
+    def _log_drop(self, method: str, path: str, started: float) -> None:
+        self.requests_served += 1
+        elapsed = (time.perf_counter() - started) * 1000
+        log.info("%s %s -> dropped (%.1f ms)", method, path, elapsed)
+
+    async def _drop(self, scope: Scope) -> None:
+        """Close the request's connection without an answer."""
+        client = scope.get("client")
+        transport = self.connections.get((client[0], client[1])) if client else None
+        if transport is None:  # in-process: no socket to close
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        if self.fault_rng.random() < 0.5:
+            transport.close()  # FIN: "server disconnected without sending a response"
+        else:
+            transport.abort()  # RST: "connection reset by peer"
+        for _ in range(3):  # let the server see the connection go before the app returns
+            await asyncio.sleep(0)
+
+    def _draw_fault(self, method: str) -> str | None:
+        """The fault this request gets, if any (the same draws as before kinds existed)."""
+        config = self.config
+        if config.fault_rate <= 0 or self.fault_rng.random() >= config.fault_rate:
+            return None
+        kinds = config.fault_kinds
+        kind = kinds[min(len(kinds) - 1, int(self.fault_rng.random() * len(kinds)))]
+        target = "reads" if method == "GET" else "writes"
+        return kind if config.fault_on in ("all", target) else None
+
     async def _serve(
         self, scope: Scope, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> Response:
         if self.config.latency_ms > 0:
             await asyncio.sleep(self.config.latency_ms / 1000)
-        if self.config.fault_rate > 0 and self.fault_rng.random() < self.config.fault_rate:
-            return self._fault()
+        fault = self._draw_fault(method)
+        if fault in ("429", "503"):
+            return self._fault(fault)
+        if fault == "drop":
+            raise injected.Dropped
+        carry_out = True
+        if fault in injected.BAD_ANSWERS and method != "GET":
+            carry_out = self.fault_rng.random() < 0.5  # landed or not: the answer cannot tell
+        response = await self._operate(scope, method, path, headers, body) if carry_out else None
+        if fault == "drop-after":
+            raise injected.Dropped
+        if fault == "slow":
+            await asyncio.sleep(self.config.slow_ms / 1000)
+        if fault in injected.BAD_ANSWERS:
+            assert fault is not None
+            return injected.bad_answer(fault, response, self.fault_rng, _base_url(scope, headers))
+        assert response is not None
+        return response
+
+    async def _operate(
+        self, scope: Scope, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> Response:
         host = headers.get("host", "localhost")
         base_url = f"{scope.get('scheme', 'http')}://{host}{API_PREFIX}"
         if path == API_PREFIX.rstrip("/") or path == API_PREFIX:
@@ -253,8 +343,8 @@ class EmulatorApp:
                 {"WWW-Authenticate": 'Bearer authorization_uri="emulator"'},
             )
 
-    def _fault(self) -> Response:
-        if self.fault_rng.random() < 0.5:
+    def _fault(self, kind: str) -> Response:
+        if kind == "429":
             seconds = self.config.fault_retry_after
             error = EmulatorError(
                 429,
@@ -266,6 +356,10 @@ class EmulatorApp:
         else:
             error = EmulatorError(503, UNAVAILABLE, "The service is unavailable (injected fault).")
         return batch.as_response(error)
+
+
+def _base_url(scope: Scope, headers: dict[str, str]) -> str:
+    return f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}{API_PREFIX}"
 
 
 def _encode(response: Response) -> tuple[bytes, dict[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import socket
@@ -11,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from reconciler.emulator.app import EmulatorApp, EmulatorConfig
 from reconciler.emulator.store import Store
@@ -55,9 +57,32 @@ class _Server(uvicorn.Server):
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def _tracking_protocol(app: EmulatorApp) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol (h11, whatever else is installed), keeping ``app.connections``
+    up to date so that an injected fault can drop a request's connection."""
+
+    class Tracking(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if self.client is not None:  # the address the request's scope names
+                app.connections[self.client] = transport
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.client is not None:
+                app.connections.pop(self.client, None)
+            super().connection_lost(exc)
+
+    return Tracking
+
+
 def make_server(app: EmulatorApp) -> uvicorn.Server:
     config = uvicorn.Config(
-        app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=5
+        app,
+        http=_tracking_protocol(app),
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=5,
     )
     return _Server(config)
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.apply.writer import Writer
+from reconciler.apply.writer import ATTEMPTS, Writer
 from reconciler.dataverse import DataverseClient, RetryPolicy, StaticToken
 from reconciler.dataverse.errors import BadRequest
 from reconciler.errors import ReconcilerError
@@ -331,10 +331,17 @@ def test_a_lost_create_that_landed_is_found_on_the_next_attempt():
     ]
 
 
-def test_a_lost_update_of_a_record_already_there_starts_over():
-    server = Server(exists(), as_planned(NEWER), LOST, exists(), as_planned('W/"102"'), ok())
+def test_a_lost_update_of_a_record_already_there_reads_it_again():
+    server = Server(exists(), as_planned(NEWER), LOST, as_planned('W/"102"'), ok())
     assert write(create_queue(), server) == "already there; updated"
+    assert [s[0] for s in server.sent] == ["PATCH", "GET", "PATCH", "GET", "PATCH"]
     assert server.sent[-1] == ("PATCH", QUEUE_PATH, {"If-Match": 'W/"102"'})
+
+
+def test_a_record_already_there_whose_update_never_gets_an_answer_fails():
+    server = Server(exists(), *[as_planned(NEWER), LOST] * ATTEMPTS)
+    failure = fails(create_queue(), server)
+    assert str(failure) == f"{QUEUE}: no answer to the update after {ATTEMPTS} attempts"
 
 
 def test_a_create_answered_by_a_gateway_timeout_is_settled_like_a_lost_one():
@@ -344,12 +351,12 @@ def test_a_create_answered_by_a_gateway_timeout_is_settled_like_a_lost_one():
     assert len(server.requests) == 4
 
 
-def test_a_create_with_no_answer_three_times_fails():
-    server = Server(LOST, LOST, LOST)
+def test_a_create_with_no_answer_every_time_fails():
+    server = Server(*[LOST] * ATTEMPTS)
     failure = fails(create_queue(), server)
 
-    assert str(failure) == f"{QUEUE}: no answer to the create after 3 attempts"
-    assert len(server.requests) == 3
+    assert str(failure) == f"{QUEUE}: no answer to the create after {ATTEMPTS} attempts"
+    assert len(server.requests) == ATTEMPTS == 6
 
 
 def test_a_create_binds_lookups_and_sets_the_columns_set_once():
@@ -435,9 +442,9 @@ def test_a_lost_link_without_an_etag_is_sent_again_without_reading():
     assert [s[0] for s in server.sent] == ["PATCH", "PATCH"]
 
 
-def test_a_link_with_no_answer_three_times_fails():
-    failure = fails(page_chain()[-1], Server(LOST, LOST, LOST))
-    assert str(failure) == f"{PAGE}: no answer to the update after 3 attempts"
+def test_a_link_with_no_answer_every_time_fails():
+    failure = fails(page_chain()[-1], Server(*[LOST] * ATTEMPTS))
+    assert str(failure) == f"{PAGE}: no answer to the update after {ATTEMPTS} attempts"
 
 
 # --- update -----------------------------------------------------------------------------------
@@ -527,10 +534,10 @@ def test_a_lost_update_of_a_record_deleted_since_is_stale():
     assert str(failure) == f"{QUEUE} was deleted since the plan"
 
 
-def test_a_lost_update_that_never_lands_fails_after_three_attempts():
-    server = Server(LOST, row(), LOST, row(), LOST, row())
+def test_a_lost_update_that_never_lands_fails_after_every_attempt():
+    server = Server(*[LOST, row()] * ATTEMPTS)
     failure = fails(update_queue("priority"), server)
-    assert str(failure) == f"{QUEUE}: no answer to the update after 3 attempts"
+    assert str(failure) == f"{QUEUE}: no answer to the update after {ATTEMPTS} attempts"
 
 
 def test_a_lost_link_is_settled_comparing_ids_whatever_their_case():
@@ -670,7 +677,7 @@ def test_a_lost_unconditional_delete_of_a_record_still_there_is_sent_again():
     assert write(delete_queue(etag=None), server) == "deleted"
 
 
-def test_a_delete_that_never_gets_an_answer_fails_after_three_attempts():
-    server = Server(LOST, row(), LOST, row(), LOST, row())
+def test_a_delete_that_never_gets_an_answer_fails_after_every_attempt():
+    server = Server(*[LOST, row()] * ATTEMPTS)
     failure = fails(delete_queue(), server)
-    assert str(failure) == f"{QUEUE}: no answer to the delete after 3 attempts"
+    assert str(failure) == f"{QUEUE}: no answer to the delete after {ATTEMPTS} attempts"

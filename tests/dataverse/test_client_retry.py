@@ -169,6 +169,18 @@ def test_429_waits_exactly_retry_after_then_succeeds():
     assert client.stats.snapshot() == {"GET queues": 3}
 
 
+def test_a_503_with_retry_after_waits_that_long_within_max_elapsed():
+    time = FakeTime()
+    busy = httpx.Response(
+        503, json={"error": {"code": "0x0", "message": "busy"}}, headers={"Retry-After": "7"}
+    )
+    result, _ = run(Script(busy, httpx.Response(200, json=ROW)), get, policy(time))
+    assert result == ROW
+    assert time.sleeps == [7.0]
+    err, _ = fails(Script(busy), get, policy(FakeTime(), max_elapsed=10.0))
+    assert err.attempts == 2  # 7 s, then 7 more would pass 10 s
+
+
 def test_429_with_http_date_retry_after_uses_backoff():
     time = FakeTime()
     script = Script(throttled("Wed, 21 Oct 2015 07:28:00 GMT"), httpx.Response(200, json=ROW))
@@ -216,15 +228,27 @@ def test_create_is_retried_too():
 
 def test_exhaustion_raises_the_last_error_with_attempts():
     time = FakeTime()
-    script = Script(throttled("1"), throttled("1"), unavailable())
+    script = Script(unavailable(), throttled(), unavailable())
     err, client = fails(script, get, policy(time, max_attempts=3))
     assert type(err) is ServerError
     assert err.attempts == 3
     assert err.retryable
     assert str(err).endswith("503 0x0 busy (after 3 attempts)")
-    assert time.sleeps == [1.0, 1.0]
+    assert time.sleeps == [0.5, 1.0]  # a 429 without Retry-After backs off like a 503
     assert client.stats.total == 3
     assert client.stats.retries == 2
+
+
+def test_throttles_with_retry_after_do_not_count_toward_max_attempts():
+    time = FakeTime()
+    script = Script(throttled("1"), throttled("1"), unavailable())
+    err, client = fails(script, get, policy(time, max_attempts=3))
+    assert type(err) is ServerError
+    assert err.attempts == 5  # two honoured throttles, then three 503s
+    assert str(err).endswith("503 0x0 busy (after 5 attempts)")
+    assert time.sleeps == [1.0, 1.0, 0.5, 1.0]
+    assert client.stats.total == 5
+    assert client.stats.retries == 4
 
 
 def test_transport_error_exhaustion():
@@ -258,13 +282,96 @@ def test_max_elapsed_stops_before_a_sleep_that_would_pass_it():
     assert len(script.requests) == 4
 
 
-def test_long_retry_after_beyond_max_elapsed_gives_up_at_once():
+def test_a_retry_after_of_minutes_is_honoured_past_max_elapsed():
     time = FakeTime()
-    err, _ = fails(Script(throttled("300")), get, policy(time, max_elapsed=60.0))
+    script = Script(throttled("300"), throttled("240"), httpx.Response(200, json=ROW))
+    result, client = run(script, get, policy(time, max_elapsed=60.0))
+    assert result == ROW
+    assert time.sleeps == [300.0, 240.0]
+    assert client.stats.retries == 2
+
+
+def test_throttle_waits_stop_at_max_throttle_wait_per_request():
+    time = FakeTime()
+    err, client = fails(Script(throttled("250")), get, policy(time, max_throttle_wait=600.0))
     assert isinstance(err, Throttled)
-    assert err.retry_after == 300.0
+    assert err.retry_after == 250.0
+    assert time.sleeps == [250.0, 250.0]  # a third wait would make 750 s
+    assert err.attempts == 3
+    assert client.stats.total == 3
+
+
+def test_a_retry_after_beyond_max_throttle_wait_gives_up_at_once():
+    time = FakeTime()
+    err, _ = fails(Script(throttled("900")), get, policy(time))
+    assert isinstance(err, Throttled)
     assert time.sleeps == []
     assert err.attempts == 1
+
+
+def test_retry_after_zero_forever_is_bounded_by_the_throttle_budget():
+    time = FakeTime()
+    err, client = fails(Script(throttled("0")), get, policy(time, max_throttle_wait=20.0))
+    assert isinstance(err, Throttled)
+    assert client.stats.total == 21  # each honoured throttle uses at least 1 s of the budget
+
+
+def test_throttle_waits_do_not_count_toward_max_elapsed():
+    time = FakeTime()
+    script = Script(
+        unavailable(),
+        throttled("300"),
+        unavailable(),
+        unavailable(),
+        httpx.Response(200, json=ROW),
+    )
+    result, _ = run(script, get, policy(time, max_elapsed=10.0))
+    assert result == ROW
+    assert time.sleeps == [0.5, 300.0, 1.0, 2.0]
+
+
+def test_retry_policy_none_does_not_wait_for_a_throttle_either():
+    err, client = fails(Script(throttled("1")), get, RetryPolicy.none())
+    assert isinstance(err, Throttled)
+    assert client.stats.total == 1
+
+
+def test_a_long_throttle_is_announced_once_per_throttled_stretch(caplog):
+    caplog.set_level("WARNING", logger="reconciler.dataverse")
+    time = FakeTime()
+    retry = policy(time)
+
+    async def scenario() -> None:
+        transport = httpx.MockTransport(Script(httpx.Response(200, json=ROW)))
+        async with DataverseClient(
+            BASE, auth=StaticToken("t"), transport=transport, retry=retry
+        ) as client:
+            # requests throttled in the same stretch: one line; a later stretch: one more
+            client._announce_throttle(45.0)
+            client._announce_throttle(44.0)
+            client._announce_throttle(50.0)
+            time.now += 60
+            client._announce_throttle(200.0)
+
+    asyncio.run(scenario())
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert lines == [
+        "the service is throttling requests (429, service protection limits): waiting 45 s "
+        "before going on",
+        "the service is throttling requests (429, service protection limits): waiting "
+        "3 min 20 s before going on",
+    ]
+
+
+def test_short_throttles_are_not_announced_long_ones_are(caplog):
+    caplog.set_level("WARNING", logger="reconciler.dataverse")
+    run(Script(throttled("2"), httpx.Response(200, json=ROW)), get, policy(FakeTime()))
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+    run(Script(throttled("300"), httpx.Response(200, json=ROW)), get, policy(FakeTime()))
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "throttling" in line
+    assert "waiting 5 min before going on" in line
+    assert "queues" not in line  # one line about the service, not a request
 
 
 @pytest.mark.parametrize(

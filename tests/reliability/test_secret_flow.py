@@ -17,9 +17,9 @@ JSON-escaped, URL-encoded, hex, and base64 at any alignment.
 The scan is shown to bite: every secret is found in the targets' databases (the service account
 key only base64-encoded), and markers planted in a file in each form are found.
 
-Two answers that quote the request show secrets today (strict xfails): a write refused with a
-message quoting its payload (a gateway in front of the emulator), and a token endpoint quoting
-the form it was sent (only the plain client secret is redacted, not its URL-encoded spelling).
+Two answers that quote the request are covered too: a write refused with a message quoting its
+payload (a gateway in front of the emulator), and a token endpoint quoting the form it was sent
+(the client secret URL-encoded): the client redacts every spelling of the secrets it sent.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus
 
 import httpx
-import pytest
 from examples_project import ROOT
 from served import Served
 
@@ -525,11 +524,6 @@ def test_the_scanner_finds_a_marker_in_every_form(tmp_path):
 # --- answers that quote the request -------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the server's error message is shown verbatim: a message quoting the request "
-    "payload shows the record's secrets",
-)
 def test_a_write_refused_with_a_message_quoting_its_payload_shows_no_secret(tmp_path):
     examples = project(tmp_path)
     flow = Flow(tmp_path, environ())
@@ -545,11 +539,6 @@ def test_a_write_refused_with_a_message_quoting_its_payload_shows_no_secret(tmp_
     assert {name: found for name, output in flow.outputs if (found := find(output))} == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="only the plain client secret is redacted from the token endpoint's description, "
-    "not the form-encoded one it was sent as",
-)
 def test_a_token_endpoint_quoting_the_form_it_was_sent_shows_no_client_secret(tmp_path):
     examples = project(tmp_path)
     flow = Flow(tmp_path, environ())
