@@ -63,6 +63,14 @@ def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
 
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
     """``"; did you mean 'x'?"`` for the closest choice, or nothing."""
-    others = [choice for choice in choices if choice != word]
+    # Only choices whose length allows a ratio of ``cutoff`` (it is at most 2 * shorter / sum):
+    # difflib indexes every character of the word first, seconds for a word of megabytes.
+    others = [
+        choice
+        for choice in choices
+        if choice != word and 2 * min(len(choice), len(word)) >= cutoff * (len(choice) + len(word))
+    ]
+    if not others:
+        return ""
     close = difflib.get_close_matches(word, others, n=1, cutoff=cutoff)
     return f"; did you mean '{close[0]}'?" if close else ""

@@ -12,8 +12,7 @@ from reconciler.cli import apply, emulator, export, plan, schema, validate
 from reconciler.cli.common import ArgumentParser, common_options
 from reconciler.errors import ReconcilerError
 from reconciler.gctuning import fewer_collections
-from reconciler.render.plan_text import clean
-from reconciler.render.style import paint, use_color
+from reconciler.render.style import clean, paint, use_color
 
 
 class WarningLines(logging.Handler):

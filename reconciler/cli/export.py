@@ -12,8 +12,8 @@ from pathlib import Path
 from reconciler.errors import UsageError
 from reconciler.export.files import KINDS, README
 from reconciler.export.run import Exported, ExportOptions, export
-from reconciler.render.plan_text import clean, plural
-from reconciler.render.style import paint, use_color
+from reconciler.render.plan_text import plural
+from reconciler.render.style import clean, paint, use_color
 
 NOUNS = {
     "Queue": "queue",

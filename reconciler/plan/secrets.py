@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import stat
 from collections.abc import Mapping
 
 from reconciler.diagnostics import Diagnostic, error
@@ -26,6 +27,8 @@ MAX_LENGTH = {
     "serviceAccountKey": 8000,
 }
 BASE64 = frozenset({"serviceAccountKey"})
+# More than any secret column holds, even as 4-byte UTF-8 (the rest is never read).
+MAX_FILE_BYTES = 64 * 1024
 
 
 class SecretProblem(Exception):
@@ -48,8 +51,7 @@ def read_secret(source: str, field: str, environ: Mapping[str, str]) -> Sensitiv
         raw = text.encode("utf-8")
     elif scheme == "file":
         try:
-            with open(name, "rb") as handle:
-                raw = handle.read()
+            raw = _read_file(name)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise SecretProblem(
@@ -99,3 +101,19 @@ class SecretResolver:
             message = f"{format_path(path)}: {problem}"
             self.problems.append(error(problem.code, message, document.at(*path)))
             return None
+
+
+def _read_file(path: str) -> bytes:
+    """A secret file's bytes: only a regular file (a FIFO would block, a link to /dev/zero
+    never end), and only as much as a secret column can hold."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    descriptor = os.open(path, flags)
+    with open(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise SecretProblem("secret-invalid", f"secret file {path} is not a regular file")
+        raw = handle.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise SecretProblem(
+            "secret-invalid", f"secret file {path} is larger than {MAX_FILE_BYTES} bytes"
+        )
+    return raw

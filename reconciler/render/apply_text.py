@@ -9,8 +9,8 @@ from reconciler.apply.applier import Applied
 from reconciler.apply.followup import Item
 from reconciler.plan.evaluator import Outcome, Result
 from reconciler.plan.stages import Op
-from reconciler.render.plan_text import clean, plural
-from reconciler.render.style import paint
+from reconciler.render.plan_text import plural
+from reconciler.render.style import clean, paint
 
 SYMBOLS = {Op.CREATE: "+", Op.UPDATE: "~", Op.LINK: "~", Op.DELETE: "-"}
 STYLES = {

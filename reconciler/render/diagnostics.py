@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.diagnostics import Diagnostic, Severity
-from reconciler.render.style import paint
+from reconciler.render.style import clean, paint
 
 
 def _plural(count: int, noun: str) -> str:
@@ -24,10 +24,11 @@ def summary_line(diagnostics: Sequence[Diagnostic], files: int, documents: int) 
 
 
 def line(diagnostic: Diagnostic, color: bool = False) -> str:
-    """``file:line:col: error: message``."""
-    where = f"{diagnostic.location}: " if diagnostic.location else ""
+    """``file:line:col: error: message``, on one line whatever the names it repeats hold: a
+    newline or an escape sequence in a key or a file name is printed escaped."""
+    where = f"{clean(str(diagnostic.location))}: " if diagnostic.location else ""
     style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
-    return f"{where}{paint(str(diagnostic.severity), style, color)}: {diagnostic.message}"
+    return f"{where}{paint(str(diagnostic.severity), style, color)}: {clean(diagnostic.message)}"
 
 
 def to_text(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from reconciler.render.plan_text import clean
+from reconciler.render.style import clean
 
 _MARKDOWN = re.compile(r"([\\`*_\[\]~<>&])")
 # What starts a list, heading or quote when it leads a block: ``- x``, ``1. x``, ``# x``.

@@ -19,13 +19,13 @@ from reconciler.render.markdown import text as _text
 from reconciler.render.plan_text import (
     PHRASES,
     SYMBOLS,
-    clean,
     plan_line,
     plural,
     rows,
     title,
     unmanaged_line,
 )
+from reconciler.render.style import clean
 
 # Destructive changes and conflicts show their reason in their section's table.
 _REASON_INSIDE = frozenset({Action.CREATE, Action.UPDATE})

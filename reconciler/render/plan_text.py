@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pydantic import JsonValue
 
 from reconciler.plan.definition import DESTRUCTIVE, Action, Change, FieldChange, Plan, Summary
-from reconciler.render.style import paint
+from reconciler.render.style import clean, paint
 
 SYMBOLS = {
     Action.CREATE: "+",
@@ -41,14 +41,6 @@ _STYLES = {
 }
 _FIELD_STYLES = {"+": "green", "-": "red", "~": "yellow"}
 ARROW = "→"
-
-
-def clean(text: str) -> str:
-    """Control and invisible characters escaped (``\\x1b``, ``\\n``, ``\\u202e``)."""
-    return "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-        for char in text
-    )
 
 
 def plural(count: int, noun: str) -> str:

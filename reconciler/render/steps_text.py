@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reconciler.plan.stages import Step, order
-from reconciler.render.plan_text import clean, plural
+from reconciler.render.plan_text import plural
+from reconciler.render.style import clean
 
 
 def levels(steps: Sequence[Step]) -> list[list[Step]]:

@@ -17,3 +17,13 @@ def use_color(stream: TextIO, no_color: bool = False) -> bool:
 
 def paint(text: str, style: str, enabled: bool) -> str:
     return f"\033[{_CODES[style]}m{text}\033[0m" if enabled else text
+
+
+def clean(text: str) -> str:
+    """Control and invisible characters escaped (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
