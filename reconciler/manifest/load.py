@@ -36,7 +36,7 @@ def read_sources(paths: Sequence[str]) -> Sources:
             error("no-manifests", f"no *.yaml or *.yml manifest files found in {where}")
         )
     for path in found.manifests:
-        result = load_file(path)
+        result = load_file(path, regular_only=True)
         sources.documents.extend(result.documents)
         sources.diagnostics.extend(result.diagnostics)
     if len(found.project_files) > 1:
@@ -49,13 +49,17 @@ def read_sources(paths: Sequence[str]) -> Sources:
                 )
             )
     if found.project_files:
-        sources.project = _single_mapping(found.project_files[0], sources.diagnostics)
+        sources.project = _single_mapping(
+            found.project_files[0], sources.diagnostics, regular_only=True
+        )
     return sources
 
 
-def _single_mapping(path: str, diagnostics: list[Diagnostic]) -> SourceDocument | None:
+def _single_mapping(
+    path: str, diagnostics: list[Diagnostic], regular_only: bool = False
+) -> SourceDocument | None:
     """A file that must hold one YAML mapping (the project file, a --var-file)."""
-    result = load_file(path)
+    result = load_file(path, regular_only=regular_only)
     diagnostics.extend(result.diagnostics)
     if not result.documents:
         return None

@@ -56,7 +56,11 @@ def substitute(data: Any, variables: Mapping[str, str]) -> tuple[Any, list[Probl
                 return match.group(0)
             return variables[name]
 
-        return REFERENCE_RE.sub(replace, text)
+        # Every reference ends at a "}": past the last one there is none to find. Searching only
+        # up to it keeps the search linear (each "${" with no "}" after it would otherwise scan
+        # to the end of the string: minutes for a string of a few hundred thousand "${").
+        end = text.rfind("}") + 1
+        return REFERENCE_RE.sub(replace, text[:end]) + text[end:]
 
     return walk(data, ()), problems
 

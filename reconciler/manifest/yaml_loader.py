@@ -15,7 +15,9 @@ to the document (an "alias bomb") are refused.
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,15 +38,21 @@ from yaml.events import (
 from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.resolver import BaseResolver
-from yaml.scanner import Scanner
+from yaml.scanner import Scanner, ScannerError
 
 from reconciler.diagnostics import Diagnostic, Location, error
 
 PathKey = tuple[str | int, ...]
 
 MAX_DEPTH = 64
+# Longer integer literals are refused: Python will not convert more than 4,300 decimal digits
+# (``sys.get_int_max_str_digits``), and no manifest value is anywhere near this long.
+MAX_INT_LENGTH = 1_000
 # An alias may expand to at most this many nodes beyond ten times the nodes written.
 ALIAS_EXPANSION_ALLOWANCE = 10_000
+# ... and its strings to at most this many characters beyond ten times the file's length (a
+# megabyte string aliased ten thousand times is a small file but ten gigabytes of values).
+ALIAS_TEXT_ALLOWANCE = 1_000_000
 
 _TAG = "tag:yaml.org,2002:"
 _BOOL_RE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
@@ -67,6 +75,9 @@ _CoreResolver.add_implicit_resolver(_TAG + "null", _NULL_RE, ["~", "n", "N", ""]
 _CoreResolver.add_implicit_resolver(_TAG + "merge", re.compile(r"^<<$"), ["<"])
 
 
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
 class _PythonParser(Reader, Scanner, Parser, _CoreResolver):
     """PyYAML's pure-Python scanner and parser: a stream of events."""
 
@@ -75,6 +86,19 @@ class _PythonParser(Reader, Scanner, Parser, _CoreResolver):
         Scanner.__init__(self)
         Parser.__init__(self)
         _CoreResolver.__init__(self)
+
+    def scan_flow_scalar_non_spaces(self, double: bool, start_mark: Any) -> list[str]:
+        """As libyaml does, refuse an escape of a lone surrogate (``"\\ud800"``): no UTF-8
+        output can carry it, so printing it in a diagnostic would fail."""
+        chunks: list[str] = super().scan_flow_scalar_non_spaces(double, start_mark)
+        if double and any(_SURROGATE_RE.search(chunk) for chunk in chunks):
+            raise ScannerError(
+                "while parsing a quoted scalar",
+                start_mark,
+                "found invalid Unicode character escape code",
+                self.get_mark(),
+            )
+        return chunks
 
 
 _Parser: Callable[[str], Any] = _PythonParser
@@ -167,6 +191,9 @@ def _scalar(event: ScalarEvent) -> Any:
     if tag == _TAG + "bool":
         return text.lower() == "true"
     if tag == _TAG + "int":
+        if len(text) > MAX_INT_LENGTH:
+            message = f"integer literal of {len(text)} characters is too long to be a value"
+            raise _DocumentError("yaml-value", message, event)
         if text.startswith("0o"):
             return int(text[2:], 8)
         if text.startswith("0x"):
@@ -199,9 +226,11 @@ class _Builder:
     The recursion is bounded: nothing deeper than ``MAX_DEPTH`` is built.
     """
 
-    def __init__(self, file: str, parser: Any) -> None:
+    def __init__(self, file: str, parser: Any, size: int) -> None:
         self.file = file
         self.parser = parser
+        self.text_limit = ALIAS_TEXT_ALLOWANCE + 10 * size
+        self.text_expanded = 0
         self.positions: dict[PathKey, tuple[int, int]] = {}
         self.diagnostics: list[Diagnostic] = []
         self.built = 0
@@ -224,33 +253,30 @@ class _Builder:
         self.built += 1
         if live:
             self.written += 1
-        elif self.built > ALIAS_EXPANSION_ALLOWANCE + 10 * self.written:
-            raise _DocumentError(
-                "alias-bomb",
-                f"aliases expand this document past {self.built - 1} values; refusing it as "
-                "a possible alias bomb",
-                event,
-            )
+        else:
+            if type(event) is ScalarEvent:
+                self.text_expanded += len(event.value)
+            if self.text_expanded > self.text_limit:
+                raise _DocumentError(
+                    "alias-bomb",
+                    f"aliases expand this document past {self.text_limit} characters; "
+                    "refusing it as a possible alias bomb",
+                    event,
+                )
+            if self.built > ALIAS_EXPANSION_ALLOWANCE + 10 * self.written:
+                raise _DocumentError(
+                    "alias-bomb",
+                    f"aliases expand this document past {self.built - 1} values; refusing it "
+                    "as a possible alias bomb",
+                    event,
+                )
         if len(path) > MAX_DEPTH:
             if live:
                 raise _TooDeep(event)
             raise _DocumentError(
                 "yaml-too-deep", f"document nests deeper than {MAX_DEPTH} levels", event
             )
-        anchor: str | None = event.anchor  # type: ignore[attr-defined]
-        if anchor is not None and live:
-            if anchor in self.anchors or anchor in self.recording:
-                first = self.anchors.get(anchor) or self.recording[anchor]
-                raise ComposerError(
-                    f"found duplicate anchor {anchor!r}; first occurrence",
-                    first[0].start_mark,  # type: ignore[arg-type]
-                    "second occurrence",
-                    event.start_mark,  # type: ignore[arg-type]
-                )
-            if type(event) is ScalarEvent:
-                self.anchors[anchor] = [event]
-            else:
-                self.recording[anchor] = [event]
+        anchor = self._anchor(event) if live else None
         if type(event) is ScalarEvent:
             return _scalar(event)
         try:
@@ -258,8 +284,25 @@ class _Builder:
                 return self._sequence(event, path, next_)
             return self._mapping(event, path, next_)
         finally:
-            if anchor is not None and live:
+            if anchor is not None:
                 self.anchors[anchor] = self.recording.pop(anchor)
+
+    def _anchor(self, event: Event) -> str | None:
+        """Remember the anchor of an event read from the text: a scalar's at once, a
+        collection's events as they are read (until ``build`` has read all of them)."""
+        anchor: str | None = getattr(event, "anchor", None)
+        if anchor is None:
+            return None
+        if anchor in self.anchors or anchor in self.recording:
+            first = (self.anchors.get(anchor) or self.recording[anchor])[0]
+            mark: Any = event.start_mark
+            message = f"found duplicate anchor {anchor!r} (first at line {_position(first)[0]})"
+            raise ComposerError(None, None, message, mark)
+        if type(event) is ScalarEvent:
+            self.anchors[anchor] = [event]
+        else:
+            self.recording[anchor] = [event]
+        return anchor
 
     def _replay(self, alias: Event) -> tuple[Event, Next]:
         """The first event an alias names, and the rest of them."""
@@ -304,15 +347,18 @@ class _Builder:
             ):
                 merges.append(self._merge(next_(), path, next_))
                 continue
+            written = key  # where the key is written: an alias's own place, not its anchor's
             if type(key) is AliasEvent:
                 key, _ = self._replay(key)
+            elif type(key) is ScalarEvent and next_ == self.read:
+                self._anchor(key)  # a key may be anchored too (``&k name: 1``, then ``*k : 2``)
             if type(key) is not ScalarEvent:
-                raise _DocumentError("yaml-key", "mapping keys must be plain scalars", key)
+                raise _DocumentError("yaml-key", "mapping keys must be plain scalars", written)
             name = key.value
             value = next_()
             if name in seen:
                 first = _position(seen[name])[0]
-                line, column = _position(key)
+                line, column = _position(written)
                 self.diagnostics.append(
                     error(
                         "duplicate-key",
@@ -322,8 +368,8 @@ class _Builder:
                 )
                 self._apart(value, (*path, name), next_)  # for its anchors and limits only
                 continue
-            seen[name] = key
-            self.positions[(*path, name)] = _position(key)
+            seen[name] = written
+            self.positions[(*path, name)] = _position(written)
             explicit[name] = self.build(value, (*path, name), next_)
         if not merges:
             return explicit
@@ -383,9 +429,18 @@ def _check_tag(event: Event, default: str) -> None:
         raise _DocumentError("yaml-tag", f"unsupported YAML tag {tag!r}", event)
 
 
+_LINE_BREAK_RE = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def _yaml_error_location(exc: yaml.YAMLError, file: str, text: str) -> Location:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
+        if mark.line > 0 and not text.endswith(("\n", "\r", "\x85", "\u2028", "\u2029")):
+            # libyaml puts the end of a file that has no final line break on the line after
+            # it, which does not exist: point at the end of the last line instead.
+            breaks = _LINE_BREAK_RE.split(text)
+            if mark.line >= len(breaks):
+                return Location(file, len(breaks), len(breaks[-1]) + 1)
         return Location(file, mark.line + 1, mark.column + 1)
     # Reader errors carry a character offset instead of a mark.
     return _offset_location(file, text, getattr(exc, "position", None) or 0)
@@ -411,7 +466,7 @@ def load_text(text: str, file: str) -> LoadResult:
         parser = _Parser(text)  # the pure-Python reader checks the characters here
         parser.get_event()  # StreamStartEvent
         while type(parser.get_event()) is DocumentStartEvent:
-            builder = _Builder(file, parser)
+            builder = _Builder(file, parser, len(text))
             root = builder.read()
             builder.positions[()] = _position(root)
             try:
@@ -443,19 +498,40 @@ def load_text(text: str, file: str) -> LoadResult:
     return LoadResult(documents, diagnostics)
 
 
-def load_file(path: str) -> LoadResult:
-    """Read and parse one manifest file; unreadable or non-UTF-8 files become diagnostics."""
+def load_file(path: str, *, regular_only: bool = False) -> LoadResult:
+    """Read and parse one manifest file; unreadable or non-UTF-8 files become diagnostics.
+
+    With ``regular_only`` (files found by walking a folder), anything but a regular file is
+    refused without reading it: a FIFO named ``x.yaml`` would block forever and a link to
+    ``/dev/zero`` would never end. A ``--var-file <(...)`` pipe is still read.
+    """
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw = _read(path, regular_only)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         return LoadResult(
             [], [error("unreadable-file", f"cannot read file: {reason}", Location(path, 1, 1))]
         )
+    if raw is None:
+        message = "cannot read file: not a regular file"
+        return LoadResult([], [error("unreadable-file", message, Location(path, 1, 1))])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         message = f"file is not UTF-8 text (invalid byte 0x{raw[exc.start]:02x})"
         return LoadResult([], [error("not-utf8", message, _offset_location(path, raw, exc.start))])
     return load_text(text, path)
+
+
+def _read(path: str, regular_only: bool) -> bytes | None:
+    """The file's bytes, or None when ``regular_only`` and it is not a regular file."""
+    if not regular_only:
+        with open(path, "rb") as handle:
+            return handle.read()
+    # Non-blocking, so that opening a FIFO returns at once; checked on the open descriptor.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(path, flags)
+    with open(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        return handle.read()
