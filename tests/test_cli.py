@@ -247,3 +247,18 @@ def test_an_empty_spec_is_reported_at_its_key(capsys, tmp_path):
     assert out.splitlines()[0] == (
         f"{manifest}:4:1: error: missing required field 'spec' (only 'ensure: absent' may omit it)"
     )
+
+
+def test_starting_the_cli_does_not_import_planning_apply_or_http() -> None:
+    """validate's start-up: the command modules import what they need when they run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, reconciler.cli\n"
+        "heavy = ['httpx', 'reconciler.plan.planner', 'reconciler.apply.applier',"
+        " 'reconciler.export.exporter', 'reconciler.emulator', 'reconciler.schemagen']\n"
+        "print([name for name in heavy if name in sys.modules])\n"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

@@ -6,30 +6,18 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from reconciler import aio
-from reconciler.apply.applier import (
-    Applied,
-    ApplyOptions,
-    ApplyRefused,
-    apply_manifests,
-    apply_saved,
-)
 from reconciler.cli.common import parse_vars, plan_failed
 from reconciler.errors import UsageError
-from reconciler.plan.definition import Plan
-from reconciler.plan.evaluator import DEFAULT_PARALLELISM, MAX_PARALLELISM, Outcome, Result
-from reconciler.plan.planner import PlanFailed, PlanOptions
-from reconciler.plan.stages import Step
-from reconciler.render.apply_text import (
-    progress_bar,
-    render_checklist,
-    render_summary,
-    step_line,
-)
-from reconciler.render.plan_text import render_text
+from reconciler.models.limits import DEFAULT_PARALLELISM, MAX_PARALLELISM
 from reconciler.render.style import use_color
+
+if TYPE_CHECKING:
+    from reconciler.apply.applier import Applied
+    from reconciler.plan.definition import Plan
+    from reconciler.plan.evaluator import Result
+    from reconciler.plan.stages import Step
 
 
 def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -75,12 +63,16 @@ class TerminalUi:
         self.total = 0
 
     def show(self, plan: Plan) -> None:
+        from reconciler.render.plan_text import render_text
+
         self.out.write(render_text(plan, color=self.color, verbose=self.args.verbose))
 
     def confirm(self, plan: Plan) -> bool:
         if self.args.yes:
             return True
         if not self.stdin.isatty():
+            from reconciler.apply.applier import ApplyRefused
+
             raise ApplyRefused(
                 "stdin is not a terminal, so nobody can confirm; pass --yes to apply without asking"
             )
@@ -97,6 +89,9 @@ class TerminalUi:
         self.out.flush()
 
     def finished(self, result: Result) -> None:
+        from reconciler.plan.evaluator import Outcome
+        from reconciler.render.apply_text import progress_bar, step_line
+
         self.results.append(result)
         if not self.bar:
             self.out.write(step_line(result, self.color) + "\n")
@@ -111,6 +106,12 @@ class TerminalUi:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: every other command (validate above all) would pay for them at start-up.
+    from reconciler import aio
+    from reconciler.apply.applier import ApplyOptions, apply_manifests, apply_saved
+    from reconciler.plan.planner import PlanFailed, PlanOptions
+    from reconciler.render.apply_text import render_checklist, render_summary
+
     if not 1 <= args.parallelism <= MAX_PARALLELISM:
         raise UsageError(f"--parallelism must be 1 to {MAX_PARALLELISM}, got {args.parallelism}")
     if args.plan and args.paths:

@@ -8,12 +8,14 @@ import sys
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.errors import UsageError
 from reconciler.export.files import KINDS, README
-from reconciler.export.run import Exported, ExportOptions, export
-from reconciler.render.plan_text import plural
-from reconciler.render.style import clean, paint, use_color
+from reconciler.render.style import clean, paint, plural, use_color
+
+if TYPE_CHECKING:
+    from reconciler.export.run import Exported
 
 NOUNS = {
     "Queue": "queue",
@@ -65,6 +67,8 @@ def _namespace(text: str | None) -> uuid.UUID | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reconciler.export.run import ExportOptions, export  # not paid by other commands
+
     options = ExportOptions(
         out=Path(args.out),
         kinds=args.kind or KINDS,

@@ -8,11 +8,6 @@ import sys
 
 from reconciler.cli.common import parse_vars, plan_failed
 from reconciler.errors import UsageError
-from reconciler.plan.planner import PlanFailed, PlanOptions, make_plan
-from reconciler.plan.stages import build_steps
-from reconciler.render.plan_markdown import render_markdown
-from reconciler.render.plan_text import render_text
-from reconciler.render.steps_text import render_steps
 from reconciler.render.style import use_color
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
@@ -42,6 +37,13 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: every other command (validate above all) would pay for them at start-up.
+    from reconciler.plan.planner import PlanFailed, PlanOptions, make_plan
+    from reconciler.plan.stages import build_steps
+    from reconciler.render.plan_markdown import render_markdown
+    from reconciler.render.plan_text import render_text
+    from reconciler.render.steps_text import render_steps
+
     options = PlanOptions(
         paths=args.paths,
         env=args.env,

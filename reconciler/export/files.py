@@ -23,14 +23,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from reconciler.errors import UsageError
-from reconciler.export.exporter import Export
 from reconciler.render import markdown as md
-from reconciler.targets import Target
+
+if TYPE_CHECKING:
+    from reconciler.export.exporter import Export
+    from reconciler.targets import Target
 
 PROJECT_FILE = "reconciler.yaml"
 README = "README.md"

@@ -27,3 +27,7 @@ FACEBOOK_TOKEN_MAX_AGE_DAYS = 60
 FACEBOOK_TOKEN_WARN_DAYS = 15  # warn this many days before the 60-day refresh is due
 
 GBM_RETIRED_ON = date(2024, 7, 31)
+
+MAX_PARALLELISM = 52
+"""Dataverse's limit of concurrent requests per user (docs/domain.md §4)."""
+DEFAULT_PARALLELISM = 8

@@ -15,11 +15,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from reconciler.errors import ReconcilerError
+from reconciler.models.limits import DEFAULT_PARALLELISM, MAX_PARALLELISM
 from reconciler.plan.stages import Step
 
-MAX_PARALLELISM = 52
-"""Dataverse's limit of concurrent requests per user (docs/domain.md §4)."""
-DEFAULT_PARALLELISM = 8
+__all__ = [
+    "DEFAULT_PARALLELISM",
+    "MAX_PARALLELISM",
+    "Outcome",
+    "Result",
+    "Runner",
+    "StaleStep",
+    "evaluate",
+]
 
 
 class Outcome(StrEnum):

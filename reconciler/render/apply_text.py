@@ -9,8 +9,7 @@ from reconciler.apply.applier import Applied
 from reconciler.apply.followup import Item
 from reconciler.plan.evaluator import Outcome, Result
 from reconciler.plan.stages import Op
-from reconciler.render.plan_text import plural
-from reconciler.render.style import clean, paint
+from reconciler.render.style import clean, paint, plural
 
 SYMBOLS = {Op.CREATE: "+", Op.UPDATE: "~", Op.LINK: "~", Op.DELETE: "-"}
 STYLES = {

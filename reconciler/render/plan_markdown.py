@@ -20,12 +20,11 @@ from reconciler.render.plan_text import (
     PHRASES,
     SYMBOLS,
     plan_line,
-    plural,
     rows,
     title,
     unmanaged_line,
 )
-from reconciler.render.style import clean
+from reconciler.render.style import clean, plural
 
 # Destructive changes and conflicts show their reason in their section's table.
 _REASON_INSIDE = frozenset({Action.CREATE, Action.UPDATE})

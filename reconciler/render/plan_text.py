@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pydantic import JsonValue
 
 from reconciler.plan.definition import DESTRUCTIVE, Action, Change, FieldChange, Plan, Summary
-from reconciler.render.style import clean, paint
+from reconciler.render.style import clean, paint, plural
 
 SYMBOLS = {
     Action.CREATE: "+",
@@ -41,10 +41,6 @@ _STYLES = {
 }
 _FIELD_STYLES = {"+": "green", "-": "red", "~": "yellow"}
 ARROW = "→"
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def format_value(value: JsonValue) -> str:

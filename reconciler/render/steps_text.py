@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from reconciler.plan.stages import Step, order
-from reconciler.render.plan_text import plural
-from reconciler.render.style import clean
+from reconciler.render.style import clean, plural
 
 
 def levels(steps: Sequence[Step]) -> list[list[Step]]:

@@ -219,7 +219,7 @@ def documents(manifests: Iterable[dict[str, Any]]) -> list[Document]:
     out = []
     for index, data in enumerate(manifests):
         model = MANIFEST_TYPES[data["kind"]]
-        source = SourceDocument("manifests.yaml", index, data, positions={})
+        source = SourceDocument("manifests.yaml", index, data, recorded={})
         out.append(Document(source, model.model_validate(data)))  # type: ignore[arg-type]
     return out
 
