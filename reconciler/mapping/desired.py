@@ -7,6 +7,7 @@ channel settings come from the workstream that uses it.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -73,7 +74,7 @@ class _Builder:
                 address,
                 fields,
                 present=document.manifest.present,
-                location=document.at("metadata", "name"),
+                where=functools.partial(document.at, "metadata", "name"),
                 **kw,
             )
         )

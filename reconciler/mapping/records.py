@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,11 @@ class Record:
     """``metadata.id``: the existing record to manage, instead of the derived id."""
     parent: str | None = None
     """Children and routing records: the address of the record they belong to."""
-    location: Location | None = None
+    where: Callable[[], Location] | None = field(default=None, repr=False, compare=False)
+    """Where the record is written, found when asked for: positions are read on demand."""
     notes: Mapping[str, Any] = field(default_factory=dict)
     """What the plan may warn about but never diffs (a page token's rotation date)."""
+
+    @property
+    def location(self) -> Location | None:
+        return self.where() if self.where is not None else None
