@@ -383,6 +383,11 @@ def test_an_unknown_language_in_the_target_fails_the_plan(project):
     (problem,) = failed.value.diagnostics
     assert "language nl-BE is not available in the target" in problem.message
     assert "FacebookAccount/contoso-facebook/Contoso Support" in problem.message
+    # where the account is named (found when asked for: positions are read on demand)
+    lines = (project / "facebook.yaml").read_text().splitlines()
+    assert problem.location is not None
+    assert problem.location.file.endswith("facebook.yaml")
+    assert lines[problem.location.line - 1].strip() == "name: contoso-facebook"
 
 
 def test_ensure_absent_needs_neither_spec_secrets_nor_key_files(project, capsys, monkeypatch):
