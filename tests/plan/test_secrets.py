@@ -103,3 +103,16 @@ def test_values_dataverse_cannot_hold_are_refused_without_showing_them(
     assert problem.message.startswith(f"spec.{field}: the secret from file:")
     if content.strip():
         assert content.decode("utf-8", "replace") not in problem.message
+
+
+def test_a_secret_file_must_be_a_regular_file_of_reasonable_size(document, tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe")  # reading it would block the plan for ever
+    value, (problem,) = resolve(document, FromFile(fromFile="pipe"))
+    assert value is None
+    assert "is not a regular file" in problem.message
+    (tmp_path / "huge.txt").write_bytes(b"x" * (64 * 1024 + 1))
+    value, (problem,) = resolve(document, FromFile(fromFile="huge.txt"))
+    assert value is None
+    assert "larger than 65536 bytes" in problem.message
