@@ -211,3 +211,27 @@ def test_nesting_too_deep_stops_the_file_and_keeps_what_came_before():
 def test_aliases_as_keys_and_non_specific_tags():
     data = only("k: &k name\n*k : 2\nn: ! 12\nq: ! '12'\nm: 12\n").data
     assert data == {"k": "name", "name": 2, "n": "12", "q": "12", "m": 12}
+
+
+def test_nested_merges_are_refused_not_a_crash():
+    result = load_text("a: " + "{<<: " * 300 + "{x: 1}" + "}" * 300 + "\n", "m.yaml")
+    assert [d.code for d in result.diagnostics] == ["yaml-too-deep"]
+
+
+def test_positions_found_later_from_deep_in_the_stack_do_not_crash():
+    (document,) = load_text(
+        "spec: " + "{<<: " * 60 + "{bogus: 1}" + "}" * 60 + "\n", "m.yaml"
+    ).documents
+
+    def deep(n: int):
+        return deep(n - 1) if n else document.location(("spec", "bogus"))
+
+    assert deep(400).line == 1
+
+
+def test_an_anchored_merge_list_can_be_aliased_and_merge_may_be_tagged():
+    result = load_text(
+        "c:\n  <<: &l [{x: 1}]\n  y: 2\nd:\n  <<: *l\ne: {!!merge <<: *l}\n", "m.yaml"
+    )
+    assert result.diagnostics == []
+    assert result.documents[0].data == {"c": {"x": 1, "y": 2}, "d": {"x": 1}, "e": {"x": 1}}

@@ -204,16 +204,17 @@ class ClientCredentials:
             description = body.get("error_description")
             text = f"the token endpoint refused the client credentials: {status} {code}"
             if isinstance(description, str) and description.strip():
+                description = redact(description, [self._client_secret])
                 first = description.strip().splitlines()[0]
                 if len(first) > _DESCRIPTION:
                     first = first[: _DESCRIPTION - 1] + "…"
                 text = f"{text}: {first}"
         else:
             content_type = response.headers.get("content-type", "")
-            text = (
-                f"the token endpoint answered {status} "
-                f"({describe_foreign_body(content_type, response.text)})"
+            found = describe_foreign_body(
+                content_type, response.text, secrets=[self._client_secret]
             )
+            text = f"the token endpoint answered {status} ({found})"
         return redact(text, [self._client_secret])
 
 

@@ -440,7 +440,9 @@ class DataverseClient:
         async def send(number: int) -> _Answer:
             nonlocal reauthenticated
             try:
-                return await self._send(method, url, content, request_headers, number, expect)
+                return await self._send(
+                    method, url, content, request_headers, number, expect, secrets
+                )
             except Unauthorized as error:
                 if (
                     error.status != 401
@@ -452,7 +454,7 @@ class DataverseClient:
             log.debug("401 from %s %s: fetching a new token and trying once more", method, url)
             self._auth.invalidate()
             self.stats.retries += 1
-            return await self._send(method, url, content, request_headers, number, expect)
+            return await self._send(method, url, content, request_headers, number, expect, secrets)
 
         def on_retry(error: DataverseError, wait: float) -> None:
             self.stats.retries += 1
@@ -470,6 +472,7 @@ class DataverseClient:
         headers: dict[str, str],
         attempt: int,
         expect: Expect = "none",
+        secrets: Sequence[str] = (),
     ) -> _Answer:
         token = await self._auth.token()
         request = self._http.build_request(
@@ -507,7 +510,7 @@ class DataverseClient:
             attempt,
         )
         if response.status_code >= 400:
-            error = error_from_response(response, method=method, url=path)
+            error = error_from_response(response, method=method, url=path, secrets=secrets)
             if method != "GET" and response.status_code in _WRITE_AMBIGUOUS_STATUSES:
                 # The gateway may have passed the write on: settled by the caller, not resent.
                 raise OutcomeUnknown(

@@ -38,6 +38,7 @@ those with their own pages, and they must stay retryable).
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -277,8 +278,10 @@ def api_error(
     )
 
 
-def parse_error_body(body: Any) -> tuple[str | None, str] | None:
-    """``(code, message)`` from a Dataverse error document, or ``None`` if ``body`` is not one."""
+def parse_error_body(body: Any, secrets: Iterable[str] = ()) -> tuple[str | None, str] | None:
+    """``(code, message)`` from a Dataverse error document, or ``None`` if ``body`` is not one.
+    ``secrets`` are redacted from the message before it is shortened and made printable (after,
+    a secret cut by the length limit or with its whitespace folded would no longer match)."""
     if not isinstance(body, Mapping):
         return None
     error = body.get("error")
@@ -288,7 +291,7 @@ def parse_error_body(body: Any) -> tuple[str | None, str] | None:
     message = error.get("message")
     return (  # printable, on one line: a message may hold a stack trace, or terminal escapes
         safe_text(code, 40) if isinstance(code, str) and code.strip() else None,
-        safe_text(message, _MESSAGE) if isinstance(message, str) else "",
+        safe_text(redact(message, secrets), _MESSAGE) if isinstance(message, str) else "",
     )
 
 
@@ -302,11 +305,22 @@ def redact(text: str, secrets: Iterable[str]) -> str:
             json.dumps(secret, ensure_ascii=False)[1:-1],
             quote(secret, safe=""),
             quote_plus(secret),
+            html.escape(secret),  # an HTML error page quoting the request
+            html.escape(secret, quote=False),
+            _dotnet_json(secret),  # System.Text.Json's default escaping (\u002B for +)
         }
         for spelling in sorted(spellings, key=len, reverse=True):
             if spelling:
                 text = text.replace(spelling, "<redacted>")
     return text
+
+
+def _dotnet_json(secret: str) -> str:
+    """``secret`` as .NET's default JSON encoder writes it: HTML-sensitive characters, plus,
+    backtick and everything outside printable ASCII as upper-case ``\\uXXXX`` escapes."""
+    return "".join(
+        f"\\u{ord(c):04X}" if c in "<>&'\"+`" or not (" " <= c <= "~") else c for c in secret
+    )
 
 
 def safe_text(text: str, limit: int = _SNIPPET) -> str:
@@ -320,14 +334,16 @@ def safe_text(text: str, limit: int = _SNIPPET) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
-def describe_foreign_body(content_type: str, text: str, size: int | None = None) -> str:
+def describe_foreign_body(
+    content_type: str, text: str, size: int | None = None, secrets: Iterable[str] = ()
+) -> str:
     """A short, readable account of a body that is not a Dataverse answer (an HTML page, plain
     text): its type, ``size`` in bytes when given, and its title or first words, made safe.
 
     Only the first few kilobytes are looked at. A body that looks like JSON is not quoted: it
     may hold record values (a channel secret)."""
     kind = safe_text(content_type, 80) if content_type.strip() else ""
-    text = text[:_LOOKED_AT]
+    text = redact(text, secrets)[:_LOOKED_AT]  # before the cut: a secret across it stays whole
     if not text.strip() and size is None:
         return f"empty {kind}" if kind else "empty body"
     kind = kind or "untyped body"
@@ -346,7 +362,11 @@ def describe_foreign_body(content_type: str, text: str, size: int | None = None)
 
 
 def error_from_response(
-    response: httpx.Response, *, method: str | None = None, url: str | None = None
+    response: httpx.Response,
+    *,
+    method: str | None = None,
+    url: str | None = None,
+    secrets: Iterable[str] = (),
 ) -> DataverseError:
     """The error for an answer with a 4xx or 5xx status (the body must have been read)."""
     status = response.status_code
@@ -365,7 +385,7 @@ def error_from_response(
             pass
         else:
             is_json = True
-            parsed = parse_error_body(body)
+            parsed = parse_error_body(body, secrets)
     if parsed is not None:
         code, message = parsed
         return api_error(
@@ -383,7 +403,8 @@ def error_from_response(
     else:
         size = len(response.content)
         shown = size if size > _LARGE_BODY else None
-        detail = f"{reason} ({describe_foreign_body(content_type, body_text(response), shown)})"
+        found = describe_foreign_body(content_type, body_text(response), shown, secrets)
+        detail = f"{reason} ({found})"
     if status in (401, 403, 429) or status in RETRYABLE_STATUSES:
         return api_error(
             status, code=None, message=detail, retry_after=retry_after, method=method, url=url

@@ -263,6 +263,8 @@ class _Builder:
         self.diagnostics: list[Diagnostic] = []
         self.built = 0
         self.written = 0
+        self.merging = 0
+        """How many ``<<`` merges enclose the value being built (they do not lengthen paths)."""
         self.anchors: dict[str, list[Event]] = {}
         self.recording: dict[str, list[Event]] = {}
         """Anchors whose value is still being read, and its events so far."""
@@ -371,8 +373,7 @@ class _Builder:
             if (
                 type(key) is ScalarEvent
                 and key.value == "<<"
-                and key.tag is None
-                and key.implicit[0]
+                and ((key.tag is None and key.implicit[0]) or key.tag == _TAG + "merge")
             ):
                 merges.append(self._merge(next_(), path, next_))
                 continue
@@ -417,16 +418,29 @@ class _Builder:
         self, value: Event, path: PathKey, next_: Next
     ) -> tuple[dict[str, Any], dict[PathKey, tuple[int, int]]]:
         """A ``<<`` value (a mapping or a list of them) and its positions, kept apart."""
+        if self.merging >= MAX_DEPTH:
+            raise _DocumentError(
+                "yaml-too-deep", f"'<<' merges nest deeper than {MAX_DEPTH} levels", value
+            )
+        anchor = None
         if type(value) is AliasEvent:
             value, next_ = self._replay(value)
+        elif type(value) is SequenceStartEvent and next_ == self.read:
+            anchor = self._anchor(value)  # ``<<: &list [...]``: a mapping's is kept by build
         sources = []
-        if type(value) is SequenceStartEvent:
-            _check_tag(value, _TAG + "seq")
-            while type(item := next_()) is not SequenceEndEvent:
-                event, rest = self._replay(item) if type(item) is AliasEvent else (item, next_)
-                sources.append(self._source(event, path, rest))
-        else:
-            sources.append(self._source(value, path, next_))
+        self.merging += 1
+        try:
+            if type(value) is SequenceStartEvent:
+                _check_tag(value, _TAG + "seq")
+                while type(item := next_()) is not SequenceEndEvent:
+                    event, rest = self._replay(item) if type(item) is AliasEvent else (item, next_)
+                    sources.append(self._source(event, path, rest))
+            else:
+                sources.append(self._source(value, path, next_))
+        finally:
+            self.merging -= 1
+            if anchor is not None and anchor in self.recording:
+                self.anchors[anchor] = self.recording.pop(anchor)
         merged: dict[str, Any] = {}
         positions: dict[PathKey, tuple[int, int]] = {}
         for data, found in reversed(sources):  # earlier sources win, so they come last
@@ -524,6 +538,10 @@ def load_text(text: str, file: str, *, record: bool = False) -> LoadResult:
     except yaml.YAMLError as exc:
         diagnostics.append(
             error("yaml-syntax", _yaml_error_message(exc), _yaml_error_location(exc, file, text))
+        )
+    except RecursionError:  # a safety net: nesting is bounded above, but not every path is
+        diagnostics.append(
+            error("yaml-too-deep", "document nests too deeply to parse", Location(file, 1, 1))
         )
     except _TooDeep as exc:
         line, column = _position(exc.event)

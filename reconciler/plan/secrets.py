@@ -106,7 +106,7 @@ class SecretResolver:
 def _read_file(path: str) -> bytes:
     """A secret file's bytes: only a regular file (a FIFO would block, a link to /dev/zero
     never end), and only as much as a secret column can hold."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     descriptor = os.open(path, flags)
     with open(descriptor, "rb") as handle:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):

@@ -345,3 +345,66 @@ def test_redact_removes_every_spelling_a_request_carries_a_secret_in() -> None:
     assert all(spelling not in text for spelling in spellings)
     assert text.count("<redacted>") == 5
     assert redact("nothing here", [secret, ""]) == "nothing here"
+
+
+def _refused_write(secret: str, respond) -> str:
+    """The message of the error a write of ``secret`` into a secret column ends in."""
+    import asyncio
+    import json
+
+    async def go() -> str:
+        client = DataverseClient(
+            "https://org.example.com/api/data/v9.2/",
+            auth=StaticToken("tok"),
+            transport=httpx.MockTransport(lambda request: respond(json.loads(request.content))),
+        )
+        try:
+            await client.update(
+                "msdyn_ocgooglebusinessmessagespartneraccounts",
+                "00000000-0000-0000-0000-000000000001",
+                {"msdyn_base64credentialfilestring": secret},
+            )
+        except DataverseError as error:
+            return str(error)
+        finally:
+            await client.aclose()
+        raise AssertionError("the write was not refused")
+
+    return asyncio.run(go())
+
+
+def _quoting(sent: dict) -> httpx.Response:
+    message = "Invalid value: " + sent["msdyn_base64credentialfilestring"]
+    return httpx.Response(400, json={"error": {"code": "0x80040203", "message": message}})
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "".join(chr(33 + i % 90) for i in range(4000)),  # past the 1,000 characters shown
+        "part-one  part-two\tpart-three",  # whitespace the message folds
+        "Tok+en/with=base64+chars",
+    ],
+    ids=["long", "whitespace", "base64"],
+)
+def test_a_secret_quoted_by_the_server_is_redacted_before_the_message_is_cut(secret) -> None:
+    shown = _refused_write(secret, _quoting)
+    assert "<redacted>" in shown
+    for start in range(0, max(1, len(secret) - 12), 7):
+        assert secret[start : start + 12] not in shown
+
+
+def test_a_secret_html_escaped_in_a_proxy_page_is_redacted() -> None:
+    import html
+
+    secret = "Tok+en&more<stuff>=="
+
+    def page(sent: dict) -> httpx.Response:
+        value = html.escape(sent["msdyn_base64credentialfilestring"])
+        return httpx.Response(
+            400, headers={"content-type": "text/html"}, text=f"<title>Bad value {value}</title>"
+        )
+
+    shown = _refused_write(secret, page)
+    assert "en&amp;more" not in shown
+    assert "Tok+en" not in shown
