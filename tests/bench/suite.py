@@ -48,6 +48,7 @@ import synthetic
 from served import Served
 
 ROOT = Path(__file__).resolve().parents[2]
+PEAK = Path(__file__).resolve().parent / "peak.py"
 SUMMARY = re.compile(
     r"^Apply complete: .*\((\d+) steps?, (\d+) requests? in ([\d.]+) s\)\.$", re.MULTILINE
 )
@@ -69,12 +70,14 @@ class Ran:
 
 
 def reconciler(*args: str, environ: dict[str, str], work: Path) -> Ran:
-    """Run ``reconciler ARGS`` and measure it (``wait4`` gives this child's own peak RSS)."""
-    out, err = work / "stdout.txt", work / "stderr.txt"
+    """Run ``reconciler ARGS`` and measure it: wall time, CPU (``wait4``) and peak memory
+    (``peak.py``: its own high-water mark, not the bench's memory it was forked from)."""
+    out, err, peak = work / "stdout.txt", work / "stderr.txt", work / "peak.txt"
+    peak.unlink(missing_ok=True)
     with out.open("wb") as stdout, err.open("wb") as stderr:
         started = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", *args, "--no-color"],
+            [sys.executable, str(PEAK), str(peak), *args, "--no-color"],
             stdout=stdout,
             stderr=stderr,
             env=environ,
@@ -84,9 +87,8 @@ def reconciler(*args: str, environ: dict[str, str], work: Path) -> Ran:
         wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    return Ran(
-        wall, usage.ru_maxrss / 1024, cpu, process.returncode, out.read_text(), err.read_text()
-    )
+    peak_mb = int(peak.read_text()) / 1024 if peak.exists() else math.nan
+    return Ran(wall, peak_mb, cpu, process.returncode, out.read_text(), err.read_text())
 
 
 def checked(ran: Ran, what: str, *codes: int) -> Ran:
