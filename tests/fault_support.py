@@ -16,12 +16,11 @@ import re
 import selectors
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
-import synthetic
+from apply_helpers import command, environ
 
 from reconciler.dataverse import tables as t
 from reconciler.emulator import create_app
@@ -37,17 +36,6 @@ STAMPED = frozenset(
 GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 Rows = dict[str, list[dict[str, Any]]]
-
-
-def environ(**extra: str) -> dict[str, str]:
-    env = synthetic.environ()
-    for name in ("RECONCILER_TARGET", "NO_COLOR", "DATAVERSE_TOKEN"):
-        env.pop(name, None)
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
-def command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "reconciler", *map(str, args), "--no-color"]
 
 
 def reconciler(*args: str | Path, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:

@@ -7,12 +7,16 @@ plain ``make run`` environment.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
 import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +130,26 @@ class Served:
         if self.process.poll() is None:
             self.process.kill()
         self.process.communicate()
+
+
+@contextlib.contextmanager
+def in_thread(app: Any) -> Iterator[str]:
+    """``app`` (an ``EmulatorApp``) under uvicorn on a free loopback port, in a thread of this
+    process; yields the org URL (``http://127.0.0.1:PORT``)."""
+    from reconciler.emulator.server import bound_socket, make_server
+
+    with bound_socket(0) as sock:
+        server = make_server(app)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        host, port = sock.getsockname()[:2]
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            assert not thread.is_alive()

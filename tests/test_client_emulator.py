@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from served import in_thread
 
 from reconciler.dataverse import (
     AlreadyExists,
@@ -33,31 +31,11 @@ from reconciler.dataverse import (
 from reconciler.dataverse.tables import TABLES
 from reconciler.emulator import EmulatorApp, EmulatorConfig
 from reconciler.emulator.records import new_row
-from reconciler.emulator.server import bound_socket, make_server
+from reconciler.emulator.server import bound_socket
 from reconciler.emulator.store import Store
 from reconciler.targets import connect, parse_target
 
 FAST = RetryPolicy(max_attempts=12, max_elapsed=60, base_delay=0.05, max_delay=0.5)
-
-
-@contextlib.contextmanager
-def served(app: EmulatorApp) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port; yields the org URL."""
-    with bound_socket(0) as sock:
-        server = make_server(app)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        host, port = sock.getsockname()[:2]
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            assert not thread.is_alive()
 
 
 def _client(url: str, token: str = "t", **kwargs: Any) -> DataverseClient:
@@ -200,7 +178,7 @@ def test_client_over_loopback_socket(tmp_path: Path) -> None:
                 await client.delete("queues", created_id, etag='W/"1"')
             await client.delete("queues", created_id, etag=created["@odata.etag"])
 
-    with served(app) as url:
+    with in_thread(app) as url:
         asyncio.run(go(url))
 
 
@@ -216,7 +194,7 @@ def test_wrong_token_is_unauthorized_and_not_retried(tmp_path: Path) -> None:
         async with _client(url, token="right") as client:
             assert (await client.who_am_i()).user_id
 
-    with served(app) as url:
+    with in_thread(app) as url:
         asyncio.run(go(url))
 
 
@@ -263,7 +241,7 @@ def test_fault_rate_workload_of_500_requests_all_succeed(tmp_path: Path) -> None
                 "retries": client.stats.retries,
             }
 
-    with served(app) as url:
+    with in_thread(app) as url:
         result = asyncio.run(go(url))
     assert [r["name"] for r in result["rows"]] == [f"w-{i}" for i in ids]
     assert sorted(r["queueid"] for r in result["listed"]) == sorted(ids)
@@ -284,7 +262,7 @@ def test_retry_after_is_waited_for(tmp_path: Path) -> None:
             await client.who_am_i()  # over the limit: 429 with Retry-After, then success
             return time.perf_counter() - started, client.stats.retries
 
-    with served(app) as url:
+    with in_thread(app) as url:
         waited, retries = asyncio.run(go(url))
     assert retries == 1
     assert waited >= 1.0  # Retry-After is whole seconds; the window frees after ~2 s
@@ -310,7 +288,7 @@ def test_answers_slower_than_the_read_timeout(tmp_path: Path) -> None:
             rows = [await client.get("queues", i, select=["name"]) for i in ids]
         return lost, rows
 
-    with served(app) as url:
+    with in_thread(app) as url:
         lost, rows = asyncio.run(go(url))
     assert lost  # some answers came too late...
     assert all("timed out" in message for message in lost)
@@ -425,7 +403,7 @@ def test_token_and_client_secret_never_leak(
                 await client.who_am_i()
             record(unauthorized.value)
 
-    with served(app) as url:
+    with in_thread(app) as url:
         asyncio.run(go(url))
     seen.extend(r.getMessage() for r in caplog.records)
     seen.append(caplog.text)

@@ -9,21 +9,19 @@ import contextlib
 import json
 import random
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from served import in_thread
 
 from reconciler.cli import main
 from reconciler.dataverse.tables import BY_ENTITY_SET
 from reconciler.emulator import EmulatorApp, EmulatorConfig
 from reconciler.emulator.injected import HUGE_BODY, KINDS, bad_answer, parse_kinds
-from reconciler.emulator.server import bound_socket, make_server
 from reconciler.emulator.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared helpers
@@ -220,26 +218,6 @@ def test_drop_in_process_raises_what_the_client_would_see(make_org, tmp_path):
 # --- over a real socket -----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def serving(app: EmulatorApp) -> Iterator[str]:
-    """``app`` under uvicorn on a free loopback port, in a thread; yields the Web API root."""
-    with bound_socket(0) as sock:
-        server = make_server(app)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        host, port = sock.getsockname()[:2]
-        try:
-            yield f"http://{host}:{port}/api/data/v9.2/"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            assert not thread.is_alive()
-
-
 def over_socket(base: str, calls: list[tuple[str, str, Any]], timeout: float = 10.0) -> list[Any]:
     """Each call's response, or the exception it raised."""
 
@@ -264,7 +242,8 @@ def test_drops_are_real_transport_failures_over_a_socket(tmp_path):
     records = [f"00000000-0000-4000-8000-{i}" for i in ids]
     config = EmulatorConfig(fault_rate=0.5, fault_kinds=("drop", "drop-after"), seed=2)
     app = EmulatorApp(Store(path), config)
-    with serving(app) as base:
+    with in_thread(app) as org:
+        base = f"{org}/api/data/v9.2/"
         answers = over_socket(base, [("POST", "queues", queue(f"Q{r}", r)) for r in records])
     assert app.connections == {}  # every connection, dropped or closed, forgotten
     failures = [a for a in answers if isinstance(a, Exception)]
@@ -287,7 +266,8 @@ def test_a_slow_answer_outlasts_the_client_read_timeout_and_the_write_lands(tmp_
     app = EmulatorApp(
         Store(path), EmulatorConfig(fault_rate=1.0, fault_kinds=("slow",), slow_ms=600)
     )
-    with serving(app) as base:
+    with in_thread(app) as org:
+        base = f"{org}/api/data/v9.2/"
         (timed_out,) = over_socket(base, [("POST", "queues", queue("Late", record))], timeout=0.2)
         time.sleep(0.6)  # the answer would have come by now
     assert isinstance(timed_out, httpx.ReadTimeout)
