@@ -4,7 +4,8 @@ Loading builds hundreds of thousands of small objects that live to the end of th
 no reference cycles. With CPython's default threshold (a collection every 700 net allocations)
 the collector scans them again and again: for a 10,000-record project that is a third of
 ``validate``'s time. A higher first threshold keeps collections rare without turning the
-collector off; the previous thresholds come back afterwards.
+collector off; the previous thresholds come back afterwards. The CLI applies it around every
+command (``reconciler.cli.main``), the one place all of them pass.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from reconciler.diagnostics import Diagnostic, did_you_mean, error, sorted_unique
 from reconciler.errors import UsageError
-from reconciler.gctuning import fewer_collections
 from reconciler.manifest.document import Document
 from reconciler.manifest.load import Sources, merge_variables, read_sources, read_var_file
 from reconciler.manifest.variables import substitute
@@ -133,11 +132,6 @@ def _environments(project: Project, env: str | None) -> list[str | None]:
 
 def validate(options: Options) -> Report:
     """Load, build and check every manifest under ``options.paths``."""
-    with fewer_collections():
-        return _validate(options)
-
-
-def _validate(options: Options) -> Report:
     sources: Sources = read_sources(options.paths)
     diagnostics = list(sources.diagnostics)
     project, project_diagnostics = build_project(sources.project)
