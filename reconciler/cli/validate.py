@@ -22,7 +22,12 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
         "errors (warnings allowed), 1 on errors, 3 when only policy refuses.",
     )
     parser.add_argument("paths", nargs="*", default=["."], metavar="PATHS")
-    parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--format",
+        choices=["text", "json", "github"],
+        default="text",
+        help="github: workflow annotations (::error file=...,line=...,col=...::message)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -38,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     counts = (report.diagnostics, len(report.files), report.document_count)
     if args.format == "json":
         sys.stdout.write(render.to_json(*counts))
+    elif args.format == "github":
+        sys.stdout.write(render.to_github(*counts))
     else:
         sys.stdout.write(render.to_text(*counts, color=use_color(sys.stdout, args.no_color)))
     if not report.errors:

@@ -1,4 +1,4 @@
-"""Diagnostics as compiler-style text lines or as JSON."""
+"""Diagnostics as compiler-style text lines, as JSON, or as GitHub workflow annotations."""
 
 from __future__ import annotations
 
@@ -62,3 +62,36 @@ def to_json(diagnostics: Sequence[Diagnostic], files: int, documents: int) -> st
         },
     }
     return json.dumps(payload, indent=2) + "\n"
+
+
+def _github_data(text: str) -> str:
+    """A workflow command's message: ``%``, CR and LF escaped, so no line of a manifest's
+    content can end the annotation early or start a workflow command of its own."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _github_property(text: str) -> str:
+    """A workflow command's property value (``file=``): ``:`` and ``,`` escaped as well."""
+    return _github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotation(diagnostic: Diagnostic) -> str:
+    """``::error file=F,line=L,col=C,title=reconciler code::message``: GitHub shows it on the
+    pull request's diff, at the line (see "Workflow commands for GitHub Actions")."""
+    command = "error" if diagnostic.is_error else "warning"
+    properties = []
+    if loc := diagnostic.location:
+        properties += [
+            f"file={_github_property(loc.file)}",
+            f"line={loc.line}",
+            f"col={loc.column}",
+        ]
+    properties.append(f"title={_github_property(f'reconciler {diagnostic.code}')}")
+    return f"::{command} {','.join(properties)}::{_github_data(clean(diagnostic.message))}"
+
+
+def to_github(diagnostics: Sequence[Diagnostic], files: int, documents: int) -> str:
+    """One annotation per diagnostic, then the summary as a plain log line."""
+    lines = [annotation(diagnostic) for diagnostic in diagnostics]
+    lines.append(summary_line(diagnostics, files, documents))
+    return "\n".join(lines) + "\n"
