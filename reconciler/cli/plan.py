@@ -38,7 +38,7 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: every other command (validate above all) would pay for them at start-up.
-    from reconciler.plan.planner import PlanFailed, PlanOptions, make_plan
+    from reconciler.plan.planner import PlanFailed, PlanOptions, make_plan_with_routing
     from reconciler.plan.stages import build_steps
     from reconciler.render.plan_markdown import render_markdown
     from reconciler.render.plan_text import render_text
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         environ=dict(os.environ),
     )
     try:
-        plan = make_plan(options)
+        plan, routing = make_plan_with_routing(options)
     except PlanFailed as failed:
         plan_failed(failed, args)
         raise
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         sys.stdout.write(plan.to_json())
     elif args.format == "markdown":
-        sys.stdout.write(render_markdown(plan))
+        sys.stdout.write(render_markdown(plan, routing))
     else:
         color = use_color(sys.stdout, args.no_color)
         sys.stdout.write(render_text(plan, color=color, verbose=args.verbose))

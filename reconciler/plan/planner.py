@@ -18,6 +18,7 @@ from reconciler.mapping.desired import desired_records
 from reconciler.mapping.records import Record
 from reconciler.plan import builder
 from reconciler.plan.definition import Plan, PlanTarget, Warning, summarise
+from reconciler.plan.routing import Routing, routing_of
 from reconciler.plan.secrets import SecretResolver
 from reconciler.state.reader import read_snapshot
 from reconciler.targets import Target, choose_target, connect
@@ -127,11 +128,22 @@ async def plan_with(client: DataverseClient, prepared: Prepared, options: PlanOp
 
 
 async def make_plan_async(options: PlanOptions) -> Plan:
+    return (await _planned(options))[0]
+
+
+async def _planned(options: PlanOptions) -> tuple[Plan, Prepared]:
     prepared = prepare(options)
     async with connect(prepared.target, options.environ, retry=options.retry) as client:
-        return await plan_with(client, prepared, options)
+        return await plan_with(client, prepared, options), prepared
 
 
 def make_plan(options: PlanOptions) -> Plan:
     """Plan ``options.paths`` against the chosen target (reads only, never writes)."""
     return aio.run(make_plan_async(options))
+
+
+def make_plan_with_routing(options: PlanOptions) -> tuple[Plan, dict[str, Routing]]:
+    """``make_plan``, with the routing of each workstream the manifests describe (for the
+    charts of the markdown plan)."""
+    plan, prepared = aio.run(_planned(options))
+    return plan, routing_of(prepared.records)

@@ -9,9 +9,10 @@ backticks inside it, so no value can close a table cell, a fence or a ``<details
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from reconciler.plan.definition import DESTRUCTIVE, Action, Change, Plan
+from reconciler.plan.routing import Routing, drawn
 from reconciler.render.markdown import code as _code
 from reconciler.render.markdown import longest_backticks as _longest_backticks
 from reconciler.render.markdown import table as _table
@@ -24,6 +25,7 @@ from reconciler.render.plan_text import (
     title,
     unmanaged_line,
 )
+from reconciler.render.routing_mermaid import LEGEND, caption, mermaid
 from reconciler.render.style import clean, plural
 
 # Destructive changes and conflicts show their reason in their section's table.
@@ -118,6 +120,20 @@ def _unchanged(changes: Sequence[Change]) -> list[str]:
     ]
 
 
+def _routing(plan: Plan, routing: Mapping[str, Routing]) -> list[str]:
+    """A Mermaid chart for each workstream whose routing the plan changes."""
+    charts = drawn(plan, routing)
+    if not charts:
+        return []
+    lines = ["#### Routing", "", LEGEND]
+    for picture, marks in charts:
+        lines += ["", f"**{_code(picture.workstream)}**", "", "```mermaid"]
+        lines += [*mermaid(picture, marks), "```"]
+        if note := caption(marks):
+            lines += ["", _text(note)]
+    return lines
+
+
 def _footer(plan: Plan) -> str:
     parts = [f"read in {plural(plan.requests, 'request')}", f"reconciler {plan.tool_version}"]
     if plan.target.organization_id:
@@ -127,8 +143,9 @@ def _footer(plan: Plan) -> str:
     return "<sub>" + " · ".join(_html(part) for part in parts) + "</sub>"
 
 
-def render_markdown(plan: Plan) -> str:
-    """The plan as a pull-request comment."""
+def render_markdown(plan: Plan, routing: Mapping[str, Routing] | None = None) -> str:
+    """The plan as a pull-request comment; with ``routing`` (the manifests' routing of each
+    workstream), a Mermaid chart of every workstream whose routing the plan changes."""
 
     def having(*actions: Action) -> list[Change]:
         return [change for change in plan.changes if change.action in actions]
@@ -142,6 +159,8 @@ def render_markdown(plan: Plan) -> str:
         blocks.append(_destructive(destructive))
     if conflicts := having(Action.CONFLICT):
         blocks.append(_conflicts(conflicts))
+    if charts := _routing(plan, routing or {}):
+        blocks.append(charts)
     if others := having(Action.CREATE, Action.UPDATE):
         blocks.append(_others(others))
     if noops := having(Action.NOOP):
