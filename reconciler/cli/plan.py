@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from reconciler.cli.common import parse_vars, plan_failed
 from reconciler.errors import UsageError
 from reconciler.render.style import use_color
+
+if TYPE_CHECKING:
+    from reconciler.plan.definition import Plan
+    from reconciler.plan.routing import Routing
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -33,6 +39,12 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
         action="store_true",
         help="delete records this project made that no manifest describes any more",
     )
+    parser.add_argument(
+        "--against",
+        metavar="GIT_REF",
+        help="compare with the manifests at a git revision instead of a target: offline, "
+        "no credentials (secrets compare by where they are read from)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -40,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: every other command (validate above all) would pay for them at start-up.
     from reconciler.plan.planner import PlanFailed, PlanOptions, make_plan_with_routing
     from reconciler.plan.stages import build_steps
-    from reconciler.render.plan_markdown import render_markdown
-    from reconciler.render.plan_text import render_text
     from reconciler.render.steps_text import render_steps
 
+    if args.against is not None:
+        return _against(args)
     options = PlanOptions(
         paths=args.paths,
         env=args.env,
@@ -58,6 +70,46 @@ def run(args: argparse.Namespace) -> int:
     except PlanFailed as failed:
         plan_failed(failed, args)
         raise
+    return _show(plan, routing, args, lambda: render_steps(build_steps(plan)))
+
+
+def _against(args: argparse.Namespace) -> int:
+    from reconciler.plan.against import AgainstOptions, plan_against
+    from reconciler.plan.planner import PlanFailed
+
+    # RECONCILER_TARGET is ignored rather than refused: CI sets it for its other steps.
+    if args.target is not None:
+        raise UsageError("--against compares with a git revision; it reads no --target")
+    if args.out:
+        raise UsageError(
+            "--against makes a comparison, not a plan apply can run: use --format json to keep it"
+        )
+    options = AgainstOptions(
+        ref=args.against,
+        paths=args.paths,
+        env=args.env,
+        variables=parse_vars(args.var),
+        var_files=args.var_file,
+        prune=args.prune,
+    )
+    try:
+        plan, routing = plan_against(options)
+    except PlanFailed as failed:
+        plan_failed(failed, args)
+        raise
+    return _show(plan, routing, args, None)
+
+
+def _show(
+    plan: Plan,
+    routing: Mapping[str, Routing],
+    args: argparse.Namespace,
+    steps: Callable[[], str] | None,
+) -> int:
+    """Write the plan (``--out``, then stdout in ``--format``) and choose the exit code."""
+    from reconciler.render.plan_markdown import render_markdown
+    from reconciler.render.plan_text import render_text
+
     if args.out:
         try:
             with open(args.out, "w", encoding="utf-8") as handle:
@@ -71,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         color = use_color(sys.stdout, args.no_color)
         sys.stdout.write(render_text(plan, color=color, verbose=args.verbose))
-        if args.verbose and plan.has_changes:
-            sys.stdout.write("\n" + render_steps(build_steps(plan)))
+        if args.verbose and plan.has_changes and steps is not None:
+            sys.stdout.write("\n" + steps())
     if plan.has_conflicts:
         return EXIT_REFUSED
     return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK

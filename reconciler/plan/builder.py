@@ -59,7 +59,7 @@ class Built:
 # --- field differences ------------------------------------------------------------------------
 
 
-def _differences(path: str, before: Value, after: Value) -> list[tuple[str, Value, Value]]:
+def differences(path: str, before: Value, after: Value) -> list[tuple[str, Value, Value]]:
     """Where ``before`` and ``after`` differ; named lists (rules) are compared item by item."""
     if before == after:
         return []
@@ -82,7 +82,7 @@ def _differences(path: str, before: Value, after: Value) -> list[tuple[str, Valu
     return [(path, before, after)]
 
 
-def _created(path: str, value: Value) -> list[tuple[str, Value, Value]]:
+def created_fields(path: str, value: Value) -> list[tuple[str, Value, Value]]:
     """A new value, named lists (rules) item by item so each reads on its own line."""
     if value and _named_list(value):
         return [
@@ -97,7 +97,7 @@ def _named_list(value: Value) -> bool:
     return isinstance(value, list) and all(isinstance(i, dict) and "name" in i for i in value)
 
 
-def _field_change(kind: k.RecordKind, path: str, before: Value, after: Value) -> FieldChange:
+def field_change(kind: k.RecordKind, path: str, before: Value, after: Value) -> FieldChange:
     top = path.split("[", 1)[0]
     if any(f.sensitive and f.path == top for f in kind.fields):
         shown = after if isinstance(after, Sensitive) else None
@@ -110,7 +110,7 @@ def _field_change(kind: k.RecordKind, path: str, before: Value, after: Value) ->
     return FieldChange(path=path, before=json_value(before), after=json_value(after))
 
 
-def _desired_json(record: Record) -> dict[str, Any]:
+def desired_json(record: Record) -> dict[str, Any]:
     return {path: json_value(value) for path, value in record.fields.items()}
 
 
@@ -215,9 +215,9 @@ class _Planner:
             d
             for f in kind.fields
             if f.path in record.fields
-            for d in _differences(f.path, current.get(f.path), record.fields[f.path])
+            for d in differences(f.path, current.get(f.path), record.fields[f.path])
         ]
-        fields = tuple(_field_change(kind, *d) for d in found)
+        fields = tuple(field_change(kind, *d) for d in found)
         # A row this apply changes before writing it (a link a delete clears) has a new ETag
         # by then: its write can only require that it exists.
         read = entry.row if row is entry.row else None
@@ -242,7 +242,7 @@ class _Planner:
                 record.address,
                 read,
                 fields=fields,
-                desired=_desired_json(record),
+                desired=desired_json(record),
             )
             self.created(record)
         elif fields:
@@ -263,7 +263,7 @@ class _Planner:
                 record.address,
                 read,
                 fields=fields,
-                desired=_desired_json(record),
+                desired=desired_json(record),
             )
         else:
             self.change(
@@ -295,10 +295,10 @@ class _Planner:
             return
         reason = f"deleted with {cause}; created again" if cause else "not in the target"
         fields = tuple(
-            _field_change(record.kind, *item)
+            field_change(record.kind, *item)
             for path, value in record.fields.items()
             if value is not None
-            for item in _created(path, value)
+            for item in created_fields(path, value)
         )
         self.change(
             record,
@@ -307,7 +307,7 @@ class _Planner:
             entry.id,
             record.address,
             fields=fields,
-            desired=_desired_json(record),
+            desired=desired_json(record),
         )
         self.created(record)
 

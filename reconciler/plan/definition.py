@@ -98,6 +98,11 @@ class PlanTarget(_Value):
     url: str
     organization_id: str | None = None
 
+    @property
+    def revision(self) -> str | None:
+        """``plan --against``: the git revision compared with (``git:REF (commit)`` as url)."""
+        return self.url.removeprefix("git:") if self.url.startswith("git:") else None
+
 
 class Warning(_Value):
     code: str

@@ -136,6 +136,8 @@ def _routing(plan: Plan, routing: Mapping[str, Routing]) -> list[str]:
 
 def _footer(plan: Plan) -> str:
     parts = [f"read in {plural(plan.requests, 'request')}", f"reconciler {plan.tool_version}"]
+    if plan.target.revision:
+        parts[0] = "offline: no target read"
     if plan.target.organization_id:
         parts.insert(0, f"organization {plan.target.organization_id}")
     if plan.checksum:
@@ -150,10 +152,13 @@ def render_markdown(plan: Plan, routing: Mapping[str, Routing] | None = None) ->
     def having(*actions: Action) -> list[Change]:
         return [change for change in plan.changes if change.action in actions]
 
+    heading = f"### reconciler plan for {_code(plan.target.url)}"
+    if revision := plan.target.revision:
+        heading = f"### reconciler plan: {_code(revision)} → working tree"
     blocks = [
-        [f"### reconciler plan for {_code(plan.target.url)}"],
+        [heading],
         _summary_table(plan),
-        [f"**{plan_line(plan.summary)}**"],
+        [f"**{_text(plan_line(plan.summary, plan.target.revision))}**"],
     ]
     if destructive := having(*DESTRUCTIVE):
         blocks.append(_destructive(destructive))

@@ -98,8 +98,10 @@ def title(change: Change) -> str:
     return f"{clean(change.kind)} {format_value(change.name)}"
 
 
-def plan_line(summary: Summary) -> str:
+def plan_line(summary: Summary, revision: str | None = None) -> str:
     if not summary.changes and not summary.conflict:
+        if revision is not None:
+            return f"No changes. The manifests match {clean(revision)}."
         return "No changes. The target matches the manifests."
     line = (
         f"Plan: {summary.create} to create, {summary.update} to update, "
@@ -155,6 +157,8 @@ def _change_block(change: Change, color: bool, verbose: int) -> list[str]:
 
 
 def _target_lines(plan: Plan) -> list[str]:
+    if revision := plan.target.revision:
+        return [f"Changes from {clean(revision)} to the working tree (offline: no target read)."]
     organization = plan.target.organization_id
     where = f" (organization {clean(organization)})" if organization else ""
     return [
@@ -194,5 +198,5 @@ def render_text(plan: Plan, *, color: bool = False, verbose: int = 0) -> str:
     if plan.follow_up:
         items = [f"  - {clean(item.address)}: {clean(item.message)}" for item in plan.follow_up]
         blocks.append(["After apply:", *items])
-    blocks.append([_paint(plan_line(plan.summary), ("bold",), color)])
+    blocks.append([_paint(plan_line(plan.summary, plan.target.revision), ("bold",), color)])
     return "\n\n".join("\n".join(block) for block in blocks) + "\n"
