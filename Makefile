@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 EXAMPLES := examples
 
-.PHONY: run test check lint format schemas emulator bench clean
+.PHONY: run test check lint format schemas docs emulator bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ bench: $(VENV)/.installed-run
 
 schemas: $(VENV)/.installed-run
 	$(BIN)/reconciler schema --out schemas
+
+# docs/manifests.md, the field reference, generated from the models (and examples/ for its
+# snippets); tests/test_field_reference.py fails when the committed page is out of date.
+docs: $(VENV)/.installed-run
+	$(BIN)/python -m reconciler.docgen
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info

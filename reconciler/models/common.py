@@ -24,6 +24,10 @@ from pydantic_core import PydanticCustomError
 
 API_VERSION = "reconciler.omnichannel/v1"
 
+DISPLAY_NAME_DESCRIPTION = (
+    "The record's name in Dynamics 365 (its name column); defaults to metadata.name."
+)
+
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 _NAME_RE = re.compile(NAME_PATTERN)
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -156,7 +160,14 @@ Minutes = Annotated[
 class FromEnv(StrictModel):
     """A secret read from an environment variable when a plan or apply needs it."""
 
-    from_env: Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
+    from_env: Annotated[
+        str,
+        Field(
+            pattern=ENV_NAME_PATTERN,
+            description="The environment variable holding the secret, read when a plan or "
+            "apply needs it.",
+        ),
+    ]
 
     @model_validator(mode="before")
     @classmethod
@@ -171,7 +182,13 @@ class FromEnv(StrictModel):
 class FromFile(StrictModel):
     """A secret read from a file, relative to the manifest that names it."""
 
-    from_file: Annotated[str, Field(min_length=1)]
+    from_file: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="The file holding the secret, relative to the manifest that names it.",
+        ),
+    ]
 
 
 def _secret_kind(value: Any) -> str | None:
@@ -212,13 +229,27 @@ def _check_uuid(value: str) -> str:
 
 
 class Metadata(StrictModel):
-    name: Name
+    name: Name = Field(
+        description="The record's stable key, unique per kind: references use it and the "
+        "record id derives from it."
+    )
     id: (
         Annotated[str, AfterValidator(_check_uuid), Field(json_schema_extra={"format": "uuid"})]
         | None
-    ) = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    ensure: Ensure = Ensure.PRESENT
+    ) = Field(
+        default=None,
+        description="Adopt the existing record with this GUID instead of the id derived "
+        "from the name.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Free key-value notes for people and tools; not written to Dynamics 365.",
+    )
+    ensure: Ensure = Field(
+        default=Ensure.PRESENT,
+        description="Set to absent to delete the record (and what belongs to it) if it "
+        "exists; spec may then be left out.",
+    )
 
 
 ApiVersion = Literal["reconciler.omnichannel/v1"]

@@ -14,6 +14,12 @@ from reconciler.models.queue import QueueSpec
 from reconciler.models.routing import RoutingRuleSetSpec
 from reconciler.models.workstream import WorkstreamSpec
 
+KIND_DESCRIPTION = "The kind of record this document describes."
+SPEC_DESCRIPTION = (
+    "The record's settings, which depend on its kind; only metadata.ensure: absent may leave "
+    "it out."
+)
+
 _SPEC_REQUIRED_UNLESS_ABSENT: JsonDict = {
     "if": {
         "properties": {
@@ -33,9 +39,11 @@ class _Manifest(BaseModel):
     )
 
     KIND: ClassVar[str]
-    api_version: ApiVersion = Field(alias="apiVersion")
-    metadata: Metadata
-    spec: Any = None
+    api_version: ApiVersion = Field(
+        alias="apiVersion", description="The manifest format: reconciler.omnichannel/v1."
+    )
+    metadata: Metadata = Field(description="Which record this is, and whether it should exist.")
+    spec: Any = Field(default=None, description=SPEC_DESCRIPTION)
 
     @field_validator("spec")
     @classmethod
@@ -69,32 +77,34 @@ class _Manifest(BaseModel):
 
 class QueueManifest(_Manifest):
     KIND = "Queue"
-    kind: Literal["Queue"]
-    spec: QueueSpec | None = None
+    kind: Literal["Queue"] = Field(description=KIND_DESCRIPTION)
+    spec: QueueSpec | None = Field(default=None, description=SPEC_DESCRIPTION)
 
 
 class FacebookAccountManifest(_Manifest):
     KIND = "FacebookAccount"
-    kind: Literal["FacebookAccount"]
-    spec: FacebookAccountSpec | None = None
+    kind: Literal["FacebookAccount"] = Field(description=KIND_DESCRIPTION)
+    spec: FacebookAccountSpec | None = Field(default=None, description=SPEC_DESCRIPTION)
 
 
 class GoogleBusinessMessagesAccountManifest(_Manifest):
     KIND = "GoogleBusinessMessagesAccount"
-    kind: Literal["GoogleBusinessMessagesAccount"]
-    spec: GoogleBusinessMessagesAccountSpec | None = None
+    kind: Literal["GoogleBusinessMessagesAccount"] = Field(description=KIND_DESCRIPTION)
+    spec: GoogleBusinessMessagesAccountSpec | None = Field(
+        default=None, description=SPEC_DESCRIPTION
+    )
 
 
 class WorkstreamManifest(_Manifest):
     KIND = "Workstream"
-    kind: Literal["Workstream"]
-    spec: WorkstreamSpec | None = None
+    kind: Literal["Workstream"] = Field(description=KIND_DESCRIPTION)
+    spec: WorkstreamSpec | None = Field(default=None, description=SPEC_DESCRIPTION)
 
 
 class RoutingRuleSetManifest(_Manifest):
     KIND = "RoutingRuleSet"
-    kind: Literal["RoutingRuleSet"]
-    spec: RoutingRuleSetSpec | None = None
+    kind: Literal["RoutingRuleSet"] = Field(description=KIND_DESCRIPTION)
+    spec: RoutingRuleSetSpec | None = Field(default=None, description=SPEC_DESCRIPTION)
 
 
 Manifest = (

@@ -50,20 +50,36 @@ class Safety(StrictModel):
 
 
 class Policy(StrictModel):
-    retired_channels: RetiredChannelPolicy = RetiredChannelPolicy.WARN
+    retired_channels: RetiredChannelPolicy = Field(
+        default=RetiredChannelPolicy.WARN,
+        description="What validate does with manifests for a retired channel (Google's "
+        "Business Messages): warn, or error to refuse them (exit code 3).",
+    )
 
 
 class Environment(StrictModel):
-    target: Target | None = None
-    vars: dict[VariableName, str | int | float | bool] = Field(default_factory=dict)
+    target: Target | None = Field(
+        default=None,
+        description="Where this environment's records live: local, local:PATH, "
+        "http://HOST:PORT (a served emulator) or https://ORG.crmN.dynamics.com; --target and "
+        "RECONCILER_TARGET take precedence.",
+    )
+    vars: dict[VariableName, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Values for ${NAME} in manifests; --var-file and --var override them.",
+    )
 
 
 class Project(StrictModel):
     namespace: uuid.UUID = Field(
-        default=DEFAULT_NAMESPACE, description="The UUID record ids are derived from."
+        default=DEFAULT_NAMESPACE,
+        description="The UUID record ids are derived from; never change it once applied.",
     )
-    safety: Safety = Field(default_factory=Safety)
-    policy: Policy = Field(default_factory=Policy)
+    safety: Safety = Field(default_factory=Safety, description="Limits on deletes.")
+    policy: Policy = Field(default_factory=Policy, description="What validate refuses.")
     environments: dict[
         Annotated[str, Field(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_]*$")], Environment
-    ] = Field(default_factory=dict)
+    ] = Field(
+        default_factory=dict,
+        description="Named environments, each with its target and variables; --env NAME picks one.",
+    )

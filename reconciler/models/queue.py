@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from reconciler.models import limits
-from reconciler.models.common import NotBool, StrictModel
+from reconciler.models.common import DISPLAY_NAME_DESCRIPTION, NotBool, StrictModel
 
 
 class QueueType(StrEnum):
@@ -29,12 +29,28 @@ class Visibility(StrEnum):
 
 
 class QueueSpec(StrictModel):
-    display_name: Annotated[str, Field(min_length=1, max_length=limits.QUEUE_NAME)] | None = None
+    """An Omnichannel queue: where routed work waits for agents."""
+
+    display_name: Annotated[str, Field(min_length=1, max_length=limits.QUEUE_NAME)] | None = Field(
+        default=None, description=DISPLAY_NAME_DESCRIPTION
+    )
     type: QueueType = Field(
-        default=QueueType.MESSAGING, description="Set at creation; a change replaces the queue."
+        default=QueueType.MESSAGING,
+        description="The work the queue holds; workstreams use messaging queues only. Set at "
+        "creation; a change replaces the queue.",
     )
     priority: Annotated[int, Field(ge=1, description="1 is the highest priority."), NotBool]
-    assignment: Assignment = Assignment.HIGHEST_CAPACITY
-    visibility: Visibility = Visibility.PUBLIC
-    max_size: Annotated[int, Field(ge=0), NotBool] | None = None
-    description: Annotated[str, Field(max_length=limits.QUEUE_DESCRIPTION)] | None = None
+    assignment: Assignment = Field(
+        default=Assignment.HIGHEST_CAPACITY,
+        description="How the queue's work is assigned to agents.",
+    )
+    visibility: Visibility = Field(
+        default=Visibility.PUBLIC,
+        description="Public queues are visible to everyone, private ones only to their members.",
+    )
+    max_size: Annotated[int, Field(ge=0), NotBool] | None = Field(
+        default=None, description="The most items the queue may hold; left out, none is set."
+    )
+    description: Annotated[str, Field(max_length=limits.QUEUE_DESCRIPTION)] | None = Field(
+        default=None, description="The queue's description in Dynamics 365."
+    )

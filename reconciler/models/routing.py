@@ -17,7 +17,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from reconciler.models import limits
-from reconciler.models.common import Name, NotBool, StrictModel
+from reconciler.models.common import DISPLAY_NAME_DESCRIPTION, Name, NotBool, StrictModel
 
 # Condition fields by context (docs/domain.md §3).
 CONTEXT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -71,9 +71,16 @@ Scalar = str | int | float | bool
 
 
 class Leaf(StrictModel):
-    field: ConditionField
-    op: Operator
-    value: Scalar | list[Scalar] | None = None
+    field: ConditionField = Field(
+        description="What to test: a field of the workstream's channel context, or a "
+        "conversation attribute."
+    )
+    op: Operator = Field(description="How to compare the field with the value.")
+    value: Scalar | list[Scalar] | None = Field(
+        default=None,
+        description="No value for isNull and isNotNull, a non-empty list for in and notIn, one "
+        "value for the others.",
+    )
 
     @model_validator(mode="after")
     def _value_fits_operator(self) -> Leaf:
@@ -95,15 +102,19 @@ class Leaf(StrictModel):
 
 
 class AllOf(StrictModel):
-    all: Annotated[list[Condition], Field(min_length=1)]
+    all: Annotated[list[Condition], Field(min_length=1)] = Field(
+        description="Matches when every condition in the list matches."
+    )
 
 
 class AnyOf(StrictModel):
-    any: Annotated[list[Condition], Field(min_length=1)]
+    any: Annotated[list[Condition], Field(min_length=1)] = Field(
+        description="Matches when at least one condition in the list matches."
+    )
 
 
 class NotOf(StrictModel):
-    not_: Condition = Field(alias="not")
+    not_: Condition = Field(alias="not", description="Matches when this condition does not.")
 
 
 # Tags name the union members in error locations; they never collide with manifest keys.
@@ -143,8 +154,10 @@ class RuleSetType(StrEnum):
 
 
 class Allocation(StrictModel):
-    queue: Name
-    percent: Annotated[int, Field(ge=1, le=100), NotBool]
+    queue: Name = Field(description="A messaging Queue; each queue appears once in a split.")
+    percent: Annotated[int, Field(ge=1, le=100), NotBool] = Field(
+        description="This queue's share of the matching work; the shares add up to 100."
+    )
 
 
 def _route_kind(value: Any) -> str:
@@ -166,23 +179,44 @@ RouteTo = Annotated[
 
 
 class Rule(StrictModel):
-    name: Annotated[str, Field(min_length=1, max_length=100)]
-    when: Condition
+    name: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+        description="The rule's name, unique within the rule set."
+    )
+    when: Condition = Field(description="The condition work must match for the rule to apply.")
     route_to: RouteTo | None = Field(
-        default=None, description="route-to-queue sets: a queue, or percentages."
+        default=None,
+        description="Route-to-queue sets (required there): the messaging Queue matching work "
+        "goes to, or a percentage split over at most "
+        f"{limits.MAX_ALLOCATION_QUEUES} queues.",
     )
     set_: dict[str, Scalar] | None = Field(
-        default=None, alias="set", description="classification sets: output values to set."
+        default=None,
+        alias="set",
+        description="Classification sets (required there, not empty): the output values to "
+        "set, by output name.",
     )
 
 
 class RoutingRuleSetSpec(StrictModel):
-    display_name: Annotated[str, Field(min_length=1, max_length=limits.RULE_SET_NAME)] | None = None
-    workstream: Name
-    type: RuleSetType
+    """Ordered rules for one workstream's work: route it to queues, or classify it."""
+
+    display_name: Annotated[str, Field(min_length=1, max_length=limits.RULE_SET_NAME)] | None = (
+        Field(default=None, description=DISPLAY_NAME_DESCRIPTION)
+    )
+    workstream: Name = Field(description="The Workstream whose work the rules apply to.")
+    type: RuleSetType = Field(
+        description="route-to-queue rules send work to queues (routeTo); classification rules "
+        f"set output values (set). A workstream has at most {limits.MAX_ROUTE_TO_QUEUE_SETS} "
+        f"route-to-queue set and {limits.MAX_CLASSIFICATION_SETS} classification sets; "
+        "classification sets run first."
+    )
     rules: Annotated[
         list[Rule], Field(json_schema_extra={"maxItems": limits.MAX_RULES_PER_SET})
-    ] = Field(default_factory=list)
+    ] = Field(
+        default_factory=list,
+        description="Tried in order; the first match wins. Work that no route-to-queue rule "
+        "matches goes to the workstream's fallback queue.",
+    )
 
 
 for _model in (AllOf, AnyOf, NotOf):

@@ -10,7 +10,14 @@ from pydantic import AfterValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from reconciler.models import limits
-from reconciler.models.common import Boolean, Minutes, Name, NotBool, StrictModel
+from reconciler.models.common import (
+    DISPLAY_NAME_DESCRIPTION,
+    Boolean,
+    Minutes,
+    Name,
+    NotBool,
+    StrictModel,
+)
 
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})+$"
 _LOCALE_RE = re.compile(LOCALE_PATTERN)
@@ -53,51 +60,102 @@ class Presence(StrEnum):
 
 
 class Capacity(StrictModel):
-    units: Annotated[int, Field(ge=0), NotBool] = 0
+    units: Annotated[int, Field(ge=0), NotBool] = Field(
+        default=0, description="The capacity units a conversation takes from an agent."
+    )
 
 
 class Distribution(StrictModel):
     mode: DistributionMode = Field(
         default=DistributionMode.PUSH,
-        description="Set at creation; a change replaces the workstream.",
+        description="Push assigns work to agents; pick lets agents pick it from the queue. Set "
+        "at creation; a change replaces the workstream.",
     )
-    capacity: Capacity = Field(default_factory=Capacity)
-    max_concurrency: Annotated[int, Field(ge=1), NotBool] = 1
-    agent_affinity: Boolean = Field(default=False, description="Push mode only.")
+    capacity: Capacity = Field(
+        default_factory=Capacity, description="What each conversation takes of an agent's capacity."
+    )
+    max_concurrency: Annotated[int, Field(ge=1), NotBool] = Field(
+        default=1, description="The most conversations of this workstream an agent has at once."
+    )
+    agent_affinity: Boolean = Field(
+        default=False, description="Agent affinity (msdyn_enableagentaffinity). Push mode only."
+    )
 
 
 class FileAttachments(StrictModel):
-    customer: Boolean = False
-    agent: Boolean = False
+    customer: Boolean = Field(default=False, description="Customers may send file attachments.")
+    agent: Boolean = Field(default=False, description="Agents may send file attachments.")
+
+
+_LANGUAGE = "The channel's language, as a locale code; the target org must have it."
+_ATTACHMENTS = "Who may send file attachments."
 
 
 class FacebookSettings(StrictModel):
-    account: Name
-    page: Annotated[str, Field(min_length=1, max_length=limits.FB_PAGE_NAME)]
-    language: Locale
-    file_attachments: FileAttachments = Field(default_factory=FileAttachments)
-    human_agent_message_tag: Boolean = False
+    account: Name = Field(description="The FacebookAccount holding the page.")
+    page: Annotated[str, Field(min_length=1, max_length=limits.FB_PAGE_NAME)] = Field(
+        description="The name of one of that account's pages (pages[].name); a page serves one "
+        "workstream."
+    )
+    language: Locale = Field(description=_LANGUAGE)
+    file_attachments: FileAttachments = Field(
+        default_factory=FileAttachments, description=_ATTACHMENTS
+    )
+    human_agent_message_tag: Boolean = Field(
+        default=False,
+        description="Facebook's human agent message tag: agents may answer after the 24-hour "
+        "window, for up to seven days (enable it in the Facebook app too).",
+    )
 
 
 class GoogleBusinessMessagesSettings(StrictModel):
-    account: Name
-    agent: Annotated[str, Field(min_length=1, max_length=limits.GBM_AGENT_FIELD)]
-    language: Locale
-    file_attachments: FileAttachments = Field(default_factory=FileAttachments)
-    agent_override: Boolean = False
+    account: Name = Field(description="The GoogleBusinessMessagesAccount holding the agent.")
+    agent: Annotated[str, Field(min_length=1, max_length=limits.GBM_AGENT_FIELD)] = Field(
+        description="The name of one of that account's agents (agents[].name); an agent serves "
+        "one workstream."
+    )
+    language: Locale = Field(description=_LANGUAGE)
+    file_attachments: FileAttachments = Field(
+        default_factory=FileAttachments, description=_ATTACHMENTS
+    )
+    agent_override: Boolean = Field(
+        default=False, description="Agent override (msdyn_enableagentoverride)."
+    )
 
 
 class WorkstreamSpec(StrictModel):
+    """A messaging workstream: the channel it serves, its fallback queue, how work is
+    distributed to agents, and the channel's settings."""
+
     display_name: Annotated[str, Field(min_length=1, max_length=limits.WORKSTREAM_NAME)] | None = (
-        None
+        Field(default=None, description=DISPLAY_NAME_DESCRIPTION)
     )
-    channel: Channel
-    fallback_queue: Name = Field(description="A messaging Queue.")
-    distribution: Distribution = Field(default_factory=Distribution)
-    auto_close_after_inactivity: Minutes | None = None
+    channel: Channel = Field(
+        description="The channel; needs the matching channel block (facebook or "
+        "googleBusinessMessages). Set at creation; a change replaces the workstream."
+    )
+    fallback_queue: Name = Field(
+        description="A messaging Queue: where work goes when no routing rule matches."
+    )
+    distribution: Distribution = Field(
+        default_factory=Distribution, description="How work is distributed to agents."
+    )
+    auto_close_after_inactivity: Minutes | None = Field(
+        default=None, description="Close a conversation after this long without activity."
+    )
     allowed_presences: (
         Annotated[list[Presence], Field(json_schema_extra={"uniqueItems": True})] | None
-    ) = None
-    automated_messages: Boolean = True
-    facebook: FacebookSettings | None = None
-    google_business_messages: GoogleBusinessMessagesSettings | None = None
+    ) = Field(
+        default=None,
+        description="The agent presences that may receive this workstream's work; left out, "
+        "none is set.",
+    )
+    automated_messages: Boolean = Field(
+        default=True, description="Send the channel's automated messages."
+    )
+    facebook: FacebookSettings | None = Field(
+        default=None, description="The channel settings when channel is facebook."
+    )
+    google_business_messages: GoogleBusinessMessagesSettings | None = Field(
+        default=None, description="The channel settings when channel is google-business-messages."
+    )
