@@ -18,6 +18,7 @@ import yaml
 from examples_project import KEY_FILE, MARKERS, SECRETS, copy_examples
 
 from reconciler.cli import main
+from reconciler.manifest.discover import discover
 
 NAMESPACE = "3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10"  # examples/reconciler.yaml
 DB = "local:.reconciler/dev.db"
@@ -65,9 +66,8 @@ def files(folder: Path) -> dict[str, bytes]:
 
 def documents(folder: Path) -> list[dict[str, Any]]:
     found = []
-    for path in sorted(folder.rglob("*.yaml")):
-        if path.name != "reconciler.yaml":
-            found += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for path in discover([str(folder)]).manifests:  # as validate finds them
+        found += [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
     return found
 
 
