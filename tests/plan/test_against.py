@@ -295,3 +295,42 @@ def test_from_a_subfolder_with_relative_paths(repo, capsys, monkeypatch):
     assert changed(json.loads(out)) == {
         "Queue/overflow-support": ("update", [("priority", 20, 21)])
     }
+
+
+def test_ensure_absent_deletes_what_the_revision_had(repo, capsys):
+    edit(
+        repo / "manifests/queues.yaml",
+        "name: callback-line\n",
+        "name: callback-line\n  ensure: absent\n",
+    )
+    plan = as_json(capsys, "--against", "HEAD")
+    assert changed(plan)["Queue/callback-line"] == ("delete", [])
+    commit(repo, "callback-line absent")
+    plan = as_json(capsys, "--against", "HEAD")
+    (absent,) = [c for c in plan["changes"] if c["address"] == "Queue/callback-line"]
+    assert (absent["action"], absent["reason"]) == ("noop", "already absent")
+
+
+def test_several_environments_need_env(repo, capsys):
+    code = main(["plan", "manifests", "--against", "HEAD"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "choose one with --env" in err
+
+
+def test_errors_of_the_working_tree_stop_it(repo, capsys):
+    edit(repo / "manifests/queues.yaml", "priority: 20", "priorty: 20")
+    code, out, err = against(capsys, "--against", "HEAD")
+    assert (code, out) == (1, "")
+    assert "manifests/queues.yaml:" in err
+    assert "HEAD:" not in err
+
+
+def test_an_environment_the_revision_lacks(repo, capsys):
+    edit(repo / "manifests/reconciler.yaml", "  dev:\n", "  development:\n")
+    commit(repo, "renamed")
+    edit(repo / "manifests/reconciler.yaml", "  development:\n", "  dev:\n")
+    code, _, err = against(capsys, "--against", "HEAD")
+    assert code == 1
+    assert "error: at HEAD (" in err
+    assert "unknown environment 'dev'" in err

@@ -17,7 +17,7 @@ from examples_project import copy_examples
 
 from reconciler.cli import main
 from reconciler.plan.routing import Marks, Routing, RuleSet
-from reconciler.render.routing_mermaid import label, mermaid
+from reconciler.render.routing_mermaid import condition, label, mermaid
 
 SHAPES = {"([": "])", "[(": ")]", "{{": "}}", "[": "]"}
 NODE = re.compile(
@@ -273,3 +273,34 @@ def test_no_name_or_value_can_break_out_of_its_label(text):
 
 def test_long_labels_are_cut():
     assert unescape(label("x" * 200)) == "x" * 89 + "…"
+
+
+def test_conditions_read_as_words():
+    when = {
+        "all": [
+            {"field": "facebook.locale", "op": "in", "value": ["nl_NL", "nl_BE"]},
+            {
+                "any": [
+                    {"field": "a", "op": "isNull"},
+                    {"not": {"field": "b", "op": "equals", "value": 1}},
+                ]
+            },
+        ]
+    }
+    assert condition(when) == "facebook.locale in [nl_NL, nl_BE] and (a isNull or not b equals 1)"
+    assert condition("odd") == "odd"
+
+
+def test_a_long_classification_set_is_summed_up_and_marked_changed():
+    rules = tuple({"name": f"r{i}", "when": {}, "set": {"segment": i}} for i in range(11))
+    routing = Routing("ws", None, "q", (RuleSet("cls", "classification", 1, rules),))
+    chart = parse_flowchart(
+        "\n".join(mermaid(routing, Marks(changed_rules={"cls": frozenset({4})})))
+    )
+    (node,) = chain(chart)[:1]
+    lines = chart.label(node).split("\n")
+    assert lines[0] == "1. classification: cls"
+    assert lines[1:3] == ["1. r0: set segment = 0", "2. r1: set segment = 1"]
+    assert lines[-1] == "… and 3 more rules"
+    assert chart.classes == {"changed": {node}}
+    assert [chart.label(q) for q in chart.out(node, "no match: fallback queue")] == ["q"]
