@@ -43,7 +43,7 @@ from reconciler.plan.definition import (
     Warning,
     summarise,
 )
-from reconciler.plan.planner import PlanFailed
+from reconciler.plan.planner import PlanFailed, one_environment
 from reconciler.plan.routing import Routing, routing_of
 from reconciler.validate import semantic
 from reconciler.validate.pipeline import Options as ValidateOptions
@@ -97,13 +97,7 @@ def plan_against(options: AgainstOptions) -> tuple[Plan, dict[str, Routing]]:
     new = _validated(options, options.paths, today)
     if new.errors:
         raise PlanFailed(new.diagnostics, refused=new.refused_by_policy)
-    environments = new.project.environments
-    if options.env is None and len(environments) > 1:
-        raise UsageError(
-            f"the project has several environments ({', '.join(environments)}); "
-            "choose one with --env"
-        )
-    env = options.env or next(iter(environments), None)
+    env = one_environment(new, options.env)
     with checkout(options.ref, options.paths) as revision:
         top = revision.top
         new_records = desired_records(new.documents, StandInSecrets(top))

@@ -60,6 +60,18 @@ class Prepared:
     records: list[Record]
 
 
+def one_environment(report: Report, env: str | None) -> str | None:
+    """The environment a plan is for: ``env``, or the project's only one (``None`` without
+    environments); a project with several needs ``--env``."""
+    environments = report.project.environments
+    if env is None and len(environments) > 1:
+        raise UsageError(
+            f"the project has several environments ({', '.join(environments)}); "
+            "choose one with --env"
+        )
+    return env or next(iter(environments), None)
+
+
 def prepare(options: PlanOptions) -> Prepared:
     """Validate for one environment and resolve secrets; raise ``PlanFailed`` on any error."""
     report = validate(
@@ -72,12 +84,7 @@ def prepare(options: PlanOptions) -> Prepared:
         )
     )
     environments = report.project.environments
-    if options.env is None and len(environments) > 1:
-        raise UsageError(
-            f"the project has several environments ({', '.join(environments)}); "
-            "choose one with --env"
-        )
-    env_name = options.env or next(iter(environments), None)
+    env_name = one_environment(report, options.env)
     if report.errors:
         raise PlanFailed(report.diagnostics, refused=report.refused_by_policy)
     secrets = SecretResolver(options.environ)
