@@ -3,12 +3,17 @@
 A ``TokenProvider`` hands out the token for the ``Authorization`` header. ``StaticToken`` holds
 one given token (``DATAVERSE_TOKEN``, or the emulator's ``--token``); ``ClientCredentials`` gets
 tokens from Microsoft Entra ID with the OAuth2 client-credentials grant and caches them until
-shortly before they expire. Tokens and secrets stay out of every repr, message and log line.
+shortly before they expire; ``AzureIdentity`` (``reconciler.dataverse.azure_auth``, the optional
+``azure`` extra) gets them from azure-identity, cached the same way (``CachedToken``).
+``RECONCILER_AUTH`` chooses among them (``auth_from_environment``). Tokens and secrets stay out
+of every repr, message and log line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import importlib.util
 import json
 import logging
 import re
@@ -32,6 +37,11 @@ __all__ = [
 log = logging.getLogger("reconciler.dataverse")
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+AUTH_VARIABLE = "RECONCILER_AUTH"
+AUTH_METHODS = ("auto", "token", "client-secret", "azure-identity")
+CLIENT_SECRET_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+INSTALL_COMMAND = "pip install 'reconciler[azure]'"
+_AZURE_IDENTITY_USE = "for a managed identity, workload identity federation or an Azure CLI login"
 _TOKEN_ENDPOINT_RETRYABLE = frozenset({429, 500, 502, 503, 504})
 _DESCRIPTION = 300
 
@@ -77,7 +87,72 @@ class StaticToken:
         return "StaticToken(<redacted>)"
 
 
-class ClientCredentials:
+class CachedToken:
+    """The token cache every fetching provider shares.
+
+    The token is fetched (by the subclass's ``_fetch``) on first use and again once it is within
+    ``refresh_margin`` seconds of expiring, or half its lifetime for a short-lived one (or after
+    :meth:`invalidate`); concurrent callers wait for one shared fetch, and share its error if
+    it fails (a later call fetches again). ``clock`` is a seam for tests; ``fetches`` counts
+    the fetches.
+    """
+
+    def __init__(self, *, refresh_margin: float, clock: Callable[[], float]) -> None:
+        self.refresh_margin = refresh_margin
+        self._clock = clock
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self._lock = asyncio.Lock()
+        self._failure: AuthError | None = None  # the last fetch's error, if it failed
+        self._done = 0  # fetches finished
+        self.fetches = 0
+
+    def invalidate(self) -> None:
+        """Forget the cached token, so the next :meth:`token` fetches a new one."""
+        self._token = None
+
+    def _fresh(self) -> str | None:
+        if self._token is not None and self._clock() < self._refresh_at:
+            return self._token
+        return None
+
+    async def token(self) -> str:
+        token = self._fresh()
+        if token is not None:
+            return token
+        done = self._done
+        async with self._lock:
+            token = self._fresh()  # another caller may have refreshed while we waited
+            if token is not None:
+                return token
+            if self._done != done and self._failure is not None:
+                # The fetch this call waited for failed: its error, not another fetch at once
+                # (a copy: each caller's traceback and retry count are its own).
+                raise copy.copy(self._failure)
+            self.fetches += 1
+            self._failure = None
+            try:
+                return await self._fetch()
+            except AuthError as exc:
+                self._failure = exc
+                raise
+            finally:
+                self._done += 1
+
+    async def _fetch(self) -> str:
+        raise NotImplementedError
+
+    def _keep(self, token: str, requested_at: float, lifetime: float) -> str:
+        """Cache ``token``, fetched at ``requested_at`` (by ``clock``) and valid ``lifetime``
+        seconds from then; return it."""
+        lifetime = max(lifetime, 0.0)
+        margin = min(self.refresh_margin, lifetime / 2)
+        self._token = checked_token(token)
+        self._refresh_at = requested_at + lifetime - margin
+        return token
+
+
+class ClientCredentials(CachedToken):
     """OAuth2 client-credentials tokens from Microsoft Entra ID (Azure AD), cached.
 
     The token is fetched on first use and again once it is within ``refresh_margin`` seconds of
@@ -100,19 +175,14 @@ class ClientCredentials:
     ) -> None:
         if not (tenant_id and client_id and client_secret):
             raise AuthError("client credentials need a tenant id, a client id and a client secret")
+        super().__init__(refresh_margin=refresh_margin, clock=clock)
         self.tenant_id = tenant_id
         self.client_id = client_id
         self._client_secret = client_secret
         self.scope = scope
         self.authority = authority.rstrip("/")
-        self.refresh_margin = refresh_margin
         self._transport = transport
         self._timeout = timeout
-        self._clock = clock
-        self._token: str | None = None
-        self._refresh_at = 0.0
-        self._lock = asyncio.Lock()
-        self.fetches = 0
 
     @property
     def token_url(self) -> str:
@@ -124,25 +194,6 @@ class ClientCredentials:
             f"scope={self.scope!r}, authority={self.authority!r}, client_secret=<redacted>)"
         )
 
-    def invalidate(self) -> None:
-        """Forget the cached token, so the next :meth:`token` fetches a new one."""
-        self._token = None
-
-    def _fresh(self) -> str | None:
-        if self._token is not None and self._clock() < self._refresh_at:
-            return self._token
-        return None
-
-    async def token(self) -> str:
-        token = self._fresh()
-        if token is not None:
-            return token
-        async with self._lock:
-            token = self._fresh()  # another caller may have refreshed while we waited
-            if token is None:
-                token = await self._fetch()
-            return token
-
     async def _fetch(self) -> str:
         path = urlsplit(self.token_url).path
         form = {
@@ -152,7 +203,6 @@ class ClientCredentials:
             "scope": self.scope,
         }
         requested_at = self._clock()
-        self.fetches += 1
         failure: str | None = None
         try:
             async with httpx.AsyncClient(transport=self._transport, timeout=self._timeout) as http:
@@ -192,10 +242,7 @@ class ClientCredentials:
             lifetime = float(body.get("expires_in", 3600)) if isinstance(body, dict) else 3600.0
         except (TypeError, ValueError):
             lifetime = 3600.0
-        margin = min(self.refresh_margin, lifetime / 2)
-        self._token = checked_token(access_token)
-        self._refresh_at = requested_at + lifetime - margin
-        return access_token
+        return self._keep(access_token, requested_at, lifetime)
 
     def _refusal(self, response: httpx.Response, body: object) -> str:
         status = f"HTTP {response.status_code}"
@@ -221,20 +268,43 @@ class ClientCredentials:
 def auth_from_environment(org_url: str, env: Mapping[str, str]) -> TokenProvider:
     """The token provider the environment configures for the org at ``org_url``.
 
-    ``DATAVERSE_TOKEN`` wins; else ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID`` and
-    ``AZURE_CLIENT_SECRET`` give client credentials for the scope ``https://<org host>/.default``
-    (``AZURE_AUTHORITY_HOST`` overrides the authority, as in the Azure SDKs).
+    ``RECONCILER_AUTH`` says which (``auto`` when unset):
+
+    - ``token``: ``DATAVERSE_TOKEN``, a bearer token;
+    - ``client-secret``: ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID`` and ``AZURE_CLIENT_SECRET``
+      give client credentials (``AZURE_AUTHORITY_HOST`` overrides the authority, as in the
+      Azure SDKs);
+    - ``azure-identity``: azure-identity's ``DefaultAzureCredential`` (the ``azure`` extra):
+      workload identity federation, a managed identity, an Azure CLI login;
+    - ``auto``: ``DATAVERSE_TOKEN`` if set, else the client secret if set; else an error that
+      says what to set. It never turns to azure-identity by itself: that would take whatever
+      identity the machine has (a developer's ``az login``, a VM's managed identity) for an org
+      nobody configured credentials for.
+
+    Tokens are asked for the scope ``https://<org host>/.default``.
     """
+    method = env.get(AUTH_VARIABLE, "").strip().lower() or "auto"
+    if method not in AUTH_METHODS:
+        raw = env.get(AUTH_VARIABLE, "").strip()
+        shown = repr(raw) if re.fullmatch(r"[A-Za-z_-]{1,32}", raw) else "what it is set to"
+        raise AuthError(
+            f"{AUTH_VARIABLE} must be auto, token, client-secret or azure-identity, not {shown}"
+        )
     token = env.get("DATAVERSE_TOKEN", "").strip()
-    if token:
+    if method == "token" or (method == "auto" and token):
+        if not token:
+            raise AuthError(
+                f"{AUTH_VARIABLE}=token, but DATAVERSE_TOKEN is not set: set it to a bearer "
+                f"token for {org_url}"
+            )
         return StaticToken(token)
-    names = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
-    present = {name: env.get(name, "").strip() for name in names}
-    missing = [name for name in names if not present[name]]
+    if method == "azure-identity":
+        from reconciler.dataverse.azure_auth import AzureIdentity  # azure.identity only now
+
+        return AzureIdentity(_scope(org_url), secrets=[token])
+    present = {name: env.get(name, "").strip() for name in CLIENT_SECRET_VARIABLES}
+    missing = [name for name in CLIENT_SECRET_VARIABLES if not present[name]]
     if not missing:
-        parts = urlsplit(org_url)
-        if not parts.scheme or not parts.hostname:
-            raise AuthError(f"cannot derive a token scope from {org_url!r}: expected https://HOST")
         authority = env.get("AZURE_AUTHORITY_HOST", "").strip() or DEFAULT_AUTHORITY
         if "://" not in authority:
             authority = f"https://{authority}"
@@ -242,16 +312,40 @@ def auth_from_environment(org_url: str, env: Mapping[str, str]) -> TokenProvider
             present["AZURE_TENANT_ID"],
             present["AZURE_CLIENT_ID"],
             present["AZURE_CLIENT_SECRET"],
-            f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/.default",
+            _scope(org_url),
             authority=authority,
         )
-    if len(missing) < len(names):
+    if method == "client-secret":
+        raise AuthError(
+            f"{AUTH_VARIABLE}=client-secret, but {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not set: client credentials for {org_url} "
+            "need AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
+        )
+    alternatives = f"{AUTH_VARIABLE}=azure-identity {_AZURE_IDENTITY_USE}{_install_hint()}"
+    if len(missing) < len(CLIENT_SECRET_VARIABLES):
         raise AuthError(
             f"incomplete client credentials for {org_url}: set {', '.join(missing)} as well "
-            "(or set DATAVERSE_TOKEN)"
+            f"(or set DATAVERSE_TOKEN, or {alternatives})"
         )
     raise AuthError(
         f"no credentials for {org_url}: set DATAVERSE_TOKEN to a bearer token, or "
         "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for an app registration "
-        "that has a Dataverse application user"
+        f"that has a Dataverse application user, or {alternatives}"
     )
+
+
+def _scope(org_url: str) -> str:
+    """The token scope for the org at ``org_url``: ``https://<org host>/.default``."""
+    parts = urlsplit(org_url)
+    if not parts.scheme or not parts.hostname:
+        raise AuthError(f"cannot derive a token scope from {org_url!r}: expected https://HOST")
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/.default"
+
+
+def _install_hint() -> str:
+    """How to install azure-identity, if it cannot be imported here."""
+    try:
+        found = importlib.util.find_spec("azure.identity") is not None
+    except (ImportError, ValueError):  # a broken azure package, or a half-imported one
+        found = False
+    return "" if found else f" (after {INSTALL_COMMAND})"
