@@ -11,6 +11,7 @@ of every repr, message and log line.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import copy
 import importlib.util
@@ -87,7 +88,7 @@ class StaticToken:
         return "StaticToken(<redacted>)"
 
 
-class CachedToken:
+class CachedToken(abc.ABC):
     """The token cache every fetching provider shares.
 
     The token is fetched (by the subclass's ``_fetch``) on first use and again once it is within
@@ -139,8 +140,9 @@ class CachedToken:
             finally:
                 self._done += 1
 
+    @abc.abstractmethod
     async def _fetch(self) -> str:
-        raise NotImplementedError
+        """A new token from the source, kept with ``_keep``; ``AuthError`` when it fails."""
 
     def _keep(self, token: str, requested_at: float, lifetime: float) -> str:
         """Cache ``token``, fetched at ``requested_at`` (by ``clock``) and valid ``lifetime``
