@@ -178,6 +178,11 @@ def load_plan(path: str | Path) -> Plan:
 
 def saved_plan_target(plan: Plan, options: ApplyOptions) -> Target:
     """The target a saved plan was made for; ``--target`` may only name that one."""
+    if plan.target.revision is not None:
+        raise ApplyRefused(
+            f"this is a comparison with the git revision {plan.target.revision} "
+            "(plan --against), not a plan of a target: run plan against the org and apply that"
+        )
     planned = parse_target(plan.target.url)
     chosen = options.target or options.environ.get(TARGET_VARIABLE)
     if chosen and parse_target(chosen).url != planned.url:

@@ -334,3 +334,15 @@ def test_an_environment_the_revision_lacks(repo, capsys):
     assert code == 1
     assert "error: at HEAD (" in err
     assert "unknown environment 'dev'" in err
+
+
+def test_apply_refuses_a_comparison(repo, capsys):
+    edit(repo / "manifests/queues.yaml", "priority: 20", "priority: 21")
+    code, out, _ = against(capsys, "--against", "HEAD", "--format", "json")
+    assert code == 0
+    (repo / "comparison.json").write_text(out)
+    code = main(["apply", "--plan", "comparison.json", "--yes"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "is a comparison with the git revision HEAD (" in err
+    assert "plan --against" in err
