@@ -43,7 +43,7 @@ from reconciler.plan.definition import (
     Warning,
     summarise,
 )
-from reconciler.plan.planner import PlanFailed, one_environment
+from reconciler.plan.planner import PlanFailed, one_environment, report_warnings
 from reconciler.plan.routing import Routing, routing_of
 from reconciler.validate import semantic
 from reconciler.validate.pipeline import Options as ValidateOptions
@@ -94,7 +94,7 @@ class StandInSecrets:
 def plan_against(options: AgainstOptions) -> tuple[Plan, dict[str, Routing]]:
     """The comparison, and the routing of the working tree's workstreams (for the charts)."""
     today = options.today or datetime.date.today()
-    new = _validated(options, options.paths, today)
+    new = _validated(options, options.paths, options.env, today)
     if new.errors:
         raise PlanFailed(new.diagnostics, refused=new.refused_by_policy)
     env = one_environment(new, options.env)
@@ -112,26 +112,20 @@ def plan_against(options: AgainstOptions) -> tuple[Plan, dict[str, Routing]]:
         target=PlanTarget(url=f"git:{revision.label}"),
         summary=summarise(changes),
         changes=changes,
-        warnings=(
-            *(
-                Warning(code=d.code, message=d.message, location=str(d.location))
-                if d.location
-                else Warning(code=d.code, message=d.message)
-                for d in new.warnings
-            ),
-            *warnings,
-        ),
+        warnings=(*report_warnings(new), *warnings),
         managed=sum(1 for r in old_records if r.present),
         max_delete_percent=new.project.safety.max_delete_percent,
     ).with_checksum()
     return plan, routing_of(new_records)
 
 
-def _validated(options: AgainstOptions, paths: Sequence[str], today: datetime.date) -> Report:
+def _validated(
+    options: AgainstOptions, paths: Sequence[str], env: str | None, today: datetime.date
+) -> Report:
     return validate(
         ValidateOptions(
             paths=paths,
-            env=options.env,
+            env=env,
             variables=options.variables,
             var_files=options.var_files,
             today=today,
@@ -146,15 +140,7 @@ def _old_side(
     if not revision.paths:
         return [], None
     try:
-        report = validate(
-            ValidateOptions(
-                paths=revision.paths,
-                env=env,
-                variables=options.variables,
-                var_files=options.var_files,
-                today=today,
-            )
-        )
+        report = _validated(options, revision.paths, env, today)
     except UsageError as exc:
         raise UsageError(f"at {revision.label}: {exc}") from None
     errors = [d for d in report.errors if d.code not in _AGED]

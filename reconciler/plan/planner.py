@@ -60,6 +60,18 @@ class Prepared:
     records: list[Record]
 
 
+def report_warnings(report: Report) -> list[Warning]:
+    """Validation's warnings as the plan carries them."""
+    return [
+        Warning(
+            code=d.code,
+            message=d.message,
+            location=str(d.location) if d.location else None,
+        )
+        for d in report.warnings
+    ]
+
+
 def one_environment(report: Report, env: str | None) -> str | None:
     """The environment a plan is for: ``env``, or the project's only one (``None`` without
     environments); a project with several needs ``--env``."""
@@ -109,14 +121,7 @@ async def plan_with(client: DataverseClient, prepared: Prepared, options: PlanOp
     )
     if built.problems:
         raise PlanFailed(sorted_unique(built.problems))
-    warnings = [
-        Warning(
-            code=d.code,
-            message=d.message,
-            location=str(d.location) if d.location else None,
-        )
-        for d in prepared.report.warnings
-    ]
+    warnings = report_warnings(prepared.report)
     now = options.now or datetime.datetime.now(datetime.UTC)
     changes = tuple(built.changes)
     return Plan(
