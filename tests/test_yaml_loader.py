@@ -1,6 +1,8 @@
 import math
 
 import pytest
+from yaml.parser import ParserError
+from yaml.scanner import ScannerError
 
 from reconciler.manifest import yaml_loader
 from reconciler.manifest.yaml_loader import load_file, load_text
@@ -130,6 +132,63 @@ def test_deep_nesting_is_refused_without_a_crash():
     assert [d.code for d in load_text(shallow_enough, "m.yaml").diagnostics] == ["yaml-too-deep"]
     very_deep = "[" * 20_000
     assert [d.code for d in load_text(very_deep, "m.yaml").diagnostics] == ["yaml-too-deep"]
+
+
+@pytest.mark.parametrize(
+    ("text", "libyaml_at", "python_at"),
+    [
+        # libyaml reads ahead through open flow sequences (each could start a key) and refuses
+        # them at its own limit of 1,000 levels, before our limit of 64 is reached.
+        ("[" * 20_000, "m.yaml:1:1001", "m.yaml:1:66"),
+        ("[" * 1_001 + "]" * 1_001, "m.yaml:1:1001", "m.yaml:1:66"),
+        # (the mapping around counts as one of libyaml's levels)
+        ("a: 1\n---\nb: " + "[" * 2_000 + "\n", "m.yaml:3:1003", "m.yaml:3:68"),
+        # Under libyaml's limit, or nesting it hands over as it reads: our own limit.
+        ("[" * 1_000 + "]" * 1_000, "m.yaml:1:66", "m.yaml:1:66"),
+        ("{a: " * 2_000, "m.yaml:1:261", "m.yaml:1:261"),
+        ("- " * 2_000 + "x\n", "m.yaml:1:131", "m.yaml:1:131"),
+    ],
+)
+def test_nesting_too_deep_is_the_same_diagnostic_on_either_parser(
+    parser, text, libyaml_at, python_at
+):
+    result = load_text(text, "m.yaml")
+    assert [d.data for d in result.documents] == ([{"a": 1}] if text.startswith("a: 1") else [])
+    (diagnostic,) = result.diagnostics
+    assert diagnostic.code == "yaml-too-deep"
+    assert diagnostic.message == (
+        "document nests deeper than 64 levels; the rest of the file is not read"
+    )
+    assert str(diagnostic.location) == (libyaml_at if parser == "libyaml" else python_at)
+
+
+def test_libyaml_refusing_block_nesting_is_too_deep_too(parser):
+    """A refused document is read to its end without being built: libyaml's block limit can
+    stop that reading (the pure-Python parser has no limit of its own)."""
+    text = "a: !!binary x\nb:\n" + "".join("  " * i + "k:\n" for i in range(1, 1_100))
+    codes = [(d.code, str(d.location)) for d in load_text(text, "m.yaml").diagnostics]
+    if parser == "libyaml":
+        assert codes == [("yaml-tag", "m.yaml:1:4"), ("yaml-too-deep", "m.yaml:1001:2000")]
+    else:
+        assert codes == [("yaml-tag", "m.yaml:1:4")]
+
+
+LIBYAML_DEPTH = "exceeded maximum nesting depth"
+
+
+@pytest.mark.parametrize(
+    ("error", "too_deep"),
+    [
+        (ScannerError("while increasing flow level", None, LIBYAML_DEPTH), True),
+        (ScannerError("while increasing block level", None, LIBYAML_DEPTH), True),
+        (ScannerError("while increasing flow level", None, "something else"), False),
+        (ScannerError("while scanning a simple key", None, LIBYAML_DEPTH), False),
+        (ScannerError(None, None, LIBYAML_DEPTH), False),
+        (ParserError("while increasing flow level", None, LIBYAML_DEPTH), False),
+    ],
+)
+def test_only_libyamls_own_nesting_refusal_is_taken_for_too_deep(error, too_deep):
+    assert yaml_loader._libyaml_too_deep(error) is too_deep
 
 
 @pytest.mark.parametrize(

@@ -233,6 +233,28 @@ def _scalar(event: ScalarEvent) -> Any:
     return float(text)
 
 
+_TOO_DEEP_MESSAGE = (
+    f"document nests deeper than {MAX_DEPTH} levels; the rest of the file is not read"
+)
+
+# libyaml 0.2.6 (the one PyYAML 6.0.4's wheels ship) refuses nesting past its own limit of
+# 1,000 levels (``yaml_set_max_nest_level``) in its scanner, with these words (context,
+# problem). Its scanner reads ahead, so this can come before the builder below has seen even
+# the first level; libyaml's limit is higher than ours, so the file nests past ours too.
+_LIBYAML_TOO_DEEP = frozenset(
+    {
+        ("while increasing flow level", "exceeded maximum nesting depth"),
+        ("while increasing block level", "exceeded maximum nesting depth"),
+    }
+)
+
+
+def _libyaml_too_deep(exc: yaml.YAMLError) -> bool:
+    """Whether ``exc`` is libyaml refusing to nest deeper: the same diagnostic as our own
+    limit gives, not a syntax error."""
+    return isinstance(exc, ScannerError) and (exc.context, exc.problem) in _LIBYAML_TOO_DEEP
+
+
 class _TooDeep(Exception):
     """The text nests past ``MAX_DEPTH``: the rest of the file is not read."""
 
@@ -536,17 +558,18 @@ def load_text(text: str, file: str, *, record: bool = False) -> LoadResult:
             diagnostics.extend(builder.diagnostics)
             index += 1
     except yaml.YAMLError as exc:
-        diagnostics.append(
-            error("yaml-syntax", _yaml_error_message(exc), _yaml_error_location(exc, file, text))
-        )
+        location = _yaml_error_location(exc, file, text)
+        if _libyaml_too_deep(exc):
+            diagnostics.append(error("yaml-too-deep", _TOO_DEEP_MESSAGE, location))
+        else:
+            diagnostics.append(error("yaml-syntax", _yaml_error_message(exc), location))
     except RecursionError:  # a safety net: nesting is bounded above, but not every path is
         diagnostics.append(
             error("yaml-too-deep", "document nests too deeply to parse", Location(file, 1, 1))
         )
     except _TooDeep as exc:
         line, column = _position(exc.event)
-        message = f"document nests deeper than {MAX_DEPTH} levels; the rest of the file is not read"
-        diagnostics.append(error("yaml-too-deep", message, Location(file, line, column)))
+        diagnostics.append(error("yaml-too-deep", _TOO_DEEP_MESSAGE, Location(file, line, column)))
     finally:
         if parser is not None:
             parser.dispose()
