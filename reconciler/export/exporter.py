@@ -238,7 +238,7 @@ class _Exporter:
         }
         by_workstream: dict[str, list[_Unit]] = {}
         for unit in self._units(k.RULE_SET):
-            if unit.row.get("msdyn_rulesettype") != k.RULE_SET_TYPES["classification"]:
+            if k.rule_set_type(unit.row, self.resolver) != "classification":
                 continue
             contract = self.resolver.addresses.get(
                 unit.row.get(lookup("msdyn_inputcontractid")) or ""
@@ -316,10 +316,24 @@ class _Exporter:
 
     # -- 2. what each row says, and what it needs ------------------------------------------------
 
+    def context_variables(self) -> dict[str, dict[str, Any]]:
+        """Workstream id → its context variables (name → type), as its manifest says them."""
+        kind = k.CONTEXT_VARIABLE
+        found: dict[str, dict[str, Any]] = {}
+        for row in sorted(self.rows[kind.name], key=lambda row: k.name_of_row(kind, row)):
+            fields = kind.from_row(row, self.resolver)
+            workstream = row.get(lookup(kind.parent or ""))
+            if isinstance(workstream, str):
+                found.setdefault(workstream, {})[str(fields["name"])] = fields["type"]
+        return found
+
     def read_rows(self) -> None:
         serving: dict[str, str] = {}  # workstream address → the instance serving it
+        variables = self.context_variables()
         for unit in sorted(self.units.values(), key=lambda u: u.address):
             fields = unit.kind.from_row(unit.row, self.resolver)
+            if unit.kind is k.WORKSTREAM:
+                fields["contextVariables"] = variables.get(unit.id, {})
             adopt = None
             if unit.kind in MANIFEST_KINDS and unit.id != record_id(self.namespace, unit.address):
                 adopt = unit.id
@@ -407,9 +421,14 @@ class _Exporter:
                 f"{channel} workstreams are not supported (only Facebook and Google's "
                 "Business Messages)"
             )
-        if unit.kind is k.RULE_SET and isinstance(fields.get("rules"), str):
-            text = str(fields["rules"]).removeprefix("<rules the reconciler cannot read: ")
-            return f"its rules are in a form the reconciler cannot read ({text.removesuffix('>')})"
+        for path, value in fields.items():
+            if isinstance(value, k.Unreadable):
+                return f"its {path} cannot be said in a manifest: {value}"
+        if unit.kind is k.RULE_SET and str(fields.get("type") or "<").startswith("<"):
+            return (
+                f"it is a rule set of {str(fields.get('type')).strip('<>')}; manifests describe "
+                "declarative route-to-queue and classification sets"
+            )
         if unit.kind is k.RULE_SET and str(fields.get("workstream") or "<").startswith("<"):
             return "its input contract belongs to no workstream the export writes"
         for field_map in unit.kind.fields:

@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler.manifest.document import Document
 from reconciler.mapping import kinds as k
+from reconciler.mapping.conditions import canonical_rule
 from reconciler.mapping.records import Record
 from reconciler.mapping.values import Sensitive, Value
 from reconciler.models.accounts import FacebookAccountSpec, GoogleBusinessMessagesAccountSpec
@@ -31,7 +32,11 @@ SecretLookup = Callable[[FromEnv | FromFile, Document, tuple[str | int, ...]], S
 
 
 def rule_json(spec: RoutingRuleSetSpec) -> list[dict[str, Any]]:
-    return [rule.model_dump(mode="json", by_alias=True, exclude_none=True) for rule in spec.rules]
+    """The rules in the canonical form the rule XML holds (``mapping.conditions``)."""
+    return [
+        canonical_rule(rule.model_dump(mode="json", by_alias=True, exclude_none=True))
+        for rule in spec.rules
+    ]
 
 
 class _Builder:
@@ -40,7 +45,6 @@ class _Builder:
         self.secret = secret
         self.records: list[Record] = []
         self.channel_users: dict[tuple[str, str, str], Document] = {}
-        self.outputs: dict[str, set[str]] = defaultdict(set)
         self.steps: dict[str, list[Document]] = defaultdict(list)
         for document in documents:
             spec = document.manifest.spec
@@ -56,9 +60,6 @@ class _Builder:
                     self.channel_users[key] = document
             elif isinstance(spec, RoutingRuleSetSpec):
                 self.steps[spec.workstream].append(document)
-                if spec.type is RuleSetType.CLASSIFICATION:
-                    for rule in spec.rules:
-                        self.outputs[spec.workstream].update(rule.set_ or {})
 
     def add(
         self,
@@ -146,7 +147,7 @@ class _Builder:
     # -- one method per manifest kind ----------------------------------------------------------
 
     def _Queue(self, document: Document, spec: QueueSpec) -> dict[str, Value]:
-        return {
+        fields: dict[str, Value] = {
             "displayName": document.manifest.display_name,
             "type": spec.type.value,
             "priority": spec.priority,
@@ -155,6 +156,9 @@ class _Builder:
             "maxSize": spec.max_size,
             "description": spec.description,
         }
+        if spec.priority is None:  # neither written nor compared: the target's stays
+            del fields["priority"]
+        return fields
 
     def _FacebookAccount(self, document: Document, spec: FacebookAccountSpec) -> dict[str, Value]:
         name = document.name
@@ -219,13 +223,22 @@ class _Builder:
     def _Workstream(self, document: Document, spec: WorkstreamSpec) -> dict[str, Value]:
         name = document.name
         parent = f"Workstream/{name}"
+        variables = {key: kind.value for key, kind in spec.context_variables.items()}
         self.add(
             k.CONTRACT,
             document,
             f"{parent}/contract",
-            {"outputs": sorted(self.outputs[name])},
+            {"channel": spec.channel.value, "contextVariables": variables},
             parent=parent,
         )
+        for key, kind in variables.items():
+            self.add(
+                k.CONTEXT_VARIABLE,
+                document,
+                f"{parent}/{k.CONTEXT_VARIABLE_PREFIX}{key}",
+                {"workstream": name, "name": key, "type": kind},
+                parent=parent,
+            )
         self.add(
             k.ROUTING_CONFIGURATION,
             document,

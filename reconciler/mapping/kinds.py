@@ -16,13 +16,13 @@ The address is also the key the record's id derives from (``uuid5(namespace, add
 from __future__ import annotations
 
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from reconciler.dataverse import tables as t
-from reconciler.mapping import rulexml
+from reconciler.mapping import contractxml, rulexml
+from reconciler.mapping import rulegrammar as g
 from reconciler.mapping.fields import (
     FieldMap,
     MappingError,
@@ -53,15 +53,26 @@ PRESENCES = {
     "away": 192360003,
     "offline": 192360004,
 }
-RULE_SET_TYPES = {"classification": 192350000, "route-to-queue": 192350001}  # UNCONFIRMED
-_RULE_SET_TYPE_NAMES = {number: name for name, number in RULE_SET_TYPES.items()}
+# msdyn_rulesettype (MicrosoftDocs/dynamics-365-customer-engagement ce/developer/reference/
+# entities/msdyn_decisionruleset.md @029760a1cac0ed6b102341889b0f7464e1b51ec0). Real orgs write
+# 192350000 for route-to-queue and classification sets alike (ALM export); the kind of a set is
+# told by its contracts (rule_set_type).
+RULE_SET_DECLARATIVE = 192350000
+RULE_SET_TYPE_LABELS = {
+    192350000: "Declarative",
+    192350001: "ML model based",
+    192350002: "Dataverse Components",
+    192350003: "Intelligent Conversation Distribution",
+}
 STEP_TYPES = {"classification": 192350000, "route-to-queue": 192350002}
 # Columns the manifests do not describe, set once when the reconciler creates a record.
 CAPACITY_UNITS = 192350000
 DIRECTION_INBOUND = 0
 MODE_SIMPLIFIED = 717210001
 CONVERSATION_PERSISTENT = 192350001
-AUTHORING_MODE = 192350000  # UNCONFIRMED
+# msdyn_authoringmode: its one option, "Decision list" (msdyn_decisionruleset.md, as above; the
+# ALM export's rule sets hold it).
+AUTHORING_MODE = 192350000
 CREDENTIAL_FILE_NAME = "service-account.json"
 
 
@@ -74,6 +85,8 @@ class RecordKind:
     """Columns set once on create that no field describes."""
     parent: str | None = None
     """For children: the lookup column pointing at the record they belong to."""
+    child_prefix: str = ""
+    """For children: what stands before their name in their address (``context.``)."""
 
     @property
     def select(self) -> tuple[str, ...]:
@@ -116,6 +129,51 @@ class RecordKind:
 # --- rule sets and contracts ------------------------------------------------------------------
 
 
+class Unreadable(str):
+    """A field value the target holds in a form manifests cannot say: planning leaves the
+    column as it is and says why (the text), export skips the record with the reason."""
+
+    __slots__ = ()
+
+
+def rule_set_type(row: Row, resolver: Resolver) -> str | None:
+    """A rule set's kind, as real orgs tell it: every set is Declarative (``msdyn_rulesettype``
+    192350000); a route-to-queue set writes the org's queue-identification contract, a
+    classification set writes the contract it reads (ALM export, ``msdyn_decisionruleset.xml``
+    of ``new_9bac…`` and ``new_372c…``; docs/domain.md §3)."""
+    if row.get("msdyn_rulesettype") != RULE_SET_DECLARATIVE:
+        return None
+    output = row.get(lookup("msdyn_outputcontractid"))
+    if output is not None and output == resolver.output_contract:
+        return "route-to-queue"
+    if output is not None and output == row.get(lookup("msdyn_inputcontractid")):
+        return "classification"
+    return None
+
+
+def _type_field() -> FieldMap:
+    columns = (
+        "msdyn_rulesettype",
+        lookup("msdyn_outputcontractid"),
+        lookup("msdyn_inputcontractid"),
+    )
+
+    def read(row: Row, resolver: Resolver) -> Value:
+        kind = rule_set_type(row, resolver)
+        if kind is not None:
+            return kind
+        number = row.get("msdyn_rulesettype")
+        label = RULE_SET_TYPE_LABELS.get(number, f"type {number}") if number else "no type"
+        return f"<{label}>"
+
+    def write(_v: Value, _f: Fields, _a: str, _r: Resolver) -> Row:
+        return {"msdyn_rulesettype": RULE_SET_DECLARATIVE}
+
+    # Only the type column is compared as written: the contracts are the outputContract's and
+    # the workstream's to put right.
+    return FieldMap("type", columns, read, write)
+
+
 def _rules_field() -> FieldMap:
     column = "msdyn_rulesetdefinition"
 
@@ -128,23 +186,17 @@ def _rules_field() -> FieldMap:
                 xml, queue_name=lambda queue_id: _name_of(resolver, queue_id, "Queue/")
             )
         except rulexml.RuleXmlError as exc:
-            # Shown as the value before: the plan rewrites the rules from the manifest.
-            return f"<rules the reconciler cannot read: {exc}>"
-        kind = _RULE_SET_TYPE_NAMES.get(row.get("msdyn_rulesettype") or 0)
-        route = kind == "route-to-queue"
-        expected = rulexml.HIT_POLICY_ROUTE if route else rulexml.HIT_POLICY_CLASSIFY
-        if kind is not None and decoded.hit_policy != expected:
-            return (
-                f"<rules the reconciler cannot read: hit-policy {decoded.hit_policy!r} in a "
-                f"{kind} rule set>"
-            )
-        return decoded.rules
+            return Unreadable(str(exc))
+        reasons = [f"rule {name!r}: {why}" for name, why in decoded.unreadable]
+        kind = rule_set_type(row, resolver)
+        expected = {"route-to-queue": g.HIT_POLICY_ROUTE, "classification": g.HIT_POLICY_CLASSIFY}
+        if kind is not None and decoded.hit_policy != expected[kind]:
+            reasons.insert(0, f"hit-policy {decoded.hit_policy!r} in a {kind} rule set")
+        return Unreadable("; ".join(reasons)) if reasons else decoded.rules
 
     def write(value: Value, fields: Fields, address: str, resolver: Resolver) -> Row:
         policy = (
-            rulexml.HIT_POLICY_ROUTE
-            if fields.get("type") == "route-to-queue"
-            else rulexml.HIT_POLICY_CLASSIFY
+            g.HIT_POLICY_ROUTE if fields.get("type") == "route-to-queue" else g.HIT_POLICY_CLASSIFY
         )
         xml = rulexml.encode(
             value or [],
@@ -195,39 +247,51 @@ def _output_contract() -> FieldMap:
     return FieldMap("outputContract", (column,), read, write)
 
 
-def contract_xml(outputs: list[str]) -> str:
-    root = ET.Element("contract")
-    for name in sorted(outputs):
-        ET.SubElement(root, "attribute", {"name": name, "type": "string"})
-    return ET.tostring(root, encoding="unicode", short_empty_elements=True)
+_CHANNEL_CONTEXT = {
+    "facebook": g.CHANNEL_CONTEXTS["facebook"],
+    "google-business-messages": g.CHANNEL_CONTEXTS["googleBusinessMessages"],
+}
+_CHANNEL_BY_CONTEXT = {table: channel for channel, table in _CHANNEL_CONTEXT.items()}
 
 
-def contract_outputs(xml: str) -> list[str]:
-    if "<!DOCTYPE" in xml or "<!ENTITY" in xml:
-        raise MappingError("a contract definition must not declare a DOCTYPE or entities")
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise MappingError(f"unreadable contract definition: {exc}") from None
-    return sorted(a.get("name", "") for a in root.iter("attribute"))
-
-
-def _outputs_field() -> FieldMap:
+def _contract_fields() -> tuple[FieldMap, FieldMap]:
+    """A workstream's contract, in manifest terms: the channel whose engagement context it
+    declares, and the context variables. Both are written as the one XML column."""
     column = "msdyn_contractdefinition"
 
-    def read(row: Row, _r: Resolver) -> Value:
+    def decoded(row: Row) -> contractxml.Contract | Unreadable:
         xml = row.get(column)
+        if not xml:
+            return contractxml.Contract((), {})
         try:
-            return contract_outputs(xml) if xml else []
-        except MappingError as exc:
-            return f"<{exc}>"
+            return contractxml.decode(xml)
+        except rulexml.RuleXmlError as exc:
+            return Unreadable(str(exc))
 
-    return FieldMap(
-        "outputs",
-        (column,),
-        read,
-        lambda value, _f, _a, _r: {column: contract_xml(value or [])},
-        default=[],
+    def read_channel(row: Row, _r: Resolver) -> Value:
+        contract = decoded(row)
+        if isinstance(contract, Unreadable):
+            return contract
+        names = [_CHANNEL_BY_CONTEXT.get(t, f"<{t}>") for t in contract.channel_contexts]
+        return names[0] if len(names) == 1 else (f"<{', '.join(names)}>" if names else None)
+
+    def read_variables(row: Row, _r: Resolver) -> Value:
+        contract = decoded(row)
+        return contract if isinstance(contract, Unreadable) else contract.variables
+
+    def write(_v: Value, fields: Fields, _a: str, _r: Resolver) -> Row:
+        channel = fields.get("channel")
+        variables = fields.get("contextVariables") or {}
+        assert isinstance(variables, dict)
+        context = _CHANNEL_CONTEXT.get(channel) if isinstance(channel, str) else None
+        try:
+            return {column: contractxml.encode(context, variables)}
+        except rulexml.RuleXmlError as exc:
+            raise MappingError(str(exc)) from None
+
+    return (
+        FieldMap("channel", (column,), read_channel, write),
+        FieldMap("contextVariables", (column,), read_variables, write, default={}),
     )
 
 
@@ -286,7 +350,7 @@ GBM_ACCOUNT = RecordKind(
 )
 
 CONTRACT = RecordKind(
-    "DecisionContract", t.TABLES[t.CONTRACT], (_outputs_field(),), on_create=_named
+    "DecisionContract", t.TABLES[t.CONTRACT], _contract_fields(), on_create=_named
 )
 
 WORKSTREAM = RecordKind(
@@ -319,13 +383,30 @@ WORKSTREAM = RecordKind(
     },
 )
 
+# msdyn_ocliveworkstreamcontextvariable.msdyn_datatype (reconciler.dataverse.tables, DEV-CV).
+VARIABLE_TYPES = {"text": 192350000, "number": 192350001}
+CONTEXT_VARIABLE_PREFIX = "context."
+"""A context variable's address: ``Workstream/<name>/context.<variable>``."""
+
+CONTEXT_VARIABLE = RecordKind(
+    "ContextVariable",
+    t.TABLES[t.CONTEXT_VARIABLE],
+    (
+        reference("workstream", "msdyn_liveworkstreamid", "Workstream/{}"),
+        plain("name", "msdyn_name"),
+        option("type", "msdyn_datatype", VARIABLE_TYPES),
+    ),
+    parent="msdyn_liveworkstreamid",
+    child_prefix=CONTEXT_VARIABLE_PREFIX,
+)
+
 RULE_SET = RecordKind(
     "RoutingRuleSet",
     t.TABLES[t.RULESET],
     (
         plain("displayName", "msdyn_name"),
         reference("workstream", "msdyn_inputcontractid", "Workstream/{}/contract"),
-        option("type", "msdyn_rulesettype", RULE_SET_TYPES),
+        _type_field(),
         _output_contract(),
         _rules_field(),
     ),
@@ -406,6 +487,7 @@ KINDS: tuple[RecordKind, ...] = (
     GBM_ACCOUNT,
     CONTRACT,
     WORKSTREAM,
+    CONTEXT_VARIABLE,
     RULE_SET,
     ROUTING_CONFIGURATION,
     ROUTING_STEP,

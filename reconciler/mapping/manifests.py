@@ -182,6 +182,8 @@ class _Assembler:
             "distribution": distribution,
         }
         self.keep(record, spec, "autoCloseAfterInactivity", "allowedPresences", "automatedMessages")
+        if fields.get("contextVariables"):
+            spec["contextVariables"] = fields["contextVariables"]
         block, instance_kind, child = (
             ("facebook", k.FACEBOOK_PAGE, "page")
             if fields["channel"] == "facebook"

@@ -2,17 +2,18 @@
 
 Rules travel in JSON form, the manifest's own shape (``reconciler.models.routing``)::
 
-    {"name": "Dutch", "when": {"field": "facebook.locale", "op": "beginsWith", "value": "nl"},
+    {"name": "Dutch", "when": {"field": "context.Language", "op": "equals", "value": "nl"},
      "routeTo": "dutch"}
 
-and are stored as canonical XML (docs/domain.md §3), written on one line, no declaration::
+and are written only with what real orgs hold (``reconciler.mapping.rulegrammar``, each
+spelling with its source; docs/routing-xml.md), on one line, no declaration::
 
     <decision hit-policy="all" version="1"><rules>
       <rule id="GUID" name="Dutch">
-        <logical operator="AND">                     all / any / not: AND / OR / NOT
-          <condition operator="begins-with">         a leaf `when` stands here bare
-            <lhs type="attribute">msdyn_facebookengagementctx.msdyn_locale</lhs>
-            <rhs type="staticvalue" datatype="string">nl</rhs>   one per item for in / notIn
+        <logical operator="AND">                   every condition sits in one AND group
+          <condition operator="==">                 a nested any: <logical operator="OR">
+            <lhs type="attribute">liveworkitemcontext.Language</lhs>
+            <rhs type="staticvalue">nl</rhs>         untyped text
           </condition>
         </logical>
         <action><setattribute>
@@ -22,75 +23,31 @@ and are stored as canonical XML (docs/domain.md §3), written on one line, no de
       </rule>
     </rules></decision>
 
-A split writes ``<rhs type="percentage"><allocation queue="GUID" percent="70"/>...</rhs>``; a
-classification writes one ``<setattribute>`` per output, its lhs ``output.KEY``, its rhs a typed
-static value. Choices no public source settled are the tables marked UNCONFIRMED below.
+A rule without ``when`` has no condition (it always matches). A split writes
+``<upsertrecords><target>percentagebaseddistribution</target><records>`` with a ``<record>``
+per queue; a classification writes a ``<setattribute>`` per output.
+
+Reading is generous: conditions with or without their ``<logical>`` group, before or after
+``<action>``, nested groups, GUIDs in braces or any case, ``in`` lists. A rule that cannot be
+said in a manifest (skills, overflow actions, a value with a unit, a relationship path) is
+reported by name with the reason, never guessed at: ``Decoded.unreadable``.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.models.routing import (
-    CONTEXT_FIELDS,
-    CONVERSATION_CONTEXT,
-    LIST_OPERATORS,
-    UNARY_OPERATORS,
-)
+from reconciler.mapping import conditions
+from reconciler.mapping import rulegrammar as g
 
-HIT_POLICY_ROUTE = "all"  # route-to-queue sets (domain.md §3)
-HIT_POLICY_CLASSIFY = "first"  # classification sets
-HIT_POLICIES = (HIT_POLICY_ROUTE, HIT_POLICY_CLASSIFY)
-VERSION = "1"
-ROUTE_TARGET = "assign_to.queue"
-
-# UNCONFIRMED: operator names of <condition operator="...">, by manifest op.
-OPERATORS: dict[str, str] = {
-    "equals": "eq",
-    "notEquals": "ne",
-    "contains": "like",
-    "notContains": "not-like",
-    "beginsWith": "begins-with",
-    "endsWith": "ends-with",
-    "in": "in",
-    "notIn": "not-in",
-    "isNull": "null",
-    "isNotNull": "not-null",
-    "greaterThan": "gt",
-    "lessThan": "lt",
-}
-# UNCONFIRMED (only AND is seen in an export): <logical operator="..."> by combinator.
-LOGICAL: dict[str, str] = {"all": "AND", "any": "OR", "not": "NOT"}
-# UNCONFIRMED: the entity of each field context.
-ENTITIES: dict[str, str] = {
-    "facebook": "msdyn_facebookengagementctx",
-    "googleBusinessMessages": "msdyn_ocgooglebusinessmessagesengagementctx",
-    CONVERSATION_CONTEXT: "msdyn_ocliveworkitem",
-}
-# UNCONFIRMED: facebook / GBM attributes are this prefix + the lowercased field name;
-# conversation attributes are written as they are.
-ATTRIBUTE_PREFIX = "msdyn_"
-# UNCONFIRMED: the datatype attribute of a static value.
-STRING, INTEGER, DECIMAL, BOOLEAN = "string", "integer", "decimal", "boolean"
-OUTPUT_PREFIX = "output."  # UNCONFIRMED: lhs of a classification output
-PERCENTAGE = "percentage"  # UNCONFIRMED: rhs type of a split, holding <allocation> elements
-
-_FIELD_TO_LHS = {
-    f"{context}.{name}": f"{ENTITIES[context]}.{ATTRIBUTE_PREFIX}{name.lower()}"
-    for context, names in CONTEXT_FIELDS.items()
-    for name in names
-}
-_LHS_TO_FIELD = {lhs: field for field, lhs in _FIELD_TO_LHS.items()}
-_OP_BY_NAME = {name: op for op, name in OPERATORS.items()}
-_KIND_BY_LOGICAL = {name: kind for kind, name in LOGICAL.items()}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_INTEGER = re.compile(r"-?[0-9]{1,1000}")
-_DECIMAL = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
+_GUID = re.compile(
+    r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?"
+)
 _DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _PLAIN = re.compile(
@@ -98,22 +55,39 @@ _PLAIN = re.compile(
 )
 """Text with no character to escape (& < > " and the whitespace kept as references)."""
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
-_ATTR_ESCAPES = _TEXT_ESCAPES | str.maketrans({'"': "&quot;", "\n": "&#10;", "\t": "&#9;"})
+# ">" stays as it is in attributes: real rules write operator=">" and operator=">=" (VRT).
+_ATTR_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", '"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#9;"}
+)
 
-Scalar = str | int | float | bool
+_OP_BY_SPELLING = {spelling: op for op, spelling in g.OPERATORS.items()}
+_FIELD_TO_LHS = {
+    f"{context}.{name}": f"{g.CHANNEL_CONTEXTS[context]}.{column}"
+    for context, columns in g.CHANNEL_FIELDS.items()
+    for name, column in columns.items()
+}
+_LHS_TO_FIELD = {lhs: field for field, lhs in _FIELD_TO_LHS.items()}
+CONVERSATION = "conversation"
+CONTEXT = "context"
 
 
 class RuleXmlError(ValueError):
     """Rules or rule-set XML of a shape this codec does not understand."""
 
 
+class _Unreadable(Exception):
+    """One rule that cannot be said in a manifest; the reason names what it holds."""
+
+
 @dataclass(frozen=True)
 class Decoded:
     hit_policy: str
     rules: list[dict[str, Any]]
-    """JSON form, as ``encode`` received them (rule ids dropped)."""
+    """JSON form, canonical (``reconciler.mapping.conditions``), rule ids dropped."""
     rule_ids: list[str]
-    """The id attribute of each rule, in order."""
+    """The id attribute of each readable rule, in order."""
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    """``(rule name, why)`` for each rule a manifest cannot say."""
 
 
 def _show(text: str) -> str:
@@ -130,16 +104,18 @@ def encode(
     rule_id: Callable[[str], str],
     queue_id: Callable[[str], str],
 ) -> str:
-    """Canonical XML for ``rules``; ``rule_id(name)`` and ``queue_id(name)`` give GUIDs.
+    """The XML for ``rules``; ``rule_id(name)`` and ``queue_id(name)`` give GUIDs.
 
     Written as text directly (no element tree): a plan encodes every rule set it compares, and
     building elements to serialize them cost more than the rest of planning.
     """
-    if hit_policy not in HIT_POLICIES:
-        raise RuleXmlError(f"unknown hit policy {hit_policy!r}; use one of {HIT_POLICIES}")
+    if hit_policy not in g.HIT_POLICIES:
+        raise RuleXmlError(f"unknown hit policy {hit_policy!r}; use one of {g.HIT_POLICIES}")
     inner = "".join([_encode_rule(rule, rule_id, queue_id) for rule in rules])
     return _element(
-        "decision", {"hit-policy": hit_policy, "version": VERSION}, _element("rules", {}, inner)
+        g.DECISION,
+        {"hit-policy": hit_policy, "version": g.VERSION},
+        _element("rules", {}, inner),
     )
 
 
@@ -156,25 +132,34 @@ def _keys(obj: object, what: str, required: set[str], optional: set[str]) -> Map
 
 
 def _encode_rule(obj: object, rule_id: Callable[[str], str], queue_id: Callable[[str], str]) -> str:
-    rule = _keys(obj, "a rule", {"name", "when"}, {"routeTo", "set"})
+    rule = _keys(obj, "a rule", {"name"}, {"when", "routeTo", "set"})
     name = rule["name"]
     if not isinstance(name, str) or not name:
         raise RuleXmlError("a rule name must be a non-empty string")
     if ("routeTo" in rule) == ("set" in rule):
         raise RuleXmlError(f"rule {name!r} needs exactly one of 'routeTo' and 'set'")
-    when = _encode_condition(rule["when"])
-    if "routeTo" in rule:
-        action = _setattribute(ROUTE_TARGET, _encode_route(rule["routeTo"], queue_id))
+    try:
+        canonical = conditions.canonical_rule(rule)
+    except conditions.ConditionError as exc:
+        raise RuleXmlError(f"rule {name!r}: {exc}") from None
+    when = ""
+    if "when" in canonical:
+        condition = canonical["when"]
+        inner = (
+            "".join([_encode_condition(c) for c in condition["all"]])
+            if "all" in condition
+            else _encode_condition(condition)
+        )
+        when = _element("logical", {"operator": g.LOGICAL_AND}, inner)
+    if "routeTo" in canonical:
+        action = _encode_route(canonical["routeTo"], queue_id)
     else:
-        outputs = rule["set"]
-        if not isinstance(outputs, Mapping):
-            raise RuleXmlError(f"'set' of rule {name!r} must be a mapping of outputs to values")
-        parts = []
-        for key, value in outputs.items():
-            if not isinstance(key, str) or not key:
-                raise RuleXmlError(f"output names of rule {name!r} must be non-empty strings")
-            parts.append(_setattribute(OUTPUT_PREFIX + key, _static(value)))
-        action = "".join(parts)
+        outputs = canonical["set"]
+        if not outputs:
+            raise RuleXmlError(f"rule {name!r} sets no output")
+        action = "".join(
+            [_setattribute(_output_lhs(key), _static(value)) for key, value in outputs.items()]
+        )
     return _element(
         "rule", {"id": rule_id(name), "name": name}, when + _element("action", {}, action)
     )
@@ -182,77 +167,84 @@ def _encode_rule(obj: object, rule_id: Callable[[str], str], queue_id: Callable[
 
 def _encode_route(route: object, queue_id: Callable[[str], str]) -> str:
     if isinstance(route, str):
-        return _element("rhs", {"type": "staticvalue"}, _text_of(queue_id(route)))
+        return _setattribute(g.ROUTE_TARGET, _static(queue_id(route)))
     if not isinstance(route, list | tuple) or not route:
         raise RuleXmlError("'routeTo' must be a queue name or a non-empty list of allocations")
-    parts = []
+    records = []
     for item in route:
         entry = _keys(item, "a 'routeTo' allocation", {"queue", "percent"}, set())
         queue, percent = entry["queue"], entry["percent"]
         if not isinstance(queue, str) or isinstance(percent, bool) or not isinstance(percent, int):
             raise RuleXmlError("a 'routeTo' allocation needs a queue name and an integer percent")
-        parts.append(
-            _element("allocation", {"queue": queue_id(queue), "percent": str(percent)}, "")
+        records.append(
+            _element(
+                "record",
+                {},
+                # VRT PERCENTAGE_DISTRIBUTION writes the queue ids of a split in braces.
+                _setattribute(g.SPLIT_QUEUE, _static("{" + queue_id(queue) + "}"))
+                + _setattribute(g.SPLIT_PERCENT, _static(percent)),
+            )
         )
-    return _element("rhs", {"type": PERCENTAGE}, "".join(parts))
+    return _element(
+        "upsertrecords",
+        {},
+        _element("target", {}, g.SPLIT_TARGET) + _element("records", {}, "".join(records)),
+    )
 
 
-def _encode_condition(condition: object) -> str:
-    if not isinstance(condition, Mapping):
-        raise RuleXmlError(f"a condition must be a mapping, not {type(condition).__name__}")
-    for kind, operator in LOGICAL.items():
+def _encode_condition(condition: Mapping[str, Any]) -> str:
+    for kind, operator in (("all", g.LOGICAL_AND), ("any", g.LOGICAL_OR)):
         if kind in condition:
-            inner = _keys(condition, f"a {kind!r} condition", {kind}, set())[kind]
-            if kind == "not":
-                children = _encode_condition(inner)
-            elif isinstance(inner, list | tuple) and inner:
-                children = "".join([_encode_condition(child) for child in inner])
-            else:
-                raise RuleXmlError(f"{kind!r} needs a non-empty list of conditions")
+            children = "".join([_encode_condition(child) for child in condition[kind]])
             return _element("logical", {"operator": operator}, children)
-    op = condition.get("op")
-    if not isinstance(op, str) or op not in OPERATORS:
-        raise RuleXmlError(f"unknown operator {op!r}; use one of {', '.join(OPERATORS)}")
-    required = {"field", "op"} if op in UNARY_OPERATORS else {"field", "op", "value"}
-    leaf = _keys(condition, f"an {op!r} condition", required, set())
-    parts = [_element("lhs", {"type": "attribute"}, _text_of(_field_to_lhs(leaf["field"])))]
-    if op in LIST_OPERATORS:
-        values = leaf["value"]
-        if not isinstance(values, list | tuple) or not values:
-            raise RuleXmlError(f"{op!r} needs a non-empty list as value")
-        parts += [_static(value) for value in values]
-    elif op not in UNARY_OPERATORS:
-        parts.append(_static(leaf["value"]))
-    return _element("condition", {"operator": OPERATORS[op]}, "".join(parts))
+    op = condition["op"]
+    spelling = g.OPERATORS.get(op)
+    if spelling is None:
+        writable = ", ".join(g.OPERATORS)
+        raise RuleXmlError(
+            f"operator {op!r} cannot be written: no real org was seen to hold a spelling for "
+            f"it (the operators that can be: {writable}, in, notIn)"
+        )
+    parts = _element("lhs", {"type": g.LHS_ATTRIBUTE}, _text_of(_field_to_lhs(condition["field"])))
+    if op not in g.UNARY:
+        parts += _static(condition["value"])
+    return _element("condition", {"operator": spelling}, parts)
 
 
 def _field_to_lhs(field: object) -> str:
     if isinstance(field, str):
         if field in _FIELD_TO_LHS:
             return _FIELD_TO_LHS[field]
-        context, _, attribute = field.partition(".")
-        if context == CONVERSATION_CONTEXT and _IDENTIFIER.fullmatch(attribute):
-            return f"{ENTITIES[CONVERSATION_CONTEXT]}.{attribute}"
+        context, _, name = field.partition(".")
+        if context == CONVERSATION and _IDENTIFIER.fullmatch(name):
+            return f"{g.CONVERSATION_ENTITY}.{name}"
+        if context == CONTEXT and _IDENTIFIER.fullmatch(name):
+            return f"{g.CONTEXT_KEY}.{name}"
     raise RuleXmlError(f"unknown field {field!r}")
 
 
+def _output_lhs(key: object) -> str:
+    """A classification output: a context variable by its bare name, or ``conversation.x``."""
+    if isinstance(key, str):
+        context, _, name = key.partition(".")
+        if context == CONVERSATION and _IDENTIFIER.fullmatch(name):
+            return f"{g.CONVERSATION_ENTITY}.{name}"
+        if _IDENTIFIER.fullmatch(key):
+            return f"{g.CONTEXT_KEY}.{key}"
+    raise RuleXmlError(f"unknown output {key!r}: use a context variable or conversation.<attr>")
+
+
 def _static(value: object) -> str:
-    if isinstance(value, bool):  # before int: a bool is an int
-        datatype, text = BOOLEAN, "true" if value else "false"
-    elif isinstance(value, int):
-        datatype, text = INTEGER, str(value)
-    elif isinstance(value, float) and math.isfinite(value):
-        datatype, text = DECIMAL, repr(value)
-    elif isinstance(value, str):
-        datatype, text = STRING, value
-    else:
-        raise RuleXmlError(f"unsupported value {value!r}: use a string, integer, number or bool")
-    return _element("rhs", {"type": "staticvalue", "datatype": datatype}, _text_of(text))
+    try:
+        text = conditions.value_text(value)
+    except conditions.ConditionError as exc:
+        raise RuleXmlError(str(exc)) from None
+    return _element("rhs", {"type": g.RHS_STATIC}, _text_of(text))
 
 
 def _setattribute(target: str, rhs: str) -> str:
     return _element(
-        "setattribute", {}, _element("lhs", {"type": "attribute"}, _text_of(target)) + rhs
+        "setattribute", {}, _element("lhs", {"type": g.LHS_ATTRIBUTE}, _text_of(target)) + rhs
     )
 
 
@@ -279,38 +271,49 @@ def _escape(text: str, table: dict[int, str]) -> str:
 # --- decode -------------------------------------------------------------------------------
 
 
-def decode(xml: str, *, queue_name: Callable[[str], str]) -> Decoded:
-    """Rules in JSON form from rule-set XML; ``queue_name(guid)`` names each queue."""
+def parse(xml: str) -> ET.Element:
+    """The root element of XML read from the target (no DOCTYPE or entity declarations)."""
     if _DECLARATION.search(xml):
         raise RuleXmlError("DOCTYPE and ENTITY declarations are refused")
     try:
-        root = ET.fromstring(xml)
+        return ET.fromstring(xml)
     except ET.ParseError as exc:
         raise RuleXmlError(f"malformed XML: {exc}") from None
-    if root.tag != "decision":
-        raise RuleXmlError(f"expected <decision>, found <{root.tag}>")
+
+
+def decode(xml: str, *, queue_name: Callable[[str], str]) -> Decoded:
+    """Rules in JSON form from rule-set XML; ``queue_name(guid)`` names each queue (the GUID
+    lower-case, without braces)."""
+    root = parse(xml)
+    if root.tag != g.DECISION:
+        raise RuleXmlError(f"expected <{g.DECISION}>, found <{root.tag}>")
     hit_policy, version = _attrs(root, "hit-policy", "version")
-    if hit_policy not in HIT_POLICIES:
+    if hit_policy not in g.HIT_POLICIES:
         raise RuleXmlError(f"unknown hit-policy {_show(hit_policy)}")
-    if version != VERSION:
-        raise RuleXmlError(f"unsupported <decision> version {_show(version)}")
+    if version != g.VERSION:
+        raise RuleXmlError(f"unsupported <{g.DECISION}> version {_show(version)}")
     containers = _children(root, "rules")
     if len(containers) != 1:
-        raise RuleXmlError(f"<decision> needs one <rules>, found {len(containers)}")
-    rules, rule_ids = [], []
+        raise RuleXmlError(f"<{g.DECISION}> needs one <rules>, found {len(containers)}")
+    decoded = Decoded(hit_policy=hit_policy, rules=[], rule_ids=[])
     for element in _children(containers[0], "rule"):
         rule_id, name = _attrs(element, "id", "name")
         try:
-            rules.append(_decode_rule(element, name, queue_name))
+            rule = _decode_rule(element, name, queue_name)
+        except (_Unreadable, RuleXmlError) as exc:
+            decoded.unreadable.append((name, str(exc)))
+            continue
         except RecursionError:
-            raise RuleXmlError(f"the conditions of rule {_show(name)} nest too deep") from None
-        rule_ids.append(rule_id)
-    return Decoded(hit_policy=hit_policy, rules=rules, rule_ids=rule_ids)
+            decoded.unreadable.append((name, "its conditions nest too deep"))
+            continue
+        decoded.rules.append(rule)
+        decoded.rule_ids.append(rule_id)
+    return decoded
 
 
-def _attrs(element: ET.Element, *names: str) -> list[str]:
+def _attrs(element: ET.Element, *names: str, optional: tuple[str, ...] = ()) -> list[str]:
     for key in element.attrib:
-        if key not in names:
+        if key not in names and key not in optional:
             raise RuleXmlError(f"unknown attribute {key!r} on <{element.tag}>")
     for name in names:
         if name not in element.attrib:
@@ -340,138 +343,169 @@ def _decode_rule(
     if not name:
         raise RuleXmlError("a <rule> has an empty name")
     body = _children(element, "logical", "condition", "action")
-    actions = sum(child.tag == "action" for child in body)
-    if actions != 1:
-        raise RuleXmlError(f"rule {_show(name)} needs one <action>, found {actions}")
-    if len(body) != 2:
-        raise RuleXmlError(f"rule {_show(name)} needs one condition, found {len(body) - 1}")
-    if body[0].tag == "action":
-        raise RuleXmlError(f"rule {_show(name)}: the condition must come before <action>")
-    key, then = _decode_action(body[1], queue_name)
-    return {"name": name, "when": _decode_condition(body[0]), key: then}
+    actions = [child for child in body if child.tag == "action"]
+    if len(actions) != 1:
+        raise RuleXmlError(f"it needs one <action>, found {len(actions)}")
+    # Conditions straight under <rule> are one AND group (VRT IN_QUEUE_OVERFLOW_WITH_UNIT).
+    tests = [_decode_condition(child) for child in body if child.tag != "action"]
+    rule: dict[str, Any] = {"name": name}
+    if tests:
+        rule["when"] = tests[0] if len(tests) == 1 else {"all": tests}
+    key, then = _decode_action(actions[0], queue_name)
+    rule[key] = then
+    try:
+        return conditions.canonical_rule(rule)
+    except conditions.ConditionError as exc:  # pragma: no cover - decoded rules are well formed
+        raise RuleXmlError(str(exc)) from None
 
 
 def _decode_condition(element: ET.Element) -> dict[str, Any]:
     (operator,) = _attrs(element, "operator")
     if element.tag == "condition":
         return _decode_leaf(element, operator)
-    kind = _KIND_BY_LOGICAL.get(operator)
+    kind = {g.LOGICAL_AND: "all", g.LOGICAL_OR: "any"}.get(operator)
     if kind is None:
-        raise RuleXmlError(f"unknown <logical> operator {_show(operator)}")
-    children = [_decode_condition(child) for child in _children(element, "logical", "condition")]
-    if kind == "not":
-        if len(children) != 1:
-            raise RuleXmlError(f'<logical operator="NOT"> needs one child, found {len(children)}')
-        return {"not": children[0]}
+        raise _Unreadable(f"it uses <logical operator={operator!r}>, which manifests cannot say")
+    children = [_decode_condition(c) for c in _children(element, "logical", "condition")]
     if not children:
         raise RuleXmlError(f'empty <logical operator="{operator}">')
     return {kind: children}
 
 
 def _decode_leaf(element: ET.Element, operator: str) -> dict[str, Any]:
-    op = _OP_BY_NAME.get(operator)
-    if op is None:
-        raise RuleXmlError(f"unknown <condition> operator {_show(operator)}")
     parts = _children(element, "lhs", "rhs")
-    if not parts or [p.tag for p in parts] != ["lhs"] + ["rhs"] * (len(parts) - 1):
-        raise RuleXmlError("a <condition> needs one <lhs> followed by its <rhs> values")
-    leaf: dict[str, Any] = {"field": _lhs_to_field(_lhs(parts[0])), "op": op}
-    values = [_read_static(part) for part in parts[1:]]
-    if op in UNARY_OPERATORS:
+    if not parts or parts[0].tag != "lhs" or any(p.tag != "rhs" for p in parts[1:]):
+        raise RuleXmlError("a <condition> needs one <lhs> followed by its <rhs>")
+    leaf: dict[str, Any] = {"field": _lhs_to_field(_lhs(parts[0]))}
+    values = parts[1:]
+    if operator in g.READ_ONLY_OPERATORS and len(values) == 1:
+        leaf.update(op="in", value=_read_list(values[0]))
+        return leaf
+    op = _OP_BY_SPELLING.get(operator)
+    if op is None:
+        raise _Unreadable(
+            f"its condition operator {_show(operator)} is not one the reconciler knows"
+        )
+    leaf["op"] = op
+    if op in g.UNARY:
         if values:
             raise RuleXmlError(f'<condition operator="{operator}"> takes no <rhs>')
-    elif op in LIST_OPERATORS:
-        if not values:
-            raise RuleXmlError(f'<condition operator="{operator}"> needs at least one <rhs>')
-        leaf["value"] = values
     elif len(values) != 1:
         raise RuleXmlError(
             f'<condition operator="{operator}"> needs one <rhs>, found {len(values)}'
         )
     else:
-        leaf["value"] = values[0]
+        leaf["value"] = _read_static(values[0])
     return leaf
 
 
 def _lhs(element: ET.Element) -> str:
     (kind,) = _attrs(element, "type")
-    if kind != "attribute":
-        raise RuleXmlError(f"unknown <lhs> type {_show(kind)}")
-    return _text(element)
+    if kind != g.LHS_ATTRIBUTE:
+        raise _Unreadable(f"its <lhs> is of type {_show(kind)}")
+    return _text(element).strip()
 
 
 def _lhs_to_field(lhs: str) -> str:
     if lhs in _LHS_TO_FIELD:
         return _LHS_TO_FIELD[lhs]
     entity, _, attribute = lhs.partition(".")
-    if entity == ENTITIES[CONVERSATION_CONTEXT] and _IDENTIFIER.fullmatch(attribute):
-        return f"{CONVERSATION_CONTEXT}.{attribute}"
-    raise RuleXmlError(f"unknown entity or attribute {_show(lhs)} in <lhs>")
+    if _IDENTIFIER.fullmatch(attribute):
+        if entity == g.CONVERSATION_ENTITY:
+            return f"{CONVERSATION}.{attribute}"
+        if entity == g.CONTEXT_KEY:
+            return f"{CONTEXT}.{attribute}"
+    raise _Unreadable(f"it tests {_show(lhs)}, which manifests cannot name")
 
 
-def _read_static(element: ET.Element) -> Scalar:
-    kind, datatype = _attrs(element, "type", "datatype")
-    if kind != "staticvalue":
-        raise RuleXmlError(f"unknown <rhs> type {_show(kind)}")
-    text = _text(element)
-    if datatype == STRING:
-        return text
-    if datatype == BOOLEAN:
-        if text not in ("true", "false"):
-            raise RuleXmlError(f"boolean value {_show(text)} is neither true nor false")
-        return text == "true"
-    if datatype == INTEGER:
-        return _integer(text)
-    if datatype == DECIMAL:
-        number = float(text) if _DECIMAL.fullmatch(text) else math.nan
-        if not math.isfinite(number):
-            raise RuleXmlError(f"decimal value {_show(text)} is not a finite number")
-        return number
-    raise RuleXmlError(f"unknown datatype {_show(datatype)}")
+def _read_static(element: ET.Element) -> conditions.Scalar:
+    kind, *_ = _attrs(element, "type", optional=(g.RHS_UNIT,))
+    if kind != g.RHS_STATIC:
+        raise _Unreadable(f"it compares with a value of type {_show(kind)}")
+    if g.RHS_UNIT in element.attrib:
+        unit = element.attrib[g.RHS_UNIT]
+        raise _Unreadable(f"it compares with a value in {_show(unit)}, which manifests cannot say")
+    return conditions.from_text(_text(element))
 
 
-def _integer(text: str) -> int:
-    if not _INTEGER.fullmatch(text):
-        raise RuleXmlError(f"integer value {_show(text)} is not an integer")
-    return int(text)
+def _read_list(element: ET.Element) -> list[conditions.Scalar]:
+    (kind,) = _attrs(element, "type")
+    if kind != g.RHS_LIST:
+        raise _Unreadable(f"its 'in' condition compares with a value of type {_show(kind)}")
+    values = [conditions.from_text(_text(value)) for value in _children(element, "value")]
+    if not values:
+        raise RuleXmlError(f'<rhs type="{g.RHS_LIST}"> holds no <value>')
+    for value in element:
+        _attrs(value)
+    return values
 
 
-def _decode_action(element: ET.Element, queue_name: Callable[[str], str]) -> tuple[str, Any]:
+def _setattributes(element: ET.Element) -> list[tuple[str, ET.Element]]:
     pairs = []
     for setattribute in _children(element, "setattribute"):
         parts = _children(setattribute, "lhs", "rhs")
         if [p.tag for p in parts] != ["lhs", "rhs"]:
             raise RuleXmlError("a <setattribute> needs one <lhs> then one <rhs>")
         pairs.append((_lhs(parts[0]), parts[1]))
-    if any(target == ROUTE_TARGET for target, _ in pairs):
+    return pairs
+
+
+def _decode_action(element: ET.Element, queue_name: Callable[[str], str]) -> tuple[str, Any]:
+    body = _children(element, "setattribute", "upsertrecords")
+    if any(child.tag == "upsertrecords" for child in body):
+        if len(body) != 1:
+            raise _Unreadable("its action mixes <upsertrecords> with other writes")
+        return "routeTo", _decode_split(body[0], queue_name)
+    pairs = _setattributes(element)
+    if not pairs:
+        raise RuleXmlError("its <action> is empty")
+    if any(target == g.ROUTE_TARGET for target, _ in pairs):
         if len(pairs) != 1:
-            raise RuleXmlError(f"{ROUTE_TARGET} must be the only <setattribute> of an <action>")
-        return "routeTo", _decode_route(pairs[0][1], queue_name)
-    outputs: dict[str, Scalar] = {}
+            raise _Unreadable(f"its action writes {g.ROUTE_TARGET} and more")
+        return "routeTo", queue_name(_guid(pairs[0][1]))
+    outputs: dict[str, conditions.Scalar] = {}
     for target, rhs in pairs:
-        key = target.removeprefix(OUTPUT_PREFIX)
-        if key == target or not key:
-            raise RuleXmlError(f"unknown <setattribute> target {_show(target)}")
+        entity, _, attribute = target.partition(".")
+        if entity == g.CONTEXT_KEY and _IDENTIFIER.fullmatch(attribute):
+            key = attribute
+        elif entity == g.CONVERSATION_ENTITY and _IDENTIFIER.fullmatch(attribute):
+            key = f"{CONVERSATION}.{attribute}"
+        else:
+            raise _Unreadable(f"it writes {_show(target)}, which manifests cannot name")
         if key in outputs:
-            raise RuleXmlError(f"output {_show(key)} is set twice")
+            raise RuleXmlError(f"it writes {_show(target)} twice")
         outputs[key] = _read_static(rhs)
     return "set", outputs
 
 
-def _decode_route(rhs: ET.Element, queue_name: Callable[[str], str]) -> Any:
-    (kind,) = _attrs(rhs, "type")
-    if kind == "staticvalue":
-        guid = _text(rhs)
-        if not guid:
-            raise RuleXmlError(f"<rhs> of {ROUTE_TARGET} holds no queue id")
-        return queue_name(guid)
-    if kind != PERCENTAGE:
-        raise RuleXmlError(f"unknown <rhs> type {_show(kind)} for {ROUTE_TARGET}")
+def _guid(rhs: ET.Element) -> str:
+    text = str(_read_static(rhs))
+    match = _GUID.fullmatch(text.strip())
+    if match is None:
+        raise RuleXmlError(f"{_show(text)} is not a record id")
+    return match.group(1).lower()
+
+
+def _decode_split(element: ET.Element, queue_name: Callable[[str], str]) -> list[dict[str, Any]]:
+    parts = _children(element, "target", "records")
+    if [p.tag for p in parts] != ["target", "records"]:
+        raise RuleXmlError("an <upsertrecords> needs one <target> then one <records>")
+    target = _text(parts[0]).strip()
+    if target == g.SKILLS_TARGET:
+        raise _Unreadable(f"it attaches skills ({g.SKILLS_TARGET}), which manifests cannot say")
+    if target != g.SPLIT_TARGET:
+        raise _Unreadable(f"it writes records of {_show(target)}, which manifests cannot say")
     split = []
-    for allocation in _children(rhs, "allocation"):
-        _children(allocation)
-        queue, percent = _attrs(allocation, "queue", "percent")
-        split.append({"queue": queue_name(queue), "percent": _integer(percent)})
+    for record in _children(parts[1], "record"):
+        values = dict(_setattributes(record))
+        if set(values) != {g.SPLIT_QUEUE, g.SPLIT_PERCENT} or len(record) != 2:
+            raise RuleXmlError(
+                f"a <record> of a split needs {g.SPLIT_QUEUE} and {g.SPLIT_PERCENT}, once each"
+            )
+        percent = _read_static(values[g.SPLIT_PERCENT])
+        if isinstance(percent, bool) or not isinstance(percent, int):
+            raise RuleXmlError(f"the percentage {percent!r} is not a whole number")
+        split.append({"queue": queue_name(_guid(values[g.SPLIT_QUEUE])), "percent": percent})
     if not split:
-        raise RuleXmlError(f'<rhs type="{PERCENTAGE}"> holds no <allocation>')
+        raise RuleXmlError(f"<{g.SPLIT_TARGET}> holds no <record>")
     return split

@@ -16,7 +16,14 @@ GBM_ACCOUNT_NAME = 100  # partner account msdyn_name (UNCONFIRMED)
 GBM_PARTNER_ID = 100  # msdyn_partneraccountid
 GBM_AGENT_FIELD = 100  # agent msdyn_name, msdyn_agentid, msdyn_brandid
 WORKSTREAM_NAME = 100  # msdyn_liveworkstream.msdyn_name (UNCONFIRMED)
-RULE_SET_NAME = 100  # msdyn_decisionruleset.msdyn_name (UNCONFIRMED)
+# msdyn_decisionruleset.msdyn_name: MaxLength 200 (MicrosoftDocs/dynamics-365-customer-engagement
+# ce/developer/reference/entities/msdyn_decisionruleset.md
+# @029760a1cac0ed6b102341889b0f7464e1b51ec0).
+RULE_SET_NAME = 200
+# msdyn_ocliveworkstreamcontextvariable.msdyn_name: MaxLength 100 (the same repository,
+# ce/developer/reference/entities/msdyn_ocliveworkstreamcontextvariable.md
+# @69d734cd59edd7e8ee6f408b828cdfe1db2bfe61).
+CONTEXT_VARIABLE_NAME = 100
 
 MAX_RULES_PER_SET = 100
 MAX_ROUTE_TO_QUEUE_SETS = 1

@@ -39,7 +39,11 @@ class QueueSpec(StrictModel):
         description="The work the queue holds; workstreams use messaging queues only. Set at "
         "creation; a change replaces the queue.",
     )
-    priority: Annotated[int, Field(ge=1, description="1 is the highest priority."), NotBool]
+    priority: Annotated[int, Field(ge=1), NotBool] | None = Field(
+        default=None,
+        description="1 is the highest priority. Left out, it is neither written nor compared: "
+        "the queue keeps the priority the target gives it (an org's default queue).",
+    )
     assignment: Assignment = Field(
         default=Assignment.HIGHEST_CAPACITY,
         description="How the queue's work is assigned to agents.",

@@ -16,21 +16,26 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from reconciler.mapping.rulegrammar import CHANNEL_FIELDS
 from reconciler.models import limits
 from reconciler.models.common import DISPLAY_NAME_DESCRIPTION, Name, NotBool, StrictModel
 
-# Condition fields by context (docs/domain.md §3).
+# Condition fields by channel context (docs/domain.md §3; the columns: rulegrammar).
 CONTEXT_FIELDS: dict[str, tuple[str, ...]] = {
-    "facebook": ("customerName", "locale", "timezone", "userPageScopedId"),
-    "googleBusinessMessages": ("entryPoint", "placeId", "resolvedLocale", "userDeviceLocale"),
+    context: tuple(fields) for context, fields in CHANNEL_FIELDS.items()
 }
 CONVERSATION_CONTEXT = "conversation"
+VARIABLE_CONTEXT = "context"
+IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 FIELD_PATTERN = (
-    r"^(facebook\.(customerName|locale|timezone|userPageScopedId)"
-    r"|googleBusinessMessages\.(entryPoint|placeId|resolvedLocale|userDeviceLocale)"
-    r"|conversation\.[A-Za-z_][A-Za-z0-9_]*)$"
+    "^("
+    + "|".join(f"{ctx}\\.({'|'.join(names)})" for ctx, names in CONTEXT_FIELDS.items())
+    + f"|{CONVERSATION_CONTEXT}\\.{IDENTIFIER}|{VARIABLE_CONTEXT}\\.{IDENTIFIER})$"
 )
 _FIELD_RE = re.compile(FIELD_PATTERN)
+OUTPUT_PATTERN = f"^({IDENTIFIER}|{CONVERSATION_CONTEXT}\\.{IDENTIFIER})$"
+"""A classification output: a context variable of the workstream, or a conversation attribute."""
+VARIABLE_PATTERN = f"^{IDENTIFIER}$"
 
 
 def _check_field(value: str) -> str:
@@ -38,8 +43,9 @@ def _check_field(value: str) -> str:
         known = [f"{ctx}.{name}" for ctx, names in CONTEXT_FIELDS.items() for name in names]
         raise PydanticCustomError(
             "unknown-condition-field",
-            "unknown field; use one of {known}, or conversation.<attribute>",
-            {"known": ", ".join(known)},
+            "unknown field {value!r}; use one of {known}, context.<variable> or "
+            "conversation.<attribute>",
+            {"value": value, "known": ", ".join(known)},
         )
     return value
 
@@ -62,6 +68,8 @@ class Operator(StrEnum):
     IS_NOT_NULL = "isNotNull"
     GREATER_THAN = "greaterThan"
     LESS_THAN = "lessThan"
+    GREATER_OR_EQUAL = "greaterOrEqual"
+    LESS_OR_EQUAL = "lessOrEqual"
 
 
 UNARY_OPERATORS = frozenset({Operator.IS_NULL, Operator.IS_NOT_NULL})
@@ -72,8 +80,8 @@ Scalar = str | int | float | bool
 
 class Leaf(StrictModel):
     field: ConditionField = Field(
-        description="What to test: a field of the workstream's channel context, or a "
-        "conversation attribute."
+        description="What to test: a field of the workstream's channel context, one of its "
+        "context variables (context.<name>), or a conversation attribute (conversation.<name>)."
     )
     op: Operator = Field(description="How to compare the field with the value.")
     value: Scalar | list[Scalar] | None = Field(
@@ -178,22 +186,44 @@ RouteTo = Annotated[
 """A queue name, or a percentage split over at most five queues."""
 
 
+def _check_output(value: str) -> str:
+    if not re.match(OUTPUT_PATTERN, value):
+        raise PydanticCustomError(
+            "unknown-output",
+            "unknown output {value!r}: name a context variable of the workstream, or "
+            "conversation.<attribute>",
+            {"value": value},
+        )
+    return value
+
+
+OutputName = Annotated[
+    str,
+    AfterValidator(_check_output),
+    WithJsonSchema({"type": "string", "pattern": OUTPUT_PATTERN}),
+]
+
+
 class Rule(StrictModel):
     name: Annotated[str, Field(min_length=1, max_length=100)] = Field(
         description="The rule's name, unique within the rule set."
     )
-    when: Condition = Field(description="The condition work must match for the rule to apply.")
+    when: Condition | None = Field(
+        default=None,
+        description="The condition work must match for the rule to apply; left out, the rule "
+        "always matches.",
+    )
     route_to: RouteTo | None = Field(
         default=None,
         description="Route-to-queue sets (required there): the messaging Queue matching work "
         "goes to, or a percentage split over at most "
         f"{limits.MAX_ALLOCATION_QUEUES} queues.",
     )
-    set_: dict[str, Scalar] | None = Field(
+    set_: dict[OutputName, Scalar] | None = Field(
         default=None,
         alias="set",
-        description="Classification sets (required there, not empty): the output values to "
-        "set, by output name.",
+        description="Classification sets (required there, not empty): the values to set, by "
+        "context variable of the workstream (a bare name) or conversation.<attribute>.",
     )
 
 

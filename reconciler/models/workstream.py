@@ -6,7 +6,7 @@ import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from reconciler.models import limits
@@ -57,6 +57,18 @@ class Presence(StrEnum):
     BUSY_DND = "busy-dnd"
     AWAY = "away"
     OFFLINE = "offline"
+
+
+class VariableType(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+
+
+VariableName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=limits.CONTEXT_VARIABLE_NAME),
+]
 
 
 class Capacity(StrictModel):
@@ -152,6 +164,11 @@ class WorkstreamSpec(StrictModel):
     )
     automated_messages: Boolean = Field(
         default=True, description="Send the channel's automated messages."
+    )
+    context_variables: dict[VariableName, VariableType] = Field(
+        default_factory=dict,
+        description="The workstream's context variables, by name, with their type: routing "
+        "rules test them (context.<name>) and classification rules set them.",
     )
     facebook: FacebookSettings | None = Field(
         default=None, description="The channel settings when channel is facebook."

@@ -92,10 +92,13 @@ def _child_row(
         column = lookup("msdyn_rulesetid")
         return next((row for row in free if row.get(column) == parent_id), None)
     assert kind.parent is not None
-    # A page or agent under its account: by its Facebook page ID or agent ID first (so a
-    # renamed page is the same page), then by name, ignoring case.
     column = lookup(kind.parent)
     mine = [row for row in free if row.get(column) == parent_id]
+    if kind is k.CONTEXT_VARIABLE:  # by its name, as rules and the contract name it
+        wanted = record.fields.get("name")
+        return next((row for row in mine if k.name_of_row(kind, row) == wanted), None)
+    # A page or agent under its account: by its Facebook page ID or agent ID first (so a
+    # renamed page is the same page), then by name, ignoring case.
     key, key_column = (
         ("pageId", "msdyn_fbpageid") if kind is k.FACEBOOK_PAGE else ("agentId", "msdyn_agentid")
     )
@@ -133,7 +136,7 @@ def prove(
         candidates = (name,)
     elif kind.parent is not None:
         parent = resolver.addresses.get(row.get(lookup(kind.parent)) or "")
-        candidates = (f"{parent}/{name}",) if parent else ()
+        candidates = (f"{parent}/{kind.child_prefix}{name}",) if parent else ()
     else:
         row_id = row[_pk(kind)]
         candidates = (f"{kind.name}/{name}", f"{kind.name}/{slug(name)}", *hints.get(row_id, ()))

@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 
 from reconciler.diagnostics import Diagnostic, Severity, did_you_mean, error, warning
 from reconciler.manifest.document import Document
+from reconciler.mapping import conditions
+from reconciler.mapping import rulegrammar as g
 from reconciler.models import limits
 from reconciler.models.accounts import FacebookAccountSpec, GoogleBusinessMessagesAccountSpec
 from reconciler.models.project import Project, RetiredChannelPolicy
 from reconciler.models.queue import QueueSpec, QueueType
 from reconciler.models.routing import (
     CONTEXT_FIELDS,
+    CONVERSATION_CONTEXT,
+    VARIABLE_CONTEXT,
     AllOf,
     AnyOf,
     Condition,
@@ -28,8 +32,9 @@ from reconciler.models.routing import (
     RouteTo,
     RoutingRuleSetSpec,
     RuleSetType,
+    Scalar,
 )
-from reconciler.models.workstream import Channel, DistributionMode, WorkstreamSpec
+from reconciler.models.workstream import Channel, DistributionMode, VariableType, WorkstreamSpec
 from reconciler.validate.model_errors import format_path
 
 RETIRED_CHANNEL = "retired-channel"
@@ -50,6 +55,21 @@ def _leaves(condition: Condition, path: Path) -> Iterator[tuple[Leaf, Path]]:
             yield from _leaves(item, (*path, "any", index))
     elif isinstance(condition, NotOf):
         yield from _leaves(condition.not_, (*path, "not"))
+
+
+_WRITABLE = ", ".join([*g.OPERATORS, *sorted(g.LIST_OPERATORS)]) + " (isNull only under not)"
+
+
+def _at(condition: Condition, path: Path) -> object:
+    """The value at ``path`` inside a condition (``("all", 0, "op")``)."""
+    value: object = condition
+    for key in path:
+        if isinstance(key, int):
+            assert isinstance(value, list)
+            value = value[key]
+        else:
+            value = getattr(value, {"not": "not_"}.get(key, key))
+    return value
 
 
 def _article(noun: str) -> str:
@@ -236,6 +256,16 @@ class _Checker:
                     "keep it",
                 )
             self.channel(document, spec, instances)
+            for name, kind in spec.context_variables.items():
+                if kind.value not in g.VARIABLE_TYPES:
+                    self.fail(
+                        "variable-type-not-written",
+                        document,
+                        ("spec", "contextVariables", name),
+                        f"{kind} context variables cannot be written: no real org was seen to "
+                        "hold how a contract declares one (docs/routing-xml.md); use "
+                        + ", ".join(g.VARIABLE_TYPES),
+                    )
 
     def channel(
         self,
@@ -342,10 +372,11 @@ class _Checker:
                 )
             self.unique(document, "rules", [r.name for r in spec.rules], "rule", "rule set")
             ws_spec = workstream.manifest.spec if workstream is not None else None
-            channel = ws_spec.channel if isinstance(ws_spec, WorkstreamSpec) else None
-            self.rules(document, spec, channel)
+            self.rules(document, spec, ws_spec if isinstance(ws_spec, WorkstreamSpec) else None)
 
-    def rules(self, document: Document, spec: RoutingRuleSetSpec, channel: Channel | None) -> None:
+    def rules(
+        self, document: Document, spec: RoutingRuleSetSpec, workstream: WorkstreamSpec | None
+    ) -> None:
         for index, rule in enumerate(spec.rules):
             at: Path = ("spec", "rules", index)
             if spec.type is RuleSetType.ROUTE_TO_QUEUE:
@@ -375,8 +406,10 @@ class _Checker:
                         at,
                         "a classification rule needs 'set' with at least one output",
                     )
-            if channel is not None:
-                self.condition_fields(document, rule.when, (*at, "when"), channel)
+            if rule.when is not None:
+                self.condition(document, rule.when, (*at, "when"), workstream)
+            if rule.set_ and spec.type is RuleSetType.CLASSIFICATION:
+                self.outputs(document, rule.set_, (*at, "set"), workstream)
 
     def route_to(self, document: Document, at: Path, route: RouteTo) -> None:
         if isinstance(route, str):
@@ -407,19 +440,98 @@ class _Checker:
             seen.add(share.queue)
             self.messaging_queue(document, share_at, share.queue)
 
-    def condition_fields(
-        self, document: Document, condition: Condition, path: Path, channel: Channel
+    def condition(
+        self,
+        document: Document,
+        condition: Condition,
+        path: Path,
+        workstream: WorkstreamSpec | None,
     ) -> None:
+        """Operators that can be written, fields the workstream has, values that fit."""
+        dumped = condition.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for op_path, op in conditions.unwritable(dumped, path):
+            negated = "" if op == str(_at(condition, op_path[len(path) :])) else " (under not)"
+            self.fail(
+                "operator-not-written",
+                document,
+                op_path,
+                f"{op}{negated} cannot be written: no real org was seen to hold its spelling "
+                f"in rule XML (docs/routing-xml.md); use one of {_WRITABLE}",
+            )
+        if workstream is None:
+            return
+        channel = workstream.channel
         for leaf, leaf_path in _leaves(condition, path):
-            context = leaf.field.split(".", 1)[0]
+            context, _, name = leaf.field.partition(".")
             if context in CONTEXT_FIELDS and context != channel.block:
                 self.fail(
                     "condition-field-channel",
                     document,
                     (*leaf_path, "field"),
                     f"{leaf.field} is not available in a {channel} workstream; use "
-                    f"{channel.block}.* or conversation.* fields",
+                    f"{channel.block}.*, context.* or conversation.* fields",
                 )
+            elif context == VARIABLE_CONTEXT:
+                kind = self.variable(document, (*leaf_path, "field"), name, workstream)
+                at: Path = (*leaf_path, "value")
+                if kind is None or leaf.value is None:
+                    continue
+                if isinstance(leaf.value, list):
+                    for index, item in enumerate(leaf.value):
+                        self.fits(document, (*at, index), name, kind, item)
+                else:
+                    self.fits(document, at, name, kind, leaf.value)
+
+    def outputs(
+        self,
+        document: Document,
+        outputs: dict[str, Scalar],
+        path: Path,
+        workstream: WorkstreamSpec | None,
+    ) -> None:
+        if workstream is None:
+            return
+        for key, value in outputs.items():
+            if key.startswith(f"{CONVERSATION_CONTEXT}."):
+                continue
+            kind = self.variable(document, (*path, key), key, workstream)
+            if kind is not None:
+                self.fits(document, (*path, key), key, kind, value)
+
+    def variable(
+        self, document: Document, path: Path, name: str, workstream: WorkstreamSpec
+    ) -> VariableType | None:
+        """The type of context variable ``name`` of ``workstream``, or an error."""
+        kind = workstream.context_variables.get(name)
+        if kind is None:
+            declared = workstream.context_variables
+            message = (
+                f"the workstream has no context variable {name!r}; declare it in its "
+                "contextVariables" + did_you_mean(name, declared)
+            )
+            self.fail("unknown-context-variable", document, path, message)
+        return kind
+
+    def fits(
+        self, document: Document, path: Path, name: str, kind: VariableType, value: Scalar
+    ) -> None:
+        """Rule XML holds values as text: any value fits a text variable."""
+        fits = (
+            kind is VariableType.TEXT
+            or (kind is VariableType.BOOLEAN and isinstance(value, bool))
+            or (
+                kind is VariableType.NUMBER
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)
+            )
+        )
+        if not fits:
+            self.fail(
+                "context-variable-type",
+                document,
+                path,
+                f"{value!r} is not a {kind} value, and context variable {name!r} is {kind}",
+            )
 
     def retired_channel(self) -> None:
         policy = self.project.policy.retired_channels

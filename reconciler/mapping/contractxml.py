@@ -1,0 +1,86 @@
+"""A workstream's decision contract (``msdyn_contractdefinition``), both ways.
+
+Written in the shape of the contract of a real org's workstream (``rulegrammar``: the ALM
+export), with the channel's engagement context where that export has its chat channel's::
+
+    <contract version="1">
+      <entity logical-name="msdyn_ocliveworkitem" key="msdyn_ocliveworkitem" />
+      <entity logical-name="msdyn_effortpredictionresult" key="msdyn_effortpredictionresult" />
+      <entity logical-name="msdyn_facebookengagementctx" key="msdyn_facebookengagementctx" />
+      <entity logical-name="msdyn_ocliveworkitemcharacteristic" key="..." is-collection="true" />
+      <entity logical-name="msdyn_ocliveworkitemcapacityprofile" key="..." is-collection="true" />
+      <complex key="liveworkitemcontext">
+        <variable name="Language" data-type="string" />
+      </complex>
+    </contract>
+
+Read back as what manifests say of it: the channel whose context it declares and the context
+variables with their types. Entities it declares beyond those are left as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from reconciler.mapping import rulegrammar as g
+from reconciler.mapping.rulexml import RuleXmlError, parse
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TYPE_BY_DATA_TYPE = {data_type: name for name, data_type in g.VARIABLE_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class Contract:
+    channel_contexts: tuple[str, ...]
+    """The channel engagement-context tables it declares (``msdyn_facebookengagementctx``)."""
+    variables: dict[str, str]
+    """Context variables: name → manifest type (``text``), or ``<data-type>`` when unknown."""
+
+
+def encode(channel_context: str | None, variables: Mapping[str, str]) -> str:
+    """The contract XML; ``variables`` maps names to manifest types (``text``)."""
+    parts = []
+    for entity, collection in g.CONTRACT_ENTITIES:
+        name = channel_context if entity is None else entity
+        if name is None:
+            continue
+        extra = ' is-collection="true"' if collection else ""
+        parts.append(f'<entity logical-name="{name}" key="{name}"{extra}/>')
+    if variables:
+        declared = []
+        for name, kind in variables.items():
+            if not _NAME.fullmatch(name):
+                raise RuleXmlError(f"{name!r} is not a context variable name")
+            data_type = g.VARIABLE_TYPES.get(kind)
+            if data_type is None:
+                raise RuleXmlError(
+                    f"context variable {name!r} is of type {kind!r}: no real export shows how a "
+                    f"contract declares one (types that can be written: "
+                    f"{', '.join(g.VARIABLE_TYPES)})"
+                )
+            declared.append(f'<variable name="{name}" data-type="{data_type}"/>')
+        parts.append(f'<complex key="{g.CONTEXT_KEY}">{"".join(declared)}</complex>')
+    return f'<contract version="{g.VERSION}">{"".join(parts)}</contract>'
+
+
+def decode(xml: str) -> Contract:
+    root = parse(xml)
+    if root.tag != "contract":
+        raise RuleXmlError(f"expected <contract>, found <{root.tag}>")
+    contexts = set(g.CHANNEL_CONTEXTS.values())
+    channels: list[str] = []
+    variables: dict[str, str] = {}
+    for element in root:
+        if element.tag == "entity":
+            name = element.get("logical-name") or ""
+            if name in contexts or name.endswith("engagementctx"):
+                channels.append(name)
+        elif element.tag == "complex" and element.get("key") == g.CONTEXT_KEY:
+            for variable in element.iter("variable"):
+                data_type = variable.get("data-type") or ""
+                variables[variable.get("name") or ""] = _TYPE_BY_DATA_TYPE.get(
+                    data_type, f"<{data_type}>"
+                )
+    return Contract(tuple(channels), variables)
