@@ -26,7 +26,13 @@ from reconciler.manifest.yaml_loader import load_text
 from reconciler.models.common import API_VERSION, DURATION_PATTERN, ENV_NAME_PATTERN, NAME_PATTERN
 from reconciler.models.manifest import MANIFEST_TYPES
 from reconciler.models.project import TARGET_PATTERN, VARIABLE_NAME_PATTERN
-from reconciler.models.routing import CONTEXT_FIELDS, CONVERSATION_CONTEXT, FIELD_PATTERN
+from reconciler.models.routing import (
+    CONTEXT_FIELDS,
+    CONVERSATION_CONTEXT,
+    FIELD_PATTERN,
+    OUTPUT_PATTERN,
+    VARIABLE_CONTEXT,
+)
 from reconciler.models.workstream import LOCALE_PATTERN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,7 +84,8 @@ _PATTERNS: dict[str, tuple[str, str]] = {
     LOCALE_PATTERN: ("locale code", "a language code and region, such as `nl-NL`"),
     FIELD_PATTERN: (
         "condition field",
-        f"one of {_CONDITION_FIELDS}, or `{CONVERSATION_CONTEXT}.<attribute>`",
+        f"one of {_CONDITION_FIELDS}, `{VARIABLE_CONTEXT}.<variable>` or "
+        f"`{CONVERSATION_CONTEXT}.<attribute>`",
     ),
     TARGET_PATTERN: (
         "target",
@@ -86,6 +93,10 @@ _PATTERNS: dict[str, tuple[str, str]] = {
     ),
     ENV_NAME_PATTERN: ("string", "letters, digits and `_`, not starting with a digit"),
     VARIABLE_NAME_PATTERN: ("string", "letters, digits and `_`, not starting with a digit"),
+    OUTPUT_PATTERN: (
+        "output",
+        "a context variable of the workstream, or `conversation.<attribute>`",
+    ),
 }
 
 

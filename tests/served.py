@@ -88,6 +88,20 @@ class Served:
             trust_env=False,
         )
 
+    def post(self, path: str, json: dict[str, Any], **headers: str) -> httpx.Response:
+        return httpx.post(
+            f"{self.url}{API}{path}",
+            json=json,
+            headers={**self.headers(), **headers},
+            timeout=TIMEOUT,
+            trust_env=False,
+        )
+
+    def delete(self, path: str) -> httpx.Response:
+        return httpx.delete(
+            f"{self.url}{API}{path}", headers=self.headers(), timeout=TIMEOUT, trust_env=False
+        )
+
     def patch(self, path: str, json: dict[str, Any], **headers: str) -> httpx.Response:
         return httpx.patch(
             f"{self.url}{API}{path}",

@@ -122,10 +122,17 @@ def queue_with(**spec):
     return {"apiVersion": API, "kind": "Queue", "metadata": {"name": "q"}, "spec": spec}
 
 
-@pytest.mark.parametrize("priority", [True, False, "high", 1.5, None])
+@pytest.mark.parametrize("priority", [True, False, "high", 1.5, 0])
 def test_integers_refuse_booleans_and_words(priority):
     with pytest.raises(ValidationError):
         QueueManifest.model_validate(queue_with(priority=priority))
+
+
+@pytest.mark.parametrize("spec", [{}, {"priority": None}])
+def test_a_queue_may_leave_its_priority_to_the_target(spec):
+    manifest = QueueManifest.model_validate(queue_with(**spec))
+    assert manifest.spec is not None
+    assert manifest.spec.priority is None
 
 
 def test_integers_accept_digits_as_variables_give_them():

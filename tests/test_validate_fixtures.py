@@ -48,7 +48,6 @@ CASES = [
     ("metadata-id-not-a-guid.yaml",               1,  5,   3, E, "invalid-id",                   "metadata.id: must be a GUID"),
     # fields: keys, types, lengths and options
     ("unknown-field-visiblity.yaml",              1,  8,   3, E, "unknown-field",                "unknown field 'visiblity'; did you mean 'visibility'?"),
-    ("missing-queue-priority.yaml",               1,  5,   1, E, "missing-field",                "spec: missing required field 'priority'"),
     ("priority-zero.yaml",                        1,  7,   3, E, "invalid-value",                "spec.priority: must be at least 1"),
     ("bad-assignment.yaml",                       1,  8,   3, E, "invalid-choice",               "spec.assignment: must be 'highest-capacity'"),
     ("bad-duration.yaml",                         1, 29,   3, E, "invalid-duration",             "must be a duration such as 30m, 12h or 2d"),
@@ -89,13 +88,17 @@ CASES = [
     ("allocation-duplicate-queue.yaml",           1, 46,  12, E, "allocation-duplicate-queue",   "Queue 'general-support' appears twice"),
     ("too-many-rules.yaml",                       1, 50,   3, E, "too-many-rules",               "101 rules; a rule set holds at most 100"),
     ("two-route-to-queue-sets.yaml",              1, 58,   3, E, "too-many-route-sets",          "already has 1 route-to-queue rule set"),
-    ("eleven-classification-sets.yaml",           1, 159,  3, E, "too-many-classification-sets", "already has 10 classification rule sets"),
-    ("classification-rule-with-route-to.yaml",    1, 51,   7, E, "rule-shape",                   "routeTo: belongs to route-to-queue rules"),
+    ("eleven-classification-sets.yaml",           1, 160,  3, E, "too-many-classification-sets", "already has 10 classification rule sets"),
+    ("classification-rule-with-route-to.yaml",    1, 52,   7, E, "rule-shape",                   "routeTo: belongs to route-to-queue rules"),
     ("route-rule-without-route-to.yaml",          1, 51,   7, E, "rule-shape",                   "a route-to-queue rule needs routeTo"),
     ("condition-field-wrong-channel.yaml",        1, 56,  14, E, "condition-field-channel",      "facebook.locale is not available"),
     ("unknown-condition-field.yaml",              1, 49,  14, E, "unknown-condition-field",      "spec.rules[0].when.field: unknown field"),
     ("in-with-single-value.yaml",                 1, 49,   7, E, "invalid-condition",            "in needs a non-empty list as value"),
     ("is-null-with-value.yaml",                   1, 43,   7, E, "invalid-condition",            "isNull takes no value"),
+    ("operator-not-written.yaml",                 1, 37,  38, E, "operator-not-written",         "spec.rules[0].when.op: beginsWith cannot be written: no real org was seen to hold its spelling in rule XML (docs/routing-xml.md); use one of equals, notEquals"),
+    ("contains-under-not.yaml",                   1, 38,  39, E, "operator-not-written",         "spec.rules[0].when.not.op: contains under not (that is, notContains) cannot be written"),
+    ("unknown-context-variable.yaml",             1, 38,  14, E, "unknown-context-variable",     "the workstream has no context variable 'Languge'; declare it in its contextVariables; did you mean 'Language'?"),
+    ("number-context-variable.yaml",              1, 27,  22, E, "variable-type-not-written",    "spec.contextVariables.Score: number context variables cannot be written"),
     # policy and time
     ("retired-gbm-channel.yaml",                  0, 29,   3, W, "retired-channel",              "retired on 31 July 2024; move Workstream"),
     ("retired-channel-error/gbm-account.yaml",    3,  2,   1, E, "retired-channel",              "(refused by policy.retiredChannels: error)"),
@@ -108,7 +111,7 @@ CASES = [
 # Fixtures of the tests further down: one with several problems, and ones for bugs found and fixed.
 OTHER_FIXTURES = {
     "five-problems.yaml",
-    "unknown-field-priorty.yaml",
+    "unknown-field-fallbackqeue.yaml",
     "yaml-int-tag-not-a-number.yaml",
     "secret-with-both-fromenv-and-fromfile.yaml",
     "priority-boolean.yaml",
@@ -217,12 +220,13 @@ def test_literal_secret_value_is_never_printed(capsys, output):
 
 
 def test_typo_in_a_required_field_reports_the_hint_and_the_missing_field(capsys):
-    path = fixture_path("unknown-field-priorty.yaml")
+    path = fixture_path("unknown-field-fallbackqeue.yaml")
     status, out, _ = run(capsys, str(path), "--no-color")
     assert status == 1
     lines = out.splitlines()
-    assert f"{path}:8:3: error: spec: unknown field 'priorty'; did you mean 'priority'?" in lines
-    assert f"{path}:6:1: error: spec: missing required field 'priority'" in lines
+    message = "spec: unknown field 'fallbackQeue'; did you mean 'fallbackQueue'?"
+    assert f"{path}:8:3: error: {message}" in lines
+    assert f"{path}:6:1: error: spec: missing required field 'fallbackQueue'" in lines
     assert lines[-1] == "1 document in 1 file: 2 errors, 0 warnings"
 
 

@@ -83,7 +83,11 @@ class Leaf(StrictModel):
         description="What to test: a field of the workstream's channel context, one of its "
         "context variables (context.<name>), or a conversation attribute (conversation.<name>)."
     )
-    op: Operator = Field(description="How to compare the field with the value.")
+    op: Operator = Field(
+        description="How to compare the field with the value. beginsWith, endsWith, "
+        "notContains and isNull (except under not) cannot be written: no real org was seen to "
+        "hold their rule XML (docs/routing-xml.md)."
+    )
     value: Scalar | list[Scalar] | None = Field(
         default=None,
         description="No value for isNull and isNotNull, a non-empty list for in and notIn, one "

@@ -168,7 +168,8 @@ class WorkstreamSpec(StrictModel):
     context_variables: dict[VariableName, VariableType] = Field(
         default_factory=dict,
         description="The workstream's context variables, by name, with their type: routing "
-        "rules test them (context.<name>) and classification rules set them.",
+        "rules test them (context.<name>) and classification rules set them. Only text can "
+        "be written today (docs/routing-xml.md).",
     )
     facebook: FacebookSettings | None = Field(
         default=None, description="The channel settings when channel is facebook."

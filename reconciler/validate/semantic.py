@@ -450,13 +450,14 @@ class _Checker:
         """Operators that can be written, fields the workstream has, values that fit."""
         dumped = condition.model_dump(mode="json", by_alias=True, exclude_none=True)
         for op_path, op in conditions.unwritable(dumped, path):
-            negated = "" if op == str(_at(condition, op_path[len(path) :])) else " (under not)"
+            written = str(_at(condition, op_path[len(path) :]))
+            what = op if op == written else f"{written} under not (that is, {op})"
             self.fail(
                 "operator-not-written",
                 document,
                 op_path,
-                f"{op}{negated} cannot be written: no real org was seen to hold its spelling "
-                f"in rule XML (docs/routing-xml.md); use one of {_WRITABLE}",
+                f"{what} cannot be written: no real org was seen to hold its spelling in rule "
+                f"XML (docs/routing-xml.md); use one of {_WRITABLE}",
             )
         if workstream is None:
             return
