@@ -186,3 +186,54 @@ spec:
     (line,) = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert f"rules.yaml:{row}:{column}: error: spec.rules[0].when.op: beginsWith" in line, line
     assert "==" in line or "equals" in line
+
+
+def test_a_rule_manifests_cannot_say_is_reported_by_name_and_never_rewritten(
+    tmp_path: Path, emulator: Served
+):
+    org = Org(emulator).make()
+    out = tmp_path / "exported"
+    assert (
+        reconciler("export", "--out", out, "--target", emulator.url, env=environ()).returncode == 0
+    )
+    # Someone adds a skills rule in the admin center (the ALM export's classification rule).
+    skills = (
+        ROOT
+        / "tests/fixtures/realorg/rulesets/alm-chat-work-classification-two-characteristics.xml"
+    ).read_text()
+    rule = re.search(r"<rule .*</rule>", skills, re.S)
+    assert rule is not None
+    path = f"msdyn_decisionrulesets({org.ids['classify']})"
+    xml = emulator.get(path).json()["msdyn_rulesetdefinition"]
+    changed = xml.replace("</rules>", rule.group() + "</rules>")
+    assert emulator.patch(path, {"msdyn_rulesetdefinition": changed}).status_code == 204
+
+    values = {
+        name: ORG_SECRETS[key]
+        for name in re.findall(r"`([A-Z0-9_]+)`", (out / "README.md").read_text())
+        for key, needle in (
+            ("app", "APPLICATIONSECRET"),
+            ("support", "SUPPORT"),
+            ("deals", "DEALS"),
+        )
+        if needle in name
+    }
+    planned = reconciler(
+        "plan", out, "--target", emulator.url, "--detailed-exitcode", env=environ(**values)
+    )
+    assert planned.returncode == 0, planned.stdout + planned.stderr  # nothing to write
+    warning = next(
+        line
+        for line in planned.stdout.splitlines() + planned.stderr.splitlines()
+        if "ALM Chat Work Classification Rule" in line
+    )
+    assert "attaches skills" in warning
+    assert "left as it is" in warning
+    applied = reconciler("apply", out, "--target", emulator.url, "--yes", env=environ(**values))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert emulator.get(path).json()["msdyn_rulesetdefinition"] == changed
+
+    again = tmp_path / "again"
+    exported = reconciler("export", "--out", again, "--target", emulator.url, env=environ())
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert "rule 'ALM Chat Work Classification Rule': it attaches skills" in exported.stderr

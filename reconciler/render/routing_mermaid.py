@@ -36,7 +36,10 @@ def label(text: str, limit: int = MAX_LABEL) -> str:
 
 
 def condition(when: Any) -> str:
-    """A rule's condition in words: ``facebook.locale beginsWith nl or …``."""
+    """A rule's condition in words: ``facebook.locale equals nl or …``; ``always`` for a rule
+    without one."""
+    if when is None:
+        return "always"
     if not isinstance(when, Mapping):
         return str(when)
     if "all" in when or "any" in when:
