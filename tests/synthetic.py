@@ -128,7 +128,7 @@ def rule_set(i: int, queues: int, workstreams: int) -> dict[str, Any]:
             "name": f"rule {r}",
             "when": {
                 "any": [
-                    {"field": "facebook.locale", "op": "beginsWith", "value": f"l{r}"},
+                    {"field": "facebook.locale", "op": "equals", "value": f"l{r}"},
                     {"field": "facebook.customerName", "op": "in", "value": ["a", "b", str(r)]},
                 ]
             },
