@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from mapping import test_roundtrip as org
 
@@ -239,12 +240,131 @@ def test_rules_of_an_unknown_shape_skip_their_rule_set_only(tmp_path):
         "</rules></decision>"
     )
     export = exported(rows, tmp_path)
-    reasons = skipped(export)
-    assert list(reasons) == [("RoutingRuleSet", "GBM store A routing")]
-    assert reasons[("RoutingRuleSet", "GBM store A routing")].startswith(
-        "its rules are in a form the reconciler cannot read ("
-    )
+    assert skipped(export) == {
+        ("RoutingRuleSet", "GBM store A routing"): "its rules cannot be said in a manifest: "
+        "rule 'y': unknown element <script> in <rule>"
+    }
     assert "gbm-store-a" in names(export, "Workstream")
+
+
+def realorg(fixture: str, **replace: str) -> str:
+    """A rule set of tests/fixtures/realorg/rulesets/ (its source comment dropped), with the
+    ids and names of this org put in for the real org's."""
+    path = Path(__file__).parents[1] / "fixtures" / "realorg" / "rulesets" / fixture
+    text = path.read_text(encoding="utf-8")
+    text = text[text.index("-->") + 3 :].lstrip("\n")
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.mark.parametrize(
+    ("address", "fixture", "reason"),
+    [
+        (
+            "RoutingRuleSet/fb-en-classify",
+            "alm-chat-work-classification-two-characteristics.xml",
+            "rule 'ALM Chat Work Classification Rule': it attaches skills "
+            "(msdyn_ocliveworkitemcharacteristic), which manifests cannot say",
+        ),
+        (
+            "RoutingRuleSet/fb-en-classify",
+            "vrt-classification-priorityscore-by-contact.xml",
+            "rule 'rule2': it tests 'msdyn_ocliveworkitem.msdyn_customer_msdyn_ocliveworkitem_"
+            "...', which manifests cannot name",
+        ),
+        (
+            "RoutingRuleSet/gbm-a-routing",
+            "vrt-prequeue-overflow-two-rules.xml",
+            "rule 'Rule1': it tests 'queue_prequeue.estimatedwaittimeinminutes', which manifests "
+            "cannot name; rule 'Rule2': it tests 'queue_prequeue.currentqueuesize', which "
+            "manifests cannot name",
+        ),
+    ],
+)
+def test_real_rules_a_manifest_cannot_say_skip_their_rule_set_naming_each_rule(
+    tmp_path, address, fixture, reason
+):
+    """Skills, relationship paths, queue statistics (real orgs' rule sets): the set is
+    skipped with the reason of each rule, by name; its workstream is exported."""
+    rows = target()
+    rule_set = rows["RoutingRuleSet"][address]
+    rule_set["msdyn_rulesetdefinition"] = realorg(fixture)
+    export = exported(rows, tmp_path)
+    assert skipped(export) == {
+        ("RoutingRuleSet", rule_set["msdyn_name"]): f"its rules cannot be said in a manifest: "
+        f"{reason}"
+    }
+    assert org.RULE_SETS_JSON[address.split("/")[1]][0] in names(export, "Workstream")
+
+
+def test_rules_as_a_real_org_writes_them_are_exported_and_plan_to_no_change(tmp_path):
+    """VRT's PERCENTAGE_DISTRIBUTION capture (indented, a doubly nested AND, queue ids in braces,
+    one upper-case) with this org's queues and context variable: read as our rules."""
+    rows = target()
+    dutch, general = org.rid("Queue/dutch"), org.rid("Queue/general")
+    xml = realorg(
+        "vrt-rtq-percentage-split-context-variable.xml",
+        **{
+            "PreferredLanguage": "Language",
+            "c8b65393-839f-f111-aaad-70a8a5b10059": dutch.upper(),
+            "e11e9f11-2bad-f111-aaac-70a8a5b10059": general,
+        },
+    )
+    rows["RoutingRuleSet"]["RoutingRuleSet/fb-nl-routing"]["msdyn_rulesetdefinition"] = xml
+    export = exported(rows, tmp_path)
+    assert export.skipped == []
+    assert spec(export, "RoutingRuleSet", "fb-nl-routing")["rules"] == [
+        {
+            "name": "Route to Default Contoso Queue",
+            "when": {"field": "context.Language", "op": "equals", "value": "NL"},
+            "routeTo": [{"queue": "dutch", "percent": 80}, {"queue": "general", "percent": 20}],
+        }
+    ]
+
+
+def test_a_rule_set_of_another_type_than_declarative_is_skipped(tmp_path):
+    rows = target()
+    rows["RoutingRuleSet"]["RoutingRuleSet/gbm-a-routing"]["msdyn_rulesettype"] = 192350001
+    export = exported(rows, tmp_path)
+    assert skipped(export) == {
+        ("RoutingRuleSet", "GBM store A routing"): "it is a rule set of ML model based; "
+        "manifests describe declarative route-to-queue and classification sets"
+    }
+
+
+def test_context_variables_are_read_from_their_rows_and_must_match_the_contract(tmp_path):
+    rows = target()
+    export = exported(rows, tmp_path / "as-is")
+    assert spec(export, "Workstream", "facebook-en")["contextVariables"] == {
+        "Region": "text",
+        "Score": "text",
+    }
+    assert "contextVariables" not in spec(export, "Workstream", "gbm-store-a")
+    # A number variable: no real contract shows how one is declared, so validate refuses it.
+    number = target()
+    number["ContextVariable"]["Workstream/facebook-en/context.Score"]["msdyn_datatype"] = 192350001
+    reasons = skipped(exported(number, tmp_path / "number"))
+    assert reasons[("Workstream", "facebook-en")] == (
+        "the manifests cannot hold it: spec.contextVariables.Score: number context variables "
+        "cannot be written: no real org was seen to hold how a contract declares one "
+        "(docs/routing-xml.md); use text"
+    )
+    assert reasons[("RoutingRuleSet", "Facebook EN classify")] == (
+        "it needs Workstream/facebook-en, which is not exported"
+    )
+    # The contract declares a variable no row does: the plan would rewrite the contract.
+    other = target()
+    contract = other["DecisionContract"]["Workstream/gbm-store-b/contract"]
+    contract["msdyn_contractdefinition"] = contract["msdyn_contractdefinition"].replace(
+        'name="StoreCode"', 'name="Other"'
+    )
+    reasons = skipped(exported(other, tmp_path / "other"))
+    assert reasons[("Workstream", "GBM Store B")] == (
+        "the manifests cannot hold it as the target does: a plan would update "
+        "Workstream/gbm-store-b/contract (contextVariables)"
+    )
 
 
 def test_an_option_the_manifests_do_not_know_skips_the_record(tmp_path):
@@ -263,8 +383,8 @@ def test_what_needs_a_skipped_record_is_skipped_too(tmp_path):
     rows["Workstream"]["Workstream/facebook-nl"]["_msdyn_defaultqueue_value"] = org.rid(
         "Queue/general"
     )
-    rules = org.RULE_SETS_JSON["fb-nl-routing"][3]
-    assert "vip-support" in str(rules)  # fb-nl-routing routes to it
+    for rule_set in ("fb-nl-routing", "gbm-a-routing"):  # both route some work to it
+        assert "vip-support" in str(org.RULE_SETS_JSON[rule_set][3])
     export = exported(rows, tmp_path)
     reasons = skipped(export)
     assert set(reasons) == {
@@ -273,8 +393,12 @@ def test_what_needs_a_skipped_record_is_skipped_too(tmp_path):
         ("RoutingRuleSet", "Facebook EN classify"),
         ("FacebookPage", "Fabrikam EN"),
         ("RoutingRuleSet", "Facebook NL routing"),
+        ("RoutingRuleSet", "GBM store A routing"),
         # Without its route-to-queue set, facebook-nl's other sets still run in their order.
     }
+    assert reasons[("RoutingRuleSet", "GBM store A routing")] == (
+        "it needs Queue/vip-support, which is not exported"
+    )
     assert (
         reasons[("Workstream", "facebook-en")]
         == "it needs Queue/vip-support, which is not exported"
@@ -369,8 +493,23 @@ def test_a_routing_order_the_manifests_cannot_express_is_skipped_by_the_proof(tm
         "the manifests cannot hold it as the target does: a plan would update "
         "RoutingRuleSet/fb-nl-flags/step (order)"
     )
+    assert reasons[("RoutingRuleSet", "Facebook NL triage")] == (
+        "the manifests cannot hold it as the target does: a plan would update "
+        "RoutingRuleSet/fb-nl-triage/step (order)"
+    )
+    # Then the route-to-queue set would run first: it goes in the next round.
+    assert reasons[("RoutingRuleSet", "Facebook NL routing")] == (
+        "the manifests cannot hold it as the target does: a plan would update "
+        "RoutingRuleSet/fb-nl-routing/step (order)"
+    )
     assert export.rounds > 1
-    assert "facebook-nl" not in names(export, "Workstream")
+    # The workstream stays, with the context variables its rows declare: they do not depend
+    # on its rule sets.
+    assert spec(export, "Workstream", "facebook-nl")["contextVariables"] == {
+        "Known": "text",
+        "Language": "text",
+        "Tier": "text",
+    }
 
 
 def test_system_queues_are_exported_only_when_used_and_only_when_they_can_be(tmp_path):
@@ -383,24 +522,23 @@ def test_system_queues_are_exported_only_when_used_and_only_when_they_can_be(tmp
     assert export.skipped == []  # neither is used: neither is written nor listed
     assert not any(n.startswith("default") for n in names(export, "Queue"))
 
+    # Used, the default queue is exported though it has no priority: a manifest without one
+    # neither writes nor compares it.
     rows["Workstream"]["Workstream/facebook-en"]["_msdyn_defaultqueue_value"] = default
     export = exported(rows, tmp_path / "used")
-    reasons = skipped(export)
-    assert reasons[("Queue", "Default messaging queue")].startswith(
-        "the manifests cannot hold it: spec: missing required field 'priority'"
-    )
-    assert reasons[("Workstream", "facebook-en")] == (
-        "it needs Queue/default-messaging-queue, which is not exported"
-    )
-
-    rows["Queue"]["extra/Default messaging queue"]["msdyn_priority"] = 9
-    export = exported(rows, tmp_path / "priority")
     assert export.skipped == []
     assert spec(export, "Workstream", "facebook-en")["fallbackQueue"] == "default-messaging-queue"
     document = next(
         d for d in export.documents if d["metadata"]["name"] == "default-messaging-queue"
     )
     assert document["metadata"]["id"] == default
+    assert "priority" not in document["spec"]
+    assert not any(n.startswith("default-voice") for n in names(export, "Queue"))
+
+    rows["Queue"]["extra/Default messaging queue"]["msdyn_priority"] = 9
+    export = exported(rows, tmp_path / "priority")
+    assert export.skipped == []
+    assert spec(export, "Queue", "default-messaging-queue")["priority"] == 9
 
 
 def test_skipped_records_show_no_values():
@@ -511,23 +649,39 @@ def test_look_alike_secret_names_all_get_a_suffix_of_their_own(tmp_path):
 def test_conditions_nesting_too_deep_skip_their_rule_set(tmp_path):
     rows = target()
     rule_set = rows["RoutingRuleSet"]["RoutingRuleSet/gbm-a-routing"]
-    leaf = {"field": "googleBusinessMessages.placeId", "op": "isNull"}
+    leaf = {"field": "googleBusinessMessages.placeId", "op": "isNotNull"}
     xml = org.rulexml.encode(
-        [{"name": "Deep", "when": {"not": leaf}, "routeTo": "dutch"}],
+        [{"name": "Deep", "when": leaf, "routeTo": "dutch"}],
         hit_policy="all",
         rule_id=lambda _: "3f0e0000-0000-4000-8000-000000000001",
         queue_id=lambda queue: org.rid(f"Queue/{queue}"),
     )
-    opening = '<logical operator="NOT">'
-    start, end = xml.index(opening), xml.index("</logical>") + len("</logical>")
-    inner = xml[start:end]
-    # Deeper than a manifest may nest (60), and deeper than the decoder recurses (800).
+    condition = xml[xml.index("<condition") : xml.index("</condition>") + len("</condition>")]
+
+    def nested(depth: int, siblings: bool) -> str:
+        """``depth`` groups, OR and AND in turn, each holding the condition (``siblings``)
+        and the next group."""
+        inner = condition
+        for level in range(depth):
+            operator = "OR" if level % 2 == 0 else "AND"
+            inner = (
+                f'<logical operator="{operator}">{condition if siblings else ""}{inner}</logical>'
+            )
+        return xml.replace(condition, inner)
+
+    # Deeper than a manifest may nest, and deeper than the decoder recurses (800).
     for depth in (60, 800):
-        nested = opening * (depth - 1) + inner + "</logical>" * (depth - 1)
-        rule_set["msdyn_rulesetdefinition"] = xml[:start] + nested + xml[end:]
+        rule_set["msdyn_rulesetdefinition"] = nested(depth, siblings=True)
         export = exported(rows, tmp_path / str(depth))
         reason = skipped(export)[("RoutingRuleSet", "GBM store A routing")]
         assert "deep" in reason, reason
+    # Groups of one condition are that condition, however deep they nest.
+    rule_set["msdyn_rulesetdefinition"] = nested(60, siblings=False)
+    export = exported(rows, tmp_path / "single")
+    assert export.skipped == []
+    assert spec(export, "RoutingRuleSet", "gbm-a-routing")["rules"] == [
+        {"name": "Deep", "when": leaf, "routeTo": "dutch"}
+    ]
 
 
 def test_rules_with_the_hit_policy_of_the_other_type_are_not_taken_as_theirs(tmp_path):
@@ -538,8 +692,8 @@ def test_rules_with_the_hit_policy_of_the_other_type_are_not_taken_as_theirs(tmp
     )
     export = exported(rows, tmp_path)
     assert skipped(export) == {
-        ("RoutingRuleSet", "GBM store A routing"): "its rules are in a form the reconciler "
-        "cannot read (hit-policy 'first' in a route-to-queue rule set)"
+        ("RoutingRuleSet", "GBM store A routing"): "its rules cannot be said in a manifest: "
+        "hit-policy 'first' in a route-to-queue rule set"
     }
 
 

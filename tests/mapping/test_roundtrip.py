@@ -23,11 +23,12 @@ import pytest
 
 from reconciler.dataverse import tables as t
 from reconciler.export.text import dump
+from reconciler.mapping import contractxml, rulexml
 from reconciler.mapping import kinds as k
-from reconciler.mapping import rulexml
+from reconciler.mapping import rulegrammar as g
+from reconciler.mapping.conditions import canonical_rule
 from reconciler.mapping.desired import desired_records
 from reconciler.mapping.fields import MappingError, Resolver, Row, body
-from reconciler.mapping.kinds import contract_xml
 from reconciler.mapping.manifests import Assembled, Found, to_manifests
 from reconciler.mapping.records import Record
 from reconciler.mapping.values import Sensitive, record_id
@@ -149,7 +150,7 @@ QUEUES = dict(
             "phone",
             name="Phone",
             msdyn_queuetype=192350002,  # voice
-            msdyn_priority=4,
+            msdyn_priority=None,  # optional: a manifest without one neither writes nor compares it
             msdyn_assignmentstrategy=192350001,
             queueviewtype=0,
             msdyn_maxqueuesize=None,
@@ -353,7 +354,9 @@ WORKSTREAMS = dict(
 )
 
 # Rule sets in manifest terms (JSON form), each with its workstream, type and display name.
-NL = {"field": "facebook.locale", "op": "beginsWith", "value": "nl"}
+# Written with every form a manifest may use (``not``, ``in``, ``notIn``); the XML holds their
+# canonical form (docs/routing-xml.md), which is what reading it back gives.
+TIER = {"field": "conversation.msdyn_customer_tier", "op": "equals", "value": 1}
 RULE_SETS_JSON: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
     "fb-nl-triage": (
         "facebook-nl",
@@ -362,18 +365,18 @@ RULE_SETS_JSON: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
         [
             {
                 "name": "VIP",
-                "when": {"field": "conversation.msdyn_customer_tier", "op": "equals", "value": 1},
-                "set": {"tier": "vip", "priority": 1},
+                "when": TIER,
+                "set": {"Tier": "vip", "conversation.msdyn_priorityscore": 1},
             },
             {
                 "name": "Dutch speakers",
                 "when": {
                     "any": [
-                        NL,
+                        {"field": "facebook.locale", "op": "contains", "value": "nl"},
                         {"field": "facebook.locale", "op": "in", "value": ["fy-NL", "nl-BE"]},
                     ]
                 },
-                "set": {"language": "nl"},
+                "set": {"Language": "nl"},
             },
         ],
     ),
@@ -383,9 +386,9 @@ RULE_SETS_JSON: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
         "fb-nl-flags",
         [
             {
-                "name": "Anonymous",
-                "when": {"not": {"field": "facebook.customerName", "op": "isNotNull"}},
-                "set": {"anonymous": True},
+                "name": "Known",
+                "when": {"not": {"field": "facebook.customerName", "op": "isNull"}},
+                "set": {"Known": True},
             }
         ],
     ),
@@ -398,17 +401,18 @@ RULE_SETS_JSON: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
                 "name": "VIP first",
                 "when": {
                     "all": [
-                        {"field": "conversation.msdyn_customer_tier", "op": "equals", "value": 1},
-                        {"field": "facebook.timezone", "op": "isNull"},
+                        {"field": "context.Tier", "op": "equals", "value": "vip"},
+                        {"not": {**TIER, "op": "lessThan"}},
                     ]
                 },
                 "routeTo": "vip-support",
             },
             {
                 "name": "Dutch split",
-                "when": NL,
+                "when": {"field": "context.Language", "op": "equals", "value": "nl"},
                 "routeTo": [{"queue": "dutch", "percent": 70}, {"queue": "general", "percent": 30}],
             },
+            {"name": "Everyone else", "routeTo": "general"},
         ],
     ),
     "fb-en-classify": (
@@ -419,8 +423,19 @@ RULE_SETS_JSON: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
             {
                 "name": "Scored",
                 "when": {"field": "facebook.userPageScopedId", "op": "notEquals", "value": "0"},
-                "set": {"region": "en", "score": 2.5},
-            }
+                "set": {"Region": "en", "Score": 2.5},
+            },
+            {
+                "name": "Short wait",
+                "when": {
+                    "not": {
+                        "field": "conversation.msdyn_waittime",
+                        "op": "greaterOrEqual",
+                        "value": 30,
+                    }
+                },
+                "set": {"Region": "fast"},
+            },
         ],
     ),
     "gbm-a-routing": (
@@ -436,7 +451,28 @@ RULE_SETS_JSON: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
                     "value": "PLACESHEET",
                 },
                 "routeTo": "dutch",
-            }
+            },
+            {
+                "name": "Big spenders",
+                "when": {
+                    "all": [
+                        {"field": "conversation.msdyn_spend", "op": "greaterThan", "value": 1000},
+                        {
+                            "not": {
+                                "field": "googleBusinessMessages.placeId",
+                                "op": "notIn",
+                                "value": ["007", "42"],
+                            }
+                        },
+                    ]
+                },
+                "routeTo": "vip-support",
+            },
+            {
+                "name": "Small spenders",
+                "when": {"field": "conversation.msdyn_spend", "op": "lessOrEqual", "value": 10.5},
+                "routeTo": "general",
+            },
         ],
     ),
 }
@@ -448,11 +484,18 @@ STEP_ORDER = {
     "fb-en-classify": 1,
     "gbm-a-routing": 1,
 }
-CONTRACT_OUTPUTS = {
-    "facebook-nl": ["anonymous", "language", "priority", "tier"],
-    "facebook-en": ["region", "score"],
+# Each workstream's context variables (all text: the only type a contract is seen to declare):
+# those its classification rules set, and one no rule uses.
+CONTEXT_VARIABLES = {
+    "facebook-nl": ["Known", "Language", "Tier"],
+    "facebook-en": ["Region", "Score"],
     "gbm-store-a": [],
-    "gbm-store-b": [],
+    "gbm-store-b": ["StoreCode"],
+}
+# The engagement context a contract declares, by the workstream's msdyn_streamsource.
+CHANNEL_CONTEXT = {
+    192330000: g.CHANNEL_CONTEXTS["facebook"],
+    192450001: g.CHANNEL_CONTEXTS["googleBusinessMessages"],
 }
 
 
@@ -473,7 +516,8 @@ def rule_set(name: str) -> tuple[str, Row]:
         "msdyn_authoringmode": 192350000,
         "msdyn_isinputcollection": False,
         "_msdyn_inputcontractid_value": rid(f"Workstream/{ws}/contract"),
-        "msdyn_rulesettype": 192350001 if route else 192350000,
+        # Declarative for both kinds; the output contract tells them apart (docs/routing-xml.md).
+        "msdyn_rulesettype": k.RULE_SET_DECLARATIVE,
         "_msdyn_outputcontractid_value": OUTPUT_CONTRACT
         if route
         else rid(f"Workstream/{ws}/contract"),
@@ -488,9 +532,23 @@ CONTRACTS = {
         "msdyn_decisioncontractid": rid(f"Workstream/{ws}/contract"),
         "msdyn_name": f"Workstream/{ws}/contract",
         "msdyn_uniquename": unique(f"Workstream/{ws}/contract"),
-        "msdyn_contractdefinition": contract_xml(outputs),
+        "msdyn_contractdefinition": contractxml.encode(
+            CHANNEL_CONTEXT[WORKSTREAMS[f"Workstream/{ws}"]["msdyn_streamsource"]],
+            dict.fromkeys(variables, "text"),
+        ),
     }
-    for ws, outputs in CONTRACT_OUTPUTS.items()
+    for ws, variables in CONTEXT_VARIABLES.items()
+}
+
+CONTEXT_VARIABLE_ROWS = {
+    f"Workstream/{ws}/context.{name}": {
+        "msdyn_ocliveworkstreamcontextvariableid": rid(f"Workstream/{ws}/context.{name}"),
+        "msdyn_name": name,
+        "msdyn_datatype": 192350000,  # text
+        "_msdyn_liveworkstreamid_value": rid(f"Workstream/{ws}"),
+    }
+    for ws, variables in CONTEXT_VARIABLES.items()
+    for name in variables
 }
 
 ROUTING_CONFIGURATIONS = {
@@ -501,7 +559,7 @@ ROUTING_CONFIGURATIONS = {
         "_msdyn_liveworkstreamid_value": rid(f"Workstream/{ws}"),
         "msdyn_isactiveconfiguration": True,
     }
-    for ws in CONTRACT_OUTPUTS
+    for ws in CONTEXT_VARIABLES
 }
 
 ROUTING_STEPS = {
@@ -523,6 +581,7 @@ TARGET: dict[str, dict[str, Row]] = {
     "GoogleBusinessMessagesAccount": GBM_ACCOUNTS,
     "DecisionContract": CONTRACTS,
     "Workstream": WORKSTREAMS,
+    "ContextVariable": CONTEXT_VARIABLE_ROWS,
     "RoutingRuleSet": RULE_SETS,
     "RoutingConfiguration": ROUTING_CONFIGURATIONS,
     "RoutingStep": ROUTING_STEPS,
@@ -542,13 +601,27 @@ def read_resolver() -> Resolver:
     return resolver
 
 
+def read(target: dict[str, dict[str, Row]], resolver: Resolver) -> list[Found]:
+    """Every row in manifest terms; a workstream's context variables come from its
+    ``msdyn_ocliveworkstreamcontextvariable`` rows, in name order (as export reads them)."""
+    variables: dict[str, dict[str, Any]] = {}
+    for row in sorted(target.get("ContextVariable", {}).values(), key=lambda r: r["msdyn_name"]):
+        fields = k.CONTEXT_VARIABLE.from_row(row, resolver)
+        variables.setdefault(f"Workstream/{fields['workstream']}", {})[fields["name"]] = fields[
+            "type"
+        ]
+    found = []
+    for kind, rows in target.items():
+        for address, row in rows.items():
+            fields = k.BY_NAME[kind].from_row(row, resolver)
+            if kind == "Workstream":
+                fields["contextVariables"] = variables.get(address, {})
+            found.append(Found(k.BY_NAME[kind], address, fields))
+    return found
+
+
 def found_records() -> list[Found]:
-    resolver = read_resolver()
-    return [
-        Found(k.BY_NAME[kind], address, k.BY_NAME[kind].from_row(row, resolver))
-        for kind, rows in TARGET.items()
-        for address, row in rows.items()
-    ]
+    return read(TARGET, read_resolver())
 
 
 def environ_for(assembled: Assembled) -> dict[str, str]:
@@ -629,8 +702,52 @@ def test_target_covers_every_option_value() -> None:
     streams = WORKSTREAMS.values()
     assert {r["msdyn_streamsource"] for r in streams} == set(k.CHANNELS.values())
     assert {r["msdyn_workdistributionmode"] for r in streams} == set(k.DISTRIBUTION.values())
-    assert {r["msdyn_rulesettype"] for r in RULE_SETS.values()} == set(k.RULE_SET_TYPES.values())
+    # Every rule set is Declarative, as real orgs hold both kinds; the contracts tell the kind.
+    assert {r["msdyn_rulesettype"] for r in RULE_SETS.values()} == {k.RULE_SET_DECLARATIVE}
+    kinds = {k.rule_set_type(r, read_resolver()) for r in RULE_SETS.values()}
+    assert kinds == {"route-to-queue", "classification"}
     assert {r["msdyn_type"] for r in ROUTING_STEPS.values()} == set(k.STEP_TYPES.values())
+    # Text is the one type a contract is seen to declare (docs/routing-xml.md).
+    types = {r["msdyn_datatype"] for r in CONTEXT_VARIABLE_ROWS.values()}
+    assert types == {k.VARIABLE_TYPES["text"]}
+    assert {r["msdyn_priority"] is None for r in queues} == {True, False}
+
+
+def test_target_rules_use_the_eight_operators_in_every_form_a_manifest_has() -> None:
+    """The rules are written with every manifest form (``not``, ``in``, ``notIn``), and their
+    canonical form uses each of the eight operators real orgs hold, and no other."""
+    written = [rule for *_rest, rules in RULE_SETS_JSON.values() for rule in rules]
+    forms = {
+        key
+        for rule in written
+        for node in _walk(rule.get("when"))
+        if isinstance(node, dict)
+        for key in node
+    }
+    assert {"all", "any", "not"} <= forms
+    ops = {
+        node["op"]
+        for rule in written
+        for node in _walk(rule.get("when"))
+        if isinstance(node, dict) and "op" in node
+    }
+    assert {"in", "notIn"} <= ops
+    canonical = [canonical_rule(rule) for rule in written]
+    leaves = {
+        node["op"]
+        for rule in canonical
+        for node in _walk(rule.get("when"))
+        if isinstance(node, dict) and "op" in node
+    }
+    assert leaves == set(g.OPERATORS)
+    assert any("when" not in rule for rule in written)  # a rule that always matches
+    outputs = {key for rule in written for key in rule.get("set", {})}
+    assert any(key.startswith("conversation.") for key in outputs)
+    declared = {f"{ws}/{name}" for ws, names in CONTEXT_VARIABLES.items() for name in names}
+    for ws, _kind, _display, rules in RULE_SETS_JSON.values():
+        for rule in rules:
+            for key in rule.get("set", {}):
+                assert key.startswith("conversation.") or f"{ws}/{key}" in declared, key
 
 
 # --- rows → manifests → rows ------------------------------------------------------------------
@@ -671,8 +788,11 @@ def test_round_trip_gives_identical_rows(trip: RoundTrip, kind: str) -> None:
     assert sorted(regenerated) == sorted(original)
     written = {column for f in record_kind.fields for column in f.columns}
     for row_id, row in regenerated.items():
-        # The mapping writes every column it reads, and only columns the target row has.
-        assert written <= set(row), sorted(written - set(row))
+        # The mapping writes every column it reads, and only columns the target row has; a
+        # queue's priority only when the manifest gives one (the target's is null here).
+        unset = {"msdyn_priority"} if original[row_id].get("msdyn_priority", 0) is None else set()
+        assert written - unset <= set(row), sorted(written - unset - set(row))
+        assert not unset & set(row), sorted(unset & set(row))
         assert set(row) <= set(original[row_id]), sorted(set(row) - set(original[row_id]))
         assert row == {column: original[row_id][column] for column in row}
 
@@ -699,12 +819,14 @@ def test_export_leaves_defaults_out(trip: RoundTrip) -> None:
         "maxSize": 200,
     }
     assert documents["Queue", "dutch"]["maxSize"] == 0  # zero is not "unset"
+    assert "priority" not in documents["Queue", "phone"]  # null: the manifest says none
     assert "displayName" not in documents["FacebookAccount", "fabrikam"]
     assert documents["Workstream", "facebook-en"] == {
         "channel": "facebook",
         "fallbackQueue": "vip-support",
         "distribution": {"mode": "push"},
         "automatedMessages": False,
+        "contextVariables": {"Region": "text", "Score": "text"},
         "facebook": {"account": "fabrikam", "page": "Fabrikam EN", "language": "en-US"},
     }
     nl = documents["Workstream", "facebook-nl"]
@@ -720,8 +842,50 @@ def test_export_leaves_defaults_out(trip: RoundTrip) -> None:
     assert documents["Workstream", "gbm-store-b"]["autoCloseAfterInactivity"] == "12h"
     agents = documents["GoogleBusinessMessagesAccount", "contoso-gbm"]["agents"]
     assert [("clientToken" in agent) for agent in agents] == [True, False, True]
+    assert "contextVariables" not in documents["Workstream", "gbm-store-a"]  # none: a default
+    assert documents["Workstream", "gbm-store-b"]["contextVariables"] == {"StoreCode": "text"}
+    # Rules come back in the one form the XML holds them in (json.dumps tells 1 from True).
     for name, (_ws, _kind, _display, rules) in RULE_SETS_JSON.items():
-        assert documents["RoutingRuleSet", name]["rules"] == rules
+        exported = documents["RoutingRuleSet", name]["rules"]
+        assert json.dumps(exported) == json.dumps([canonical_rule(rule) for rule in rules]), name
+    # That form, spelled out: in → any of equals (spliced into its any), not pushed down to
+    # the leaves, values as the text they are written as ("007" stays text, "42" reads as 42).
+    triage = documents["RoutingRuleSet", "fb-nl-triage"]["rules"]
+    assert triage[1]["when"] == {
+        "any": [
+            {"field": "facebook.locale", "op": "contains", "value": "nl"},
+            {"field": "facebook.locale", "op": "equals", "value": "fy-NL"},
+            {"field": "facebook.locale", "op": "equals", "value": "nl-BE"},
+        ]
+    }
+    flags = documents["RoutingRuleSet", "fb-nl-flags"]["rules"]
+    assert flags == [
+        {
+            "name": "Known",
+            "when": {"field": "facebook.customerName", "op": "isNotNull"},
+            "set": {"Known": True},
+        }
+    ]
+    routing = documents["RoutingRuleSet", "fb-nl-routing"]["rules"]
+    assert routing[0]["when"]["all"][1] == {
+        "field": "conversation.msdyn_customer_tier",
+        "op": "greaterOrEqual",
+        "value": 1,
+    }
+    assert routing[2] == {"name": "Everyone else", "routeTo": "general"}
+    classify = documents["RoutingRuleSet", "fb-en-classify"]["rules"]
+    assert classify[1]["when"] == {
+        "field": "conversation.msdyn_waittime",
+        "op": "lessThan",
+        "value": 30,
+    }
+    gbm = documents["RoutingRuleSet", "gbm-a-routing"]["rules"]
+    assert gbm[1]["when"]["all"][1] == {
+        "any": [
+            {"field": "googleBusinessMessages.placeId", "op": "equals", "value": "007"},
+            {"field": "googleBusinessMessages.placeId", "op": "equals", "value": 42},
+        ]
+    }
 
 
 def test_export_never_contains_a_secret_value(trip: RoundTrip) -> None:
@@ -769,7 +933,7 @@ def test_body_binds_lookups_to_entity_sets() -> None:
         (k.QUEUE, "queueviewtype", "visibility"),
         (k.WORKSTREAM, "msdyn_streamsource", "channel"),
         (k.WORKSTREAM, "msdyn_workdistributionmode", "distribution.mode"),
-        (k.RULE_SET, "msdyn_rulesettype", "type"),
+        (k.CONTEXT_VARIABLE, "msdyn_datatype", "type"),
     ],
 )
 def test_unknown_option_value_reads_as_its_number(
@@ -780,6 +944,73 @@ def test_unknown_option_value_reads_as_its_number(
     assert kind.from_row(row, read_resolver())[path] == "<192359999>"
     row[column] = None
     assert kind.from_row(row, read_resolver())[path] is None
+
+
+def test_a_rule_sets_kind_is_read_from_its_contracts_not_its_type_column() -> None:
+    resolver = read_resolver()
+    route = RULE_SETS["RoutingRuleSet/gbm-a-routing"]
+    classify = RULE_SETS["RoutingRuleSet/fb-en-classify"]
+    assert k.RULE_SET.from_row(route, resolver)["type"] == "route-to-queue"
+    assert k.RULE_SET.from_row(classify, resolver)["type"] == "classification"
+    # Another type is no kind a manifest has; it reads as its label, or its number.
+    for number, label in [
+        (192350001, "<ML model based>"),
+        (192350003, "<Intelligent Conversation Distribution>"),
+        (192359999, "<type 192359999>"),
+        (None, "<no type>"),
+    ]:
+        row = {**route, "msdyn_rulesettype": number}
+        assert k.RULE_SET.from_row(row, resolver)["type"] == label
+    # Declarative, but writing neither the queue-identification contract nor its input.
+    elsewhere = {**route, "_msdyn_outputcontractid_value": rid("Workstream/facebook-nl/contract")}
+    assert k.RULE_SET.from_row(elsewhere, resolver)["type"] == "<Declarative>"
+    # Written, the type column is Declarative for both kinds.
+    for row in (route, classify):
+        fields = k.RULE_SET.from_row(row, resolver)
+        address = next(a for a, r in RULE_SETS.items() if r is row)
+        written = k.RULE_SET.to_row(fields, address, resolver, create=False)
+        assert written["msdyn_rulesettype"] == k.RULE_SET_DECLARATIVE
+
+
+def test_a_contract_is_read_as_what_manifests_say_of_it() -> None:
+    """Our contract is the ALM workstream contract with the channel's engagement context in
+    its chat channel's place; any layout of it reads the same, entities we do not write are
+    left out of the comparison, and a data type we cannot write reads as itself."""
+    resolver = read_resolver()
+    row = CONTRACTS["Workstream/facebook-nl/contract"]
+    fields = k.CONTRACT.from_row(row, resolver)
+    assert fields == {
+        "channel": "facebook",
+        "contextVariables": {"Known": "text", "Language": "text", "Tier": "text"},
+    }
+    alm = (
+        Path(__file__).parents[1]
+        / "fixtures"
+        / "realorg"
+        / "contracts"
+        / "alm-test-chat-workstream-contract.xml"
+    ).read_text(encoding="utf-8")
+    alm = alm[alm.index("-->") + 3 :].strip()
+    ours = contractxml.encode("msdyn_livechatengagementctx", {"ALMTestChatQuestionTwo": "text"})
+    # Ours, element for element, is the ALM contract (its second variable aside).
+    real = [
+        (e.tag, dict(e.attrib))
+        for e in rulexml.parse(alm).iter()
+        if e.get("name") != "ALMTestChatQuestionOne"
+    ]
+    assert [(e.tag, dict(e.attrib)) for e in rulexml.parse(ours).iter()] == real
+    # Laid out as the export holds it (indented, ``<entity ... />``): the same.
+    laid_out = row["msdyn_contractdefinition"].replace("><", ">\n  <").replace("/>", " />")
+    assert laid_out != row["msdyn_contractdefinition"]
+    assert k.CONTRACT.from_row({**row, "msdyn_contractdefinition": laid_out}, resolver) == fields
+    gbm = k.CONTRACT.from_row(CONTRACTS["Workstream/gbm-store-a/contract"], resolver)
+    assert gbm == {"channel": "google-business-messages", "contextVariables": {}}
+    number = row["msdyn_contractdefinition"].replace(
+        'data-type="string"/>', 'data-type="integer"/>', 1
+    )
+    assert k.CONTRACT.from_row({**row, "msdyn_contractdefinition": number}, resolver)[
+        "contextVariables"
+    ] == {"Known": "<integer>", "Language": "text", "Tier": "text"}
 
 
 def test_custom_assignment_strategy_has_no_manifest_word() -> None:
@@ -803,8 +1034,9 @@ def test_unknown_lookup_id_reads_as_the_id() -> None:
     page = {**FACEBOOK_PAGES[PAGE_NL], "_msdyn_ocwidgetlanguage_value": stranger}
     assert k.FACEBOOK_PAGE.from_row(page, resolver)["facebook.language"] == f"<{stranger}>"
     # A queue outside the project in a rule reads as its id as well.
+    maps = {"field": "googleBusinessMessages.entryPoint", "op": "equals", "value": "MAPS"}
     xml = rulexml.encode(
-        [{"name": "r", "when": NL, "routeTo": "elsewhere"}],
+        [{"name": "r", "when": maps, "routeTo": "elsewhere"}],
         hit_policy="all",
         rule_id=lambda name: rid(name),
         queue_id=lambda _name: stranger,
@@ -930,19 +1162,35 @@ def test_secrets_read_as_sensitive_values() -> None:
 
 def test_unreadable_xml_reads_as_a_marker_not_a_value() -> None:
     resolver = read_resolver()
-    rules = {**RULE_SETS["RoutingRuleSet/gbm-a-routing"], "msdyn_rulesetdefinition": "<decision"}
-    value = k.RULE_SET.from_row(rules, resolver)["rules"]
-    assert isinstance(value, str)
-    assert value.startswith("<")
-    empty = {**RULE_SETS["RoutingRuleSet/gbm-a-routing"], "msdyn_rulesetdefinition": None}
+    route = RULE_SETS["RoutingRuleSet/gbm-a-routing"]
+    value = k.RULE_SET.from_row({**route, "msdyn_rulesetdefinition": "<decision"}, resolver)[
+        "rules"
+    ]
+    assert isinstance(value, k.Unreadable)
+    assert value.startswith("malformed XML")
+    empty = {**route, "msdyn_rulesetdefinition": None}
     assert k.RULE_SET.from_row(empty, resolver)["rules"] == []
+    # One rule a manifest cannot say makes the whole field unreadable, naming that rule: the
+    # relationship path of a real capture (VRT ENRICHMENT_HIT_FIRST, tests/fixtures/realorg/).
+    path = "msdyn_ocliveworkitem.msdyn_customer_msdyn_ocliveworkitem_contact.contactid"
+    xml = route["msdyn_rulesetdefinition"].replace("msdyn_ocliveworkitem.msdyn_spend", path, 1)
+    assert xml != route["msdyn_rulesetdefinition"]
+    value = k.RULE_SET.from_row({**route, "msdyn_rulesetdefinition": xml}, resolver)["rules"]
+    # (The path is shown cut to 60 characters.)
+    assert value == k.Unreadable(
+        f"rule 'Big spenders': it tests '{path[:57]}...', which manifests cannot name"
+    )
+    # The hit policy of the other kind is named first.
+    first = route["msdyn_rulesetdefinition"].replace('hit-policy="all"', 'hit-policy="first"')
+    value = k.RULE_SET.from_row({**route, "msdyn_rulesetdefinition": first}, resolver)["rules"]
+    assert value == k.Unreadable("hit-policy 'first' in a route-to-queue rule set")
     contract = CONTRACTS["Workstream/facebook-nl/contract"]
-    for xml in ('<!DOCTYPE x [<!ENTITY a "b">]><contract/>', "<contract>"):
-        value = k.CONTRACT.from_row({**contract, "msdyn_contractdefinition": xml}, resolver)
-        assert isinstance(value["outputs"], str)
-        assert value["outputs"].startswith("<")
+    for xml in ('<!DOCTYPE x [<!ENTITY a "b">]><contract/>', "<contract>", "<decision/>"):
+        fields = k.CONTRACT.from_row({**contract, "msdyn_contractdefinition": xml}, resolver)
+        for path in ("channel", "contextVariables"):
+            assert isinstance(fields[path], k.Unreadable), (xml, path)
     none = {**contract, "msdyn_contractdefinition": None}
-    assert k.CONTRACT.from_row(none, resolver)["outputs"] == []
+    assert k.CONTRACT.from_row(none, resolver) == {"channel": None, "contextVariables": {}}
 
 
 def test_values_that_cannot_be_written_name_the_problem() -> None:
@@ -959,6 +1207,14 @@ def test_values_that_cannot_be_written_name_the_problem() -> None:
             {**stream, "fallbackQueue": "nowhere"}, "Workstream/facebook-nl", resolver
         )
     route = k.RULE_SET.from_row(RULE_SETS["RoutingRuleSet/gbm-a-routing"], resolver)
+    # Rules and contracts are written only as real orgs hold them (docs/routing-xml.md).
+    rules = [{"name": "Dutch", "when": {**TIER, "op": "beginsWith"}, "routeTo": "dutch"}]
+    with pytest.raises(rulexml.RuleXmlError, match="operator 'beginsWith' cannot be written"):
+        k.RULE_SET.to_row({**route, "rules": rules}, "RoutingRuleSet/gbm-a-routing", resolver)
+    address = "Workstream/facebook-nl/contract"
+    contract = k.CONTRACT.from_row(CONTRACTS[address], resolver)
+    with pytest.raises(MappingError, match="context variable 'Tier' is of type 'number'"):
+        k.CONTRACT.to_row({**contract, "contextVariables": {"Tier": "number"}}, address, resolver)
     resolver.output_contract = None
     with pytest.raises(MappingError, match="msdyn_demandqueueidentificationoutput"):
         k.RULE_SET.to_row(route, "RoutingRuleSet/gbm-a-routing", resolver)
@@ -989,12 +1245,7 @@ def _export(target: dict[str, dict[str, Row]], folder: Path) -> tuple[Assembled,
     for rows in target.values():
         for address in rows:
             resolver.add(address, rid(address))
-    found = [
-        Found(k.BY_NAME[kind], address, k.BY_NAME[kind].from_row(row, resolver))
-        for kind, rows in target.items()
-        for address, row in rows.items()
-    ]
-    assembled = to_manifests(found)
+    assembled = to_manifests(read(target, resolver))
     (folder / "exported.yaml").write_text(dump(assembled.documents), encoding="utf-8")
     return assembled, validate(Options(paths=[str(folder)]))
 
