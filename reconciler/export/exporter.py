@@ -502,6 +502,12 @@ class _Exporter:
             records, self.snapshot, builder.Options(self.namespace, False, self.today)
         )
         self.blame(plan.problems, sources, failures)
+        for warning in plan.warnings:
+            # A column the target holds in a form manifests cannot say (a contract's XML):
+            # the record would be left as it is, so it is not exported.
+            if warning.code == builder.LEFT_AS_IS and warning.address is not None:
+                reason = f"the manifests cannot hold it as the target does: {warning.message}"
+                failures.setdefault(_unit_of(warning.address), reason)
         for change in plan.changes:
             if change.action is Action.NOOP:
                 continue

@@ -367,6 +367,22 @@ def test_context_variables_are_read_from_their_rows_and_must_match_the_contract(
     )
 
 
+def test_a_contract_whose_xml_cannot_be_read_skips_its_workstream_with_the_reason(tmp_path):
+    rows = target()
+    contract = rows["DecisionContract"]["Workstream/gbm-store-b/contract"]
+    contract["msdyn_contractdefinition"] = "<contract"
+    reasons = skipped(exported(rows, tmp_path))
+    reason = reasons[("Workstream", "GBM Store B")]
+    assert reason.startswith(
+        "the manifests cannot hold it as the target does: Workstream/gbm-store-b/contract: its "
+        "channel in the target cannot be said in a manifest (malformed XML: "
+    )
+    assert reason.endswith(
+        "left as it is, not rewritten from the manifests. Change it in the "
+        "admin center, or delete the record to write it anew"
+    )
+
+
 def test_an_option_the_manifests_do_not_know_skips_the_record(tmp_path):
     rows = target()
     rows["Queue"]["Queue/claims"]["msdyn_assignmentstrategy"] = 192350002  # custom
