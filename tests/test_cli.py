@@ -152,10 +152,12 @@ def test_policy_refusals_with_other_errors_are_exit_1(capsys, tmp_path):
     for source in (PROJECTS / "policy-error").iterdir():
         (project / source.name).write_text(source.read_text())
     (project / "queue.yaml").write_text(
-        "apiVersion: reconciler.omnichannel/v1\nkind: Queue\nmetadata: {name: q}\nspec: {}\n"
+        "apiVersion: reconciler.omnichannel/v1\nkind: Queue\nmetadata: {name: q}\n"
+        "spec: {priority: 0}\n"
     )
-    code, _, _ = run(capsys, "validate", str(project))
+    code, out, _ = run(capsys, "validate", str(project))
     assert code == 1
+    assert "queue.yaml:4:8: error: spec.priority: must be at least 1" in out
 
 
 def test_usage_errors_are_exit_1_without_a_traceback(capsys):
@@ -218,7 +220,7 @@ def test_references_to_an_invalid_document_are_not_called_dangling(capsys, tmp_p
         "spec: {priority: 0}\n---\n"
         "apiVersion: reconciler.omnichannel/v1\nkind: RoutingRuleSet\nmetadata: {name: rs}\n"
         "spec: {workstream: nowhere, type: route-to-queue, rules: "
-        "[{name: r, when: {field: facebook.locale, op: isNull}, routeTo: q}]}\n"
+        "[{name: r, when: {field: facebook.locale, op: isNotNull}, routeTo: q}]}\n"
     )
     code, out, _ = run(capsys, "validate", str(manifest))
     assert code == 1

@@ -22,7 +22,7 @@ from reconciler.manifest.discover import discover
 
 NAMESPACE = "3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10"  # examples/reconciler.yaml
 DB = "local:.reconciler/dev.db"
-RECORDS = 23  # what the examples make, routing records included
+RECORDS = 25  # what the examples make, routing records and context variables included
 # Which example secret each exported secret is: by field path and record address.
 VALUES = {
     ("applicationSecret", "FacebookAccount/contoso-facebook"): SECRETS["FB_APP_SECRET"],
@@ -105,7 +105,7 @@ def gbm_name(folder: Path) -> str:
 def test_the_export_of_the_applied_examples_plans_to_no_change(applied, capsys, monkeypatch):
     code, out, err = export(capsys, "exported")
     assert (code, err) == (0, ""), out + err
-    assert "in 12 requests" in out
+    assert "in 13 requests" in out
     folder = applied / "exported"
     environment_from_readme(folder, monkeypatch, gbm_name(folder))
     code, result = plan(capsys, folder)

@@ -145,8 +145,14 @@ def test_a_routing_change_is_drawn_in_rule_order_with_queues_and_fallback(applie
         "4. Spread the rest",
     ]
     classification, vip, dutch, owls, rest = chain(chart)
-    assert "Dutch locale: set language = Dutch, segment = consumer" in chart.label(classification)
+    assert "Dutch locale: set Language = Dutch, Segment = consumer" in chart.label(classification)
     assert "facebook.customerName equals Jan de Vries" in chart.label(vip)
+    # Conditions are drawn as they are written: `in` is `any` of `equals`.
+    dutch_condition = chart.label(dutch).split("\n")[1]
+    assert dutch_condition.startswith(
+        "context.Language equals Dutch or facebook.timezone equals Europe/Amsterdam or "
+    )
+    assert chart.label(rest) == "4. Spread the rest\nalways"  # a rule without `when`
 
     def queues(node: str, edge: str) -> list[str]:
         return [chart.label(q) for q in chart.out(node, edge)]
@@ -281,18 +287,20 @@ def test_conditions_read_as_words():
             {"field": "facebook.locale", "op": "in", "value": ["nl_NL", "nl_BE"]},
             {
                 "any": [
-                    {"field": "a", "op": "isNull"},
+                    {"field": "a", "op": "isNotNull"},
                     {"not": {"field": "b", "op": "equals", "value": 1}},
                 ]
             },
         ]
     }
-    assert condition(when) == "facebook.locale in [nl_NL, nl_BE] and (a isNull or not b equals 1)"
+    assert (
+        condition(when) == "facebook.locale in [nl_NL, nl_BE] and (a isNotNull or not b equals 1)"
+    )
     assert condition("odd") == "odd"
 
 
 def test_a_long_classification_set_is_summed_up_and_marked_changed():
-    rules = tuple({"name": f"r{i}", "when": {}, "set": {"segment": i}} for i in range(11))
+    rules = tuple({"name": f"r{i}", "set": {"Segment": i}} for i in range(11))
     routing = Routing("ws", None, "q", (RuleSet("cls", "classification", 1, rules),))
     chart = parse_flowchart(
         "\n".join(mermaid(routing, Marks(changed_rules={"cls": frozenset({4})})))
@@ -300,7 +308,7 @@ def test_a_long_classification_set_is_summed_up_and_marked_changed():
     (node,) = chain(chart)[:1]
     lines = chart.label(node).split("\n")
     assert lines[0] == "1. classification: cls"
-    assert lines[1:3] == ["1. r0: set segment = 0", "2. r1: set segment = 1"]
+    assert lines[1:3] == ["1. r0: set Segment = 0", "2. r1: set Segment = 1"]
     assert lines[-1] == "… and 3 more rules"
     assert chart.classes == {"changed": {node}}
     assert [chart.label(q) for q in chart.out(node, "no match: fallback queue")] == ["q"]
