@@ -103,7 +103,7 @@ def mermaid(routing: Routing, marks: Marks) -> list[str]:
     title = f"Workstream {routing.workstream}"
     if routing.display_name and routing.display_name != routing.workstream:
         title += f" ({routing.display_name})"
-    previous = chart.node("ws", _STADIUM, label(title))
+    previous: str | None = chart.node("ws", _STADIUM, label(title))
     step = 0
     for rule_set in routing.rule_sets:
         step += 1
@@ -113,7 +113,8 @@ def mermaid(routing: Routing, marks: Marks) -> list[str]:
                 chart.classes["new"].append(node_id)
             elif marks.changed_rules.get(rule_set.name):
                 chart.classes["changed"].append(node_id)
-            chart.edge(previous, node_id, "next")
+            if previous is not None:
+                chart.edge(previous, node_id, "next")
             previous = node_id
             continue
         for index, rule in enumerate(rule_set.rules):
@@ -125,7 +126,8 @@ def mermaid(routing: Routing, marks: Marks) -> list[str]:
                 label(text) + "<br/>" + label(condition(rule.get("when"))),
             )
             _mark(chart, node_id, rule_set, index, marks)
-            chart.edge(previous, node_id, "next" if index == 0 else "no match")
+            if previous is not None:  # after a rule that always matches, none is reached
+                chart.edge(previous, node_id, "next" if index == 0 else "no match")
             route = rule.get("routeTo")
             if isinstance(route, list):
                 for split in route:
@@ -133,8 +135,9 @@ def mermaid(routing: Routing, marks: Marks) -> list[str]:
                     chart.edge(node_id, target, f"match: {split.get('percent')}%")
             elif route is not None:
                 chart.edge(node_id, chart.queue(str(route)), "match")
-            previous = node_id
-    if routing.fallback_queue is not None:
+            reached = previous is not None
+            previous = node_id if reached and rule.get("when") is not None else None
+    if routing.fallback_queue is not None and previous is not None:
         fallback = chart.queue(routing.fallback_queue)
         words = "no match: fallback queue" if previous != "ws" else "fallback queue"
         chart.edge(previous, fallback, words, highlight=marks.fallback_changed)

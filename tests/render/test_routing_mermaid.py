@@ -152,7 +152,7 @@ def test_a_routing_change_is_drawn_in_rule_order_with_queues_and_fallback(applie
     assert dutch_condition.startswith(
         "context.Language equals Dutch or facebook.timezone equals Europe/Amsterdam or "
     )
-    assert chart.label(rest) == "4. Spread the rest\nalways"  # a rule without `when`
+    assert chart.label(rest) == "4. Spread the rest\nfacebook.userPageScopedId isNotNull"
 
     def queues(node: str, edge: str) -> list[str]:
         return [chart.label(q) for q in chart.out(node, edge)]
@@ -312,3 +312,29 @@ def test_a_long_classification_set_is_summed_up_and_marked_changed():
     assert lines[-1] == "… and 3 more rules"
     assert chart.classes == {"changed": {node}}
     assert [chart.label(q) for q in chart.out(node, "no match: fallback queue")] == ["q"]
+
+
+def test_a_rule_that_always_matches_ends_the_chain():
+    rules = (
+        {
+            "name": "vip",
+            "when": {"field": "context.Segment", "op": "equals", "value": "gold"},
+            "routeTo": "vip",
+        },
+        {"name": "everyone", "routeTo": "general"},
+        {
+            "name": "never reached",
+            "when": {"field": "conversation.x", "op": "isNotNull"},
+            "routeTo": "other",
+        },
+    )
+    routing = Routing("ws", None, "fallback", (RuleSet("rtq", "route-to-queue", 1, rules),))
+    chart = parse_flowchart("\n".join(mermaid(routing, Marks())))
+    assert [chart.label(n).split("\n") for n in chain(chart)] == [
+        ["1. vip", "context.Segment equals gold"],
+        ["2. everyone", "always"],
+    ]
+    everyone = chain(chart)[-1]
+    assert [chart.label(q) for q in chart.out(everyone)] == ["general"]
+    # Nothing leaves a rule that always matches: no later rule, no fallback queue.
+    assert "fallback" not in {chart.label(n) for n in chart.nodes}
