@@ -16,7 +16,9 @@
     │   │                           0x80060892, whatever the status)
     │   ├── Throttled               429 (retryable; .retry_after from the Retry-After header)
     │   ├── ServerError             5xx; retryable for 502, 503 and 504
-    │   └── BadRequest              any other 4xx (validation errors)
+    │   └── BadRequest              any other 4xx: validation errors (400, code 0x0 for an
+    │                               unknown property), a delete a restrict relationship
+    │                               refuses (405, 0x80040227)
     └── ProtocolError               the answer is not what the Web API sends: an HTML page,
                                     truncated JSON, a missing OData-EntityId, malformed multipart
                                     (retryable when a read's JSON was cut short; on a write the

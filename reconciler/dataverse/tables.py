@@ -1,8 +1,40 @@
 """The Dataverse tables the reconciler manages: what ``$metadata`` tells about each table.
 
-Source: ``docs/domain.md`` §2-§3 (Microsoft Learn entity reference and a real exported
-solution). Choices no public source settled are marked UNCONFIRMED here, in one place.
-Column lengths shared with manifest validation come from ``reconciler.models.limits``.
+Every fact here cites its public source by key. The keys (Microsoft Learn pages in
+``MicrosoftDocs/dynamics-365-customer-engagement``, at the commit read; ``docs/fidelity.md`` has
+the verdicts):
+
+    DEV-WS    ce/developer/reference/entities/msdyn_liveworkstream.md
+              @13744220ba5ade462ccea77e5b535772f5ce7468
+    DEV-RC    ce/developer/reference/entities/msdyn_routingconfiguration.md
+              @c55de32e78271ab8ce82a563c4290ae2c9312540
+    DEV-STEP  ce/developer/reference/entities/msdyn_routingconfigurationstep.md
+              @4cb042ff705814123a437f5c71b7d3cbf0664b92
+    DEV-RS    ce/developer/reference/entities/msdyn_decisionruleset.md
+              @029760a1cac0ed6b102341889b0f7464e1b51ec0
+    ENT-RS    ce/customer-service/develop/reference/entities/msdyn_decisionruleset.md
+              @e15c846ebdeaa631104db2d3abb9b07700f89dee
+    DEV-DC    ce/developer/reference/entities/msdyn_decisioncontract.md
+              @d6fd2a007a61e224bdb330269aa1bc9c505dcf35
+    DEV-Q     ce/developer/reference/entities/queue.md
+              @c55de32e78271ab8ce82a563c4290ae2c9312540
+    DEV-CV    ce/developer/reference/entities/msdyn_ocliveworkstreamcontextvariable.md
+              @69d734cd59edd7e8ee6f408b828cdfe1db2bfe61 (the same @f7ae5d03…; the old-format
+              page under ce/customer-service/develop/reference/entities/ @01969140… agrees)
+    ENT-FBP   ce/customer-service/develop/reference/entities/msdyn_ocfbpage.md
+              @a5f498d2eabc660453e90a5095a7ba155828af33 (generated format, with relationships)
+    ENT-GBMA  ce/customer-service/develop/reference/entities/
+              msdyn_ocgooglebusinessmessagesagentaccount.md
+              @b9738223cc21f3f3f2cbf06f7eacd5b1dd2dd96b
+    ALM       microsoft/Dynamics365-Apps-Samples @a585d08a1db601ceda0c4547453c82a5705777ac
+              customer-service/omnichannel/alm-template-pipeline/solutions/boilerplate
+              (an exported solution: real org data)
+
+A lookup's ``on_delete`` is the ``Delete`` entry of its relationship's ``CascadeConfiguration``
+in the referencing table's page; its navigation property is the relationship's
+``ReferencingEntityNavigationPropertyName``. Choices no public source settled are marked
+UNCONFIRMED here, in one place. Column lengths shared with manifest validation come from
+``reconciler.models.limits``.
 """
 
 from __future__ import annotations
@@ -120,9 +152,9 @@ def _c(name: str, *values: int, **kw: object) -> Column:
     return Column(name, Type.CHOICE, options=frozenset(values), **kw)  # type: ignore[arg-type]
 
 
-def _l(name: str, target: str, on_delete: OnDelete = OnDelete.REMOVE_LINK) -> Column:
-    # UNCONFIRMED: navigation property names equal the lookup column names, as they do for
-    # the routing tables in Microsoft's entity reference.
+def _l(name: str, target: str, on_delete: OnDelete) -> Column:
+    """A lookup: its navigation property has the column's name (the
+    ``ReferencingEntityNavigationPropertyName`` of every relationship below, in its source)."""
     return Column(name, Type.LOOKUP, target=target, navigation=name, on_delete=on_delete)
 
 
@@ -134,20 +166,34 @@ def _table(
     return Table(logical, entity_set, primary_key, primary_name, cols)
 
 
-# Option values (docs/domain.md §2).
-QUEUE_TYPES = (192350000, 192350001, 192350002)  # messaging, record, voice
-ASSIGNMENT = (192350000, 192350001, 192350002, 192350003)
+# Option values (docs/domain.md §2, sources as marked).
+# DEV-Q lists 192350000 Messaging and 192350001 Entity. UNCONFIRMED: 192350002 (voice) is in no
+# source read; kept because manifests can ask for a voice queue.
+QUEUE_TYPES = (192350000, 192350001, 192350002)
+# DEV-Q: Omnichannel Assignment, Round Robin, Custom Assignment Configuration, Longest Idle,
+# No Assignment.
+ASSIGNMENT = (192350000, 192350001, 192350002, 192350003, 192350005)
+# DEV-WS lists 192350000 Entity Records only (channels add their own options). UNCONFIRMED: the
+# channel values (Facebook 192330000, GBM 192450001, …) come from no table reference.
 STREAM_SOURCES = (192330000, 192450001, 192360000, 192300000, 19241000, 192350000, 192350002)
-DISTRIBUTION = (192350000, 192350001)  # push, pick
-CAPACITY_FORMAT = (192350000, 192360000)
-PRESENCES = (192360000, 192360001, 192360002, 192360003, 192360004)
+DISTRIBUTION = (192350000, 192350001)  # DEV-WS: Push, Pick
+CAPACITY_FORMAT = (192350000, 192360000)  # DEV-WS: Unit based, Profile based
+PRESENCES = (192360000, 192360001, 192360002, 192360003, 192360004)  # DEV-WS msdyn_allowedpresences
+DIRECTION = (0, 1, 2, 3, 4)  # DEV-WS: Inbound, Outbound, Direct Inbound/Outbound, ProactiveOutbound
+# UNCONFIRMED: msdyn_conversationmode is not on DEV-WS; ALM's chat workstream holds 192350000.
 CONVERSATION_MODE = (192350000, 192350001)
-WORKSTREAM_MODE = (717210000, 717210001)  # UNCONFIRMED: 717210000 advanced, 717210001 simplified
-SURVEY_MODE = (192350000, 192350001)
-STEP_TYPES = (192350000, 192350001, 192350002)  # classification, (assignment), route to queue
-RULESET_TYPES = (192350000, 192350001)  # UNCONFIRMED values
-AUTHORING_MODES = (192350000, 192350001)  # UNCONFIRMED values
-XML_LENGTH = 1_048_576  # UNCONFIRMED: memo columns holding rule and contract XML
+WORKSTREAM_MODE = (717210000, 717210001)  # DEV-WS msdyn_mode: Legacy (the default), Simplified
+SURVEY_MODE = (192350000, 192350001)  # ENT-FBP: insert survey in conversation, send survey link
+# DEV-STEP msdyn_type: Enrichment, Skill identification, Queue identification, Agent Group
+# identification. ALM: classification steps are 192350000, route-to-queue steps 192350002.
+STEP_TYPES = (192350000, 192350001, 192350002, 192350003)
+# DEV-RS msdyn_rulesettype: Declarative, ML model based, Dataverse Components, Intelligent
+# Conversation Distribution. ALM: both of a workstream's rule sets are 192350000.
+RULESET_TYPES = (192350000, 192350001, 192350002, 192350003)
+AUTHORING_MODES = (192350000,)  # DEV-RS msdyn_authoringmode: the one option, Decision list
+XML_LENGTH = 1_048_576  # DEV-RS msdyn_rulesetdefinition, DEV-DC msdyn_contractdefinition (Memo)
+# DEV-CV msdyn_datatype: Text, Number, Entity Reference. No source shows a boolean option.
+CONTEXT_VARIABLE_TYPES = (192350000, 192350001, 192350100)
 
 LANGUAGE = "msdyn_oclanguage"
 QUEUE = "queue"
@@ -156,6 +202,7 @@ RULESET = "msdyn_decisionruleset"
 WORKSTREAM = "msdyn_liveworkstream"
 ROUTING_CONFIGURATION = "msdyn_routingconfiguration"
 ROUTING_STEP = "msdyn_routingconfigurationstep"
+CONTEXT_VARIABLE = "msdyn_ocliveworkstreamcontextvariable"
 FB_APPLICATION = "msdyn_ocfbapplication"
 FB_PAGE = "msdyn_ocfbpage"
 GBM_PARTNER = "msdyn_ocgooglebusinessmessagespartneraccount"
@@ -163,14 +210,16 @@ GBM_AGENT = "msdyn_ocgooglebusinessmessagesagentaccount"
 
 
 def _survey() -> tuple[Column, ...]:
+    """ENT-FBP's survey columns (UNCONFIRMED for GBM agents: the same columns are assumed)."""
     return (
         _b("msdyn_postconversationsurveyenable"),
         _c("msdyn_postconversationsurveymode", *SURVEY_MODE),
-        _s("msdyn_postconversationsurveymessagetext", 200),
+        _s("msdyn_postconversationsurveymessagetext", 200),  # ENT-FBP: MaxLength 200
     )
 
 
 _TABLES = (
+    # UNCONFIRMED: the language table's column lengths come from no table reference.
     _table(
         LANGUAGE,
         "msdyn_oclanguages",
@@ -187,12 +236,12 @@ _TABLES = (
         "name",
         _s("name", limits.QUEUE_NAME),
         _memo("description", limits.QUEUE_DESCRIPTION),
-        _b("msdyn_isomnichannelqueue"),
+        _b("msdyn_isomnichannelqueue"),  # DEV-Q: default False
         _c("msdyn_queuetype", *QUEUE_TYPES, create_only=True),
         _c("queueviewtype", 0, 1, default=0),
-        _i("msdyn_priority", 0),
+        _i("msdyn_priority", 1),  # DEV-Q: MinValue 1
         _c("msdyn_assignmentstrategy", *ASSIGNMENT),
-        _i("msdyn_maxqueuesize", 0),
+        _i("msdyn_maxqueuesize", 0),  # DEV-Q: MinValue 0
         Column("msdyn_isdefaultqueue", Type.BOOL, output=True, default=False),
     ),
     _table(
@@ -200,8 +249,8 @@ _TABLES = (
         "msdyn_decisioncontracts",
         "msdyn_decisioncontractid",
         "msdyn_name",
-        _s("msdyn_name"),
-        _s("msdyn_uniquename"),
+        _s("msdyn_name", 200),  # DEV-DC: MaxLength 200
+        _s("msdyn_uniquename", 256),  # DEV-DC: MaxLength 256
         _memo("msdyn_contractdefinition", XML_LENGTH),
     ),
     _table(
@@ -209,34 +258,38 @@ _TABLES = (
         "msdyn_decisionrulesets",
         "msdyn_decisionrulesetid",
         "msdyn_name",
-        _s("msdyn_name", limits.RULE_SET_NAME),
-        _s("msdyn_uniquename"),
-        _memo("msdyn_description", 2000),
+        _s("msdyn_name", limits.RULE_SET_NAME),  # DEV-RS: MaxLength 200
+        _s("msdyn_uniquename", 256),  # DEV-RS, ENT-RS: MaxLength 256
+        _s("msdyn_description", 500),  # DEV-RS: String, MaxLength 500
         _memo("msdyn_rulesetdefinition", XML_LENGTH),
         _c("msdyn_rulesettype", *RULESET_TYPES),
         _c("msdyn_authoringmode", *AUTHORING_MODES),
-        _b("msdyn_isinputcollection"),
-        _l("msdyn_inputcontractid", CONTRACT, OnDelete.RESTRICT),
-        _l("msdyn_outputcontractid", CONTRACT, OnDelete.RESTRICT),
+        _b("msdyn_isinputcollection"),  # DEV-RS: default False
+        # DEV-RS: both contract relationships are Delete: RemoveLink.
+        _l("msdyn_inputcontractid", CONTRACT, OnDelete.REMOVE_LINK),
+        _l("msdyn_outputcontractid", CONTRACT, OnDelete.REMOVE_LINK),
     ),
     _table(
         WORKSTREAM,
         "msdyn_liveworkstreams",
         "msdyn_liveworkstreamid",
         "msdyn_name",
-        _s("msdyn_name", limits.WORKSTREAM_NAME),
+        _s("msdyn_name", limits.WORKSTREAM_NAME),  # DEV-WS: MaxLength 100
         _c("msdyn_streamsource", *STREAM_SOURCES, create_only=True),
         _c("msdyn_workdistributionmode", *DISTRIBUTION, create_only=True),
         _c("msdyn_capacityformat", *CAPACITY_FORMAT),
-        _i("msdyn_capacityrequired", 0),
-        _i("msdyn_maxconcurrentconnection", 1),
-        _i("msdyn_autocloseafterinactivity", 1),  # UNCONFIRMED: minutes, at least one
+        _i("msdyn_capacityrequired", 0),  # DEV-WS: MinValue 0
+        _i("msdyn_maxconcurrentconnection", 1),  # DEV-WS: MinValue 1
+        # DEV-WS: MinValue 0. UNCONFIRMED: its unit (no source says; minutes fit ALM's 2880).
+        _i("msdyn_autocloseafterinactivity", 0),
         Column("msdyn_allowedpresences", Type.CHOICES, options=frozenset(PRESENCES)),
-        _l("msdyn_defaultqueue", QUEUE, OnDelete.RESTRICT),
-        _l("msdyn_routingcontractid", CONTRACT, OnDelete.RESTRICT),
-        _b("msdyn_enableautomatedmessages", default=True),
-        _b("msdyn_enableagentaffinity"),
-        _c("msdyn_direction", 0, 1, default=0),
+        # DEV-WS: msdyn_liveworkstream_defaultqueue_Queue and msdyn_liveworkstream_
+        # decisioncontractid are Delete: RemoveLink.
+        _l("msdyn_defaultqueue", QUEUE, OnDelete.REMOVE_LINK),
+        _l("msdyn_routingcontractid", CONTRACT, OnDelete.REMOVE_LINK),
+        _b("msdyn_enableautomatedmessages", default=True),  # DEV-WS: default True
+        _b("msdyn_enableagentaffinity"),  # DEV-WS: default False
+        _c("msdyn_direction", *DIRECTION, default=0),
         _c("msdyn_mode", *WORKSTREAM_MODE),
         _c("msdyn_conversationmode", *CONVERSATION_MODE),
     ),
@@ -245,9 +298,11 @@ _TABLES = (
         "msdyn_routingconfigurations",
         "msdyn_routingconfigurationid",
         "msdyn_name",
-        _s("msdyn_name"),
-        _s("msdyn_uniquename"),
-        _l("msdyn_liveworkstreamid", WORKSTREAM, OnDelete.CASCADE),
+        _s("msdyn_name"),  # DEV-RC: MaxLength 100
+        _s("msdyn_uniquename", 128),  # DEV-RC: MaxLength 128
+        # DEV-RC: msdyn_liveworkstream_msdyn_routingconfiguration_liveworkstreamid is Delete:
+        # RemoveLink (a deleted workstream leaves its routing configuration behind).
+        _l("msdyn_liveworkstreamid", WORKSTREAM, OnDelete.REMOVE_LINK),
         _b("msdyn_isactiveconfiguration"),
     ),
     _table(
@@ -255,13 +310,34 @@ _TABLES = (
         "msdyn_routingconfigurationsteps",
         "msdyn_routingconfigurationstepid",
         "msdyn_name",
-        _s("msdyn_name"),
-        _s("msdyn_uniquename"),
-        _l("msdyn_routingconfigurationid", ROUTING_CONFIGURATION, OnDelete.CASCADE),
-        _l("msdyn_rulesetid", RULESET, OnDelete.RESTRICT),
-        _i("msdyn_steporder", 0),
+        _s("msdyn_name"),  # DEV-STEP: MaxLength 100
+        _s("msdyn_uniquename", 128),  # DEV-STEP: MaxLength 128
+        # DEV-STEP: both relationships are Delete: RemoveLink.
+        _l("msdyn_routingconfigurationid", ROUTING_CONFIGURATION, OnDelete.REMOVE_LINK),
+        _l("msdyn_rulesetid", RULESET, OnDelete.REMOVE_LINK),
+        _i("msdyn_steporder"),  # DEV-STEP: Integer, any value
         _c("msdyn_type", *STEP_TYPES),
     ),
+    _table(
+        CONTEXT_VARIABLE,
+        "msdyn_ocliveworkstreamcontextvariables",  # DEV-CV: EntitySetName
+        "msdyn_ocliveworkstreamcontextvariableid",  # DEV-CV: PrimaryIdAttribute
+        "msdyn_name",  # DEV-CV: PrimaryNameAttribute
+        _s("msdyn_name"),  # DEV-CV: MaxLength 100
+        _s("msdyn_displayname"),  # DEV-CV: MaxLength 100
+        _c("msdyn_datatype", *CONTEXT_VARIABLE_TYPES),
+        _s("msdyn_entitylogicalname"),  # DEV-CV: MaxLength 100 (entity-reference variables)
+        _s("msdyn_relationshipname"),  # DEV-CV: MaxLength 100 (entity-reference variables)
+        # DEV-CV: four flags described "(Currently Unused)", with these defaults.
+        _b("msdyn_isdisplayable", default=True),
+        _b("msdyn_islist"),
+        _b("msdyn_ismodifiable", default=True),
+        _b("msdyn_issystemdefined"),
+        # DEV-CV: msdyn_msdyn_liveworkstream_msdyn_ocliveworkstreamcontextvariable_
+        # liveworkstreamid is Delete: RemoveLink.
+        _l("msdyn_liveworkstreamid", WORKSTREAM, OnDelete.REMOVE_LINK),
+    ),
+    # UNCONFIRMED: the Facebook application's column lengths come from no table reference read.
     _table(
         FB_APPLICATION,
         "msdyn_ocfbapplications",
@@ -277,18 +353,23 @@ _TABLES = (
         FB_PAGE,
         "msdyn_ocfbpages",
         "msdyn_ocfbpageid",
-        "msdyn_fbpagename",
-        _s("msdyn_fbpagename", limits.FB_PAGE_NAME),
-        _s("msdyn_fbpageid", limits.FB_PAGE_ID),
-        _s("msdyn_fbpageaccesstoken", 500, secret=True),
+        "msdyn_fbpagename",  # ENT-FBP: PrimaryNameAttribute
+        _s("msdyn_fbpagename", limits.FB_PAGE_NAME),  # ENT-FBP: MaxLength 100
+        _s("msdyn_fbpageid", limits.FB_PAGE_ID),  # ENT-FBP: MaxLength 100
+        _s("msdyn_fbpageaccesstoken", 500, secret=True),  # ENT-FBP: MaxLength 500
+        # ENT-FBP: msdyn_msdyn_ocfbapplication_msdyn_ocfbpage is Delete: Cascade (the pages go
+        # with their app); msdyn_msdyn_liveworkstream_msdyn_ocfbpage is Delete: Restrict (a
+        # workstream a page points at cannot be deleted); msdyn_msdyn_oclanguage_msdyn_ocfbpage_
+        # facebookpagelanguage is Delete: RemoveLink.
         _l("msdyn_ocfbapplicationid", FB_APPLICATION, OnDelete.CASCADE),
-        _l("msdyn_liveworkstreamid", WORKSTREAM),
-        _l("msdyn_ocwidgetlanguage", LANGUAGE, OnDelete.RESTRICT),
-        _b("msdyn_enablefileattachmentsforcustomers"),
-        _b("msdyn_enablefileattachmentsforagents"),
-        _b("msdyn_enablehumanagenttag"),
+        _l("msdyn_liveworkstreamid", WORKSTREAM, OnDelete.RESTRICT),
+        _l("msdyn_ocwidgetlanguage", LANGUAGE, OnDelete.REMOVE_LINK),
+        _b("msdyn_enablefileattachmentsforcustomers"),  # ENT-FBP: default False
+        _b("msdyn_enablefileattachmentsforagents"),  # ENT-FBP: default False
+        _b("msdyn_enablehumanagenttag"),  # ENT-FBP: default False
         *_survey(),
     ),
+    # UNCONFIRMED: the partner account's column lengths come from no table reference read.
     _table(
         GBM_PARTNER,
         "msdyn_ocgooglebusinessmessagespartneraccounts",
@@ -311,9 +392,11 @@ _TABLES = (
         _s("msdyn_agentid", limits.GBM_AGENT_FIELD),
         _s("msdyn_brandid", limits.GBM_AGENT_FIELD),
         _s("msdyn_agentaccountclienttoken", 500, secret=True),
-        _l("msdyn_ocgbmpartneraccount", GBM_PARTNER, OnDelete.CASCADE),
-        _l("msdyn_liveworkstreamid", WORKSTREAM),
-        _l("msdyn_ocwidgetlanguage", LANGUAGE, OnDelete.RESTRICT),
+        # ENT-GBMA: the partner account, workstream and language relationships are all
+        # Delete: RemoveLink (an agent survives its account, unlinked).
+        _l("msdyn_ocgbmpartneraccount", GBM_PARTNER, OnDelete.REMOVE_LINK),
+        _l("msdyn_liveworkstreamid", WORKSTREAM, OnDelete.REMOVE_LINK),
+        _l("msdyn_ocwidgetlanguage", LANGUAGE, OnDelete.REMOVE_LINK),
         _b("msdyn_enableagentoverride"),
         _b("msdyn_enablefileattachmentsforagents"),
         _b("msdyn_enablefileattachmentsforcustomers"),

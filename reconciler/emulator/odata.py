@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.dataverse.tables import Column, Type
-from reconciler.emulator.faults import QUERY_ERROR, EmulatorError, bad_request
+from reconciler.emulator.faults import QUERY_ERROR, EmulatorError, bad_request, unknown_property
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -166,10 +166,7 @@ class _Parser:
             )
         column = self.resolve(token.text)
         if column is None:
-            raise query_error(
-                f"Could not find a property named '{token.text}' on type "
-                f"'Microsoft.Dynamics.CRM.{self.type_name}'."
-            )
+            raise unknown_property(self.type_name, token.text)
         return column
 
     def _function(self) -> Sql:
@@ -258,10 +255,7 @@ def compile_orderby(text: str, resolve: Resolver, type_name: str) -> list[tuple[
             raise query_error(f"The $orderby expression '{text}' is not valid.")
         column = resolve(words[0])
         if column is None:
-            raise query_error(
-                f"Could not find a property named '{words[0]}' on type "
-                f"'Microsoft.Dynamics.CRM.{type_name}'."
-            )
+            raise unknown_property(type_name, words[0])
         order.append((column, len(words) == 2 and words[1] == "desc"))
     return order
 
@@ -271,10 +265,7 @@ def parse_select(text: str, resolve: Resolver, type_name: str) -> list[Column]:
     for name in (n.strip() for n in text.split(",")):
         column = resolve(name)
         if column is None:
-            raise query_error(
-                f"Could not find a property named '{name}' on type "
-                f"'Microsoft.Dynamics.CRM.{type_name}'."
-            )
+            raise unknown_property(type_name, name)
         if column not in columns:
             columns.append(column)
     return columns

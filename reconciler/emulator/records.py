@@ -26,6 +26,7 @@ from reconciler.emulator.faults import (
     PAYLOAD_ERROR,
     EmulatorError,
     bad_request,
+    invalid_property,
 )
 from reconciler.emulator.odata import INT32_MAX, INT32_MIN
 
@@ -53,18 +54,6 @@ class Write:
 
 def _payload(message: str) -> EmulatorError:
     return bad_request(PAYLOAD_ERROR, message)
-
-
-def _unknown(table: Table, name: str) -> EmulatorError:
-    hint = ""
-    column = table.columns.get(name) or table.by_read_name(name)
-    if column is not None and column.type is Type.LOOKUP:
-        hint = f" Set the lookup with '{column.navigation}@odata.bind'."
-    return _payload(
-        f"The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM."
-        f"{table.logical_name}'. Make sure to only use property names that are defined by "
-        f"the type.{hint}"
-    )
 
 
 def _check_value(table: Table, column: Column, value: Any) -> Any:
@@ -167,7 +156,7 @@ def check_write(
             continue
         found = table.columns.get(key)
         if found is None or found.type is Type.LOOKUP:
-            raise _unknown(table, key)
+            raise invalid_property(table.logical_name, key)
         column = found
         if key == table.primary_key:
             given = normalise_guid(value) if isinstance(value, str) else None

@@ -32,11 +32,12 @@ from reconciler.emulator.faults import (
     INVALID_ARGUMENT,
     PAYLOAD_ERROR,
     QUERY_ERROR,
-    RESTRICTED_DELETE,
     VERSION_MISMATCH,
     EmulatorError,
     bad_request,
     not_found,
+    resource_not_found,
+    restricted_delete,
 )
 from reconciler.emulator.odata import (
     PageCursor,
@@ -104,15 +105,13 @@ class Service:
     def handle(self, request: Request) -> Response:
         match = _SEGMENT.match(unquote(request.path))
         if match is None:
-            raise EmulatorError(
-                404, QUERY_ERROR, f"Resource not found for the segment '{request.path}'."
-            )
+            raise resource_not_found(request.path)
         name, key = match["name"], match["key"]
         if name == "WhoAmI" and request.method == "GET" and key in (None, ""):
             return self.who_am_i(request)
         table = BY_ENTITY_SET.get(name)
         if table is None:
-            raise EmulatorError(404, QUERY_ERROR, f"Resource not found for the segment '{name}'.")
+            raise resource_not_found(name)
         if key is None:
             if request.method == "GET":
                 return self.list(table, request)
@@ -190,8 +189,11 @@ class Service:
             if "$orderby" in options
             else []
         )
-        top = _top(options.get("$top"))
-        page_size = _page_size(request.headers.get("prefer", ""))
+        prefer = request.headers.get("prefer", "")
+        # PAGE (powerapps-docs/developer/data-platform/webapi/query/page-results.md @1943c1cd…):
+        # "If you include both, $top is ignored."
+        top = None if _MAX_PAGE.search(prefer) else _top(options.get("$top"))
+        page_size = _page_size(prefer)
         cursor = (
             PageCursor.decode(options["$skiptoken"]) if "$skiptoken" in options else PageCursor()
         )
@@ -215,7 +217,7 @@ class Service:
             body["@odata.count"] = min(MAX_PAGE_SIZE, matching)
         body["value"] = [shape(table, row, select) for row in rows]
         headers = {}
-        if _MAX_PAGE.search(request.headers.get("prefer", "")):
+        if _MAX_PAGE.search(prefer):
             headers["Preference-Applied"] = f"odata.maxpagesize={page_size}"
         if more:
             following = (
@@ -283,17 +285,16 @@ class Service:
         return Response(204)
 
     def _delete(self, table: Table, record_id: str) -> None:
+        """Delete a row as its relationships say (``tables``: each lookup's documented delete
+        rule): refused while a row points at it through a Restrict relationship, rows under a
+        Cascade relationship deleted with it, Remove Link lookups cleared. One transaction: a
+        refusal anywhere in the cascade leaves everything as it was."""
         for other, column in REFERENCED_BY[table.logical_name]:
             children = self.store.referencing(other, column, record_id)
             if not children:
                 continue
             if column.on_delete is OnDelete.RESTRICT:
-                raise bad_request(
-                    RESTRICTED_DELETE,
-                    f"The {table.logical_name} record cannot be deleted because it is "
-                    f"referenced by {len(children)} {other.logical_name} record(s) "
-                    f"through '{column.name}'.",
-                )
+                raise restricted_delete()
             for child in children:
                 if column.on_delete is OnDelete.CASCADE:
                     self._delete(other, child)

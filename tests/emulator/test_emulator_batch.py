@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.emulator.faults import NOT_FOUND, PAYLOAD_ERROR
+from reconciler.emulator.faults import NOT_FOUND, PAYLOAD_ERROR, VALIDATION
 
 CRLF = "\r\n"
 BASE = "http://org.local/api/data/v9.2/"
@@ -206,7 +206,7 @@ def test_a_failing_change_set_rolls_back_and_answers_the_failure(org):
     assert isinstance(failure, Answer)
     assert failure.status == 400
     assert failure.content_id == "3"
-    assert failure.body["error"]["code"] == PAYLOAD_ERROR
+    assert failure.body["error"]["code"] == VALIDATION  # an unknown property
     assert org.missing("queues", first)
     assert org.missing("queues", second)
 

@@ -12,7 +12,13 @@ import pytest
 
 from reconciler.dataverse.tables import BY_ENTITY_SET, TABLES
 from reconciler.emulator import EmulatorConfig, create_app
-from reconciler.emulator.faults import INVALID_ARGUMENT, NOT_FOUND, QUERY_ERROR
+from reconciler.emulator.faults import (
+    INVALID_ARGUMENT,
+    NOT_FOUND,
+    QUERY_ERROR,
+    RESOURCE_NOT_FOUND,
+    VALIDATION,
+)
 from reconciler.emulator.store import StoreError
 
 MESSAGING, RECORD, VOICE = 192350000, 192350001, 192350002
@@ -212,7 +218,12 @@ def test_rows_without_select_carry_every_column_and_lookups_as_underscore_value(
 def test_select_of_an_unknown_property_is_refused(org, select):
     response = org.get("queues", params={"$select": select})
 
-    assert org.error_of(response) == (400, QUERY_ERROR)
+    # Microsoft's Web API troubleshooting page: 400, code 0x0, this message.
+    assert org.error_of(response) == (400, VALIDATION)
+    name = select.split(",")[-1]
+    assert response.json()["error"]["message"] == (
+        f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.queue'."
+    )
 
 
 def test_select_on_a_single_record(org):
@@ -233,7 +244,7 @@ def test_single_record_refuses_unknown_properties_and_other_options(org):
 
     assert org.error_of(org.get(f"queues({queue})", params={"$select": "x"})) == (
         400,
-        QUERY_ERROR,
+        VALIDATION,
     )
     assert org.error_of(org.get(f"queues({queue})", params={"$filter": "name eq 'a'"})) == (
         400,
@@ -387,7 +398,9 @@ def test_filter_on_a_lookup_value(org):
 def test_bad_filter_is_refused(org, filter_):
     response = org.get("queues", params={"$filter": filter_})
 
-    assert org.error_of(response) == (400, QUERY_ERROR)
+    unknown = ("nosuch", "Name", "eq")  # names the type lacks: 0x0, like $select
+    code = VALIDATION if filter_.split(" ")[0] in unknown else QUERY_ERROR
+    assert org.error_of(response) == (400, code)
 
 
 # -- $top, $orderby, $count, refused options ------------------------------------------------
@@ -434,9 +447,18 @@ def test_orderby(org, queues, orderby, expected):
     assert [r["name"] for r in rows] == expected
 
 
-@pytest.mark.parametrize("orderby", ["nosuch", "name sideways", "name asc desc", "name,", ""])
-def test_bad_orderby_is_refused(org, orderby):
-    assert org.error_of(org.get("queues", params={"$orderby": orderby})) == (400, QUERY_ERROR)
+@pytest.mark.parametrize(
+    ("orderby", "code"),
+    [
+        ("nosuch", VALIDATION),
+        ("name sideways", QUERY_ERROR),
+        ("name asc desc", QUERY_ERROR),
+        ("name,", QUERY_ERROR),
+        ("", QUERY_ERROR),
+    ],
+)
+def test_bad_orderby_is_refused(org, orderby, code):
+    assert org.error_of(org.get("queues", params={"$orderby": orderby})) == (400, code)
 
 
 def test_skip_is_refused(org, queues):
@@ -506,7 +528,12 @@ def test_service_document_lists_the_entity_sets(org):
     ["nosuchthings", "nosuchthings(00000000-0000-0000-0000-000000000001)", "Queues", "queues/x"],
 )
 def test_unknown_entity_set_is_404(org, url):
-    assert org.error_of(org.get(url)) == (404, QUERY_ERROR)
+    response = org.get(url)
+
+    # Microsoft's Web API troubleshooting page: 404, 0x8006088a, "Resource not found for the
+    # segment 'Account'." (entity set names are case-sensitive).
+    assert org.error_of(response) == (404, RESOURCE_NOT_FOUND)
+    assert response.json()["error"]["message"].startswith("Resource not found for the segment '")
 
 
 def test_a_path_outside_the_web_api_is_404(org):

@@ -112,3 +112,38 @@ def test_serve_stops_cleanly_on_a_signal(served, sig):
 
     assert (code, err) == (0, "")
     assert out.strip().endswith("Emulator stopped.")
+
+
+def test_deleting_a_fallback_queue_over_http_clears_the_workstreams_link(served):
+    """The workstream's link to its fallback queue is Delete: RemoveLink (msdyn_liveworkstream
+    table reference): the delete answers 204 and the link is cleared, not refused."""
+    emulator = served()
+    base = f"{emulator.url}/api/data/v9.2/"
+
+    def send(method: str, path: str, body: dict | None = None) -> httpx.Response:
+        return httpx.request(
+            method,
+            base + path,
+            json=body,
+            headers=emulator.headers(),
+            timeout=TIMEOUT,
+            trust_env=False,
+        )
+
+    queue = send("POST", "queues", {"name": "Fallback", "msdyn_queuetype": 192350000})
+    queue_id = queue.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+    stream = send(
+        "POST",
+        "msdyn_liveworkstreams",
+        {"msdyn_name": "Chat", "msdyn_defaultqueue@odata.bind": f"/queues({queue_id})"},
+    )
+    stream_id = stream.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+    before = emulator.get(f"msdyn_liveworkstreams({stream_id})").json()
+
+    deleted = send("DELETE", f"queues({queue_id})")
+
+    after = emulator.get(f"msdyn_liveworkstreams({stream_id})").json()
+    assert (queue.status_code, stream.status_code, deleted.status_code) == (204, 204, 204)
+    assert before["_msdyn_defaultqueue_value"] == queue_id
+    assert after["_msdyn_defaultqueue_value"] is None
+    assert emulator.get(f"queues({queue_id})").status_code == 404

@@ -16,6 +16,7 @@ from reconciler.emulator.faults import (
     OUT_OF_RANGE,
     PAYLOAD_ERROR,
     RESTRICTED_DELETE,
+    VALIDATION,
     VERSION_MISMATCH,
 )
 
@@ -105,10 +106,8 @@ def count_queues(org) -> int:
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        pytest.param({"name": "q", "nosuch": 1}, PAYLOAD_ERROR, id="unknown-column"),
-        pytest.param(
-            {"name": "q", "Name": "q"}, PAYLOAD_ERROR, id="column-names-are-case-sensitive"
-        ),
+        pytest.param({"name": "q", "nosuch": 1}, VALIDATION, id="unknown-column"),
+        pytest.param({"name": "q", "Name": "q"}, VALIDATION, id="column-names-are-case-sensitive"),
         pytest.param({"name": 5}, PAYLOAD_ERROR, id="number-for-string"),
         pytest.param({"msdyn_priority": "1"}, PAYLOAD_ERROR, id="string-for-int"),
         pytest.param({"msdyn_priority": 1.5}, PAYLOAD_ERROR, id="decimal-for-int"),
@@ -122,7 +121,7 @@ def count_queues(org) -> int:
         pytest.param({"queueid": 12}, PAYLOAD_ERROR, id="number-key"),
         pytest.param({"msdyn_queuetype": 123}, OUT_OF_RANGE, id="unknown-option"),
         pytest.param({"queueviewtype": 2}, OUT_OF_RANGE, id="unknown-option-2"),
-        pytest.param({"msdyn_priority": -1}, OUT_OF_RANGE, id="below-minimum"),
+        pytest.param({"msdyn_priority": 0}, OUT_OF_RANGE, id="below-minimum"),
         pytest.param({"statecode": 0}, INVALID_ARGUMENT, id="statecode-on-create"),
         pytest.param(
             {"statecode": 1, "statuscode": 2}, INVALID_ARGUMENT, id="state-pair-on-create"
@@ -152,9 +151,25 @@ def test_create_refuses_a_bad_body_and_writes_nothing(org, body, code):
 def test_a_lookup_must_be_written_with_odata_bind(org, body):
     response = org.post("msdyn_liveworkstreams", {"msdyn_name": "WS", **body})
 
-    assert org.error_of(response) == (400, PAYLOAD_ERROR)
-    assert "msdyn_defaultqueue@odata.bind" in response.json()["error"]["message"]
+    assert org.error_of(response) == (400, VALIDATION)
     assert org.rows("msdyn_liveworkstreams") == []
+
+
+def test_an_unknown_property_in_a_body_is_answered_as_the_web_api_does(org):
+    queue = org.queue()
+
+    created = org.post("queues", {"name": "q", "Name": "q"})
+    updated = org.patch(f"queues({queue})", {"nosuch": 1})
+
+    # Microsoft's Web API troubleshooting page: 400, code 0x0, "An error occurred while
+    # validating input parameters: Microsoft.Crm.CrmException: Invalid property 'Name' was
+    # found in entity 'Microsoft.Dynamics.CRM.account'. ---> …"
+    for response, name in ((created, "Name"), (updated, "nosuch")):
+        assert org.error_of(response) == (400, VALIDATION)
+        assert response.json()["error"]["message"].startswith(
+            "An error occurred while validating input parameters: Microsoft.Crm.CrmException: "
+            f"Invalid property '{name}' was found in entity 'Microsoft.Dynamics.CRM.queue'."
+        )
 
 
 @pytest.mark.parametrize(
@@ -516,13 +531,36 @@ def test_deleting_a_facebook_application_cascades_to_its_pages(org):
     assert not org.missing("msdyn_ocfbapplications", other)
 
 
-def test_deleting_a_workstream_clears_page_links_and_cascades_to_routing(org):
+def test_deleting_a_workstream_a_facebook_page_points_at_is_refused_with_405(org):
+    workstream = org.workstream()
+    page = facebook_page(
+        org,
+        None,
+        "10",
+        **{"msdyn_liveworkstreamid@odata.bind": f"/msdyn_liveworkstreams({workstream})"},
+    )
+
+    response = org.delete(f"msdyn_liveworkstreams({workstream})")
+
+    # The page's relationship to its workstream is Delete: Restrict (msdyn_ocfbpage.md); a
+    # delete refused for an association is 405 CannotDeleteDueToAssociation.
+    assert org.error_of(response) == (405, RESTRICTED_DELETE)
+    assert not org.missing("msdyn_liveworkstreams", workstream)
+    assert org.read("msdyn_ocfbpages", page)["_msdyn_liveworkstreamid_value"] == workstream
+    org.patch(f"msdyn_ocfbpages({page})", {"msdyn_liveworkstreamid@odata.bind": None})
+    assert org.delete(f"msdyn_liveworkstreams({workstream})").status_code == 204
+
+
+def test_deleting_a_workstream_clears_the_links_to_it_and_cascades_nowhere(org):
     workstream = org.workstream(queue=org.queue())
     other = org.workstream("Other")
     bind = {"msdyn_liveworkstreamid@odata.bind": f"/msdyn_liveworkstreams({workstream})"}
-    page = facebook_page(org, None, "10", **bind)
     agent = org.create("msdyn_ocgooglebusinessmessagesagentaccounts", {"msdyn_name": "A", **bind})
-    page_before = org.read("msdyn_ocfbpages", page)
+    agent_before = org.read("msdyn_ocgooglebusinessmessagesagentaccounts", agent)
+    variable = org.create(
+        "msdyn_ocliveworkstreamcontextvariables",
+        {"msdyn_name": "Segment", "msdyn_datatype": 192350000, **bind},
+    )
     configuration = org.create("msdyn_routingconfigurations", {"msdyn_name": "RC", **bind})
     other_configuration = org.create(
         "msdyn_routingconfigurations",
@@ -531,65 +569,88 @@ def test_deleting_a_workstream_clears_page_links_and_cascades_to_routing(org):
             "msdyn_liveworkstreamid@odata.bind": f"/msdyn_liveworkstreams({other})",
         },
     )
-    steps = [
-        org.create(
-            "msdyn_routingconfigurationsteps",
-            {
-                "msdyn_name": f"Step {n}",
-                "msdyn_steporder": n,
-                "msdyn_routingconfigurationid@odata.bind": (
-                    f"/msdyn_routingconfigurations({configuration})"
-                ),
-            },
-        )
-        for n in (1, 2)
-    ]
+    step = org.create(
+        "msdyn_routingconfigurationsteps",
+        {
+            "msdyn_name": "Step",
+            "msdyn_routingconfigurationid@odata.bind": (
+                f"/msdyn_routingconfigurations({configuration})"
+            ),
+        },
+    )
 
     assert org.delete(f"msdyn_liveworkstreams({workstream})").status_code == 204
 
-    page_after = org.read("msdyn_ocfbpages", page)
-    assert page_before["_msdyn_liveworkstreamid_value"] == workstream
-    assert page_after["_msdyn_liveworkstreamid_value"] is None
-    assert version(page_after["@odata.etag"]) > version(page_before["@odata.etag"])
-    assert (
-        org.read("msdyn_ocgooglebusinessmessagesagentaccounts", agent)[
-            "_msdyn_liveworkstreamid_value"
-        ]
-        is None
-    )
-    assert org.missing("msdyn_routingconfigurations", configuration)
-    assert all(org.missing("msdyn_routingconfigurationsteps", s) for s in steps)
+    # Every relationship to the workstream but the Facebook page's is Delete: RemoveLink.
+    agent_after = org.read("msdyn_ocgooglebusinessmessagesagentaccounts", agent)
+    assert agent_after["_msdyn_liveworkstreamid_value"] is None
+    assert version(agent_after["@odata.etag"]) > version(agent_before["@odata.etag"])
+    cleared = [
+        ("msdyn_ocliveworkstreamcontextvariables", variable),
+        ("msdyn_routingconfigurations", configuration),
+    ]
+    for entity_set, record in cleared:
+        assert org.read(entity_set, record)["_msdyn_liveworkstreamid_value"] is None
+    step_row = org.read("msdyn_routingconfigurationsteps", step)
+    assert step_row["_msdyn_routingconfigurationid_value"] == configuration
     assert not org.missing("msdyn_routingconfigurations", other_configuration)
     assert not org.missing("msdyn_liveworkstreams", other)
 
 
-def test_deleting_a_queue_used_as_a_default_queue_is_refused(org):
+def test_deleting_a_routing_configuration_or_rule_set_clears_its_steps_links(org):
+    configuration = org.create("msdyn_routingconfigurations", {"msdyn_name": "RC"})
+    ruleset = org.create("msdyn_decisionrulesets", {"msdyn_name": "R"})
+    step = org.create(
+        "msdyn_routingconfigurationsteps",
+        {
+            "msdyn_name": "Step",
+            "msdyn_routingconfigurationid@odata.bind": (
+                f"/msdyn_routingconfigurations({configuration})"
+            ),
+            "msdyn_rulesetid@odata.bind": f"/msdyn_decisionrulesets({ruleset})",
+        },
+    )
+
+    assert org.delete(f"msdyn_routingconfigurations({configuration})").status_code == 204
+    assert org.delete(f"msdyn_decisionrulesets({ruleset})").status_code == 204
+
+    row = org.read("msdyn_routingconfigurationsteps", step)
+    assert row["_msdyn_routingconfigurationid_value"] is None
+    assert row["_msdyn_rulesetid_value"] is None
+
+
+def test_deleting_a_queue_used_as_a_default_queue_clears_the_workstreams_link(org):
     queue = org.queue()
     workstream = org.workstream(queue=queue)
 
-    response = org.delete(f"queues({queue})")
+    assert org.delete(f"queues({queue})").status_code == 204
 
-    assert org.error_of(response) == (400, RESTRICTED_DELETE)
-    assert not org.missing("queues", queue)
-    assert org.read("msdyn_liveworkstreams", workstream)["_msdyn_defaultqueue_value"] == queue
+    assert org.missing("queues", queue)
+    assert org.read("msdyn_liveworkstreams", workstream)["_msdyn_defaultqueue_value"] is None
 
 
-def test_deleting_a_contract_used_by_a_rule_set_is_refused(org):
+def test_deleting_a_contract_clears_the_links_of_rule_sets_and_workstreams(org):
     contract = org.create("msdyn_decisioncontracts", {"msdyn_name": "C"})
+    bind = f"/msdyn_decisioncontracts({contract})"
     ruleset = org.create(
         "msdyn_decisionrulesets",
         {
             "msdyn_name": "R",
-            "msdyn_inputcontractid@odata.bind": f"/msdyn_decisioncontracts({contract})",
+            "msdyn_inputcontractid@odata.bind": bind,
+            "msdyn_outputcontractid@odata.bind": bind,
         },
     )
+    workstream = org.workstream()
+    org.patch(f"msdyn_liveworkstreams({workstream})", {"msdyn_routingcontractid@odata.bind": bind})
 
-    response = org.delete(f"msdyn_decisioncontracts({contract})")
-
-    assert org.error_of(response) == (400, RESTRICTED_DELETE)
-    assert not org.missing("msdyn_decisioncontracts", contract)
-    assert org.delete(f"msdyn_decisionrulesets({ruleset})").status_code == 204
     assert org.delete(f"msdyn_decisioncontracts({contract})").status_code == 204
+
+    row = org.read("msdyn_decisionrulesets", ruleset)
+    assert (row["_msdyn_inputcontractid_value"], row["_msdyn_outputcontractid_value"]) == (
+        None,
+        None,
+    )
+    assert org.read("msdyn_liveworkstreams", workstream)["_msdyn_routingcontractid_value"] is None
 
 
 # -- @odata.bind ---------------------------------------------------------------------------
