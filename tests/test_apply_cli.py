@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from examples_project import KEY_FILE, MARKERS, SECRETS, copy_examples
+from served import Served
 
 from reconciler.apply import writer
 from reconciler.cli import main
@@ -27,7 +28,7 @@ from reconciler.targets import connect, parse_target
 
 NAMESPACE = uuid.UUID("3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10")  # examples/reconciler.yaml
 DB = "local:.reconciler/dev.db"
-CREATES, STEPS = 23, 25  # the examples: 23 records, two pages/agents linked afterwards
+CREATES, STEPS = 25, 27  # the examples: 25 records, two pages/agents linked afterwards
 PICK = 192350001  # msdyn_workdistributionmode
 SUMMARY = re.compile(
     r"^Apply (complete|incomplete): (\d+) applied, (\d+) stale, (\d+) failed, (\d+) skipped",
@@ -165,7 +166,7 @@ class Tty(io.StringIO):
 def test_apply_then_plan_is_empty_and_a_second_apply_does_nothing(project, capsys):
     code, out, err = apply(capsys, "--yes")
     assert (code, err) == (0, "")
-    assert "Plan: 23 to create, 0 to update, 0 to replace, 0 to delete." in out
+    assert f"Plan: {CREATES} to create, 0 to update, 0 to replace, 0 to delete." in out
     assert summary(out) == ("complete", STEPS, 0, 0, 0)
     keys = step_keys(out)
     assert sum(keys.values()) == STEPS
@@ -269,14 +270,25 @@ def test_push_to_pick_replaces_the_workstream_and_relinks_the_page(applied, caps
     ]
     page = changes["FacebookAccount/contoso-facebook/Contoso Support"]
     assert page["action"] == "update"
+    assert page["reason"].startswith("unlinked while Workstream/facebook-support")
+    routing = changes["Workstream/facebook-support/routing"]
+    assert (routing["action"], routing["reason"]) == (
+        "update",
+        "link to a deleted record cleared; set again",
+    )
 
     code, out, err = apply(capsys, "--yes")
     assert (code, err) == (0, ""), out
     assert summary(out)[0] == "complete"
     lines = step_lines(out)
-    assert lines.index(next(x for x in lines if x.startswith("- Workstream/facebook-support:"))) < (
-        lines.index(next(x for x in lines if x.startswith("+ Workstream/facebook-support:")))
-    )
+
+    def first(prefix: str) -> int:
+        return lines.index(next(x for x in lines if x.startswith(prefix)))
+
+    # The page lets go of the workstream, which is deleted, created again, and linked again.
+    assert first(f"~ {SUPPORT_PAGE}: unlinked") < first("- Workstream/facebook-support:")
+    assert first("- Workstream/facebook-support:") < first("+ Workstream/facebook-support:")
+    assert first("+ Workstream/facebook-support:") < first(f"~ {SUPPORT_PAGE}: linked")
     stream = row(k.WORKSTREAM, "Workstream/facebook-support")
     assert stream is not None
     assert stream["msdyn_workdistributionmode"] == PICK
@@ -286,6 +298,63 @@ def test_push_to_pick_replaces_the_workstream_and_relinks_the_page(applied, caps
     assert page_row["_msdyn_liveworkstreamid_value"] == rid("Workstream/facebook-support")
     code, _, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
     assert code == 0
+
+
+def unlinked_rows(target: Any) -> list[tuple[str, str, str]]:
+    """(entity set, row, lookup) of every row of the project that points nowhere: a routing
+    configuration, step, context variable or channel instance missing a link it must have."""
+    must_link = [
+        (k.ROUTING_CONFIGURATION, ("_msdyn_liveworkstreamid_value",)),
+        (k.ROUTING_STEP, ("_msdyn_routingconfigurationid_value", "_msdyn_rulesetid_value")),
+        (k.FACEBOOK_PAGE, ("_msdyn_ocfbapplicationid_value",)),
+        (k.GBM_AGENT, ("_msdyn_ocgbmpartneraccount_value",)),
+        *[
+            (kind, ("_msdyn_liveworkstreamid_value",))
+            for kind in k.KINDS
+            if kind.parent == "msdyn_liveworkstreamid"  # context variables
+        ],
+    ]
+    found = []
+    for kind, columns in must_link:
+        entity_set = kind.table.entity_set
+        for record in target.rows(entity_set):
+            found += [
+                (entity_set, record[kind.table.primary_key], column)
+                for column in columns
+                if record[column] is None
+            ]
+    return found
+
+
+def test_a_replace_against_a_served_emulator_leaves_no_row_pointing_nowhere(
+    project, capsys, tmp_path
+):
+    """The acceptance: push → pick replaces the Facebook workstream against an emulator served
+    over HTTP (the delete rules of the table references: routing configurations survive with
+    their link cleared, a page's link refuses the delete); afterwards every row of the
+    project still has its links and a second plan is empty."""
+    with Served(tmp_path / "org.db") as emulator:
+        target = ("--env", "dev", "--target", emulator.url)
+        code, out, err = run(capsys, "apply", "examples", *target, "--yes", "--no-color")
+        assert (code, err) == (0, ""), out
+        assert unlinked_rows(emulator) == []
+        facebook = project / "facebook.yaml"
+        edit(facebook, "mode: push", "mode: pick")
+        edit(facebook, "agentAffinity: true", "agentAffinity: false")
+
+        code, out, err = run(capsys, "apply", "examples", *target, "--yes", "--no-color")
+        assert (code, err) == (0, ""), out
+        assert summary(out)[0] == "complete"
+        assert "Workstream/facebook-support: deleted" in out
+        assert unlinked_rows(emulator) == []
+        support = emulator.get(f"msdyn_ocfbpages({rid(SUPPORT_PAGE)})").json()
+        assert support["_msdyn_liveworkstreamid_value"] == rid("Workstream/facebook-support")
+        routing = emulator.get(
+            f"msdyn_routingconfigurations({rid('Workstream/facebook-support/routing')})"
+        ).json()
+        assert routing["_msdyn_liveworkstreamid_value"] == rid("Workstream/facebook-support")
+        code, out, _ = run(capsys, "plan", "examples", *target, "--detailed-exitcode", "--no-color")
+        assert code == 0, out
 
 
 # --- 4. prune ----------------------------------------------------------------------------------
@@ -326,17 +395,17 @@ def test_a_removed_queue_is_deleted_only_with_prune(applied, capsys):
 
 
 def test_deletes_over_max_delete_percent_are_refused_unless_forced(applied, capsys):
-    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 4")
-    remove_callback_line(applied)  # 1 of 23 = 4.3 % > 4 %
+    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 3")
+    remove_callback_line(applied)  # 1 of 25 = 4 % > 3 %
     _, plan = plan_json(capsys, "--prune")
-    assert (plan["managed"], plan["max_delete_percent"]) == (CREATES, 4)
+    assert (plan["managed"], plan["max_delete_percent"]) == (CREATES, 3)
 
     before = dump()
     code, out, err = apply(capsys, "--prune", "--yes")
     assert code == 3
     assert "Plan: 0 to create, 0 to update, 0 to replace, 1 to delete." in out  # shown first
     assert "Applying" not in out
-    assert err.startswith("error: the plan deletes 1 of 23 managed records")
+    assert err.startswith(f"error: the plan deletes 1 of {CREATES} managed records")
     assert "--force" in err
     assert dump() == before
 
@@ -353,8 +422,8 @@ def test_deletes_over_max_delete_percent_are_refused_unless_forced(applied, caps
 
 
 def test_the_delete_refusal_shows_a_share_over_the_limit(applied, capsys):
-    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 4")
-    remove_callback_line(applied)  # 1 of 23 = 4.35 %
+    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 3")
+    remove_callback_line(applied)  # 1 of 25 = 4 %
     code, _, err = apply(capsys, "--prune", "--yes")
     assert code == 3
     shown = re.search(r"\(([\d.]+)%\), more than safety\.maxDeletePercent \((\d+)%\)", err)
@@ -364,7 +433,7 @@ def test_the_delete_refusal_shows_a_share_over_the_limit(applied, capsys):
 
 def test_deletes_within_max_delete_percent_need_no_force(applied, capsys):
     edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 5")
-    remove_callback_line(applied)  # 1 of 23 = 4.3 % <= 5 %
+    remove_callback_line(applied)  # 1 of 25 = 4 % <= 5 %
     code, out, err = apply(capsys, "--prune", "--yes")
     assert (code, err) == (0, "")
     assert summary(out) == ("complete", 1, 0, 0, 0)
@@ -433,10 +502,14 @@ def test_ensure_absent_deletes_retired_records_without_their_secrets(applied, ca
     monkeypatch.delenv("GBM_CLIENT_TOKEN")
     code, out, err = apply(capsys, "--yes")
     assert (code, err) == (0, "")
-    assert summary(out) == ("complete", 6, 0, 0, 0)
+    # the account and its agent, the workstream, its contract and routing configuration, the
+    # rule set and its step: nothing of it is left behind unlinked
+    assert summary(out) == ("complete", 7, 0, 0, 0)
     assert {symbol for symbol, _ in step_keys(out)} == {"-"}
     assert row(k.GBM_ACCOUNT, "GoogleBusinessMessagesAccount/contoso-gbm") is None
+    assert row(k.GBM_AGENT, "GoogleBusinessMessagesAccount/contoso-gbm/Contoso Stores") is None
     assert row(k.WORKSTREAM, "Workstream/gbm-stores") is None
+    assert row(k.ROUTING_CONFIGURATION, GBM_ROUTING) is None
     assert "webhook URL" not in out
     code, _, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
     assert code == 0
@@ -462,7 +535,7 @@ def test_without_yes_and_no_terminal_apply_refuses(project, capsys):
     before = dump()
     code, out, err = apply(capsys)
     assert code == 3
-    assert "Plan: 23 to create" in out
+    assert f"Plan: {CREATES} to create" in out
     assert err.startswith("error: stdin is not a terminal")
     assert "--yes" in err
     assert dump() == before
@@ -473,7 +546,9 @@ def test_on_a_terminal_yes_applies(project, capsys, monkeypatch):
     code, out, err = apply(capsys)
     assert (code, err) == (0, "")
     prompt = out.index("Do you want to perform these actions? Only 'yes' will be accepted.")
-    assert out.index("Plan: 23 to create") < prompt < out.index("Applying 25 steps...")
+    assert (
+        out.index(f"Plan: {CREATES} to create") < prompt < out.index(f"Applying {STEPS} steps...")
+    )
     assert summary(out) == ("complete", STEPS, 0, 0, 0)
 
 
@@ -657,12 +732,14 @@ def test_steps_needing_a_stale_step_are_skipped_and_a_new_apply_finishes(applied
     asyncio.run(touch())
     code, out, _ = apply_saved(capsys, "--yes")
     assert code == 1
-    assert summary(out) == ("incomplete", 1, 1, 0, 5)
-    assert "! Workstream/facebook-support: delete stale: " in out
+    # The page would let go of the workstream first: it finds the workstream changed, so
+    # nothing of the replace runs (the page stays linked, the workstream as it is).
+    assert summary(out) == ("incomplete", 1, 1, 0, 6)
     assert (
-        "! FacebookAccount/contoso-facebook/Contoso Support: skipped: "
-        "needs create Workstream/facebook-support (skipped)"
+        f"! {SUPPORT_PAGE}: update stale: Workstream/facebook-support changed in the target "
+        "since the plan"
     ) in out
+    assert (f"! Workstream/facebook-support: skipped: needs unlink {SUPPORT_PAGE} (stale)") in out
     assert value(k.QUEUE, "Queue/vip-support", "msdyn_priority") == 2
     stream = row(k.WORKSTREAM, "Workstream/facebook-support")
     assert stream is not None  # not deleted: nothing half-replaced
@@ -689,7 +766,7 @@ def test_after_a_failed_step_the_same_saved_plan_finishes_the_job(project, capsy
     monkeypatch.setattr(writer.Writer, "create", failing)
     code, out, err = apply_saved(capsys, "--yes", "-v", "--debug")
     assert code == 1
-    assert summary(out) == ("incomplete", 20, 0, 1, 4)
+    assert summary(out) == ("incomplete", 20, 0, 1, 6)
     assert "! Workstream/facebook-support: create failed: simulated failure" in out
     assert "Applying again finishes the job" in out
     for marker in MARKERS:
@@ -728,7 +805,7 @@ def test_on_a_terminal_progress_is_a_bar(project, capsys, monkeypatch):
     out = screen.getvalue()
     assert f"] {STEPS}/{STEPS}  applied {STEPS}" in out
     assert "+ Queue/vip-support: created" not in out  # applied steps only count on the bar
-    assert "Apply complete: 25 applied" in out
+    assert f"Apply complete: {STEPS} applied" in out
     for marker in MARKERS:
         assert marker not in out
 
@@ -862,9 +939,11 @@ def test_plan_v_lists_exactly_the_calls_apply_makes_for_mixed_changes(applied, c
     assert code == 0
     count, calls = explained(out)
     assert count == len(calls)
-    # deletes: the pruned queue, the replaced workstream; creates: the workstream again, its
-    # routing configuration and the two routing steps that went with it; the page is relinked
-    assert Counter(c[4] for c in calls) == {"delete": 2, "create": 4, "update": 1, "link": 1}
+    # deletes: the pruned queue, the replaced workstream; creates: the workstream again; the
+    # queue's priority is an update
+    # the page lets go of it (an update), the routing configuration and the context variables
+    # are linked again (updates), the page is linked again
+    assert Counter(c[4] for c in calls) == {"delete": 2, "create": 1, "update": 5, "link": 1}
     (update,) = [c for c in calls if c[5] == "Queue/vip-support"]
     assert update[:4] == (
         "PATCH",
@@ -895,70 +974,77 @@ def test_an_old_saved_plan_never_undoes_a_later_change(project, capsys):
     assert value(k.QUEUE, "Queue/vip-support", "msdyn_priority") == 2
 
 
-SPARE_QUEUE = """---
-apiVersion: reconciler.omnichannel/v1
-kind: Queue
-metadata:
-  name: spare-support
-spec:
-  priority: 7
-"""
+GBM_ROUTING = "Workstream/gbm-stores/routing"
 
 
-def test_a_queue_replace_waits_for_the_workstream_that_stops_falling_back_to_it(applied, capsys):
-    queues = applied / "queues.yaml"
-    queues.write_text(queues.read_text() + SPARE_QUEUE)
-    edit(
-        applied / "facebook.yaml", "fallbackQueue: general-support", "fallbackQueue: spare-support"
-    )
-    assert apply(capsys, "--yes")[0] == 0
-    # Now the workstream falls back elsewhere and the spare queue changes type (a replace).
-    edit(
-        applied / "facebook.yaml", "fallbackQueue: spare-support", "fallbackQueue: general-support"
-    )
-    queues.write_text(
-        queues.read_text().replace("  priority: 7\n", "  priority: 7\n  type: record\n")
-    )
+def test_a_replaced_gbm_workstream_has_its_agent_and_routing_linked_again(applied, capsys):
+    edit(applied / "google-business-messages.yaml", "mode: pick", "mode: push")
     _, plan = plan_json(capsys)
-    replace = changed(plan)["Queue/spare-support"]
-    assert replace["action"] == "replace"
-    assert "Workstream/facebook-support" in replace["depends_on"]
-    assert not [w for w in plan["warnings"] if w["code"] == "delete-blocked"]
+    changes = changed(plan)
+    assert changes["Workstream/gbm-stores"]["action"] == "replace"
+    # An agent's and a routing configuration's link to the workstream are remove-link: the
+    # delete clears them (no unlink first), they are set again once the workstream is back.
+    assert changes["Workstream/gbm-stores"]["depends_on"] == []
+    for address in ("GoogleBusinessMessagesAccount/contoso-gbm/Contoso Stores", GBM_ROUTING):
+        relink = changes[address]
+        assert (relink["action"], relink["reason"], relink["etag"]) == (
+            "update",
+            "link to a deleted record cleared; set again",
+            None,
+        )
 
-    code, out, _ = apply(capsys, "--yes", "--parallelism", "16")
+    code, out, _ = apply(capsys, "--yes")
     assert code == 0, out
     lines = step_lines(out)
-    updated = next(i for i, line in enumerate(lines) if line.startswith("~ Workstream/facebook"))
-    deleted = next(i for i, line in enumerate(lines) if line.startswith("- Queue/spare-support"))
-    assert updated < deleted
-    assert value(k.QUEUE, "Queue/spare-support", "msdyn_queuetype") == 192350001
+    created = next(i for i, line in enumerate(lines) if line.startswith("+ Workstream/gbm-stores"))
+    linked = next(i for i, line in enumerate(lines) if line.startswith("~ Google"))
+    assert created < linked
+    stores = rid("Workstream/gbm-stores")
+    agent = "GoogleBusinessMessagesAccount/contoso-gbm/Contoso Stores"
+    assert value(k.GBM_AGENT, agent, "_msdyn_liveworkstreamid_value") == stores
+    assert value(k.ROUTING_CONFIGURATION, GBM_ROUTING, "_msdyn_liveworkstreamid_value") == stores
     assert plan_json(capsys)[1]["summary"]["noop"] == len(plan["changes"])
 
 
-def test_a_replace_that_a_remaining_row_blocks_is_warned_about(applied, capsys):
-    async def hand_made_workstream() -> None:
+def test_a_replace_that_a_page_of_someone_else_blocks_is_warned_about_and_refused(applied, capsys):
+    async def hand_made_page() -> None:
         async with connect(parse_target(DB), {}) as client:
             await client.create(
-                k.WORKSTREAM.table.entity_set,
+                k.FACEBOOK_PAGE.table.entity_set,
                 {
-                    "msdyn_name": "Made by hand",
-                    "msdyn_streamsource": 192330000,
-                    "msdyn_workdistributionmode": 192350000,
-                    "msdyn_defaultqueue@odata.bind": f"/queues({rid('Queue/case-escalations')})",
+                    "msdyn_fbpagename": "Made by hand",
+                    "msdyn_fbpageid": "990000000000001",
+                    "msdyn_liveworkstreamid@odata.bind": (
+                        f"/msdyn_liveworkstreams({rid('Workstream/facebook-support')})"
+                    ),
                 },
             )
 
-    asyncio.run(hand_made_workstream())
-    edit(applied / "queues.yaml", "type: record ", "type: voice ")
+    asyncio.run(hand_made_page())
+    edit(applied / "facebook.yaml", "mode: push", "mode: pick")
+    edit(applied / "facebook.yaml", "agentAffinity: true", "agentAffinity: false")
     _, plan = plan_json(capsys)
-    assert changed(plan)["Queue/case-escalations"]["action"] == "replace"
-    (warning,) = [w for w in plan["warnings"] if w["code"] == "delete-blocked"]
-    assert "Queue/case-escalations cannot be replaced while" in warning["message"]
+    assert changed(plan)["Workstream/facebook-support"]["action"] == "replace"
+    blocked = [w["message"] for w in plan["warnings"] if w["code"] == "delete-blocked"]
+    assert all("Workstream/facebook-support cannot be replaced while" in m for m in blocked)
+    assert len([m for m in blocked if "'Made by hand'" in m]) == 1
+
+    # Dataverse refuses the delete (405, CannotDeleteDueToAssociation): nothing is replaced.
+    code, out, _ = apply(capsys, "--yes")
+    assert code == 1
+    assert "! Workstream/facebook-support: delete failed: " in out
+    assert "405 0x80040227" in out
+    stream = row(k.WORKSTREAM, "Workstream/facebook-support")
+    assert stream is not None
+    assert stream["msdyn_workdistributionmode"] != PICK
+    # The project's own page was not unlinked for a replace that could not run.
+    linked = value(k.FACEBOOK_PAGE, SUPPORT_PAGE, "_msdyn_liveworkstreamid_value")
+    assert linked == rid("Workstream/facebook-support")
 
 
 def test_the_delete_limit_counts_every_record_of_the_project_in_the_target(applied, capsys):
     """Records no manifest describes any more still count as managed when they are proved
-    ours: dropping most files and deleting three queues is 3 of 21 records, over a 10 % limit.
+    ours: dropping most files and deleting three queues is 3 of 23 records, over a 10 % limit.
     (The GBM account, displayed 'Contoso Business Messages', cannot be proved ours without its
     manifest, nor can its agent: a known limit of ownership by id.)"""
     for manifest in ("facebook.yaml", "facebook-routing.yaml", "google-business-messages.yaml"):
@@ -967,11 +1053,11 @@ def test_the_delete_limit_counts_every_record_of_the_project_in_the_target(appli
     for name in ("callback-line", "case-escalations", "dutch-support"):
         edit(applied / "queues.yaml", f"  name: {name}\n", f"  name: {name}\n  ensure: absent\n")
     _, plan = plan_json(capsys)
-    assert (plan["summary"]["delete"], plan["managed"]) == (3, 21)
+    assert (plan["summary"]["delete"], plan["managed"]) == (3, 23)
     before = dump()
     code, _, err = apply(capsys, "--yes")
     assert code == 3
-    assert "3 of 21 managed records (14.3%)" in err
+    assert "3 of 23 managed records (13.0%)" in err
     assert dump() == before
 
 
@@ -985,5 +1071,5 @@ def test_a_failed_follow_up_read_never_hides_what_apply_did(project, capsys, mon
     monkeypatch.setattr(applier, "checklist", unreadable)
     code, out, _ = apply(capsys, "--yes")
     assert code == 0
-    assert summary(out) == ("complete", 25, 0, 0, 0)
+    assert summary(out) == ("complete", STEPS, 0, 0, 0)
     assert "[ ] could not read the follow-up values back from the target: " in out

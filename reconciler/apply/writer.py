@@ -72,14 +72,41 @@ class Writer:
         payload = body(step.table, row)
         if step.op is Op.CREATE:
             return await self.create(step, payload, row)
+        await self.guard(step)
         return await self.update(step, payload, row)
+
+    async def guard(self, step: Step) -> None:
+        """An unlink goes ahead only while the records it lets go for are as read: a replace
+        that will find its record changed is stale, and must not leave this one unlinked. A
+        record changed or gone because an earlier run of this plan went on is fine."""
+        for replace in step.guards:
+            if replace.etag is None:  # changed by this apply before its delete: any version
+                continue
+            table = k.BY_NAME[replace.kind].table
+            try:
+                current = await self.client.get(
+                    table.entity_set, replace.id, select=[table.primary_key]
+                )
+            except NotFound:
+                current = None
+            if current is not None and current.get("@odata.etag") == replace.etag:
+                continue
+            if await self.already_written(step, self.row(step)):
+                return
+            what = "was deleted" if current is None else "changed in the target"
+            raise StaleStep(f"{replace.address} {what} since the plan")
 
     # -- request bodies ------------------------------------------------------------------------
 
     def row(self, step: Step) -> Row:
-        """The columns ``step`` writes, in read form (``_x_value`` for lookups)."""
+        """The columns ``step`` writes, in read form (``_x_value`` for lookups); an unlink
+        writes nothing into them."""
         change = step.change
         kind = k.BY_NAME[change.kind]
+        if step.clears:
+            return {
+                column: None for f in kind.fields if f.path in step.paths for column in f.columns
+            }
         fields: dict[str, Any] = dict(change.desired or {})
         for f in kind.fields:
             if f.sensitive:
@@ -134,7 +161,7 @@ class Writer:
 
     async def update(self, step: Step, payload: dict[str, Any], row: Row) -> str:
         entity_set, record_id = step.table.entity_set, step.change.id
-        done = "linked" if step.op is Op.LINK else "updated"
+        done = "unlinked" if step.clears else "linked" if step.op is Op.LINK else "updated"
         for _ in range(ATTEMPTS):
             try:
                 await self.client.update(entity_set, record_id, payload, etag=step.etag)

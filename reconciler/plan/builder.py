@@ -1,9 +1,14 @@
 """Desired records + the target's rows → the changes of a plan. Pure: no I/O, no clock.
 
 Records are visited in dependency order (``kinds.KINDS``), so by the time a record is planned,
-every record it hangs under has been: when a workstream is replaced or an account deleted, the
-rows that go with it (cascade) are planned as created again or deleted too, and links to it that
-the delete clears are planned as set again.
+every record it points at has been. A delete does to the rows pointing at the record what its
+relationship's delete rule says (``dataverse.tables``): most links are cleared (remove-link),
+Facebook pages go with their app (cascade), and a Facebook page keeps its workstream from being
+deleted (restrict). The plan leaves no row of ours pointing nowhere: a row whose link a delete
+clears is deleted too when it belongs to the deleted record (an agent of its account, a context
+variable of its workstream), or has the link set again when the record is deleted and created
+again (a replace); a row a restrict link ties to a replaced record is unlinked before the delete
+and linked again after.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.dataverse.tables import REFERENCED_BY, OnDelete
+from reconciler.dataverse.tables import REFERENCED_BY, TABLES, Column, OnDelete
 from reconciler.diagnostics import Diagnostic, error
 from reconciler.mapping import kinds as k
 from reconciler.mapping import rulexml
@@ -54,6 +59,25 @@ class Built:
     """Errors that make the plan impossible to apply (an unknown language in the target)."""
     managed: int = 0
     """Rows of this project in the target: described by a manifest, or proved ours."""
+
+
+@dataclass(frozen=True)
+class _After:
+    """A row as it will be once the deletes planned before it have run."""
+
+    row: Row | None
+    """None: the row goes with a deleted record (``taken_by``)."""
+    taken_by: str | None = None
+    cascade: bool = False
+    """Dataverse deletes the row with ``taken_by`` (a cascade); otherwise the plan does."""
+    cleared: bool = False
+    """A delete clears one of its links (remove-link): its ETag changes before it is written."""
+    unlinked: frozenset[str] = frozenset()
+    """Ids of replaced records it stops pointing at (a restrict link) until they are back."""
+
+    @property
+    def reason(self) -> str:
+        return f"deleted with {self.taken_by}" + (" (cascade)" if self.cascade else "")
 
 
 # --- field differences ------------------------------------------------------------------------
@@ -125,6 +149,8 @@ class _Planner:
         self.resolver = self.identity.resolver
         self.out = Built()
         self.gone: dict[str, str] = {}  # id → address of the record whose delete removes it
+        self.replaced: set[str] = set()  # ids deleted and created again
+        self.claimed = {e.id for e in self.identity.entries if e.row is not None}
         self.conflicting: set[str] = set()
         self.leftover: list[str] = []
         self.delete_refs: dict[str, set[str]] = {}  # address deleted → ids its row points at
@@ -147,18 +173,50 @@ class _Planner:
 
     # -- rows as they will be once earlier deletes have run ------------------------------------
 
-    def after_deletes(self, kind: k.RecordKind, row: Row) -> tuple[Row | None, str | None]:
-        """``row`` once deletes planned so far have run: gone with a parent (cascade), or with
-        the links to deleted records cleared. The second value names the cause."""
+    def after_deletes(
+        self, kind: k.RecordKind, row: Row, *, ours: bool, keeps: Row | None = None
+    ) -> _After:
+        """``row`` once the deletes planned so far have run. ``ours``: the row is this
+        project's, so it goes with the record it belongs to (``kind.parent``) rather than be
+        left unlinked. ``keeps``: the row the record will write, when it stays: a restrict link
+        to a record deleted and created again is unlinked first (and written again after)."""
         cleared: dict[str, None] = {}
+        unlinked: set[str] = set()
+        removed = False
         for column in kind.table.lookups():
-            value = row.get(lookup(column.name))
-            if value in self.gone:
-                if column.on_delete is OnDelete.CASCADE:
-                    return None, self.gone[value]
-                if column.on_delete is OnDelete.REMOVE_LINK:
-                    cleared[lookup(column.name)] = None
-        return ({**row, **cleared} if cleared else row), None
+            name = lookup(column.name)
+            value = row.get(name)
+            if value not in self.gone:
+                continue
+            if column.on_delete is OnDelete.CASCADE:
+                return _After(None, self.gone[value], cascade=True)
+            if ours and column.name == kind.parent and value not in self.replaced:
+                return _After(None, self.gone[value])
+            if column.on_delete is OnDelete.REMOVE_LINK:
+                cleared[name] = None
+                removed = True
+            elif keeps is not None and keeps.get(name) == value and not self.held(column, value):
+                cleared[name] = None
+                unlinked.add(value)
+        after = {**row, **cleared} if cleared else row
+        return _After(after, cleared=removed, unlinked=frozenset(unlinked))
+
+    def held(self, column: Column, record_id: str) -> bool:
+        """Whether a row the plan neither describes nor deletes holds a restrict link to
+        ``record_id`` (like ``column``'s): its delete will be refused whatever the plan's own
+        rows do, so they are not unlinked for nothing (``restricted`` warns of it)."""
+        table = TABLES[str(column.target)]
+        for referrer, restrict in REFERENCED_BY[table.logical_name]:
+            if restrict.on_delete is not OnDelete.RESTRICT:
+                continue
+            kind = k.BY_TABLE[referrer.logical_name]
+            for row in self.snapshot.rows.get(kind.name, ()):
+                row_id = row[referrer.primary_key]
+                if row.get(lookup(restrict.name)) != record_id or row_id in self.claimed:
+                    continue
+                if not (self.options.prune and row_id in self.identity.owned):
+                    return True
+        return False
 
     def change(
         self,
@@ -187,6 +245,8 @@ class _Planner:
     def delete(
         self, kind: k.RecordKind, record_id: str, address: str, row: Row, reason: str
     ) -> None:
+        """Plan the delete of ``row`` as read: what it points at waits for it (a delete waits
+        for the deletes of the rows pointing at it, so none of them is changed under it)."""
         self.gone[record_id] = address
         self.delete_refs[address] = {value for _, value in k.row_references(kind, row)}
         self.change(kind, Action.DELETE, reason, record_id, address, row)
@@ -195,20 +255,25 @@ class _Planner:
 
     def plan_entry(self, entry: Entry) -> None:
         record, kind = entry.record, entry.record.kind
-        row, cause = self.after_deletes(kind, entry.row) if entry.row is not None else (None, None)
+        written = self.check_writable(record) if record.present else None
+        after = (
+            self.after_deletes(kind, entry.row, ours=True, keeps=written)
+            if entry.row is not None
+            else _After(None)
+        )
+        row = after.row
         if not record.present:
-            if row is not None:
-                self.delete(kind, entry.id, record.address, row, "ensure: absent")
+            if entry.row is not None and row is not None:
+                self.delete(kind, entry.id, record.address, entry.row, "ensure: absent")
             else:
-                why = f"deleted with {cause}" if cause else "already absent"
+                why = after.reason if after.taken_by else "already absent"
                 self.change(record, Action.NOOP, why, entry.id, record.address)
             return
-        written = self.check_writable(record)
         if row is None:
-            if cause is not None:
-                # Gone with a parent: the rows that hang under this one (cascade) go too.
-                self.gone[entry.id] = cause
-            self.plan_create(entry, cause)
+            if after.taken_by is not None:
+                # Gone with the record it belongs to: what belongs to it goes too.
+                self.gone[entry.id] = after.taken_by
+            self.plan_create(entry, after.taken_by)
             return
         current = self.current(record, row, written)
         found = [
@@ -218,14 +283,15 @@ class _Planner:
             for d in differences(f.path, current.get(f.path), record.fields[f.path])
         ]
         fields = tuple(field_change(kind, *d) for d in found)
-        # A row this apply changes before writing it (a link a delete clears) has a new ETag
-        # by then: its write can only require that it exists.
-        read = entry.row if row is entry.row else None
+        # A row a delete in this apply changes before it is written (a link cleared) has a new
+        # ETag by then: its write can only require that it exists. A row the plan unlinks
+        # itself is unlinked as read.
+        read = None if after.cleared else entry.row
         fixed = [
             f for f in kind.fields if f.create_only and current[f.path] != record.fields.get(f.path)
         ]
         if fields or fixed:
-            self.releases[record.address] = self.released(entry)
+            self.releases[record.address] = self.released(entry) | after.unlinked
         self.token_age(entry, row, found)
         if fixed:
             what = "; ".join(
@@ -234,6 +300,7 @@ class _Planner:
             )
             reason = f"{what}: the {kind.name} is deleted and created again with the same id"
             self.gone[entry.id] = record.address
+            self.replaced.add(entry.id)
             self.change(
                 record,
                 Action.REPLACE,
@@ -246,19 +313,10 @@ class _Planner:
             )
             self.created(record)
         elif fields:
-            relinked = row is not entry.row and any(
-                f.ref and current.get(f.path) is None and record.fields.get(f.path) is not None
-                for f in kind.fields
-            )
-            what = (
-                "link to a deleted record cleared; set again"
-                if relinked
-                else f"{len(fields)} field{'s differ' if len(fields) > 1 else ' differs'}"
-            )
             self.change(
                 record,
                 Action.UPDATE,
-                what,
+                self.update_reason(record, after, current, len(fields)),
                 entry.id,
                 record.address,
                 read,
@@ -270,9 +328,23 @@ class _Planner:
                 record, Action.NOOP, "matches the manifests", entry.id, record.address, entry.row
             )
 
+    def update_reason(
+        self, record: Record, after: _After, current: dict[str, Value], count: int
+    ) -> str:
+        if after.unlinked:
+            replaced = ", ".join(sorted(self.gone[i] for i in after.unlinked))
+            return f"unlinked while {replaced} is deleted and created again, then linked again"
+        relinked = after.cleared and any(
+            f.ref and current.get(f.path) is None and record.fields.get(f.path) is not None
+            for f in record.kind.fields
+        )
+        if relinked:
+            return "link to a deleted record cleared; set again"
+        return f"{count} field{'s differ' if count > 1 else ' differs'}"
+
     def released(self, entry: Entry) -> set[str]:
-        """Ids the row points at through a restrict lookup that the change points elsewhere:
-        their delete must wait for it."""
+        """Ids the row points at through a restrict lookup that the change points elsewhere
+        (a page moving to another workstream): their delete must wait for it."""
         record, row = entry.record, entry.row or {}
         try:
             wanted = record.kind.to_row(record.fields, record.address, self.resolver, create=False)
@@ -427,14 +499,14 @@ class _Planner:
     def plan_unclaimed(self, kind: k.RecordKind, row: Row) -> None:
         row_id = row[kind.table.primary_key]
         owned = self.identity.owned.get(row_id)
-        _, cause = self.after_deletes(kind, row)
+        after = self.after_deletes(kind, row, ours=owned is not None)
         parent = (
             self.resolver.addresses.get(row.get(lookup(kind.parent)) or "") if kind.parent else None
         )
         # Not ours: the id keeps two rows of the same name apart.
         address = owned or f"{parent or kind.name}/{k.name_of_row(kind, row)}#{row_id}"
-        if cause is not None:
-            self.delete(kind, row_id, address, row, f"deleted with {cause} (cascade)")
+        if after.row is None:
+            self.delete(kind, row_id, address, row, after.reason)
         elif owned is not None and self.options.prune:
             self.delete(kind, row_id, owned, row, "no longer in the manifests (--prune)")
         elif owned is not None:
@@ -469,7 +541,7 @@ class _Planner:
                     wanted.append(parent)
                 if change.action is Action.REPLACE:
                     # Its delete waits for the updates that stop restricting lookups pointing
-                    # at it (a workstream moving its fallback queue elsewhere).
+                    # at it (a page moving to another workstream, or unlinked until it is back).
                     wanted += [a for a, ids in self.releases.items() if change.id in ids]
                 depends = tuple(
                     sorted(
@@ -517,9 +589,9 @@ class _Planner:
             )
 
     def restricted(self, deletes: list[Change]) -> None:
-        """Warn about deletes (and replaces) Dataverse will refuse: a row that stays points at
-        the record through a lookup that blocks deletes (a fallback queue, a rule set's
-        contract)."""
+        """Warn about deletes (and replaces) Dataverse will refuse: a row the plan neither
+        deletes nor unlinks points at the record through a restrict lookup (a Facebook page
+        someone else made on our workstream)."""
         for change in deletes:
             verb = "deleted" if change.action is Action.DELETE else "replaced"
             table = k.BY_NAME[change.kind].table.logical_name

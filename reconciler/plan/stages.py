@@ -9,7 +9,9 @@ Order (docs/spec.md §5): the deletes the plan lists first run before anything e
 dependency order; then queues, accounts and pages, workstreams, contracts, rule sets, routing
 configuration, steps; a page or agent is linked to a workstream once that workstream's whole
 routing chain is written (a channel never goes live on a half-built workstream); deletes an
-update frees run after it. A replace is a delete, then a create with the same id.
+update frees run after it. A replace is a delete, then a create with the same id; a record whose
+restrict link would refuse that delete (a Facebook page on a replaced workstream) is unlinked
+first and linked again once the record is back.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class Op(StrEnum):
 @dataclass(frozen=True)
 class Step:
     key: str
-    """Unique in a plan: ``<op> <address>``."""
+    """Unique in a plan: ``<op> <address>`` (``unlink <address>`` for an unlink)."""
     op: Op
     change: Change
     paths: tuple[str, ...]
@@ -54,10 +56,18 @@ class Step:
     """Keys of the steps that must succeed before this one starts."""
     early: bool = False
     """A delete that runs before every non-delete step starts."""
+    guards: tuple[Change, ...] = ()
+    """For an unlink: the replaces it lets go for. Their records must still be as read, or the
+    unlink is stale (it would leave a record unlinked from one whose replace cannot run)."""
 
     @property
     def address(self) -> str:
         return self.change.address
+
+    @property
+    def clears(self) -> bool:
+        """An unlink: the step sets the fields in ``paths`` to nothing."""
+        return bool(self.guards)
 
     @property
     def table(self) -> Table:
@@ -98,25 +108,67 @@ def _chains(changes: Iterable[Change]) -> dict[str, list[str]]:
     return found
 
 
+def _waiting(changes: Iterable[Change]) -> dict[str, list[Change]]:
+    """By address: the replaces whose delete waits for that record's change (the builder's
+    ``depends_on``: the change stops a restrict link from refusing the delete)."""
+    found: dict[str, list[Change]] = defaultdict(list)
+    for change in changes:
+        if change.action is Action.REPLACE:
+            for address in change.depends_on:
+                found[address].append(change)
+    return found
+
+
+def _unlinked(change: Change, replaces: Sequence[Change]) -> tuple[tuple[str, ...], list[Change]]:
+    """The fields of ``change`` that point at one of ``replaces``, and those replaces: its
+    record must let go of them while they are deleted, and point at them again once back."""
+    desired = change.desired or {}
+    by_address = {replace.address: replace for replace in replaces}
+    pointed = {
+        f.path: by_address[target]
+        for f in k.BY_NAME[change.kind].fields
+        if f.ref and desired.get(f.path) is not None
+        if (target := f.ref.format(desired[f.path])) in by_address
+    }
+    return tuple(pointed), list({c.address: c for c in pointed.values()}.values())
+
+
 def build_steps(plan: Plan) -> list[Step]:
     """The steps that carry out ``plan``, in the plan's order.
 
     A step needs records by address, resolved once every step exists to the step that leaves
     each record as planned: a replace's delete may wait for an update further down the plan
-    (the one that points a restricting lookup, such as a fallback queue, elsewhere).
+    (the one that points a restricting lookup, such as a page's workstream, elsewhere), or for
+    the unlink that comes before that update.
     """
     final: dict[str, str] = {}  # address → key of the step that leaves the record as planned
+    unlinks: dict[tuple[str, str], str] = {}  # (replaced address, address) → its unlink's key
+    let_go: set[str] = set()  # addresses unlinked before their main step
     drafts: list[tuple[Step, tuple[str, ...]]] = []  # (step without needs, addresses it needs)
     chains = _chains(plan.changes)
+    waiting = _waiting(plan.changes)
     leading = True  # still among the deletes the plan lists before everything else
 
-    def add(op: Op, change: Change, paths: tuple[str, ...], *needs: str) -> str:
-        key = f"{op} {change.address}"
-        # A record this apply creates (or creates again) has no ETag the plan could know.
-        fresh = op is Op.CREATE or (op is Op.LINK and change.action is not Action.UPDATE)
+    def add(
+        op: Op,
+        change: Change,
+        paths: tuple[str, ...],
+        *needs: str,
+        guards: tuple[Change, ...] = (),
+    ) -> str:
+        clears = bool(guards)
+        key = f"{'unlink' if clears else op} {change.address}"
+        # A record this apply creates (or creates again, or unlinks first) has no ETag the
+        # plan could know.
+        fresh = (
+            op is Op.CREATE
+            or (op is Op.LINK and change.action is not Action.UPDATE)
+            or (not clears and change.address in let_go)
+        )
         etag = None if fresh else change.etag
         early = leading and op is Op.DELETE
-        drafts.append((Step(key, op, change, paths, etag, (), early), needs))
+        step = Step(key, op, change, paths, etag, (), early, guards)
+        drafts.append((step, needs))
         final[change.address] = key
         return key
 
@@ -132,6 +184,11 @@ def build_steps(plan: Plan) -> list[Step]:
         workstream = desired.get(LINK_FIELD) if change.kind in LINKED_KINDS else None
         chain = chains.get(str(workstream), []) if workstream else []
         if change.action is Action.UPDATE:
+            cleared, replaces = _unlinked(change, waiting.get(change.address, []))
+            if cleared:
+                key = add(Op.UPDATE, change, cleared, guards=tuple(replaces))
+                unlinks.update({(r.address, change.address): key for r in replaces})
+                let_go.add(change.address)
             paths = tuple(dict.fromkeys(_top(f.path) for f in change.fields))
             op = Op.LINK if workstream and paths == (LINK_FIELD,) else Op.UPDATE
             add(op, change, paths, *change.depends_on, *(chain if LINK_FIELD in paths else ()))
@@ -155,7 +212,10 @@ def build_steps(plan: Plan) -> list[Step]:
     keys = {step.key for step, _ in drafts}
     steps = []
     for step, needs in drafts:
-        resolved = (need if need in keys else final.get(need) for need in needs)
+        resolved = (
+            unlinks.get((step.address, need)) or (need if need in keys else final.get(need))
+            for need in needs
+        )
         wanted = tuple(dict.fromkeys(key for key in resolved if key and key != step.key))
         steps.append(dataclasses.replace(step, needs=wanted))
     order(steps)  # refuses a cycle: the evaluator would wait for ever

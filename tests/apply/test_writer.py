@@ -447,6 +447,59 @@ def test_a_link_with_no_answer_every_time_fails():
     assert str(failure) == f"{PAGE}: no answer to the update after {ATTEMPTS} attempts"
 
 
+def unlink_page() -> Step:
+    """The page lets go of its workstream before the workstream is deleted and created again."""
+    steps = steps_of(
+        change(WS, Action.REPLACE, {"displayName": "Facebook support"}, depends_on=(PAGE,)),
+        change(PAGE, Action.UPDATE, PAGE_FIELDS, changed=("workstream",), depends_on=(WS,)),
+    )
+    (unlink,) = [step for step in steps if step.clears]
+    return unlink
+
+
+def test_an_unlink_clears_only_the_link_of_the_page_as_read():
+    server = Server(row(ETAG), ok())
+    secrets = {(PAGE, "accessToken"): Sensitive(TOKEN, "env:FB_TOKEN")}
+    assert write(unlink_page(), server, secrets) == "unlinked"
+
+    # First: the workstream about to be replaced is still as read.
+    assert server.sent[0][0] == "GET"
+    assert server.sent[0][1].startswith(f"msdyn_liveworkstreams({id_of(WS)})?")
+    assert server.sent[1] == ("PATCH", f"msdyn_ocfbpages({id_of(PAGE)})", {"If-Match": ETAG})
+    assert server.body(1) == {"msdyn_liveworkstreamid@odata.bind": None}
+
+
+def test_an_unlink_for_a_workstream_changed_since_the_plan_is_stale_and_writes_nothing():
+    server = Server(row(NEWER), row(ETAG, _msdyn_liveworkstreamid_value=id_of(WS)))
+    failure = fails(unlink_page(), server, StaleStep)
+
+    assert str(failure) == f"{WS} changed in the target since the plan"
+    assert [method for method, _, _ in server.sent] == ["GET", "GET"]
+
+
+def test_an_unlink_an_earlier_run_of_the_plan_made_goes_on():
+    # The workstream is gone (an earlier run went on to delete it) and the page let go of it.
+    server = Server(
+        missing(),
+        row(NEWER, _msdyn_liveworkstreamid_value=None),
+        stale(),
+        row(NEWER, _msdyn_liveworkstreamid_value=None),
+    )
+    assert write(unlink_page(), server) == "already as planned"
+
+
+def test_an_unlink_refused_for_a_page_already_unlinked_is_done():
+    server = Server(row(ETAG), stale(), row(NEWER, _msdyn_liveworkstreamid_value=None))
+    assert write(unlink_page(), server) == "already as planned"
+
+
+def test_an_unlink_of_a_page_someone_changed_is_stale():
+    server = Server(
+        row(ETAG), stale(), row(NEWER, _msdyn_liveworkstreamid_value=id_of("Workstream/x"))
+    )
+    fails(unlink_page(), server, StaleStep)
+
+
 # --- update -----------------------------------------------------------------------------------
 
 

@@ -501,7 +501,7 @@ def test_a_changed_queue_type_is_a_replace(scenario):
     assert replace.desired["type"] == "voice"
 
 
-def test_a_replaced_workstream_takes_its_routing_and_page_link_with_it(scenario):
+def test_a_replaced_workstream_keeps_its_routing_and_links_it_again(scenario):
     rows = scenario.rows()
     scenario.spec("Workstream", "facebook-support")["distribution"]["mode"] = "pick"
     built = scenario.build(rows)
@@ -511,35 +511,51 @@ def test_a_replaced_workstream_takes_its_routing_and_page_link_with_it(scenario)
     assert replace.action is Action.REPLACE
     assert "distribution.mode is set at creation (push → pick)" in replace.reason
     assert diff(replace) == [("distribution.mode", "push", "pick")]
+    # Its delete waits for the page to let go of it (the page's link is restrict).
+    assert replace.depends_on == (PAGE_SUPPORT,)
 
-    # The routing configuration hangs under it (cascade): created again.
+    # The routing configuration survives the delete with its link cleared (remove-link): the
+    # link is set again, once the workstream is back, on a row whose ETag the delete changed.
     routing = changes["Workstream/facebook-support/routing"]
-    assert routing.action is Action.CREATE
-    assert routing.reason == "deleted with Workstream/facebook-support; created again"
+    assert routing.action is Action.UPDATE
+    assert routing.reason == "link to a deleted record cleared; set again"
+    assert diff(routing) == [("workstream", None, "facebook-support")]
     assert routing.depends_on == ("Workstream/facebook-support",)
     assert routing.etag is None
 
-    # The page only links to it (remove-link): the link is set again.
+    # The page's link would refuse the delete: the page is unlinked first, as read, and
+    # linked again after.
     page = changes[PAGE_SUPPORT]
     assert page.action is Action.UPDATE
-    assert page.reason == "link to a deleted record cleared; set again"
+    assert page.reason == (
+        "unlinked while Workstream/facebook-support is deleted and created again, then linked again"
+    )
     assert diff(page) == [("workstream", None, "facebook-support")]
     assert page.depends_on == ("Workstream/facebook-support",)
+    assert page.etag == 'W/"1"'
 
-    for untouched in (PAGE_DEALS, "Workstream/facebook-support/contract", ROUTING):
-        assert changes[untouched].action is Action.NOOP
+    untouched = (PAGE_DEALS, "Workstream/facebook-support/contract", ROUTING, CLASSIFICATION)
+    for address in (*untouched, f"{ROUTING}/step", f"{CLASSIFICATION}/step"):
+        assert changes[address].action is Action.NOOP
     assert built.follow_up == []
+    assert [w for w in built.warnings if w.code == "delete-blocked"] == []
 
 
-def test_a_replaced_workstream_takes_its_routing_steps_with_it(scenario):
-    rows = scenario.rows()
-    scenario.spec("Workstream", "facebook-support")["distribution"]["mode"] = "pick"
-    changes = by_address(scenario.build(rows))
+def test_a_replaced_gbm_workstream_sets_its_agents_link_again(gbm_scenario):
+    rows = gbm_scenario.rows()
+    gbm_scenario.spec("Workstream", "gbm-stores")["distribution"]["mode"] = "push"
+    changes = changing(gbm_scenario.build(rows))
+    agent = changes["GoogleBusinessMessagesAccount/contoso-gbm/Contoso Stores"]
 
-    for step in (f"{ROUTING}/step", f"{CLASSIFICATION}/step"):
-        assert changes[step].action is Action.CREATE
-        assert changes[step].reason.startswith("deleted with Workstream/facebook-support")
-        assert "Workstream/facebook-support/routing" in changes[step].depends_on
+    # An agent's link to its workstream is remove-link: nothing to unlink, set again after.
+    assert changes["Workstream/gbm-stores"].depends_on == ()
+    assert (agent.action, agent.reason) == (
+        Action.UPDATE,
+        "link to a deleted record cleared; set again",
+    )
+    assert agent.etag is None
+    assert agent.depends_on == ("Workstream/gbm-stores",)
+    assert changes["Workstream/gbm-stores/routing"].depends_on == ("Workstream/gbm-stores",)
 
 
 def test_a_replaced_queue_takes_nothing_with_it(scenario):
@@ -597,6 +613,32 @@ def test_absent_account_deletes_its_pages_first(scenario):
     assert by_address(built)[PAGE_SUPPORT].id == scenario.id(PAGE_SUPPORT)
 
 
+def test_absent_gbm_account_deletes_its_agents_first(gbm_scenario):
+    rows = gbm_scenario.rows()
+    rows["GoogleBusinessMessagesAgent"].append(
+        {
+            "msdyn_ocgooglebusinessmessagesagentaccountid": foreign(6),
+            "msdyn_name": "Hand-made agent",
+            "_msdyn_ocgbmpartneraccount_value": gbm_scenario.id(
+                "GoogleBusinessMessagesAccount/contoso-gbm"
+            ),
+        }
+    )
+    gbm_scenario.absent("GoogleBusinessMessagesAccount", "contoso-gbm")
+    built = gbm_scenario.build(rows)
+    agent = "GoogleBusinessMessagesAccount/contoso-gbm/Contoso Stores"
+
+    # The agents' link to their account is remove-link: the plan deletes ours itself rather
+    # than leave them unlinked, before the account; someone else's agent is left alone.
+    deletes = [(c.address, c.reason, c.depends_on) for c in built.changes[:2]]
+    assert deletes == [
+        (agent, "deleted with GoogleBusinessMessagesAccount/contoso-gbm", ()),
+        ("GoogleBusinessMessagesAccount/contoso-gbm", "ensure: absent", (agent,)),
+    ]
+    assert all(c.action is Action.DELETE for c in built.changes[:2])
+    assert built.unmanaged == {"GoogleBusinessMessagesAgent": 1}
+
+
 def test_absent_workstream_and_rule_sets_are_deleted_in_reverse_dependency_order(scenario):
     rows = scenario.rows()
     for kind, name in [
@@ -606,28 +648,34 @@ def test_absent_workstream_and_rule_sets_are_deleted_in_reverse_dependency_order
     ]:
         scenario.absent(kind, name)
     built = scenario.build(rows)
-    changes = by_address(built)
+    writes = [c for c in built.changes if c.action is not Action.NOOP]
 
-    deletes = [c for c in built.changes if c.action is Action.DELETE]
-    assert built.changes[: len(deletes)] == deletes  # deletes come first
-    assert [(c.address, c.depends_on) for c in deletes] == [
-        (f"{CLASSIFICATION}/step", ()),
-        (f"{ROUTING}/step", ()),
-        (CLASSIFICATION, (f"{CLASSIFICATION}/step",)),
-        (ROUTING, (f"{ROUTING}/step",)),
-        ("Workstream/facebook-support", ()),
+    # The routing configuration is deleted too (remove-link would leave it unlinked), before
+    # the workstream; the workstream's delete waits for its page to let go of it (restrict).
+    assert [(c.address, c.action, c.depends_on) for c in writes] == [
+        (f"{CLASSIFICATION}/step", Action.DELETE, ()),
+        (f"{ROUTING}/step", Action.DELETE, ()),
+        (
+            "Workstream/facebook-support/routing",
+            Action.DELETE,
+            (f"{CLASSIFICATION}/step", f"{ROUTING}/step"),
+        ),
+        (CLASSIFICATION, Action.DELETE, (f"{CLASSIFICATION}/step",)),
+        (ROUTING, Action.DELETE, (f"{ROUTING}/step",)),
+        (PAGE_SUPPORT, Action.UPDATE, ()),
+        (
+            "Workstream/facebook-support",
+            Action.DELETE,
+            (PAGE_SUPPORT, "Workstream/facebook-support/routing"),
+        ),
         (
             "Workstream/facebook-support/contract",
+            Action.DELETE,
             (CLASSIFICATION, ROUTING, "Workstream/facebook-support"),
         ),
     ]
-    assert {c.reason for c in deletes} == {"ensure: absent"}
-    # The routing configuration goes with the workstream (cascade): nothing to do.
-    routing = changes["Workstream/facebook-support/routing"]
-    assert (routing.action, routing.reason) == (
-        Action.NOOP,
-        "deleted with Workstream/facebook-support",
-    )
+    assert {c.reason for c in writes if c.action is Action.DELETE} == {"ensure: absent"}
+    assert ("workstream", "facebook-support", None) in diff(writes[5])
 
 
 def test_page_of_an_absent_workstream_is_not_said_to_be_linked_again(scenario):
@@ -644,7 +692,7 @@ def test_page_of_an_absent_workstream_is_not_said_to_be_linked_again(scenario):
     assert "set again" not in page.reason
 
 
-def test_a_delete_waits_for_the_update_that_stops_pointing_at_it(scenario):
+def test_a_delete_no_restrict_link_holds_runs_first(scenario):
     rows = scenario.rows()
     scenario.spec("Workstream", "facebook-support")["fallbackQueue"] = "vip-support"
     scenario.spec("RoutingRuleSet", "facebook-support-routing")["rules"][2]["routeTo"] = (
@@ -652,12 +700,15 @@ def test_a_delete_waits_for_the_update_that_stops_pointing_at_it(scenario):
     )
     scenario.absent("Queue", "general-support")
     built = scenario.build(rows)
-    order = [c.address for c in built.changes]
 
-    delete = by_address(built)["Queue/general-support"]
-    assert delete.action is Action.DELETE
-    assert "Workstream/facebook-support" in delete.depends_on
-    assert order.index("Workstream/facebook-support") < order.index("Queue/general-support")
+    # The fallback queue's link is remove-link: the queue's delete needs no wait.
+    delete = built.changes[0]
+    assert (delete.address, delete.action, delete.depends_on) == (
+        "Queue/general-support",
+        Action.DELETE,
+        (),
+    )
+    assert by_address(built)["Workstream/facebook-support"].action is Action.UPDATE
 
 
 # --- prune: our records no manifest describes any more ----------------------------------------
@@ -749,46 +800,41 @@ def test_many_leftovers_are_named_ten_at_most(scenario):
     assert "Queue/old-10" not in warning.message
 
 
-def test_prune_of_a_workstream_cascades_to_its_routing(scenario):
+def test_prune_of_a_workstream_deletes_its_routing_too(scenario):
     rows = scenario.rows()
     scenario.remove("RoutingRuleSet", "facebook-support-routing")
     scenario.remove("RoutingRuleSet", "facebook-support-classification")
     scenario.remove("Workstream", "facebook-support")
     built = scenario.build(rows, prune=True)
-    deletes = [(c.address, c.reason, c.depends_on) for c in built.changes[:7]]
+    writes = [
+        (c.address, c.action, c.depends_on) for c in built.changes if c.action.value != "noop"
+    ]
 
-    assert deletes == [
-        (
-            f"{CLASSIFICATION}/step",
-            "deleted with Workstream/facebook-support/routing (cascade)",
-            (),
-        ),
-        (f"{ROUTING}/step", "deleted with Workstream/facebook-support/routing (cascade)", ()),
+    assert writes == [
+        (f"{CLASSIFICATION}/step", Action.DELETE, ()),
+        (f"{ROUTING}/step", Action.DELETE, ()),
         (
             "Workstream/facebook-support/routing",
-            "deleted with Workstream/facebook-support (cascade)",
+            Action.DELETE,
             (f"{CLASSIFICATION}/step", f"{ROUTING}/step"),
         ),
-        (
-            CLASSIFICATION,
-            "no longer in the manifests (--prune)",
-            (f"{CLASSIFICATION}/step",),
-        ),
-        (ROUTING, "no longer in the manifests (--prune)", (f"{ROUTING}/step",)),
+        (CLASSIFICATION, Action.DELETE, (f"{CLASSIFICATION}/step",)),
+        (ROUTING, Action.DELETE, (f"{ROUTING}/step",)),
+        (PAGE_SUPPORT, Action.UPDATE, ()),
         (
             "Workstream/facebook-support",
-            "no longer in the manifests (--prune)",
-            ("Workstream/facebook-support/routing",),
+            Action.DELETE,
+            (PAGE_SUPPORT, "Workstream/facebook-support/routing"),
         ),
         (
             "Workstream/facebook-support/contract",
-            "no longer in the manifests (--prune)",
+            Action.DELETE,
             (CLASSIFICATION, ROUTING, "Workstream/facebook-support"),
         ),
     ]
-    assert all(c.action is Action.DELETE for c in built.changes[:7])
+    deletes = [c for c in built.changes if c.action is Action.DELETE]
+    assert {c.reason for c in deletes} == {"no longer in the manifests (--prune)"}
     page = by_address(built)[PAGE_SUPPORT]
-    assert page.action is Action.UPDATE
     assert ("facebook.language", "nl-NL", None) in diff(page)
 
 
@@ -1257,59 +1303,68 @@ def test_a_rule_set_whose_output_points_elsewhere_is_put_right(scenario):
     ]
 
 
-def test_a_delete_a_remaining_row_blocks_is_warned_about(scenario):
+def test_a_replace_a_remaining_row_blocks_is_warned_about(scenario):
     rows = scenario.rows()
-    rows["Workstream"].append(
+    rows["FacebookPage"].append(
         {
-            "msdyn_liveworkstreamid": foreign(7),
-            "msdyn_name": "Hand-made chat",
-            "_msdyn_defaultqueue_value": scenario.id("Queue/overflow-support"),
+            "msdyn_ocfbpageid": foreign(7),
+            "msdyn_fbpagename": "Hand-made page",
+            "msdyn_fbpageid": "999",
+            "_msdyn_liveworkstreamid_value": scenario.id("Workstream/facebook-support"),
         }
     )
-    scenario.spec("RoutingRuleSet", "facebook-support-routing")["rules"][2]["routeTo"] = (
-        "general-support"
-    )
-    scenario.absent("Queue", "overflow-support")
+    scenario.spec("Workstream", "facebook-support")["distribution"]["mode"] = "pick"
     built = scenario.build(rows)
-    (warning,) = [w for w in built.warnings if w.code == "delete-blocked"]
-    assert warning.address == "Queue/overflow-support"
-    assert f"Workstream 'Hand-made chat' ({foreign(7)})" in warning.message
-    assert "msdyn_defaultqueue" in warning.message
+
+    # A page the project does not manage keeps the workstream from being deleted (restrict):
+    # the apply will be refused, so the project's own page is not unlinked for nothing.
+    warnings = [w for w in built.warnings if w.code == "delete-blocked"]
+    assert {w.address for w in warnings} == {"Workstream/facebook-support"}
+    assert all("cannot be replaced while" in w.message for w in warnings)
+    assert all("msdyn_liveworkstreamid" in w.message for w in warnings)
+    held = [
+        w.message for w in warnings if f"FacebookPage 'Hand-made page' ({foreign(7)})" in w.message
+    ]
+    assert len(held) == 1
+    assert any(PAGE_SUPPORT in w.message for w in warnings)
+    changes = by_address(built)
+    assert changes[PAGE_SUPPORT].action is Action.NOOP
+    assert changes["Workstream/facebook-support"].depends_on == ()
 
 
 def test_a_delete_freed_by_an_update_in_the_same_plan_is_not_warned_about(scenario):
     rows = scenario.rows()
-    scenario.spec("Workstream", "facebook-support")["fallbackQueue"] = "vip-support"
-    scenario.absent("Queue", "general-support")
-    for rule in scenario.spec("RoutingRuleSet", "facebook-support-routing")["rules"]:
-        if rule["routeTo"] == "general-support" or isinstance(rule["routeTo"], list):
-            rule["routeTo"] = "vip-support"
+    for kind, name in [
+        ("RoutingRuleSet", "facebook-support-routing"),
+        ("RoutingRuleSet", "facebook-support-classification"),
+        ("Workstream", "facebook-support"),
+    ]:
+        scenario.absent(kind, name)
     built = scenario.build(rows)
     assert [w for w in built.warnings if w.code == "delete-blocked"] == []
-    assert actions(built)["Queue/general-support"] is Action.DELETE
+    assert actions(built)["Workstream/facebook-support"] is Action.DELETE
+    assert actions(built)[PAGE_SUPPORT] is Action.UPDATE
 
 
 # --- ETags of rows a delete in the same plan changes first ------------------------------------
 
 
-def test_a_page_relinked_after_its_workstream_is_replaced_carries_no_etag(scenario):
+def test_a_page_unlinked_while_its_workstream_is_replaced_keeps_its_etag(scenario):
     rows = scenario.rows()
     scenario.row(rows, "FacebookPage", PAGE_SUPPORT)["@odata.etag"] = 'W/"5"'
     scenario.spec("Workstream", "facebook-support")["distribution"]["mode"] = "pick"
     changes = by_address(scenario.build(rows))
 
     page = changes[PAGE_SUPPORT]
-    assert (page.action, page.reason) == (
-        Action.UPDATE,
-        "link to a deleted record cleared; set again",
-    )
-    # The workstream's delete clears the link (a new ETag) before the page is written again.
-    assert page.etag is None
+    assert page.action is Action.UPDATE
+    assert page.reason.startswith("unlinked while Workstream/facebook-support")
+    # The plan unlinks the page as read, before anything else touches it.
+    assert page.etag == 'W/"5"'
     # The replace itself deletes the row as read.
     assert changes["Workstream/facebook-support"].etag == 'W/"1"'
 
 
-def test_a_page_whose_workstream_is_deleted_is_updated_without_an_etag(scenario):
+def test_a_page_whose_workstream_is_deleted_is_updated_as_read_before_the_delete(scenario):
     rows = scenario.rows()
     for kind, name in [
         ("RoutingRuleSet", "facebook-support-routing"),
@@ -1320,9 +1375,27 @@ def test_a_page_whose_workstream_is_deleted_is_updated_without_an_etag(scenario)
     changes = by_address(scenario.build(rows))
 
     assert changes[PAGE_SUPPORT].action is Action.UPDATE
-    assert changes[PAGE_SUPPORT].etag is None
+    assert changes[PAGE_SUPPORT].etag == 'W/"1"'
     assert changes["Workstream/facebook-support"].action is Action.DELETE
     assert changes["Workstream/facebook-support"].etag == 'W/"1"'
+    assert PAGE_SUPPORT in changes["Workstream/facebook-support"].depends_on
+
+
+def test_a_row_a_remove_link_delete_clears_is_written_without_an_etag(scenario):
+    rows = scenario.rows()
+    scenario.spec("Workstream", "facebook-support")["fallbackQueue"] = "vip-support"
+    scenario.spec("Workstream", "facebook-support")["distribution"]["mode"] = "pick"
+    scenario.absent("Queue", "general-support")
+    scenario.spec("RoutingRuleSet", "facebook-support-routing")["rules"][2]["routeTo"] = (
+        "overflow-support"
+    )
+    changes = by_address(scenario.build(rows))
+
+    # The queue's delete (first) clears the workstream's fallback: its replace deletes it
+    # whatever its ETag is by then.
+    assert changes["Queue/general-support"].action is Action.DELETE
+    assert changes["Workstream/facebook-support"].action is Action.REPLACE
+    assert changes["Workstream/facebook-support"].etag is None
 
 
 def test_a_page_update_no_delete_touches_keeps_its_etag(scenario):

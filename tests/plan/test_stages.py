@@ -517,24 +517,65 @@ def test_a_new_project_links_its_page_after_the_routing_chain(scenario):
     assert f"link {ACCOUNT}/Contoso Deals" not in steps
 
 
-def test_a_replaced_workstream_relinks_its_page_without_an_etag_once_rebuilt(scenario):
+def test_a_replaced_workstream_unlinks_its_page_first_and_links_it_once_rebuilt(scenario):
     rows = scenario.rows()
     scenario.spec("Workstream", "facebook-support")["distribution"]["mode"] = "pick"
     steps = keyed(build_steps(built_plan(scenario.build(rows))))
 
+    # The page's link to its workstream is restrict: the page lets go first, as read.
+    unlink = steps[f"unlink {PAGE}"]
+    assert (unlink.op, unlink.paths, unlink.clears, unlink.needs) == (
+        Op.UPDATE,
+        ("workstream",),
+        True,
+        (),
+    )
+    assert unlink.request()[2] == {"If-Match": 'W/"1"'}
+    # … only while the workstream is as read (its replace would be stale otherwise).
+    assert [(g.address, g.etag) for g in unlink.guards] == [(WS, 'W/"1"')]
     assert steps[f"delete {WS}"].early is False
     assert steps[f"delete {WS}"].request()[2] == {"If-Match": 'W/"1"'}
-    assert steps[f"create {WS}"].needs == (f"delete {WS}",)
+    assert steps[f"delete {WS}"].needs == (f"unlink {PAGE}",)
+    assert steps[f"create {WS}"].needs == (f"delete {WS}", f"unlink {PAGE}")
+    # The routing configuration survives with its link cleared: set again, whatever its ETag.
+    routing = steps[f"update {ROUTING}"]
+    assert (routing.paths, routing.needs, routing.etag) == (
+        ("workstream",),
+        (f"create {WS}",),
+        None,
+    )
     link = steps[f"link {PAGE}"]
-    # The delete clears the page's link, so its ETag changes before the link is written.
+    # The unlink changed the page's ETag before the link is written.
     assert link.etag is None
     assert link.request()[2] == {"If-Match": "*"}
-    assert set(link.needs) == {
-        f"create {WS}",
-        f"create {ROUTING}",
-        "create RoutingRuleSet/facebook-support-classification/step",
-        "create RoutingRuleSet/facebook-support-routing/step",
-    }
+    assert set(link.needs) == {f"create {WS}", f"update {ROUTING}"}
+    assert not link.clears
+
+
+def test_an_unlinked_page_with_other_changes_is_written_whole_after_the_replace():
+    ws = change(WS, Action.REPLACE, fields=("distribution.mode",), depends_on=(PAGE,))
+    page_update = page(Action.UPDATE, fields=("workstream", "facebook.language"), depends_on=(WS,))
+    steps = keyed(build_steps(plan_of(ws, page_update)))
+
+    assert steps[f"unlink {PAGE}"].paths == ("workstream",)
+    assert steps[f"unlink {PAGE}"].etag == ETAG
+    update = steps[f"update {PAGE}"]
+    assert (update.paths, update.etag, update.needs) == (
+        ("workstream", "facebook.language"),
+        None,
+        (f"create {WS}",),
+    )
+    assert steps[f"delete {WS}"].needs == (f"unlink {PAGE}",)
+
+
+def test_an_update_pointing_a_replaced_record_elsewhere_needs_no_unlink():
+    ws = change(WS, Action.REPLACE, fields=("distribution.mode",), depends_on=(PAGE,))
+    moved = page(Action.UPDATE, workstream="other", fields=("workstream",), depends_on=())
+    steps = keyed(build_steps(plan_of(ws, moved)))
+
+    assert f"unlink {PAGE}" not in steps
+    assert steps[f"delete {WS}"].needs == (f"link {PAGE}",)
+    assert steps[f"link {PAGE}"].etag == ETAG
 
 
 def test_an_early_delete_needing_a_later_step_is_refused():
