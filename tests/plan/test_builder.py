@@ -558,6 +558,39 @@ def test_a_replaced_gbm_workstream_sets_its_agents_link_again(gbm_scenario):
     assert changes["Workstream/gbm-stores/routing"].depends_on == ("Workstream/gbm-stores",)
 
 
+def test_context_variables_are_linked_again_after_a_replace_and_go_with_their_workstream(
+    scenario,
+):
+    variable = "Workstream/facebook-support/context.Segment"
+    scenario.spec("Workstream", "facebook-support")["contextVariables"] = {"Segment": "text"}
+    rows = scenario.rows()
+    scenario.spec("Workstream", "facebook-support")["distribution"]["mode"] = "pick"
+    relink = by_address(scenario.build(rows))[variable]
+
+    # Its link to the workstream is remove-link: set again once the workstream is back.
+    assert (relink.action, relink.reason, relink.etag, relink.depends_on) == (
+        Action.UPDATE,
+        "link to a deleted record cleared; set again",
+        None,
+        ("Workstream/facebook-support",),
+    )
+
+    for kind, name in [
+        ("RoutingRuleSet", "facebook-support-routing"),
+        ("RoutingRuleSet", "facebook-support-classification"),
+        ("Workstream", "facebook-support"),
+    ]:
+        scenario.absent(kind, name)
+    changes = by_address(scenario.build(rows))
+
+    # The workstream goes: its variables are deleted too, before it, not left unlinked.
+    assert (changes[variable].action, changes[variable].reason) == (
+        Action.DELETE,
+        "deleted with Workstream/facebook-support",
+    )
+    assert variable in changes["Workstream/facebook-support"].depends_on
+
+
 def test_a_replaced_queue_takes_nothing_with_it(scenario):
     rows = scenario.rows()
     scenario.spec("Queue", "overflow-support")["type"] = "record"
