@@ -39,6 +39,8 @@ from reconciler.plan.definition import (
 from reconciler.plan.identity import Entry, Identity, identify
 from reconciler.state.reader import Snapshot
 
+LEFT_AS_IS = "left-as-is"
+"""The warning of a field the target holds in a form no manifest can say."""
 TOKEN_AGE_WARN_DAYS = limits.FACEBOOK_TOKEN_MAX_AGE_DAYS - limits.FACEBOOK_TOKEN_WARN_DAYS
 
 
@@ -276,10 +278,11 @@ class _Planner:
             self.plan_create(entry, after.taken_by)
             return
         current = self.current(record, row, written)
+        self.unreadable(record, current)
         found = [
             d
             for f in kind.fields
-            if f.path in record.fields
+            if f.path in record.fields and not isinstance(current.get(f.path), k.Unreadable)
             for d in differences(f.path, current.get(f.path), record.fields[f.path])
         ]
         fields = tuple(field_change(kind, *d) for d in found)
@@ -471,6 +474,24 @@ class _Planner:
             f.path: record.fields[f.path] if f.path in same else f.read(row, self.resolver)
             for f in record.kind.fields
         }
+
+    def unreadable(self, record: Record, current: dict[str, Value]) -> None:
+        """Fields the target holds in a form no manifest can say are left as they are, and
+        the plan says so (docs/routing-xml.md): rewriting them would lose what they hold."""
+        said: set[str] = set()  # fields of one column (a contract's) are said once
+        for path, value in current.items():
+            if isinstance(value, k.Unreadable) and path in record.fields and value not in said:
+                said.add(value)
+                self.out.warnings.append(
+                    Warning(
+                        code=LEFT_AS_IS,
+                        message=f"{record.address}: its {path} in the target cannot be said in "
+                        f"a manifest ({value}); left as it is, not rewritten from the manifests. "
+                        "Change it in the admin center, or delete the record to write it anew",
+                        location=str(record.location) if record.location else None,
+                        address=record.address,
+                    )
+                )
 
     def token_age(self, entry: Entry, row: Row, found: list[tuple[str, Value, Value]]) -> None:
         record = entry.record
