@@ -403,6 +403,7 @@ def test_ensure_absent_needs_neither_spec_secrets_nor_key_files(project, capsys,
     assert deleted == [
         "GoogleBusinessMessagesAccount/contoso-gbm/Contoso Stores",
         "RoutingRuleSet/gbm-stores-routing/step",
+        "Workstream/gbm-stores/routing",  # RemoveLink: deleted by the plan, not by cascade
         "RoutingRuleSet/gbm-stores-routing",
         "Workstream/gbm-stores",
         "Workstream/gbm-stores/contract",

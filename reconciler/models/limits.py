@@ -10,12 +10,16 @@ QUEUE_NAME = 200  # queue.name
 QUEUE_DESCRIPTION = 2000  # queue.description (UNCONFIRMED: Dataverse memo default)
 FB_ACCOUNT_NAME = 100  # msdyn_ocfbapplication.msdyn_name
 FB_APPLICATION_ID = 100  # msdyn_fbapplicationid
-FB_PAGE_NAME = 100  # msdyn_ocfbpage.msdyn_fbpagename
-FB_PAGE_ID = 100  # msdyn_fbpageid
+# msdyn_ocfbpage.msdyn_fbpagename and msdyn_fbpageid: MaxLength 100 (MicrosoftDocs/dynamics-365-
+# customer-engagement ce/customer-service/develop/reference/entities/msdyn_ocfbpage.md @a5f498d2).
+FB_PAGE_NAME = 100
+FB_PAGE_ID = 100
 GBM_ACCOUNT_NAME = 100  # partner account msdyn_name (UNCONFIRMED)
 GBM_PARTNER_ID = 100  # msdyn_partneraccountid
 GBM_AGENT_FIELD = 100  # agent msdyn_name, msdyn_agentid, msdyn_brandid
-WORKSTREAM_NAME = 100  # msdyn_liveworkstream.msdyn_name (UNCONFIRMED)
+# msdyn_liveworkstream.msdyn_name: MaxLength 100 (the same repository,
+# ce/developer/reference/entities/msdyn_liveworkstream.md @13744220ba5ade462ccea77e5b535772f5ce7468).
+WORKSTREAM_NAME = 100
 # msdyn_decisionruleset.msdyn_name: MaxLength 200 (MicrosoftDocs/dynamics-365-customer-engagement
 # ce/developer/reference/entities/msdyn_decisionruleset.md
 # @029760a1cac0ed6b102341889b0f7464e1b51ec0).

@@ -148,7 +148,7 @@ def project() -> list[dict[str, Any]]:
                         "name": "Dutch speakers",
                         "when": {
                             "any": [
-                                when("facebook.locale", "beginsWith", "nl"),
+                                when("facebook.locale", "contains", "nl"),
                                 when("facebook.timezone", "in", ["Europe/Amsterdam"]),
                             ]
                         },

@@ -188,20 +188,34 @@ def test_create_shows_every_set_field_and_what_apply_writes(scenario):
         "maxSize": 50,
         "description": None,
     }
-    # Rules read one line per rule and key; a contract without outputs shows an empty list.
+    # Rules read one line per rule and key; the contract shows its channel and variables.
     assert diff(changes[CLASSIFICATION])[-3:] == [
         ("rules[0].name", None, "Dutch locale"),
         ("rules[0].when", None, {"field": "facebook.locale", "op": "equals", "value": "nl_NL"}),
         ("rules[0].set", None, {"language": "Dutch"}),
     ]
     assert diff(changes["Workstream/facebook-support/contract"]) == [
-        ("outputs", None, ["language"])
+        ("channel", None, "facebook"),
+        ("contextVariables", None, {}),
     ]
 
 
-def test_create_of_a_contract_without_outputs_shows_an_empty_list(gbm_scenario):
-    contract = by_address(gbm_scenario.build({}))["Workstream/gbm-stores/contract"]
-    assert diff(contract) == [("outputs", None, [])]
+def test_create_of_a_contract_with_context_variables_shows_them(gbm_scenario):
+    spec = gbm_scenario.spec("Workstream", "gbm-stores")
+    spec["contextVariables"] = {"StoreCode": "text"}
+    changes = by_address(gbm_scenario.build({}))
+    assert diff(changes["Workstream/gbm-stores/contract"]) == [
+        ("channel", None, "google-business-messages"),
+        ("contextVariables", None, {"StoreCode": "text"}),
+    ]
+    variable = changes["Workstream/gbm-stores/context.StoreCode"]
+    assert variable.action is Action.CREATE
+    assert diff(variable) == [
+        ("workstream", None, "gbm-stores"),
+        ("name", None, "StoreCode"),
+        ("type", None, "text"),
+    ]
+    assert variable.depends_on == ("Workstream/gbm-stores",)
 
 
 def test_create_hides_secrets_behind_a_fingerprint(scenario):
@@ -272,7 +286,11 @@ def _route_to(s):
 
 def _rule_added(s, queue="dutch-support"):
     s.spec("RoutingRuleSet", "facebook-support-routing")["rules"].append(
-        {"name": "Night", "when": {"field": "facebook.locale", "op": "isNull"}, "routeTo": queue}
+        {
+            "name": "Night",
+            "when": {"not": {"field": "facebook.locale", "op": "isNull"}},
+            "routeTo": queue,
+        }
     )
 
 
@@ -329,7 +347,8 @@ def _condition(s):
                     None,
                     {
                         "name": "Night",
-                        "when": {"field": "facebook.locale", "op": "isNull"},
+                        # compared as written: not isNull is isNotNull
+                        "when": {"field": "facebook.locale", "op": "isNotNull"},
                         "routeTo": "dutch-support",
                     },
                 )
@@ -397,20 +416,22 @@ def test_an_update_depends_on_the_changing_records_it_points_at(scenario):
     assert changes[ROUTING].depends_on == ("Queue/vip",)
 
 
-def test_a_new_classification_output_updates_the_contract_too(scenario):
+def test_a_new_context_variable_updates_the_contract_too(scenario):
     rows = scenario.rows()
+    scenario.spec("Workstream", "facebook-support")["contextVariables"] = {"segment": "text"}
     rules = scenario.spec("RoutingRuleSet", "facebook-support-classification")["rules"]
     rules[0]["set"]["segment"] = "consumer"
     changes = changing(scenario.build(rows))
 
-    assert list(changes) == ["Workstream/facebook-support/contract", CLASSIFICATION]
+    variable = "Workstream/facebook-support/context.segment"
+    assert list(changes) == ["Workstream/facebook-support/contract", variable, CLASSIFICATION]
     assert diff(changes["Workstream/facebook-support/contract"]) == [
-        ("outputs", ["language"], ["language", "segment"])
+        ("contextVariables", {}, {"segment": "text"})
     ]
+    assert changes[variable].action is Action.CREATE
     assert diff(changes[CLASSIFICATION]) == [
         ("rules[0].set", {"language": "Dutch"}, {"language": "Dutch", "segment": "consumer"})
     ]
-    assert changes[CLASSIFICATION].depends_on == ("Workstream/facebook-support/contract",)
 
 
 def test_update_reason_is_grammatical(scenario):
@@ -1331,9 +1352,13 @@ def test_a_rule_set_whose_output_points_elsewhere_is_put_right(scenario):
     built = scenario.build(rows)
     change = by_address(built)[ROUTING]
     assert change.action is Action.UPDATE
+    # Its contracts made it read as a classification set: both are put right.
     assert [(f.path, f.before, f.after) for f in change.fields] == [
-        ("outputContract", "facebook-support", "msdyn_demandqueueidentificationoutput")
+        ("type", "classification", "route-to-queue"),
+        ("outputContract", "facebook-support", "msdyn_demandqueueidentificationoutput"),
     ]
+    # Its rules are what the manifest writes: nothing to say of them.
+    assert not [w for w in built.warnings if w.code == "left-as-is"]
 
 
 def test_a_replace_a_remaining_row_blocks_is_warned_about(scenario):
