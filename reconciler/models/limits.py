@@ -18,7 +18,8 @@ GBM_ACCOUNT_NAME = 100  # partner account msdyn_name (UNCONFIRMED)
 GBM_PARTNER_ID = 100  # msdyn_partneraccountid
 GBM_AGENT_FIELD = 100  # agent msdyn_name, msdyn_agentid, msdyn_brandid
 # msdyn_liveworkstream.msdyn_name: MaxLength 100 (the same repository,
-# ce/developer/reference/entities/msdyn_liveworkstream.md @13744220ba5ade462ccea77e5b535772f5ce7468).
+# ce/developer/reference/entities/msdyn_liveworkstream.md
+# @13744220ba5ade462ccea77e5b535772f5ce7468).
 WORKSTREAM_NAME = 100
 # msdyn_decisionruleset.msdyn_name: MaxLength 200 (MicrosoftDocs/dynamics-365-customer-engagement
 # ce/developer/reference/entities/msdyn_decisionruleset.md
