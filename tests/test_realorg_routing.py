@@ -17,6 +17,7 @@ import pytest
 import yaml
 from apply_helpers import environ, reconciler
 from examples_project import ROOT, SECRETS
+from realgrammar import CONTRACTS, RULES
 from realorg import SECRETS as ORG_SECRETS
 from realorg import Org
 from served import Served
@@ -59,6 +60,16 @@ def test_the_examples_are_written_as_real_orgs_hold_rules(tmp_path: Path, emulat
             assert upsert.findtext("target") == g.SPLIT_TARGET
             splits += 1
     assert splits == 1
+    for row in rule_sets:  # every element, attribute and operator one a real export shows
+        RULES.check(row["msdyn_rulesetdefinition"])
+    contracts = [
+        row["msdyn_contractdefinition"]
+        for row in emulator.rows("msdyn_decisioncontracts")
+        if row["msdyn_uniquename"] != "msdyn_demandqueueidentificationoutput"
+    ]
+    assert len(contracts) == 2
+    for xml in contracts:
+        CONTRACTS.check(xml)
 
     again = reconciler("plan", project, "--detailed-exitcode", *target, env=env)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from realgrammar import RULES
 
 from reconciler.mapping import rulegrammar as g
 from reconciler.mapping.conditions import canonical_rule
@@ -65,54 +66,10 @@ def leaf(op: str, *value: Any, field: str = "facebook.locale") -> dict[str, Any]
     return condition
 
 
-# --- the grammar real orgs hold, taken from the fixtures --------------------------------------
+# --- the grammar real orgs hold, taken from the fixtures (tests/realgrammar.py) -------------
 
-
-def _inventory() -> tuple[set[tuple[str, str, str]], set[str], set[str]]:
-    """(element, attribute, value) triples, element names, and the parent>child pairs of every
-    fixture (values of id/name attributes and text are not part of the grammar)."""
-    triples: set[tuple[str, str, str]] = set()
-    tags: set[str] = set()
-    pairs: set[str] = set()
-    for path in sorted(REALORG.glob("*.xml")):
-        root = ET.fromstring(path.read_text(encoding="utf-8"))
-        for element in root.iter():
-            tags.add(element.tag)
-            pairs.update(f"{element.tag}>{child.tag}" for child in element)
-            for key, value in element.attrib.items():
-                triples.add((element.tag, key, "*" if key in ("id", "name") else value))
-    return triples, tags, pairs
-
-
-SEEN, SEEN_TAGS, SEEN_PAIRS = _inventory()
-# The operators the Visual Routing Tester reads and writes against real orgs: its src/dataverse.ts
-# operator list (ameijers/PrometheanCCaaSToolbox @aa0742679f7dcb61ce170bafce317fb34cc7a4e4, cited
-# in shared docs/fidelity.md §1): "==", "!=", ">", "<", ">=", "<=", "not-null", "contains".
-SEEN |= {
-    ("condition", "operator", op)
-    for op in ("==", "!=", ">", "<", ">=", "<=", "not-null", "contains")
-}
-LHS_PREFIXES = {"msdyn_ocliveworkitem.", "liveworkitemcontext.", "assign_to.", "queuedetails."}
-
-
-def assert_in_real_grammar(xml: str) -> None:
-    """Every element, parent>child nesting, attribute and attribute value of ``xml`` is one a
-    real export shows; every lhs names an entity a real export shows (or a channel context)."""
-    root = ET.fromstring(xml)
-    for element in root.iter():
-        assert element.tag in SEEN_TAGS, element.tag
-        for child in element:
-            assert f"{element.tag}>{child.tag}" in SEEN_PAIRS, (element.tag, child.tag)
-        for key, value in element.attrib.items():
-            assert (element.tag, key, "*" if key in ("id", "name") else value) in SEEN, (
-                element.tag,
-                key,
-                value,
-            )
-        if element.tag == "lhs":
-            text = element.text or ""
-            channel = text.split(".")[0] in g.CHANNEL_CONTEXTS.values()
-            assert channel or any(text.startswith(p) for p in LHS_PREFIXES), text
+assert_in_real_grammar = RULES.check
+SEEN = RULES.attributes
 
 
 def test_the_fixtures_show_the_grammar_the_codec_writes() -> None:
