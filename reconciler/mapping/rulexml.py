@@ -235,11 +235,8 @@ def _output_lhs(key: object) -> str:
 
 
 def _static(value: object) -> str:
-    try:
-        text = conditions.value_text(value)
-    except conditions.ConditionError as exc:
-        raise RuleXmlError(str(exc)) from None
-    return _element("rhs", {"type": g.RHS_STATIC}, _text_of(text))
+    """A static value; ``value`` is canonical already (``_encode_rule`` checked it)."""
+    return _element("rhs", {"type": g.RHS_STATIC}, _text_of(conditions.value_text(value)))
 
 
 def _setattribute(target: str, rhs: str) -> str:
@@ -353,10 +350,7 @@ def _decode_rule(
         rule["when"] = tests[0] if len(tests) == 1 else {"all": tests}
     key, then = _decode_action(actions[0], queue_name)
     rule[key] = then
-    try:
-        return conditions.canonical_rule(rule)
-    except conditions.ConditionError as exc:  # pragma: no cover - decoded rules are well formed
-        raise RuleXmlError(str(exc)) from None
+    return conditions.canonical_rule(rule)  # decoded rules are well formed: it cannot fail
 
 
 def _decode_condition(element: ET.Element) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from realgrammar import RULES
 
+from reconciler.mapping import conditions
 from reconciler.mapping import rulegrammar as g
 from reconciler.mapping.conditions import canonical_rule
 from reconciler.mapping.rulexml import Decoded, RuleXmlError, decode, encode
@@ -464,3 +465,173 @@ def test_text_is_escaped_and_characters_xml_cannot_hold_are_refused() -> None:
 def test_malformed_rules_are_refused(rules: list[dict[str, Any]], message: str) -> None:
     with pytest.raises(RuleXmlError, match=message):
         to_xml(rules)
+
+
+LHS = '<lhs type="attribute">msdyn_ocliveworkitem.msdyn_title</lhs>'
+RHS = '<rhs type="staticvalue">x</rhs>'
+ROUTE = (
+    '<action><setattribute><lhs type="attribute">assign_to.queue</lhs>'
+    f'<rhs type="staticvalue">{QUEUES["a"]}</rhs></setattribute></action>'
+)
+SPLIT = (
+    "<action><upsertrecords><target>percentagebaseddistribution</target><records>{}"
+    "</records></upsertrecords></action>"
+)
+
+
+def _share(queue: str = "{" + QUEUES["a"] + "}", percent: str = "100") -> str:
+    return (
+        '<record><setattribute><lhs type="attribute">queuedetails.queueid</lhs>'
+        f'<rhs type="staticvalue">{queue}</rhs></setattribute><setattribute>'
+        '<lhs type="attribute">queuedetails.percentage</lhs>'
+        f'<rhs type="staticvalue">{percent}</rhs></setattribute></record>'
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (f'<condition operator="==">{LHS}{RHS}</condition>', "it needs one <action>, found 0"),
+        (ROUTE + ROUTE, "it needs one <action>, found 2"),
+        (f'<logical operator="AND"/>{ROUTE}', 'empty <logical operator="AND">'),
+        (f'<condition operator="==">{RHS}{LHS}</condition>{ROUTE}', "one <lhs> followed by"),
+        (f'<condition operator="not-null">{LHS}{RHS}</condition>{ROUTE}', "takes no <rhs>"),
+        (
+            f'<condition operator="==">{LHS}{RHS}{RHS}</condition>{ROUTE}',
+            "needs one <rhs>, found 2",
+        ),
+        (f'<condition operator="==">{LHS}</condition>{ROUTE}', "needs one <rhs>, found 0"),
+        (
+            f'<condition operator="=="><lhs type="constant">x</lhs>{RHS}</condition>{ROUTE}',
+            "its <lhs> is of type 'constant'",
+        ),
+        (
+            f'<condition operator="==">{LHS}<rhs type="attribute">y</rhs></condition>{ROUTE}',
+            "compares with a value of type 'attribute'",
+        ),
+        (
+            f'<condition operator="in">{LHS}<rhs type="staticvalue">x</rhs></condition>{ROUTE}',
+            "its 'in' condition compares with a value of type 'staticvalue'",
+        ),
+        (
+            f'<condition operator="in">{LHS}<rhs type="multistaticvalues"/></condition>{ROUTE}',
+            "holds no <value>",
+        ),
+        (
+            f'<condition operator="==" extra="1">{LHS}{RHS}</condition>{ROUTE}',
+            "unknown attribute 'extra' on <condition>",
+        ),
+        (f"<condition>{LHS}{RHS}</condition>{ROUTE}", "<condition> has no operator attribute"),
+        (
+            f'<condition operator="==">{LHS}{RHS}</condition>text{ROUTE}',
+            "unexpected text in <rule>",
+        ),
+        (
+            f'<condition operator="=="><lhs type="attribute">a<b/></lhs>{RHS}</condition>{ROUTE}',
+            "unknown element <b> in <lhs>",
+        ),
+        ("<action/>", "its <action> is empty"),
+        ("<action><setattribute>" + LHS + "</setattribute></action>", "one <lhs> then one <rhs>"),
+        (
+            ROUTE.replace("</action>", f"<setattribute>{LHS}{RHS}</setattribute></action>"),
+            "writes assign_to.queue and more",
+        ),
+        (
+            ROUTE.replace(QUEUES["a"], "not-a-guid"),
+            "'not-a-guid' is not a record id",
+        ),
+        (
+            '<action><setattribute><lhs type="attribute">liveworkitemcontext.A</lhs>'
+            + RHS
+            + '</setattribute><setattribute><lhs type="attribute">liveworkitemcontext.A</lhs>'
+            + RHS
+            + "</setattribute></action>",
+            "writes 'liveworkitemcontext.A' twice",
+        ),
+        (
+            SPLIT.format(_share()).replace("</upsertrecords>", "</upsertrecords><setattribute/>"),
+            "mixes <upsertrecords> with other writes",
+        ),
+        (SPLIT.format("").replace("percentagebaseddistribution", "x"), "records of 'x'"),
+        (SPLIT.format(""), "holds no <record>"),
+        (
+            "<action><upsertrecords><records/><target>percentagebaseddistribution</target>"
+            "</upsertrecords></action>",
+            "one <target> then one <records>",
+        ),
+        (SPLIT.format(_share(percent="fifty")), "the percentage 'fifty' is not a whole number"),
+        (
+            SPLIT.format(_share().replace("queuedetails.percentage", "queuedetails.queueid")),
+            "needs queuedetails.queueid and queuedetails.percentage, once each",
+        ),
+    ],
+)
+def test_a_malformed_rule_is_reported_by_name_with_what_is_wrong(body: str, reason: str) -> None:
+    good = to_xml([route(None, "good")])
+    xml = good.replace("</rules>", f'<rule id="x" name="bad">{body}</rule></rules>')
+    decoded = decode(xml, queue_name=queue_name)
+    assert [rule["name"] for rule in decoded.rules] == ["good"]
+    [(name, why)] = decoded.unreadable
+    assert name == "bad"
+    assert reason in why
+
+
+def test_a_rule_without_a_name_is_reported() -> None:
+    xml = to_xml([route(None, "good")]).replace('name="good"', 'name=""')
+    assert decode(xml, queue_name=queue_name).unreadable == [("", "a <rule> has an empty name")]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: encode([], hit_policy="some", rule_id=rule_id, queue_id=str), "hit policy"),
+        (lambda: to_xml(["not a rule"]), "a rule must be a mapping"),
+        (lambda: to_xml([{"routeTo": "a"}]), "a rule has no 'name'"),
+        (lambda: to_xml([{"name": "c", "set": {}}], g.HIT_POLICY_CLASSIFY), "sets no output"),
+        (lambda: to_xml([route({"all": []})]), "non-empty list"),
+    ],
+)
+def test_rules_of_a_shape_no_manifest_has_are_refused(call: Any, message: str) -> None:
+    with pytest.raises(RuleXmlError, match=message):
+        call()
+
+
+def test_an_action_writing_what_no_manifest_names_is_reported() -> None:
+    body = (
+        '<action><setattribute><lhs type="attribute">overflow.x</lhs>'
+        + RHS
+        + "</setattribute></action>"
+    )
+    xml = to_xml([]).replace("<rules/>", f'<rules><rule id="x" name="o">{body}</rule></rules>')
+    assert decode(xml, queue_name=queue_name).unreadable == [
+        ("o", "it writes 'overflow.x', which manifests cannot name")
+    ]
+
+
+def test_conditions_nesting_past_the_interpreter_are_reported_not_raised() -> None:
+    depth = 5000
+    body = '<logical operator="AND">' * depth + f'<condition operator="not-null">{LHS}</condition>'
+    body += "</logical>" * depth + ROUTE
+    xml = to_xml([]).replace("<rules/>", f'<rules><rule id="x" name="deep">{body}</rule></rules>')
+    assert decode(xml, queue_name=queue_name).unreadable == [
+        ("deep", "its conditions nest too deep")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ("x", "a condition must be a mapping"),
+        ({"all": []}, "'all' needs a non-empty list"),
+        ({"field": "f"}, "needs an operator"),
+        ({"field": "f", "op": "in", "value": []}, "'in' needs a non-empty list"),
+    ],
+)
+def test_conditions_of_no_manifest_shape_are_refused(condition: Any, message: str) -> None:
+    with pytest.raises(conditions.ConditionError, match=message):
+        conditions.normalise(condition)
+
+
+def test_outputs_must_be_a_mapping() -> None:
+    with pytest.raises(conditions.ConditionError, match="must be a mapping"):
+        conditions.canonical_rule({"name": "c", "set": ["x"]})
