@@ -108,6 +108,11 @@ def test_conditions_nest():
         ({"field": "facebook.locale", "op": "in", "value": "x"}, "non-empty list"),
         ({"field": "facebook.locale", "op": "equals", "value": ["x"]}, "single value"),
         ({"field": "facebook.locale", "op": "equals"}, "single value"),
+        ({"field": "conversation.x", "op": "equals", "value": float("inf")}, "inf is not a number"),
+        (
+            {"field": "conversation.x", "op": "in", "value": [1, float("nan")]},
+            "nan is not a number",
+        ),
     ],
 )
 def test_condition_values_must_fit_the_operator(leaf, message):
@@ -115,6 +120,14 @@ def test_condition_values_must_fit_the_operator(leaf, message):
     with pytest.raises(ValidationError, match=message):
         RoutingRuleSetSpec.model_validate(
             {"workstream": "w", "type": "route-to-queue", "rules": rules}
+        )
+
+
+def test_classification_values_must_be_finite():
+    rules = [{"name": "r", "set": {"Score": float("-inf")}}]
+    with pytest.raises(ValidationError, match="-inf is not a number rule XML can hold"):
+        RoutingRuleSetSpec.model_validate(
+            {"workstream": "w", "type": "classification", "rules": rules}
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from reconciler.mapping import rulegrammar as g
 from reconciler.mapping.rulegrammar import CHANNEL_FIELDS
 from reconciler.models import limits
 from reconciler.models.common import DISPLAY_NAME_DESCRIPTION, Name, NotBool, StrictModel
@@ -72,10 +74,23 @@ class Operator(StrEnum):
     LESS_OR_EQUAL = "lessOrEqual"
 
 
-UNARY_OPERATORS = frozenset({Operator.IS_NULL, Operator.IS_NOT_NULL})
-LIST_OPERATORS = frozenset({Operator.IN, Operator.NOT_IN})
+UNARY_OPERATORS = frozenset(Operator(op) for op in g.UNARY)
+LIST_OPERATORS = frozenset(Operator(op) for op in g.LIST_OPERATORS)
 
 Scalar = str | int | float | bool
+"""A static value of a rule: written as text (docs/routing-xml.md), so numbers are finite."""
+
+
+def _finite(values: Any) -> Any:
+    for value in values if isinstance(values, list) else [values]:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PydanticCustomError(
+                "invalid-value", "{value} is not a number rule XML can hold", {"value": value}
+            )
+    return values
+
+
+FiniteScalar = Annotated[Scalar, AfterValidator(_finite)]
 
 
 class Leaf(StrictModel):
@@ -88,7 +103,7 @@ class Leaf(StrictModel):
         "notContains and isNull (except under not) cannot be written: no real org was seen to "
         "hold their rule XML (docs/routing-xml.md)."
     )
-    value: Scalar | list[Scalar] | None = Field(
+    value: Annotated[Scalar | list[Scalar] | None, AfterValidator(_finite)] = Field(
         default=None,
         description="No value for isNull and isNotNull, a non-empty list for in and notIn, one "
         "value for the others.",
@@ -223,7 +238,7 @@ class Rule(StrictModel):
         "goes to, or a percentage split over at most "
         f"{limits.MAX_ALLOCATION_QUEUES} queues.",
     )
-    set_: dict[OutputName, Scalar] | None = Field(
+    set_: dict[OutputName, FiniteScalar] | None = Field(
         default=None,
         alias="set",
         description="Classification sets (required there, not empty): the values to set, by "
