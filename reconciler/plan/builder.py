@@ -85,9 +85,25 @@ class _After:
 # --- field differences ------------------------------------------------------------------------
 
 
+def same(before: Any, after: Any) -> bool:
+    """Equal, and written alike: ``1``, ``1.0`` and ``true`` are equal in Python but are three
+    texts in rule XML (docs/routing-xml.md), and ``-0.0`` is not ``0.0``."""
+    if before is after:
+        return True
+    if before != after:
+        return False
+    if isinstance(before, dict) and isinstance(after, dict):
+        return all(same(value, after[key]) for key, value in before.items())
+    if isinstance(before, list | tuple) and isinstance(after, list | tuple):
+        return all(same(a, b) for a, b in zip(before, after, strict=True))
+    if isinstance(before, bool | int | float) or isinstance(after, bool | int | float):
+        return type(before) is type(after) and repr(before) == repr(after)
+    return True
+
+
 def differences(path: str, before: Value, after: Value) -> list[tuple[str, Value, Value]]:
     """Where ``before`` and ``after`` differ; named lists (rules) are compared item by item."""
-    if before == after:
+    if same(before, after):
         return []
     if _named_list(before) and _named_list(after):
         found: list[tuple[str, Value, Value]] = []
@@ -102,7 +118,7 @@ def differences(path: str, before: Value, after: Value) -> list[tuple[str, Value
             found += [
                 (f"{item}.{key}", before[index].get(key), after[index].get(key))
                 for key in keys
-                if before[index].get(key) != after[index].get(key)
+                if not same(before[index].get(key), after[index].get(key))
             ]
         return found
     return [(path, before, after)]

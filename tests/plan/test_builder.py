@@ -15,6 +15,7 @@ import pytest
 
 from reconciler.mapping import kinds as k
 from reconciler.mapping.values import fingerprint, json_value
+from reconciler.plan import builder
 from reconciler.plan.builder import Built
 from reconciler.plan.definition import (
     Action,
@@ -1483,3 +1484,22 @@ def test_the_checksum_hashed_a_change_at_a_time_is_the_checksum_of_the_json(gbm_
         assert plan.model_copy(update={"changes": ()}).computed_checksum() == compute_checksum(
             {**plan.data(), "changes": []}
         )
+
+
+@pytest.mark.parametrize(("before", "after"), [(1, True), (1, 1.0), (0.0, -0.0), ("1", True)])
+def test_values_written_differently_are_a_change_even_when_python_calls_them_equal(
+    scenario, before, after
+):
+    rule = scenario.spec("RoutingRuleSet", "facebook-support-routing")["rules"][0]
+    rule["when"] = {"field": "conversation.msdyn_score", "op": "equals", "value": before}
+    rows = scenario.rows()
+    rule["when"]["value"] = after
+    change = by_address(scenario.build(rows))[ROUTING]
+    assert change.action is Action.UPDATE
+    assert [f.path for f in change.fields] == ["rules[0].when"]
+
+
+def test_the_same_text_is_no_change():
+    assert builder.same({"a": [1, "x"]}, {"a": [1, "x"]})
+    assert not builder.same({"a": [1]}, {"a": [True]})
+    assert not builder.same([1.0], [1])
