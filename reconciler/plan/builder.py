@@ -550,6 +550,26 @@ class _Planner:
             self.leftover.append(owned)
         elif row_id not in self.conflicting and not k.is_system_row(kind, row):
             self.out.unmanaged[kind.name] = self.out.unmanaged.get(kind.name, 0) + 1
+            if after.cleared:
+                self.link_cleared(kind, row)
+
+    def link_cleared(self, kind: k.RecordKind, row: Row) -> None:
+        """A row this project does not manage loses a link to a record the plan deletes or
+        replaces (Dataverse clears it: RemoveLink): it is not put back, so say so."""
+        for column in kind.table.lookups():
+            value = row.get(lookup(column.name))
+            if value in self.gone and column.on_delete is OnDelete.REMOVE_LINK:
+                self.out.warnings.append(
+                    Warning(
+                        code="link-cleared",
+                        message=f"{kind.name} {k.name_of_row(kind, row)!r} "
+                        f"({row[kind.table.primary_key]}), which this project does not manage, "
+                        f"points at {self.gone[value]} ({column.name}); deleting it clears that "
+                        "link and nothing sets it again. Adopt the row or link it again after "
+                        "apply",
+                        address=self.gone[value],
+                    )
+                )
 
     # -- ordering, dependencies, warnings ------------------------------------------------------
 

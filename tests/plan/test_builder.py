@@ -613,6 +613,27 @@ def test_context_variables_are_linked_again_after_a_replace_and_go_with_their_wo
     assert variable in changes["Workstream/facebook-support"].depends_on
 
 
+def test_a_replace_says_which_rows_of_others_lose_their_link(scenario):
+    rows = scenario.rows()
+    rows.setdefault("ContextVariable", []).append(
+        {
+            "msdyn_ocliveworkstreamcontextvariableid": foreign(9),
+            "msdyn_name": "Theirs",
+            "msdyn_datatype": 192350000,
+            "_msdyn_liveworkstreamid_value": scenario.id("Workstream/facebook-support"),
+        }
+    )
+    scenario.spec("Workstream", "facebook-support")["distribution"]["mode"] = "pick"
+    built = scenario.build(rows)
+    (warning,) = [w for w in built.warnings if w.code == "link-cleared"]
+    assert warning.address == "Workstream/facebook-support"
+    assert warning.message.startswith(
+        f"ContextVariable 'Theirs' ({foreign(9)}), which this project does not manage, points "
+        "at Workstream/facebook-support (msdyn_liveworkstreamid); deleting it clears that link"
+    )
+    assert built.unmanaged == {"ContextVariable": 1}
+
+
 def test_a_replaced_queue_takes_nothing_with_it(scenario):
     rows = scenario.rows()
     scenario.spec("Queue", "overflow-support")["type"] = "record"
