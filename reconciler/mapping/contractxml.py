@@ -21,6 +21,7 @@ variables with their types. Entities it declares beyond those are left as they a
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,6 +29,11 @@ from reconciler.mapping import rulegrammar as g
 from reconciler.mapping.rulexml import RuleXmlError, parse
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENTITIES = frozenset(
+    {name for name, _ in g.CONTRACT_ENTITIES if name is not None}
+    | set(g.CHANNEL_CONTEXTS.values())
+    | {g.CHAT_CONTEXT}
+)
 _TYPE_BY_DATA_TYPE = {data_type: name for name, data_type in g.VARIABLE_TYPES.items()}
 
 
@@ -36,7 +42,9 @@ class Contract:
     channel_contexts: tuple[str, ...]
     """The channel engagement-context tables it declares (``msdyn_facebookengagementctx``)."""
     variables: dict[str, str]
-    """Context variables: name → manifest type (``text``), or ``<data-type>`` when unknown."""
+    """Context variables: name → manifest type (``text``)."""
+    legacy: bool = False
+    """Written by the reconciler's first version (``rulegrammar.LEGACY_OPERATORS``' note)."""
 
 
 def encode(channel_context: str | None, variables: Mapping[str, str]) -> str:
@@ -66,21 +74,43 @@ def encode(channel_context: str | None, variables: Mapping[str, str]) -> str:
 
 
 def decode(xml: str) -> Contract:
+    """What a contract says in manifest terms. Anything more than the grammar above (another
+    entity, a variable of a type manifests cannot declare, unknown attributes) raises
+    ``RuleXmlError``: rewriting the column would lose it, so it is left as it is."""
     root = parse(xml)
     if root.tag != "contract":
         raise RuleXmlError(f"expected <contract>, found <{root.tag}>")
-    contexts = set(g.CHANNEL_CONTEXTS.values())
+    if not root.attrib and all(child.tag == "attribute" for child in root):
+        return Contract((), {}, legacy=True)  # the first version's <attribute> list
+    if root.attrib != {"version": g.VERSION}:
+        raise RuleXmlError(f"a <contract> of another version or form ({dict(root.attrib)})")
     channels: list[str] = []
     variables: dict[str, str] = {}
     for element in root:
         if element.tag == "entity":
             name = element.get("logical-name") or ""
-            if name in contexts or name.endswith("engagementctx"):
+            _only(element, "logical-name", "key", "is-collection")
+            if name not in _ENTITIES or element.get("key") != name:
+                raise RuleXmlError(f"it declares entity {name!r}, which manifests cannot say")
+            if name.endswith("engagementctx"):
                 channels.append(name)
-        elif element.tag == "complex" and element.get("key") == g.CONTEXT_KEY:
-            for variable in element.iter("variable"):
+        elif element.tag == "complex" and element.attrib == {"key": g.CONTEXT_KEY}:
+            for variable in element:
+                _only(variable, "name", "data-type")
+                name = variable.get("name") or ""
                 data_type = variable.get("data-type") or ""
-                variables[variable.get("name") or ""] = _TYPE_BY_DATA_TYPE.get(
-                    data_type, f"<{data_type}>"
-                )
+                if variable.tag != "variable" or data_type not in _TYPE_BY_DATA_TYPE:
+                    raise RuleXmlError(
+                        f"its context variable {name!r} is of data-type {data_type!r}, which "
+                        "manifests cannot declare"
+                    )
+                variables[name] = _TYPE_BY_DATA_TYPE[data_type]
+        else:
+            raise RuleXmlError(f"it holds <{element.tag}>, which manifests cannot say")
     return Contract(tuple(channels), variables)
+
+
+def _only(element: ET.Element, *names: str) -> None:
+    for key in element.attrib:
+        if key not in names:
+            raise RuleXmlError(f"unknown attribute {key!r} on <{element.tag}>")

@@ -186,13 +186,13 @@ def _rules_field() -> FieldMap:
                 xml, queue_name=lambda queue_id: _name_of(resolver, queue_id, "Queue/")
             )
         except rulexml.RuleXmlError as exc:
-            return Unreadable(str(exc))
+            return _legacy_or(xml, Unreadable(str(exc)))
         reasons = [f"rule {name!r}: {why}" for name, why in decoded.unreadable]
         kind = rule_set_type(row, resolver)
         expected = {"route-to-queue": g.HIT_POLICY_ROUTE, "classification": g.HIT_POLICY_CLASSIFY}
         if kind is not None and decoded.hit_policy != expected[kind]:
             reasons.insert(0, f"hit-policy {decoded.hit_policy!r} in a {kind} rule set")
-        return Unreadable("; ".join(reasons)) if reasons else decoded.rules
+        return _legacy_or(xml, Unreadable("; ".join(reasons))) if reasons else decoded.rules
 
     def write(value: Value, fields: Fields, address: str, resolver: Resolver) -> Row:
         policy = (
@@ -207,6 +207,15 @@ def _rules_field() -> FieldMap:
         return {column: xml}
 
     return FieldMap("rules", (column,), read, write, default=[])
+
+
+LEGACY = "<written by an earlier version of the reconciler in a spelling no real org holds>"
+"""What a rule set or contract the first version wrote reads as: a value the manifest's
+differs from, so the plan rewrites it in the real grammar (docs/routing-xml.md)."""
+
+
+def _legacy_or(xml: str, unreadable: Unreadable) -> Value:
+    return LEGACY if rulexml.written_by_an_earlier_version(xml) else unreadable
 
 
 def _name_of(resolver: Resolver, record_id: str, prefix: str) -> str:
@@ -272,12 +281,16 @@ def _contract_fields() -> tuple[FieldMap, FieldMap]:
         contract = decoded(row)
         if isinstance(contract, Unreadable):
             return contract
+        if contract.legacy:
+            return LEGACY
         names = [_CHANNEL_BY_CONTEXT.get(t, f"<{t}>") for t in contract.channel_contexts]
         return names[0] if len(names) == 1 else (f"<{', '.join(names)}>" if names else None)
 
     def read_variables(row: Row, _r: Resolver) -> Value:
         contract = decoded(row)
-        return contract if isinstance(contract, Unreadable) else contract.variables
+        if isinstance(contract, Unreadable):
+            return contract
+        return LEGACY if contract.legacy else contract.variables
 
     def write(_v: Value, fields: Fields, _a: str, _r: Resolver) -> Row:
         channel = fields.get("channel")

@@ -116,6 +116,9 @@ customer-service/develop/reference/entities/msdyn_facebookengagementctx.md`` and
 declared in the contract as the ALM contract declares ``msdyn_livechatengagementctx`` for its
 chat workstream: derived from that pattern, not seen for these two channels
 (docs/routing-xml.md, "Channel fields")."""
+CHAT_CONTEXT: Final = "msdyn_livechatengagementctx"
+"""The chat channel's engagement context, as the ALM contract declares it (read, so a chat
+workstream's contract is told from ours)."""
 CHANNEL_FIELDS: Final[Mapping[str, Mapping[str, str]]] = {
     "facebook": {
         "customerName": "msdyn_customername",
@@ -162,3 +165,18 @@ elements, in the ALM contract's order (``new_316ca32a…/msdyn_contractdefinitio
 VARIABLE_TYPES: Final[Mapping[str, str]] = {"text": "string"}
 """``<variable name=".." data-type="string" />`` (ALM). No real export shows how a contract
 declares a number or a boolean variable: those are refused by ``validate``."""
+
+# --- what earlier versions of the reconciler wrote ---------------------------------------------
+
+LEGACY_OPERATORS: Final = frozenset(
+    {"eq", "ne", "like", "not-like", "begins-with", "ends-with", "in", "not-in", "null", "gt", "lt"}
+)
+"""Spellings the reconciler's first version guessed (``<condition operator="eq">``, a ``NOT``
+group, ``datatype`` attributes, ``<rhs type="percentage">`` splits, ``output.`` outputs,
+``<contract><attribute name=".." type="string"/></contract>``; docs/routing-xml.md, "Rules an
+earlier version wrote"). No real org holds them, so a rule set or contract written that way is
+ours and is rewritten in the real grammar, not left as it is."""
+LEGACY_LOGICAL: Final = "NOT"
+LEGACY_RHS_TYPE: Final = "percentage"
+LEGACY_DATATYPE: Final = "datatype"
+LEGACY_OUTPUT_PREFIX: Final = "output."

@@ -278,6 +278,31 @@ def parse(xml: str) -> ET.Element:
         raise RuleXmlError(f"malformed XML: {exc}") from None
 
 
+def written_by_an_earlier_version(xml: str) -> bool:
+    """Whether rule-set XML holds a spelling only the reconciler's first version wrote
+    (``rulegrammar.LEGACY_OPERATORS`` and the rest): rewritten, not left as it is."""
+    try:
+        root = parse(xml)
+    except RuleXmlError:
+        return False
+    for element in root.iter():
+        operator = element.get("operator") if element.tag == "condition" else None
+        # "in" with a multistaticvalues list is a real spelling (PPTB); with one value per
+        # <rhs datatype=..> it was the first version's.
+        lists = {rhs.get("type") for rhs in element.iter("rhs")}
+        if operator in g.LEGACY_OPERATORS and (operator != "in" or g.RHS_LIST not in lists):
+            return True
+        if element.tag == "logical" and element.get("operator") == g.LEGACY_LOGICAL:
+            return True
+        if element.tag == "rhs" and (
+            g.LEGACY_DATATYPE in element.attrib or element.get("type") == g.LEGACY_RHS_TYPE
+        ):
+            return True
+        if element.tag == "lhs" and (element.text or "").startswith(g.LEGACY_OUTPUT_PREFIX):
+            return True
+    return False
+
+
 def decode(xml: str, *, queue_name: Callable[[str], str]) -> Decoded:
     """Rules in JSON form from rule-set XML; ``queue_name(guid)`` names each queue (the GUID
     lower-case, without braces)."""

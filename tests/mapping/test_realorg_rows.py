@@ -15,7 +15,7 @@ import pytest
 from reconciler.mapping import contractxml
 from reconciler.mapping import kinds as k
 from reconciler.mapping.fields import Resolver
-from reconciler.mapping.rulexml import RuleXmlError, decode
+from reconciler.mapping.rulexml import RuleXmlError, decode, written_by_an_earlier_version
 
 REALORG = Path(__file__).parents[1] / "fixtures" / "realorg"
 OUTPUT_CONTRACT = "00000000-0000-0000-0000-00000000c0de"  # the placeholder the rows use
@@ -131,3 +131,24 @@ def test_every_real_rule_set_is_read_or_its_rules_reported_by_name(path: Path) -
     names = [rule["name"] for rule in decoded.rules] + [name for name, _ in decoded.unreadable]
     assert sorted(names) == sorted(re.findall(r"<rule id=\"[^\"]*\" name=\"([^\"]*)\"", xml))
     assert all(why for _, why in decoded.unreadable)
+
+
+@pytest.mark.parametrize("path", sorted((REALORG / "rulesets").glob("*.xml")), ids=lambda p: p.name)
+def test_no_real_rule_set_is_taken_for_one_the_first_version_wrote(path: Path) -> None:
+    # Only what the first version guessed is rewritten; what real orgs hold is left as it is.
+    assert not written_by_an_earlier_version(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        '<condition operator="eq"/>',
+        '<condition operator="begins-with"/>',
+        '<logical operator="NOT"/>',
+        '<rhs type="staticvalue" datatype="string">x</rhs>',
+        '<rhs type="percentage"><allocation queue="q" percent="100"/></rhs>',
+        '<lhs type="attribute">output.language</lhs>',
+    ],
+)
+def test_what_the_first_version_wrote_is_told_from_real_rules(xml: str) -> None:
+    assert written_by_an_earlier_version(f'<decision hit-policy="all" version="1">{xml}</decision>')

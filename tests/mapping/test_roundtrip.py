@@ -974,8 +974,8 @@ def test_a_rule_sets_kind_is_read_from_its_contracts_not_its_type_column() -> No
 
 def test_a_contract_is_read_as_what_manifests_say_of_it() -> None:
     """Our contract is the ALM workstream contract with the channel's engagement context in
-    its chat channel's place; any layout of it reads the same, entities we do not write are
-    left out of the comparison, and a data type we cannot write reads as itself."""
+    its chat channel's place; any layout of it reads the same; what manifests cannot say
+    leaves it as it is, and what the first version wrote is rewritten."""
     resolver = read_resolver()
     row = CONTRACTS["Workstream/facebook-nl/contract"]
     fields = k.CONTRACT.from_row(row, resolver)
@@ -1005,12 +1005,25 @@ def test_a_contract_is_read_as_what_manifests_say_of_it() -> None:
     assert k.CONTRACT.from_row({**row, "msdyn_contractdefinition": laid_out}, resolver) == fields
     gbm = k.CONTRACT.from_row(CONTRACTS["Workstream/gbm-store-a/contract"], resolver)
     assert gbm == {"channel": "google-business-messages", "contextVariables": {}}
+    # What manifests cannot say makes the contract left as it is (rewriting would lose it).
     number = row["msdyn_contractdefinition"].replace(
         'data-type="string"/>', 'data-type="integer"/>', 1
     )
-    assert k.CONTRACT.from_row({**row, "msdyn_contractdefinition": number}, resolver)[
-        "contextVariables"
-    ] == {"Known": "<integer>", "Language": "text", "Tier": "text"}
+    read = k.CONTRACT.from_row({**row, "msdyn_contractdefinition": number}, resolver)
+    assert read["contextVariables"] == (
+        "its context variable 'Known' is of data-type 'integer', which manifests cannot declare"
+    )
+    assert isinstance(read["contextVariables"], k.Unreadable)
+    contact = row["msdyn_contractdefinition"].replace(
+        "<complex", '<entity logical-name="contact" key="contact"/><complex', 1
+    )
+    read = k.CONTRACT.from_row({**row, "msdyn_contractdefinition": contact}, resolver)
+    assert read["channel"] == "it declares entity 'contact', which manifests cannot say"
+    # The first version's own contract is rewritten, not left as it is.
+    legacy = '<contract><attribute name="language" type="string"/></contract>'
+    read = k.CONTRACT.from_row({**row, "msdyn_contractdefinition": legacy}, resolver)
+    assert read == {"channel": k.LEGACY, "contextVariables": k.LEGACY}
+    assert not isinstance(read["channel"], k.Unreadable)
 
 
 def test_custom_assignment_strategy_has_no_manifest_word() -> None:

@@ -1524,3 +1524,37 @@ def test_the_same_text_is_no_change():
     assert builder.same({"a": [1, "x"]}, {"a": [1, "x"]})
     assert not builder.same({"a": [1]}, {"a": [True]})
     assert not builder.same([1.0], [1])
+
+
+OLD_RULES = (
+    '<decision hit-policy="all" version="1"><rules><rule id="{rule}" name="Known VIP customer">'
+    '<condition operator="eq"><lhs type="attribute">msdyn_facebookengagementctx.msdyn_customername'
+    '</lhs><rhs type="staticvalue" datatype="string">Jan de Vries</rhs></condition><action>'
+    '<setattribute><lhs type="attribute">assign_to.queue</lhs><rhs type="staticvalue">{queue}'
+    "</rhs></setattribute></action></rule></rules></decision>"
+)
+
+
+def test_what_the_first_version_wrote_is_rewritten_in_the_real_grammar(scenario):
+    """The first version guessed its spellings (operator="eq", datatype attributes, type
+    192350001 for route-to-queue sets, an <attribute> contract): no real org holds them, so
+    they are ours to put right, not rules to leave as they are."""
+    rows = scenario.rows()
+    row = scenario.row(rows, "RoutingRuleSet", ROUTING)
+    row["msdyn_rulesettype"] = 192350001
+    row["msdyn_rulesetdefinition"] = OLD_RULES.format(
+        rule=foreign(1), queue=scenario.id("Queue/vip-support")
+    )
+    contract = scenario.row(rows, "DecisionContract", "Workstream/facebook-support/contract")
+    contract["msdyn_contractdefinition"] = (
+        '<contract><attribute name="language" type="string"/></contract>'
+    )
+    built = scenario.build(rows)
+    changes = by_address(built)
+    assert [f.path for f in changes[ROUTING].fields][:2] == ["type", "rules"]
+    assert changes[ROUTING].fields[1].before == k.LEGACY
+    assert [f.path for f in changes["Workstream/facebook-support/contract"].fields] == [
+        "channel",
+        "contextVariables",
+    ]
+    assert not [w for w in built.warnings if w.code == "left-as-is"]
