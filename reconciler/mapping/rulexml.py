@@ -318,10 +318,11 @@ def decode(xml: str, *, queue_name: Callable[[str], str]) -> Decoded:
     if len(containers) != 1:
         raise RuleXmlError(f"<{g.DECISION}> needs one <rules>, found {len(containers)}")
     decoded = Decoded(hit_policy=hit_policy, rules=[], rule_ids=[])
-    for element in _children(containers[0], "rule"):
-        rule_id, name = _attrs(element, "id", "name")
+    for position, element in enumerate(_children(containers[0], "rule"), start=1):
+        name = element.get("name") or f"#{position}"  # a rule is reported by its name
         try:
-            rule = _decode_rule(element, name, queue_name)
+            rule_id, written = _attrs(element, "id", "name")
+            rule = _decode_rule(element, written, queue_name)
         except (_Unreadable, RuleXmlError) as exc:
             decoded.unreadable.append((name, str(exc)))
             continue

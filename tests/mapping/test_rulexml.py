@@ -576,9 +576,15 @@ def test_a_malformed_rule_is_reported_by_name_with_what_is_wrong(body: str, reas
     assert reason in why
 
 
-def test_a_rule_without_a_name_is_reported() -> None:
-    xml = to_xml([route(None, "good")]).replace('name="good"', 'name=""')
-    assert decode(xml, queue_name=queue_name).unreadable == [("", "a <rule> has an empty name")]
+def test_a_rule_without_a_name_or_an_id_is_reported_by_its_place() -> None:
+    xml = to_xml([route(None, "good"), route(None, "second")])
+    assert decode(xml.replace('name="good"', 'name=""'), queue_name=queue_name).unreadable == [
+        ("#1", "a <rule> has an empty name")
+    ]
+    no_id = re.sub(r'<rule id="[^"]*" name="second"', '<rule name="second"', xml)
+    decoded = decode(no_id, queue_name=queue_name)
+    assert [rule["name"] for rule in decoded.rules] == ["good"]
+    assert decoded.unreadable == [("second", "<rule> has no id attribute")]
 
 
 @pytest.mark.parametrize(
