@@ -127,15 +127,16 @@ def canonical_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def unwritable(condition: Mapping[str, Any], path: Path = ()) -> Iterator[tuple[Path, str]]:
-    """``(path of the leaf's op, the operator that would be written)`` for every leaf whose
-    operator, once ``not`` is pushed down, has no spelling a real org was seen to hold."""
+def unwritable(condition: Mapping[str, Any], path: Path = ()) -> Iterator[tuple[Path, str, str]]:
+    """``(path of the leaf's op, the op the manifest writes, the op that would be written)``
+    for every leaf whose operator, once ``not`` is pushed down, has no spelling a real org was
+    seen to hold."""
     yield from _unwritable(condition, path, False)
 
 
 def _unwritable(
     condition: Mapping[str, Any], path: Path, negate: bool
-) -> Iterator[tuple[Path, str]]:
+) -> Iterator[tuple[Path, str, str]]:
     kind = _kind(condition)
     if kind == "not":
         yield from _unwritable(condition["not"], (*path, "not"), not negate)
@@ -143,8 +144,7 @@ def _unwritable(
         for index, child in enumerate(condition[kind]):
             yield from _unwritable(child, (*path, kind, index), negate)
     else:
-        op = str(condition.get("op"))
-        if negate:
-            op = g.NEGATION.get(op, f"not {op}")
+        written = str(condition.get("op"))
+        op = g.NEGATION.get(written, f"not {written}") if negate else written
         if op not in g.OPERATORS and op not in g.LIST_OPERATORS:
-            yield (*path, "op"), op
+            yield (*path, "op"), written, op

@@ -63,6 +63,8 @@ OPERATORS: Final[Mapping[str, str]] = {
 }
 """The eight operators a rule is written with. No export shows a spelling for notContains,
 beginsWith, endsWith or isNull; ``in``/``notIn`` are written as groups of ``==``/``!=``."""
+WRITABLE: Final = ", ".join([*OPERATORS, "in", "notIn"]) + " (isNull only under not)"
+"""The operators a manifest can use, in words, for messages."""
 UNARY: Final = frozenset({"isNotNull", "isNull"})
 LIST_OPERATORS: Final = frozenset({"in", "notIn"})
 
@@ -84,7 +86,7 @@ NEGATION: Final[Mapping[str, str]] = {
 }
 """``not`` is pushed down to the leaves (docs/spec.md §2): no export shows a NOT group."""
 
-READ_ONLY_OPERATORS: Final[Mapping[str, str]] = {"in": "in"}
+READ_ONLY_OPERATORS: Final = frozenset({"in"})
 """Read, never written: ``<condition operator="in">`` with ``<rhs type="multistaticvalues">``
 (PPTB ``src/rules.test.mjs``, an assignment rule); read as ``any`` of ``equals``."""
 

@@ -200,10 +200,9 @@ def _encode_condition(condition: Mapping[str, Any]) -> str:
     op = condition["op"]
     spelling = g.OPERATORS.get(op)
     if spelling is None:
-        writable = ", ".join(g.OPERATORS)
         raise RuleXmlError(
             f"operator {op!r} cannot be written: no real org was seen to hold a spelling for "
-            f"it (the operators that can be: {writable}, in, notIn)"
+            f"it (the operators that can be: {g.WRITABLE})"
         )
     parts = _element("lhs", {"type": g.LHS_ATTRIBUTE}, _text_of(_field_to_lhs(condition["field"])))
     if op not in g.UNARY:

@@ -57,21 +57,6 @@ def _leaves(condition: Condition, path: Path) -> Iterator[tuple[Leaf, Path]]:
         yield from _leaves(condition.not_, (*path, "not"))
 
 
-_WRITABLE = ", ".join([*g.OPERATORS, *sorted(g.LIST_OPERATORS)]) + " (isNull only under not)"
-
-
-def _at(condition: Condition, path: Path) -> object:
-    """The value at ``path`` inside a condition (``("all", 0, "op")``)."""
-    value: object = condition
-    for key in path:
-        if isinstance(key, int):
-            assert isinstance(value, list)
-            value = value[key]
-        else:
-            value = getattr(value, {"not": "not_"}.get(key, key))
-    return value
-
-
 def _article(noun: str) -> str:
     return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
@@ -449,15 +434,14 @@ class _Checker:
     ) -> None:
         """Operators that can be written, fields the workstream has, values that fit."""
         dumped = condition.model_dump(mode="json", by_alias=True, exclude_none=True)
-        for op_path, op in conditions.unwritable(dumped, path):
-            written = str(_at(condition, op_path[len(path) :]))
+        for op_path, written, op in conditions.unwritable(dumped, path):
             what = op if op == written else f"{written} under not (that is, {op})"
             self.fail(
                 "operator-not-written",
                 document,
                 op_path,
                 f"{what} cannot be written: no real org was seen to hold its spelling in rule "
-                f"XML (docs/routing-xml.md); use one of {_WRITABLE}",
+                f"XML (docs/routing-xml.md); use one of {g.WRITABLE}",
             )
         if workstream is None:
             return
