@@ -33,10 +33,10 @@ DEFAULT_QUEUES = (
     ("Default voice queue", 192350002),
 )
 OUTPUT_CONTRACT = "msdyn_demandqueueidentificationoutput"
-_OUTPUT_CONTRACT_XML = (
-    '<contract name="msdyn_demandqueueidentificationoutput"><attribute name="queue" '
-    'type="lookup" target="queue"/></contract>'
-)
+# UNCONFIRMED: no public export shows this system contract's definition (the ALM solution
+# refers to it by unique name only), so the emulator holds the envelope real contracts have
+# (docs/routing-xml.md) and nothing it would have to guess. The reconciler never reads it.
+_OUTPUT_CONTRACT_XML = '<contract version="1"></contract>'
 
 
 def populate(store: Store, new_id: Callable[[], str]) -> None:
