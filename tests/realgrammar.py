@@ -47,8 +47,9 @@ class Grammar:
 
 RULES = Grammar("rulesets")
 # The operators the Visual Routing Tester reads and writes against real orgs: its src/dataverse.ts
-# operator list (ameijers/PrometheanCCaaSToolbox @aa0742679f7dcb61ce170bafce317fb34cc7a4e4, cited
-# in shared docs/fidelity.md §1): "==", "!=", ">", "<", ">=", "<=", "not-null", "contains".
+# operator list (ameijers/PrometheanCCaaSToolbox tools/visual-routing-tester/src/dataverse.ts
+# @aa0742679f7dcb61ce170bafce317fb34cc7a4e4): "==", "!=", ">", "<", ">=", "<=", "not-null",
+# "contains".
 RULES.attributes |= {
     ("condition", "operator", op)
     for op in ("==", "!=", ">", "<", ">=", "<=", "not-null", "contains")

@@ -23,12 +23,14 @@ from typing import Any
 
 from served import Served
 
+from reconciler.mapping import kinds
+
 SECRETS = {
     "app": "realorg-app-secret-31f0",
     "support": "realorg-support-token-8a2c",
     "deals": "realorg-deals-token-52d9",
 }
-FACEBOOK = 192330000  # msdyn_streamsource Facebook (docs/domain.md §2)
+FACEBOOK = kinds.CHANNELS["facebook"]  # msdyn_streamsource, as the reconciler writes it
 PUSH = 192350000
 DECLARATIVE = 192350000
 CLASSIFICATION_STEP, QUEUE_STEP = 192350000, 192350002

@@ -1,8 +1,7 @@
 """The Dataverse tables the reconciler manages: what ``$metadata`` tells about each table.
 
 Every fact here cites its public source by key. The keys (Microsoft Learn pages in
-``MicrosoftDocs/dynamics-365-customer-engagement``, at the commit read; ``docs/fidelity.md`` has
-the verdicts):
+``MicrosoftDocs/dynamics-365-customer-engagement``, at the commit read):
 
     DEV-WS    ce/developer/reference/entities/msdyn_liveworkstream.md
               @13744220ba5ade462ccea77e5b535772f5ce7468
@@ -166,7 +165,7 @@ def _table(
     return Table(logical, entity_set, primary_key, primary_name, cols)
 
 
-# Option values (docs/domain.md §2, sources as marked).
+# Option values, sources as marked.
 # DEV-Q lists 192350000 Messaging and 192350001 Entity. UNCONFIRMED: 192350002 (voice) is in no
 # source read; kept because manifests can ask for a voice queue.
 QUEUE_TYPES = (192350000, 192350001, 192350002)

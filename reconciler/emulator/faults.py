@@ -1,6 +1,6 @@
 """Dataverse-shaped error answers, and the error codes the emulator uses.
 
-Sources (``docs/fidelity.md`` §4): TSHOOT is ``MicrosoftDocs/SupportArticles-docs``
+Sources: TSHOOT is ``MicrosoftDocs/SupportArticles-docs``
 ``support/power-platform/dataverse/dataverse-web-api-and-sdk/web-api-client-errors.md``
 @0d44799b178bd1415731b5bf5a7597ec4c0162fd; COMPOSE is ``MicrosoftDocs/powerapps-docs``
 ``powerapps-docs/developer/data-platform/webapi/compose-http-requests-handle-errors.md``

@@ -322,7 +322,7 @@ class _Exporter:
         found: dict[str, dict[str, Any]] = {}
         for row in sorted(self.rows[kind.name], key=lambda row: k.name_of_row(kind, row)):
             fields = kind.from_row(row, self.resolver)
-            workstream = row.get(lookup(kind.parent or ""))
+            workstream = row.get(lookup("msdyn_liveworkstreamid"))
             if isinstance(workstream, str):
                 found.setdefault(workstream, {})[str(fields["name"])] = fields["type"]
         return found

@@ -15,7 +15,8 @@ export), with the channel's engagement context where that export has its chat ch
     </contract>
 
 Read back as what manifests say of it: the channel whose context it declares and the context
-variables with their types. Entities it declares beyond those are left as they are.
+variables with their types. A contract holding anything else is not read (``decode`` says
+what): writing it again would drop what it holds, so plans leave it as it is.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from reconciler.mapping import rulegrammar as g
 from reconciler.mapping.rulexml import RuleXmlError, parse
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(g.IDENTIFIER)
 _ENTITIES = frozenset(
     {name for name, _ in g.CONTRACT_ENTITIES if name is not None}
     | set(g.CHANNEL_CONTEXTS.values())

@@ -140,7 +140,7 @@ def rule_set_type(row: Row, resolver: Resolver) -> str | None:
     """A rule set's kind, as real orgs tell it: every set is Declarative (``msdyn_rulesettype``
     192350000); a route-to-queue set writes the org's queue-identification contract, a
     classification set writes the contract it reads (ALM export, ``msdyn_decisionruleset.xml``
-    of ``new_9bac…`` and ``new_372c…``; docs/domain.md §3)."""
+    of ``new_9bac…`` and ``new_372c…``; docs/routing-xml.md, "The rule set row")."""
     if row.get("msdyn_rulesettype") != RULE_SET_DECLARATIVE:
         return None
     output = row.get(lookup("msdyn_outputcontractid"))

@@ -102,6 +102,9 @@ rule using it is reported, since a manifest value has no unit."""
 
 # --- what a condition or an output names ----------------------------------------------------
 
+IDENTIFIER: Final = r"[A-Za-z_][A-Za-z0-9_]*"
+"""An attribute or variable name after its entity (``liveworkitemcontext.PreferredLanguage``,
+``msdyn_ocliveworkitem.msdyn_createdon``), as in every export."""
 CONVERSATION_ENTITY: Final = "msdyn_ocliveworkitem"
 """Conversation attributes: ``msdyn_ocliveworkitem.msdyn_createdon`` (ALM, VRT conditions),
 ``msdyn_ocliveworkitem.msdyn_priorityscore`` (VRT, a classification output)."""

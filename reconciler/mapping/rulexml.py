@@ -44,7 +44,7 @@ from typing import Any
 from reconciler.mapping import conditions
 from reconciler.mapping import rulegrammar as g
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENTIFIER = re.compile(g.IDENTIFIER)
 _GUID = re.compile(
     r"\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?"
 )

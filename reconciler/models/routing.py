@@ -22,13 +22,13 @@ from reconciler.mapping.rulegrammar import CHANNEL_FIELDS
 from reconciler.models import limits
 from reconciler.models.common import DISPLAY_NAME_DESCRIPTION, Name, NotBool, StrictModel
 
-# Condition fields by channel context (docs/domain.md §3; the columns: rulegrammar).
+# Condition fields by channel context (their columns and sources: rulegrammar).
 CONTEXT_FIELDS: dict[str, tuple[str, ...]] = {
     context: tuple(fields) for context, fields in CHANNEL_FIELDS.items()
 }
 CONVERSATION_CONTEXT = "conversation"
 VARIABLE_CONTEXT = "context"
-IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+IDENTIFIER = g.IDENTIFIER
 FIELD_PATTERN = (
     "^("
     + "|".join(f"{ctx}\\.({'|'.join(names)})" for ctx, names in CONTEXT_FIELDS.items())

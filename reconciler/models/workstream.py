@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from reconciler.mapping.rulegrammar import IDENTIFIER
 from reconciler.models import limits
 from reconciler.models.common import (
     DISPLAY_NAME_DESCRIPTION,
@@ -67,7 +68,7 @@ class VariableType(StrEnum):
 
 VariableName = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=limits.CONTEXT_VARIABLE_NAME),
+    StringConstraints(pattern=f"^{IDENTIFIER}$", max_length=limits.CONTEXT_VARIABLE_NAME),
 ]
 
 
