@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,13 @@ from reconciler.errors import ReconcilerError, UsageError
 from reconciler.mapping import kinds as k
 from reconciler.mapping.fields import Resolver
 from reconciler.mapping.values import Sensitive
-from reconciler.plan.definition import FORMAT_VERSION, Plan
+from reconciler.plan import ownership
+from reconciler.plan.definition import FORMAT_VERSION, Action, Plan
 from reconciler.plan.evaluator import DEFAULT_PARALLELISM, Outcome, Result, evaluate
 from reconciler.plan.planner import PlanOptions, plan_with, prepare
 from reconciler.plan.secrets import SecretProblem, read_secret
-from reconciler.plan.stages import WRITES, Step, build_steps
+from reconciler.plan.stages import WRITES, Op, Step, build_steps
+from reconciler.state import ledger
 from reconciler.state.reader import read_context
 from reconciler.targets import TARGET_VARIABLE, Target, connect, parse_target
 
@@ -78,6 +81,8 @@ class Applied:
     requests: int = 0
     """Requests apply made after planning: its reads, writes and retries."""
     seconds: float = 0.0
+    ledger_notes: int = 0
+    """Notes of the ledger this apply wrote (docs/ownership.md)."""
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for result in self.results if result.outcome is outcome)
@@ -202,7 +207,8 @@ async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions,
     before = client.stats.total
     ui.show(plan)
     check_safety(plan, force=options.force)
-    if not plan.has_changes:
+    pending = plan.ledger is not None and plan.ledger.pending > 0
+    if not plan.has_changes and not pending:
         items = await _checklist(client, plan, ())
         return Applied(plan, (), tuple(items), client.stats.total - before)
     secrets = resolve_secrets(plan, options.environ)
@@ -212,8 +218,11 @@ async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions,
             f"the plan was made for organization {plan.target.organization_id}, but "
             f"{plan.target.url} is organization {context.organization_id}; plan again"
         )
-    if not ui.confirm(plan):
+    if plan.has_changes and not ui.confirm(plan):
         raise ApplyRefused("apply cancelled; nothing was written")
+    # The ledger lists what this apply creates or adopts before it does (and drops what it
+    # deletes after): a run killed at any moment leaves nothing of ours the ledger misses.
+    notes = await _ledger(client, plan, before=True)
     resolver = Resolver(languages=dict(context.languages), output_contract=context.output_contract)
     for change in plan.changes:
         resolver.add(change.address, change.id)
@@ -225,6 +234,7 @@ async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions,
         parallelism=options.parallelism,
         on_result=ui.finished,
     )
+    notes += await _ledger(client, plan, results=results)
     items = await _checklist(client, plan, results)
     return Applied(
         plan,
@@ -232,7 +242,37 @@ async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions,
         tuple(items),
         client.stats.total - before,
         time.perf_counter() - started,
+        notes,
     )
+
+
+async def _ledger(
+    client: DataverseClient,
+    plan: Plan,
+    *,
+    before: bool = False,
+    results: Sequence[Result] = (),
+) -> int:
+    """Write the plan's part of the ledger: before the steps, what exists or is created;
+    after them, drop the records they deleted. The notes written."""
+    if plan.ledger is None:
+        return 0  # a plan saved before ledgers: its records are found by their ids
+    namespace = uuid.UUID(plan.ledger.namespace)
+    try:
+        if before:
+            add = ownership.entries(plan.changes, plan.ledger.add)
+            return await ledger.write(client, namespace, add, plan.ledger.drop)
+        deleted = [
+            result.step.change.id
+            for result in results
+            if result.step.op is Op.DELETE
+            and result.step.change.action is Action.DELETE
+            and result.outcome is Outcome.APPLIED
+        ]
+        return await ledger.write(client, namespace, (), deleted)
+    except DataverseError as error:
+        when = "nothing was written" if before else "the records were written"
+        raise ledger.LedgerError(f"cannot write the ledger ({when}): {error}") from None
 
 
 async def _checklist(client: DataverseClient, plan: Plan, results: Sequence[Result]) -> list[Item]:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from reconciler.dataverse import DataverseClient
 from reconciler.dataverse import tables as t
 from reconciler.mapping import kinds as k
-from reconciler.plan.definition import Action, Change, Plan
+from reconciler.plan.definition import Action, Plan
 from reconciler.plan.evaluator import Outcome, Result
+from reconciler.plan.ownership import listed
 
 CALLBACK, VERIFY_TOKEN = "msdyn_fbcallbackuri", "msdyn_fbverifytoken"
 WEBHOOK = "msdyn_googlebusinessmessagescallbackurl"
@@ -41,18 +42,12 @@ def _present(plan: Plan, results: Iterable[Result], kind: str) -> dict[str, bool
         outcomes.setdefault(result.step.address, []).append(result)
     found: dict[str, bool] = {}
     for change in plan.changes:
-        if change.kind != kind or not _exists(change):
+        if change.kind != kind or not listed(change):
             continue
         ran = outcomes.get(change.address, [])
         if all(r.outcome is Outcome.APPLIED for r in ran):
             found[change.address] = change.action in (Action.CREATE, Action.REPLACE)
     return found
-
-
-def _exists(change: Change) -> bool:
-    if change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE):
-        return True
-    return change.action is Action.NOOP and change.etag is not None  # not "already absent"
 
 
 def _ids(plan: Plan) -> dict[str, str]:

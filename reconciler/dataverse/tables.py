@@ -25,6 +25,9 @@ Every fact here cites its public source by key. The keys (Microsoft Learn pages 
     ENT-GBMA  ce/customer-service/develop/reference/entities/
               msdyn_ocgooglebusinessmessagesagentaccount.md
               @b9738223cc21f3f3f2cbf06f7eacd5b1dd2dd96b
+    NOTE      MicrosoftDocs/powerapps-docs
+              powerapps-docs/developer/data-platform/reference/entities/annotation.md
+              @000a09f9f35ada4cd52c89e8e4f4a54611a0dec0 (the Note table of every Dataverse org)
     ALM       microsoft/Dynamics365-Apps-Samples @a585d08a1db601ceda0c4547453c82a5705777ac
               customer-service/omnichannel/alm-template-pipeline/solutions/boilerplate
               (an exported solution: real org data)
@@ -158,9 +161,17 @@ def _l(name: str, target: str, on_delete: OnDelete) -> Column:
 
 
 def _table(
-    logical: str, entity_set: str, primary_key: str, primary_name: str, *columns: Column
+    logical: str,
+    entity_set: str,
+    primary_key: str,
+    primary_name: str,
+    *columns: Column,
+    stateful: bool = True,
 ) -> Table:
+    """``stateful``: the table has ``statecode``/``statuscode`` (a note has neither: NOTE)."""
     cols = _common(primary_key)
+    if not stateful:
+        del cols["statecode"], cols["statuscode"]
     cols.update({c.name: c for c in columns})
     return Table(logical, entity_set, primary_key, primary_name, cols)
 
@@ -206,6 +217,8 @@ FB_APPLICATION = "msdyn_ocfbapplication"
 FB_PAGE = "msdyn_ocfbpage"
 GBM_PARTNER = "msdyn_ocgooglebusinessmessagespartneraccount"
 GBM_AGENT = "msdyn_ocgooglebusinessmessagesagentaccount"
+ANNOTATION = "annotation"
+NOTE_TEXT_LENGTH = 100_000  # NOTE: notetext, Memo, MaxLength 100000
 
 
 def _survey() -> tuple[Column, ...]:
@@ -400,6 +413,24 @@ _TABLES = (
         _b("msdyn_enablefileattachmentsforagents"),
         _b("msdyn_enablefileattachmentsforcustomers"),
         *_survey(),
+    ),
+    # The reconciler's ledger lives in notes (docs/ownership.md). NOTE: EntitySetName
+    # annotations, PrimaryIdAttribute annotationid, PrimaryNameAttribute subject; no statecode.
+    # Its polymorphic Regarding lookup (objectid) is not emulated: the ledger's notes regard
+    # nothing (NOTE: objectid is RequiredLevel None).
+    _table(
+        ANNOTATION,
+        "annotations",
+        "annotationid",
+        "subject",
+        _s("subject", 500),  # NOTE: MaxLength 500
+        _memo("notetext", NOTE_TEXT_LENGTH),
+        _b("isdocument"),  # NOTE: default False
+        _s("filename", 255),  # NOTE: MaxLength 255
+        _s("mimetype", 256),  # NOTE: MaxLength 256
+        _memo("documentbody", 1_073_741_823),  # NOTE: MaxLength 1073741823
+        _s("langid", 2),  # NOTE: MaxLength 2
+        stateful=False,
     ),
 )
 

@@ -30,7 +30,9 @@ _SQL_TYPES = {
 }
 
 Row = dict[str, Any]
-SCHEMA_VERSION = 1  # bump when tables or columns change: old files are refused, not misread
+SCHEMA_VERSION = 1
+"""Bump when a table's columns change: old files are refused, not misread. A new table needs
+no bump: opening a file creates the tables it lacks."""
 
 
 class StoreError(ReconcilerError):

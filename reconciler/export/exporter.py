@@ -194,11 +194,15 @@ class _Exporter:
 
     def name_rows(self) -> None:
         hints = address_hints(self.rows)
+        listed = self.snapshot.ledger.entries if self.snapshot.ledger is not None else {}
         for kind in MANIFEST_KINDS:
             taken: set[str] = set()
             names: dict[str, str] = {}
             for row in self.rows[kind.name]:
-                proved = prove(kind, row, self.resolver, hints)
+                entry = listed.get(str(row[_pk(kind)]))
+                # The ledger names what the project manages, whatever its display name.
+                proved = entry.address if entry is not None else None
+                proved = proved or prove(kind, row, self.resolver, hints)
                 name = proved.split("/", 1)[1] if proved else None
                 if name and "/" not in name and name not in taken:
                     names[str(row[_pk(kind)])] = name
@@ -509,8 +513,10 @@ class _Exporter:
                 reason = f"the manifests cannot hold it as the target does: {warning.message}"
                 failures.setdefault(_unit_of(warning.address), reason)
         for change in plan.changes:
-            if change.action is Action.NOOP:
-                continue
+            if change.action is Action.NOOP or (
+                change.action is Action.ADOPT and not change.fields
+            ):
+                continue  # an adoption that writes nothing but the ledger is what export makes
             what = ", ".join(f.path for f in change.fields)
             reason = (
                 f"the manifests cannot hold it as the target does: a plan would {change.action} "
@@ -566,7 +572,9 @@ class _Exporter:
             unit = self.units[address]
             if unit.system and address not in used:
                 continue
-            owned = unit.id == record_id(self.namespace, address)
+            owned = unit.id == record_id(self.namespace, address) or (
+                self.snapshot.ledger is not None and unit.id in self.snapshot.ledger.entries
+            )
             name = k.name_of_row(unit.kind, unit.row)
             out.append(Skipped(unit.kind.name, name, unit.id, reason, owned))
         return sorted(out, key=lambda s: (k.STAGE[s.kind], s.name.casefold(), s.id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
 import uuid
@@ -14,6 +15,7 @@ from reconciler.dataverse import RetryPolicy
 from reconciler.errors import UsageError
 from reconciler.export import files as f
 from reconciler.export.exporter import Export, build_export, default_namespace
+from reconciler.state import ledger
 from reconciler.state.reader import read_snapshot
 from reconciler.targets import Target, choose_target, connect
 
@@ -69,10 +71,13 @@ async def export_async(options: ExportOptions) -> Exported:
     namespace = _namespace(options.namespace, f.existing_namespace(options.out), options.out)
     async with connect(target, options.environ, retry=options.retry) as client:
         snapshot = await read_snapshot(client)
+        namespace = namespace or default_namespace(snapshot.organization_id)
+        # The project's ledger names the records it manages (docs/ownership.md).
+        snapshot = dataclasses.replace(snapshot, ledger=await ledger.read(client, namespace))
         requests = client.stats.total
     whole = build_export(
         snapshot,
-        namespace or default_namespace(snapshot.organization_id),
+        namespace,
         options.today,
         f.previous_names(options.out, previous),
     )

@@ -69,13 +69,22 @@ class _Builder:
         fields: dict[str, Value],
         **kw: Any,
     ) -> None:
+        manifest = document.manifest
+        # A renamed record's children and routing records were under its previous names too.
+        own = manifest.address
+        previous = tuple(
+            old + address.removeprefix(own)
+            for old in manifest.previous_addresses
+            if address == own or address.startswith(own + "/")
+        )
         self.records.append(
             Record(
                 kind,
                 address,
                 fields,
-                present=document.manifest.present,
+                present=manifest.present,
                 where=functools.partial(document.at, "metadata", "name"),
+                previous=previous,
                 **kw,
             )
         )

@@ -22,6 +22,9 @@ class Record:
     """``metadata.id``: the existing record to manage, instead of the derived id."""
     parent: str | None = None
     """Children and routing records: the address of the record they belong to."""
+    previous: tuple[str, ...] = ()
+    """The addresses it had before a rename (``metadata.previousNames``): its id is the one
+    the ledger holds for the first of them found."""
     where: Callable[[], Location] | None = field(default=None, repr=False, compare=False)
     """Where the record is written, found when asked for: positions are read on demand."""
     notes: Mapping[str, Any] = field(default_factory=dict)

@@ -241,6 +241,11 @@ class Metadata(StrictModel):
         description="Adopt the existing record with this GUID instead of the id derived "
         "from the name.",
     )
+    previous_names: list[Name] = Field(
+        default_factory=list,
+        description="Names this record had before (a rename): the record keeps its id and is "
+        "updated in place instead of deleted and created again, like Terraform's `moved`.",
+    )
     labels: dict[str, str] = Field(
         default_factory=dict,
         description="Free key-value notes for people and tools; not written to Dynamics 365.",

@@ -74,6 +74,11 @@ class _Manifest(BaseModel):
     def address(self) -> str:
         return f"{self.KIND}/{self.metadata.name}"
 
+    @property
+    def previous_addresses(self) -> tuple[str, ...]:
+        """``metadata.previousNames`` as addresses, most recent first as written."""
+        return tuple(f"{self.KIND}/{name}" for name in self.metadata.previous_names)
+
 
 class QueueManifest(_Manifest):
     KIND = "Queue"

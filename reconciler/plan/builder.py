@@ -27,6 +27,7 @@ from reconciler.mapping.fields import MappingError, Row, lookup
 from reconciler.mapping.records import Record
 from reconciler.mapping.values import Sensitive, Value, json_value
 from reconciler.models import limits
+from reconciler.plan import ownership
 from reconciler.plan.definition import (
     CHANGING,
     DESTRUCTIVE,
@@ -34,6 +35,8 @@ from reconciler.plan.definition import (
     Change,
     FieldChange,
     FollowUp,
+    LedgerEntry,
+    LedgerPlan,
     Warning,
 )
 from reconciler.plan.identity import Entry, Identity, identify
@@ -60,7 +63,8 @@ class Built:
     problems: list[Diagnostic] = field(default_factory=list)
     """Errors that make the plan impossible to apply (an unknown language in the target)."""
     managed: int = 0
-    """Rows of this project in the target: described by a manifest, or proved ours."""
+    """Rows of this project in the target: in its ledger, or proved ours by their ids."""
+    ledger: LedgerPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -185,9 +189,67 @@ class _Planner:
             ):
                 self.plan_unclaimed(kind, row)
         self.finish()
-        found = {e.id for e in self.identity.entries if e.row is not None}
-        self.out.managed = len(found | set(self.identity.owned))
+        self.ownership()
         return self.out
+
+    def ownership(self) -> None:
+        """How many records the project manages (the delete threshold's base), and what the
+        ledger needs besides what the changes say (``plan.ownership``)."""
+        identity = self.identity
+        existing = {
+            row[kind.table.primary_key]
+            for kind in k.KINDS
+            for row in self.snapshot.rows.get(kind.name, ())
+        }
+        ours = {i for i in identity.ledger if i in existing} | set(identity.owned)
+        ours |= {
+            e.id
+            for e in identity.entries
+            if e.row is not None and (e.id in identity.ledger or identity.created(e))
+        }
+        self.out.managed = len(ours)
+        if self.snapshot.ledger is None:
+            return
+        found = self.snapshot.ledger.exists
+        kinds = {
+            row[kind.table.primary_key]: kind
+            for kind in k.KINDS
+            for row in self.snapshot.rows.get(kind.name, ())
+        }
+        add = tuple(
+            LedgerEntry(
+                address=identity.owned[i],
+                table=kinds[i].table.logical_name,
+                id=i,
+                origin="created",
+            )
+            for i in sorted(identity.proved)
+        )
+        created = {c.id for c in self.out.changes if c.action in (Action.CREATE, Action.REPLACE)}
+        drop = tuple(sorted(i for i in identity.ledger if i not in existing and i not in created))
+        wanted = ownership.entries(self.out.changes, add)
+        pending = sum(1 for _ in ownership.differing(wanted, identity.ledger)) + len(drop)
+        self.out.ledger = LedgerPlan(
+            namespace=str(self.options.namespace),
+            found=found,
+            records=sum(1 for i in identity.ledger if i in existing),
+            add=add,
+            drop=drop,
+            pending=pending,
+        )
+        listed_now = sum(1 for e in wanted if e.id in existing)
+        if not found and listed_now:
+            self.out.warnings.append(
+                Warning(
+                    code="ledger-new",
+                    message=f"the target has no ledger of this project (namespace "
+                    f"{self.options.namespace}) yet: apply writes one listing the {listed_now} "
+                    f"record{'s' if listed_now != 1 else ''} of this project it holds"
+                    + (f", {len(add)} of them found by their ids alone" if add else "")
+                    + ". From then on --prune deletes exactly what the ledger lists "
+                    "(docs/ownership.md)",
+                )
+            )
 
     # -- rows as they will be once earlier deletes have run ------------------------------------
 
@@ -261,13 +323,25 @@ class _Planner:
         )
 
     def delete(
-        self, kind: k.RecordKind, record_id: str, address: str, row: Row, reason: str
+        self,
+        kind: k.RecordKind,
+        record_id: str,
+        address: str,
+        row: Row,
+        reason: str,
+        *,
+        adopted: bool = False,
     ) -> None:
         """Plan the delete of ``row`` as read: what it points at waits for it (a delete waits
-        for the deletes of the rows pointing at it, so none of them is changed under it)."""
+        for the deletes of the rows pointing at it, so none of them is changed under it). A
+        record this project did not create is named as the target names it, and said so."""
         self.gone[record_id] = address
         self.delete_refs[address] = {value for _, value in k.row_references(kind, row)}
-        self.change(kind, Action.DELETE, reason, record_id, address, row)
+        extra: dict[str, Any] = {}
+        if adopted:
+            reason += "; not created by this project"
+            extra = {"adopted": True, "current_name": k.name_of_row(kind, row)}
+        self.change(kind, Action.DELETE, reason, record_id, address, row, **extra)
 
     # -- desired records -----------------------------------------------------------------------
 
@@ -280,9 +354,17 @@ class _Planner:
             else _After(None)
         )
         row = after.row
+        created = self.identity.created(entry)
         if not record.present:
             if entry.row is not None and row is not None:
-                self.delete(kind, entry.id, record.address, entry.row, "ensure: absent")
+                self.delete(
+                    kind,
+                    entry.id,
+                    record.address,
+                    entry.row,
+                    "ensure: absent",
+                    adopted=not created,
+                )
             else:
                 why = after.reason if after.taken_by else "already absent"
                 self.change(record, Action.NOOP, why, entry.id, record.address)
@@ -312,6 +394,27 @@ class _Planner:
         if fields or fixed:
             self.releases[record.address] = self.released(entry) | after.unlinked
         self.token_age(entry, row, found)
+        renamed = self.identity.renamed.get(record.address)
+        extra: dict[str, Any] = {}
+        if renamed is not None:
+            extra["renamed_from"] = renamed
+        if not created:
+            extra.update(adopted=True, current_name=k.name_of_row(kind, entry.row or row))
+        if not created and entry.id not in self.identity.ledger and not fixed:
+            what = f"{len(fields)} field{'s differ' if len(fields) != 1 else ' differs'}"
+            self.change(
+                record,
+                Action.ADOPT,
+                f"{kind.name} {extra['current_name']!r} (id {entry.id}) exists and was not "
+                f"created by this project; taken under management ({what})",
+                entry.id,
+                record.address,
+                read,
+                fields=fields,
+                desired=desired_json(record),
+                **extra,
+            )
+            return
         if fixed:
             what = "; ".join(
                 f"{f.path} is set at creation ({current[f.path]} → {record.fields.get(f.path)})"
@@ -329,23 +432,27 @@ class _Planner:
                 read,
                 fields=fields,
                 desired=desired_json(record),
+                **extra,
             )
             self.created(record)
         elif fields:
+            reason = self.update_reason(record, after, current, len(fields))
             self.change(
                 record,
                 Action.UPDATE,
-                self.update_reason(record, after, current, len(fields)),
+                f"renamed from {renamed}; {reason}" if renamed else reason,
                 entry.id,
                 record.address,
                 read,
                 fields=fields,
                 desired=desired_json(record),
+                **extra,
             )
         else:
-            self.change(
-                record, Action.NOOP, "matches the manifests", entry.id, record.address, entry.row
-            )
+            reason = "matches the manifests"
+            if renamed:
+                reason = f"renamed from {renamed} (keeps its id); {reason}"
+            self.change(record, Action.NOOP, reason, entry.id, record.address, entry.row, **extra)
 
     def update_reason(
         self, record: Record, after: _After, current: dict[str, Value], count: int
@@ -414,36 +521,66 @@ class _Planner:
         column = kind.field(key).columns[0]
         for row in self.identity.unclaimed[kind.name]:
             row_id = row[kind.table.primary_key]
-            if row_id in self.identity.owned or k.is_system_row(kind, row):
+            if k.is_system_row(kind, row):
                 continue
             value = row.get(column)
-            if (
+            if not (
                 isinstance(value, str)
                 and isinstance(wanted, str)
                 and value.casefold() == wanted.casefold()
             ):
-                self.conflicting.add(row_id)
-                what = (
-                    f"page ID {wanted}"
-                    if key == "pageId"
-                    else (f"agent ID {wanted}" if key == "agentId" else f"the name {value!r}")
+                continue
+            ours = self.identity.owned.get(row_id)
+            if ours is not None:
+                hint = self.renamed_hint(record, ours, row_id, value)
+                if hint is not None:
+                    return hint
+                continue
+            self.conflicting.add(row_id)
+            what = (
+                f"page ID {wanted}"
+                if key == "pageId"
+                else (f"agent ID {wanted}" if key == "agentId" else f"the name {value!r}")
+            )
+            if kind.parent is not None:
+                owner = row.get(lookup(kind.parent))
+                advice = (
+                    f"to manage it, adopt the account it belongs to (metadata.id: {owner}) "
+                    "(or run `reconciler export`), or remove it from that account"
                 )
-                if kind.parent is not None:
-                    owner = row.get(lookup(kind.parent))
-                    advice = (
-                        f"to manage it, adopt the account it belongs to (metadata.id: {owner}) "
-                        "(or run `reconciler export`), or remove it from that account"
-                    )
-                else:
-                    advice = (
-                        f"to manage it, set metadata.id: {row_id} (or run `reconciler export`), "
-                        "or rename yours"
-                    )
-                return (
-                    f"a {kind.name} with {what} already exists in the target (id {row_id}) and "
-                    f"was not created by this project; {advice}"
+            else:
+                advice = (
+                    f"to manage it, set metadata.id: {row_id} (or run `reconciler export`), "
+                    "or rename yours"
                 )
+            return (
+                f"a {kind.name} with {what} already exists in the target (id {row_id}) and "
+                f"was not created by this project; {advice}"
+            )
         return None
+
+    def renamed_hint(self, record: Record, ours: str, row_id: str, value: str) -> str | None:
+        """A record of ours under another address has this one's name: most likely a rename
+        without ``previousNames``. With --prune the old one goes (a warning says how to keep
+        it instead); without, the plan stops and asks."""
+        old = ours.split("/", 1)[1].split("#", 1)[0]
+        hint = f"metadata.previousNames: [{old}]" if "/" not in old else "metadata.previousNames"
+        if self.options.prune:
+            self.out.warnings.append(
+                Warning(
+                    code="rename-hint",
+                    message=f"{record.address} has the name {value!r} of {ours} (id {row_id}), "
+                    f"which this plan deletes; to keep that record and its id instead (a "
+                    f"rename), add {hint} to {record.address}",
+                    location=str(record.location) if record.location else None,
+                    address=record.address,
+                )
+            )
+            return None
+        return (
+            f"a {record.kind.name} named {value!r} is ours, under {ours} (id {row_id}); "
+            f"rename with {hint}? Or plan with --prune to delete it and create a new one"
+        )
 
     def created(self, record: Record) -> None:
         if record.kind is k.FACEBOOK_PAGE:
@@ -545,7 +682,15 @@ class _Planner:
         if after.row is None:
             self.delete(kind, row_id, address, row, after.reason)
         elif owned is not None and self.options.prune:
-            self.delete(kind, row_id, owned, row, "no longer in the manifests (--prune)")
+            listed = self.identity.ledger.get(row_id)
+            self.delete(
+                kind,
+                row_id,
+                owned,
+                row,
+                "no longer in the manifests (--prune)",
+                adopted=listed is not None and listed.origin == "adopted",
+            )
         elif owned is not None:
             self.leftover.append(owned)
         elif row_id not in self.conflicting and not k.is_system_row(kind, row):

@@ -32,11 +32,12 @@ class Action(StrEnum):
     UPDATE = "update"
     REPLACE = "replace"
     DELETE = "delete"
+    ADOPT = "adopt"
     NOOP = "noop"
     CONFLICT = "conflict"
 
 
-CHANGING = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE})
+CHANGING = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE, Action.ADOPT})
 DESTRUCTIVE = frozenset({Action.REPLACE, Action.DELETE})
 
 
@@ -75,8 +76,22 @@ class Change(_Value):
     depends_on: tuple[str, ...] = ()
     desired: dict[str, JsonValue] | None = Field(
         default=None,
-        description="Every field the record should have (create, update, replace), sensitive "
-        "ones as null: what apply writes.",
+        description="Every field the record should have (create, update, replace, adopt), "
+        "sensitive ones as null: what apply writes.",
+    )
+    current_name: str | None = Field(
+        default=None,
+        description="The record's name as the target holds it, for a record this project did "
+        "not create (adopt, and deletes of adopted records).",
+    )
+    adopted: bool = Field(
+        default=False,
+        description="The record was not created by this project: it is adopted (metadata.id, "
+        "or under an adopted record), or being adopted.",
+    )
+    renamed_from: str | None = Field(
+        default=None,
+        description="The address the record had before (metadata.previousNames): it keeps its id.",
     )
 
 
@@ -85,13 +100,14 @@ class Summary(_Value):
     update: int = 0
     replace: int = 0
     delete: int = 0
+    adopt: int = 0
     noop: int = 0
     conflict: int = 0
 
     @property
     def changes(self) -> int:
-        """Writes the plan would make."""
-        return self.create + self.update + self.replace + self.delete
+        """Changes the plan would make (an adoption changes at least the ledger)."""
+        return self.create + self.update + self.replace + self.delete + self.adopt
 
 
 class PlanTarget(_Value):
@@ -109,6 +125,40 @@ class Warning(_Value):
     message: str
     location: str | None = Field(default=None, description="file:line:column, when known.")
     address: str | None = None
+
+
+class LedgerEntry(_Value):
+    address: str
+    table: str
+    id: str
+    origin: str = Field(description="created or adopted.")
+
+
+class LedgerPlan(_Value):
+    """What apply writes to the ledger (docs/ownership.md) besides what its changes say: every
+    change of a record that exists or is created is written to it, every delete removes."""
+
+    namespace: str
+    found: bool = Field(
+        description="The target held a ledger for this namespace when planned; false: apply "
+        "writes a new one (an org applied before ledgers, or a new project)."
+    )
+    records: int = Field(
+        default=0, description="Entries of the ledger whose records the target held."
+    )
+    add: tuple[LedgerEntry, ...] = Field(
+        default=(),
+        description="Records no manifest describes that are provably this project's (by their "
+        "derived ids) but missing from the ledger: apply lists them.",
+    )
+    drop: tuple[str, ...] = Field(
+        default=(),
+        description="Ids of entries whose records are gone from the target: apply drops them.",
+    )
+    pending: int = Field(
+        default=0,
+        description="Entries apply adds, changes or drops: 0 when the ledger is up to date.",
+    )
 
 
 class FollowUp(_Value):
@@ -132,13 +182,16 @@ class Plan(_Value):
     )
     requests: int = Field(default=0, description="Requests made to read the target.")
     managed: int = Field(
-        default=0, description="Records of this project the target held when planned."
+        default=0,
+        description="Records of this project the target held when planned: the ledger's, and "
+        "those provably the project's by their ids.",
     )
     max_delete_percent: int = Field(
         default=30,
         description="safety.maxDeletePercent: apply refuses to delete a larger share of the "
         "managed records (when there are 10 or more) unless forced.",
     )
+    ledger: LedgerPlan | None = None
     checksum: str = ""
 
     @property

@@ -1,14 +1,17 @@
 """Which row is which record: ids, adoption, and telling our rows from everyone else's.
 
-A record's id is ``uuid5(namespace, address)``, or its ``metadata.id`` when it adopts an
-existing row. Children of an adopted record (its pages, its contract and routing) are found
-under it by name, so adopting an account adopts its pages too.
+A record's id is its ``metadata.id`` when it adopts an existing row; else the id the ledger
+holds for its address (``state.ledger``); else, for a rename, the id of its previous address
+(``metadata.previousNames``: in the ledger, or derived); else ``uuid5(namespace, address)``.
+Children of an adopted or renamed record (its pages, its contract and routing) are found under
+it when their own ids find nothing, so adopting an account adopts its pages too.
 
-A row no manifest describes is **ours** when its id is the one we would derive for it; the
-address is rebuilt from what the row holds: its name (``Queue/<name>`` or the slug of a display
-name), its parent's address and its own name (pages, agents), or the address the reconciler
-wrote as its name (contracts, routing configurations, steps). Anything else is not ours: it is
-counted, and left alone.
+A row no manifest describes is **ours** when the ledger lists it. A row the ledger does not
+list is ours too when its id is provably one we derive (an org applied before ledgers, or an
+apply killed before it wrote its ledger): the address is rebuilt from what the row holds, its
+name (``Queue/<name>`` or the slug of a display name), its parent's address and its own name
+(pages, agents), or the address the reconciler wrote as its name (contracts, routing
+configurations, steps). Anything else is not ours: it is counted, and left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from reconciler.mapping import kinds as k
 from reconciler.mapping.fields import Resolver, Row, lookup
 from reconciler.mapping.records import Record
 from reconciler.mapping.values import record_id
+from reconciler.state.ledger import Entry as LedgerEntry
 from reconciler.state.reader import Snapshot
 
 _DERIVED = (k.CONTRACT, k.ROUTING_CONFIGURATION, k.ROUTING_STEP)
@@ -46,6 +50,25 @@ class Identity:
     """Ids of rows that are ours but described by no manifest → their address."""
     unclaimed: dict[str, list[Row]] = field(default_factory=dict)
     """Rows of each kind no desired record claimed (ours or not)."""
+    ledger: dict[str, LedgerEntry] = field(default_factory=dict)
+    """The ledger's entries by record id (empty without a ledger)."""
+    renamed: dict[str, str] = field(default_factory=dict)
+    """Address → the previous address whose record it is (``metadata.previousNames``)."""
+    proved: set[str] = field(default_factory=set)
+    """Ids of rows the ledger does not list that are provably ours by their derived ids."""
+
+    def created(self, entry: Entry) -> bool:
+        """The entry's row was made by this project: the ledger says so, or its id is the one
+        derived from its address (or a previous one)."""
+        listed = self.ledger.get(entry.id)
+        if listed is not None:
+            return listed.origin == "created"
+        namespace = self.resolver.namespace
+        record = entry.record
+        return any(
+            record_id(namespace, address) == entry.id
+            for address in (record.address, *record.previous)
+        )
 
 
 def slug(text: str) -> str:
@@ -144,11 +167,32 @@ def prove(
     return next((c for c in candidates if record_id(resolver.namespace, c) == row_id), None)
 
 
+def _id_of(
+    record: Record,
+    namespace: uuid.UUID,
+    listed: dict[str, str],
+    exists: dict[str, Row],
+) -> tuple[str, str | None]:
+    """The id ``record`` has in the target, and the previous address it was found under."""
+    if record.adopt is not None:
+        return record.adopt, None
+    own = record_id(namespace, record.address)
+    for found in (listed.get(record.address), own):
+        if found in exists:
+            return str(found), None
+    for previous in record.previous:
+        found = listed.get(previous) or record_id(namespace, previous)
+        if found in exists:
+            return found, previous
+    return own, None
+
+
 def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID) -> Identity:
     resolver = Resolver(
         namespace, languages=dict(snapshot.languages), output_contract=snapshot.output_contract
     )
-    identity = Identity(resolver)
+    ledger = snapshot.ledger.entries if snapshot.ledger is not None else {}
+    identity = Identity(resolver, ledger=ledger)
     # Rows come in no set order: sort them, so that of two rows that fit equally (a child
     # under an adopted parent, a row named in a conflict) the same one is chosen every time.
     snapshot = dataclasses.replace(
@@ -160,14 +204,18 @@ def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID
         for kind in k.KINDS
     }
     claimed: set[str] = set()
-    # First by id: derived, or adopted with metadata.id.
+    listed = {entry.address: entry.id for entry in ledger.values()}
+    # First by id: adopted with metadata.id, in the ledger, derived, or renamed.
     for record in desired:
-        record_key = record.adopt or record_id(namespace, record.address)
-        entry = Entry(record, record_key, by_id[record.kind.name].get(record_key))
+        of_kind = by_id[record.kind.name]
+        record_key, previous = _id_of(record, namespace, listed, of_kind)
+        entry = Entry(record, record_key, of_kind.get(record_key))
         identity.entries.append(entry)
         if entry.row is not None:
             claimed.add(record_key)
             resolver.add(record.address, record_key)
+            if previous is not None:
+                identity.renamed[record.address] = previous
     # Then children and routing records of adopted parents, by what they hang under.
     for kind in k.KINDS:
         for entry in identity.entries:
@@ -179,15 +227,29 @@ def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID
                 if row is not None:
                     entry.row, entry.id = row, row[_pk(kind)]
                     claimed.add(entry.id)
+                    parent = entry.record.parent or ""
+                    if parent in identity.renamed:
+                        old = identity.renamed[parent]
+                        identity.renamed[entry.record.address] = (
+                            old + entry.record.address[len(parent) :]
+                        )
             resolver.add(entry.record.address, entry.id)
-    # What nobody claimed: ours (by its derived id) or someone else's.
+    # What nobody claimed: ours (listed in the ledger, or by its derived id) or someone else's.
     hints = address_hints(dict(snapshot.rows))
     for kind in k.KINDS:
         rest = [row for row in snapshot.rows.get(kind.name, ()) if row[_pk(kind)] not in claimed]
         identity.unclaimed[kind.name] = rest
         for row in rest:
-            address = prove(kind, row, resolver, hints)
-            if address is not None and address not in resolver.ids:
-                identity.owned[row[_pk(kind)]] = address
-                resolver.add(address, row[_pk(kind)])
+            row_id = row[_pk(kind)]
+            listed_entry = ledger.get(row_id)
+            address = listed_entry.address if listed_entry is not None else None
+            if address is None:
+                address = prove(kind, row, resolver, hints)
+                if address is None or address in resolver.ids:
+                    continue
+                identity.proved.add(row_id)
+            elif address in resolver.ids:
+                address = f"{address}#{row_id}"  # its address went to another record
+            identity.owned[row_id] = address
+            resolver.add(address, row_id)
     return identity

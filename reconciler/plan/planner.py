@@ -109,7 +109,7 @@ def prepare(options: PlanOptions) -> Prepared:
 
 
 async def plan_with(client: DataverseClient, prepared: Prepared, options: PlanOptions) -> Plan:
-    snapshot = await read_snapshot(client)
+    snapshot = await read_snapshot(client, prepared.report.project.namespace)
     built = builder.build(
         prepared.records,
         snapshot,
@@ -135,6 +135,7 @@ async def plan_with(client: DataverseClient, prepared: Prepared, options: PlanOp
         unmanaged=dict(sorted(built.unmanaged.items())),
         requests=snapshot.requests,
         managed=built.managed,
+        ledger=built.ledger,
         max_delete_percent=prepared.report.project.safety.max_delete_percent,
     ).with_checksum()
 

@@ -31,7 +31,9 @@ LINKED_KINDS = frozenset({k.FACEBOOK_PAGE.name, k.GBM_AGENT.name})
 """Channel instances: their ``workstream`` field is the link that puts them live."""
 
 
-WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE})
+WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE, Action.ADOPT})
+UPDATES = frozenset({Action.UPDATE, Action.ADOPT})
+"""Writes to a record as it exists (an adoption writes the fields that differ, if any)."""
 
 
 class Op(StrEnum):
@@ -162,7 +164,7 @@ def build_steps(plan: Plan) -> list[Step]:
         # plan could know.
         fresh = (
             op is Op.CREATE
-            or (op is Op.LINK and change.action is not Action.UPDATE)
+            or (op is Op.LINK and change.action not in UPDATES)
             or (not clears and change.address in let_go)
         )
         etag = None if fresh else change.etag
@@ -183,7 +185,9 @@ def build_steps(plan: Plan) -> list[Step]:
         desired = change.desired or {}
         workstream = desired.get(LINK_FIELD) if change.kind in LINKED_KINDS else None
         chain = chains.get(str(workstream), []) if workstream else []
-        if change.action is Action.UPDATE:
+        if change.action in UPDATES:
+            if not change.fields:
+                continue  # an adoption that writes nothing but the ledger
             cleared, replaces = _unlinked(change, waiting.get(change.address, []))
             if cleared:
                 key = add(Op.UPDATE, change, cleared, guards=tuple(replaces))

@@ -20,6 +20,8 @@ from reconciler.render.markdown import text as _text
 from reconciler.render.plan_text import (
     PHRASES,
     SYMBOLS,
+    foreign_line,
+    ledger_line,
     plan_line,
     rows,
     title,
@@ -29,12 +31,13 @@ from reconciler.render.routing_mermaid import LEGEND, caption, mermaid
 from reconciler.render.style import clean, plural
 
 # Destructive changes and conflicts show their reason in their section's table.
-_REASON_INSIDE = frozenset({Action.CREATE, Action.UPDATE})
+_REASON_INSIDE = frozenset({Action.CREATE, Action.UPDATE, Action.ADOPT})
 _COUNTS = (
     ("create", Action.CREATE),
     ("update", Action.UPDATE),
     ("replace", Action.REPLACE),
     ("delete", Action.DELETE),
+    ("adopt", Action.ADOPT),
     ("conflict", Action.CONFLICT),
     ("unchanged", Action.NOOP),
 )
@@ -83,11 +86,19 @@ def _summary_table(plan: Plan) -> list[str]:
     return lines + [f"| {label} | {counts[action.value]} |" for label, action in _COUNTS]
 
 
+def _reason(change: Change) -> str:
+    """A destructive change's reason; one to a record this project did not create says so
+    first, in bold, with the record's name in the target and its id."""
+    foreign = foreign_line(change)
+    reason = _text(change.reason)
+    return f"**⚠️ {_text(foreign)}**; {reason}" if foreign else reason
+
+
 def _destructive(changes: Sequence[Change]) -> list[str]:
     lines = ["#### ⚠️ Destructive changes", ""]
     lines += _table(
         ("Action", "Address", "Reason"),
-        [(str(c.action), _code(c.address), _text(c.reason)) for c in changes],
+        [(str(c.action), _code(c.address), _reason(c)) for c in changes],
     )
     for change in changes:
         lines += ["", *_details(change)]
@@ -110,11 +121,27 @@ def _others(changes: Sequence[Change]) -> list[str]:
     return lines
 
 
+def _adopted(changes: Sequence[Change]) -> list[str]:
+    lines = ["#### Adopted", "", "Records this project did not create, taken under management.", ""]
+    lines += _table(
+        ("Address", "Name in the target", "Id"),
+        [(_code(c.address), _text(c.current_name or ""), _code(c.id)) for c in changes],
+    )
+    for change in changes:
+        if change.fields:
+            lines += ["", *_details(change)]
+    return lines
+
+
 def _unchanged(changes: Sequence[Change]) -> list[str]:
     return [
         f"<details><summary>{plural(len(changes), 'record')} unchanged</summary>",
         "",
-        *(f"- {_code(change.address)}" for change in changes),
+        *(
+            f"- {_code(change.address)}"
+            + (f" (renamed from {_code(change.renamed_from)})" if change.renamed_from else "")
+            for change in changes
+        ),
         "",
         "</details>",
     ]
@@ -160,12 +187,16 @@ def render_markdown(plan: Plan, routing: Mapping[str, Routing] | None = None) ->
         _summary_table(plan),
         [f"**{_text(plan_line(plan.summary, plan.target.revision))}**"],
     ]
+    if note := ledger_line(plan):
+        blocks.append([_text(note)])
     if destructive := having(*DESTRUCTIVE):
         blocks.append(_destructive(destructive))
     if conflicts := having(Action.CONFLICT):
         blocks.append(_conflicts(conflicts))
     if charts := _routing(plan, routing or {}):
         blocks.append(charts)
+    if adopted := having(Action.ADOPT):
+        blocks.append(_adopted(adopted))
     if others := having(Action.CREATE, Action.UPDATE):
         blocks.append(_others(others))
     if noops := having(Action.NOOP):

@@ -21,6 +21,7 @@ SYMBOLS = {
     Action.UPDATE: "~",
     Action.REPLACE: "-/+",
     Action.DELETE: "-",
+    Action.ADOPT: "<=",
     Action.CONFLICT: "!",
     Action.NOOP: "=",
 }
@@ -29,6 +30,7 @@ PHRASES = {
     Action.UPDATE: "will be updated in place",
     Action.REPLACE: "must be replaced",
     Action.DELETE: "will be deleted",
+    Action.ADOPT: "will be adopted",
     Action.CONFLICT: "is in conflict",
     Action.NOOP: "is unchanged",
 }
@@ -37,8 +39,10 @@ _STYLES = {
     Action.UPDATE: ("yellow",),
     Action.REPLACE: ("yellow",),
     Action.DELETE: ("red",),
+    Action.ADOPT: ("cyan",),
     Action.CONFLICT: ("red", "bold"),
 }
+NOT_OURS = "not created by this project"
 _FIELD_STYLES = {"+": "green", "-": "red", "~": "yellow"}
 ARROW = "→"
 
@@ -98,6 +102,29 @@ def title(change: Change) -> str:
     return f"{clean(change.kind)} {format_value(change.name)}"
 
 
+def foreign_line(change: Change) -> str | None:
+    """What a change to a record this project did not create touches, as the target names
+    it: ``adopts "Priority care" (id …)``, ``deletes …, not created by this project``."""
+    if not change.adopted or change.action not in (Action.ADOPT, *DESTRUCTIVE):
+        return None
+    name = format_value(change.current_name or change.name)
+    if change.action is Action.ADOPT:
+        return f"adopts {clean(change.kind)} {name} (id {clean(change.id)}), {NOT_OURS}"
+    verb = "deletes" if change.action is Action.DELETE else "replaces"
+    return f"{verb} {clean(change.kind)} {name} (id {clean(change.id)}), {NOT_OURS}"
+
+
+def ledger_line(plan: Plan) -> str | None:
+    """Said when apply would write the ledger although no record changes."""
+    ledger = plan.ledger
+    if ledger is None or not ledger.pending or plan.summary.changes:
+        return None
+    return (
+        f"No record changes; apply brings the ledger of what this project manages up to date "
+        f"({ledger.pending} {'entry' if ledger.pending == 1 else 'entries'})."
+    )
+
+
 def plan_line(summary: Summary, revision: str | None = None) -> str:
     if not summary.changes and not summary.conflict:
         if revision is not None:
@@ -107,6 +134,8 @@ def plan_line(summary: Summary, revision: str | None = None) -> str:
         f"Plan: {summary.create} to create, {summary.update} to update, "
         f"{summary.replace} to replace, {summary.delete} to delete"
     )
+    if summary.adopt:
+        line += f", {summary.adopt} to adopt"
     if summary.conflict:
         line += f", {plural(summary.conflict, 'conflict')}"
     return line + "."
@@ -144,6 +173,16 @@ def _change_block(change: Change, color: bool, verbose: int) -> list[str]:
     # A conflict's reason is on its ``!`` line; creates and updates show theirs when verbose.
     if change.action in DESTRUCTIVE or (verbose and change.action is not Action.CONFLICT):
         lines.append(f"  # ({clean(change.reason)})")
+    if change.renamed_from:
+        lines.append(f"  # (renamed from {clean(change.renamed_from)}: keeps its id)")
+    if foreign := foreign_line(change):
+        lines.append(
+            _paint(
+                f"  # ! {foreign}",
+                ("red", "bold") if change.action in DESTRUCTIVE else ("cyan",),
+                color,
+            )
+        )
     head = f"{SYMBOLS[change.action]:>3} {title(change)}"
     fields = _field_lines(change, color)
     if change.action is Action.CONFLICT:
@@ -182,6 +221,15 @@ def render_text(plan: Plan, *, color: bool = False, verbose: int = 0) -> str:
         blocks.append(
             [f"{plan.summary.noop} unchanged."] + [f"    {clean(c.address)}" for c in noops]
         )
+    renamed = [c for c in plan.changes if c.action is Action.NOOP and c.renamed_from]
+    if renamed:
+        blocks.append(
+            [
+                f"  = {clean(c.address)}: renamed from {clean(c.renamed_from or '')} "
+                "(keeps its id; nothing else changes)"
+                for c in renamed
+            ]
+        )
     if plan.warnings:
         label = paint("Warning", "yellow", color)
         blocks.append(
@@ -198,5 +246,7 @@ def render_text(plan: Plan, *, color: bool = False, verbose: int = 0) -> str:
     if plan.follow_up:
         items = [f"  - {clean(item.address)}: {clean(item.message)}" for item in plan.follow_up]
         blocks.append(["After apply:", *items])
+    if note := ledger_line(plan):
+        blocks.append([note])
     blocks.append([_paint(plan_line(plan.summary, plan.target.revision), ("bold",), color)])
     return "\n\n".join("\n".join(block) for block in blocks) + "\n"

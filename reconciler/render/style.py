@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
-_CODES = {"red": "31", "yellow": "33", "green": "32", "bold": "1", "dim": "2"}
+_CODES = {"red": "31", "yellow": "33", "green": "32", "cyan": "36", "bold": "1", "dim": "2"}
 
 
 def use_color(stream: TextIO, no_color: bool = False) -> bool:

@@ -7,6 +7,7 @@ be read is never taken for an empty one (a plan would then create or delete wron
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from reconciler.dataverse import DataverseClient
 from reconciler.dataverse import tables as t
 from reconciler.mapping.kinds import KINDS, QUEUE, QUEUE_OUTPUT, RecordKind
+from reconciler.state import ledger as ledger_
 
 Row = dict[str, Any]
 
@@ -27,6 +29,9 @@ class Snapshot:
     output_contract: str | None = None
     organization_id: str | None = None
     requests: int = 0
+    ledger: ledger_.Ledger | None = None
+    """The namespace's ledger (``exists`` False when the target has none); None when not
+    read (export)."""
 
 
 def _filter(kind: RecordKind) -> str | None:
@@ -84,13 +89,19 @@ async def read_context(client: DataverseClient) -> Context:
     )
 
 
-async def read_snapshot(client: DataverseClient) -> Snapshot:
-    """Every managed table, the languages and who we are, in O(tables) requests."""
+async def _no_ledger() -> None:
+    return None
+
+
+async def read_snapshot(client: DataverseClient, namespace: uuid.UUID | None = None) -> Snapshot:
+    """Every managed table, the languages, who we are and (given a namespace) its ledger, in
+    O(tables) requests."""
     before = client.stats.total
-    tables, languages, whoami = await asyncio.gather(
+    tables, languages, whoami, ledger = await asyncio.gather(
         asyncio.gather(*(_read(client, kind) for kind in KINDS)),
         _language_rows(client),
         client.who_am_i(),
+        ledger_.read(client, namespace) if namespace is not None else _no_ledger(),
     )
     rows = dict(tables)
     contract_key = t.TABLES[t.CONTRACT].primary_key
@@ -108,4 +119,5 @@ async def read_snapshot(client: DataverseClient) -> Snapshot:
         output_contract=output,
         organization_id=whoami.organization_id,
         requests=client.stats.total - before,
+        ledger=ledger,
     )

@@ -137,6 +137,7 @@ class _Checker:
     def run(self) -> list[Diagnostic]:
         self.unique_names()
         self.unique_ids()
+        self.previous_names()
         self.accounts()
         self.workstreams()
         self.rule_sets()
@@ -172,6 +173,42 @@ class _Checker:
                 )
             else:
                 seen[record_id] = document
+
+    def previous_names(self) -> None:
+        """A rename names a record that is no longer in the manifests, and one record only."""
+        claimed: dict[tuple[str, str], tuple[Document, int]] = {}
+        for document in self.documents:
+            for index, old in enumerate(document.manifest.metadata.previous_names):
+                path = ("metadata", "previousNames", index)
+                other = self.by_kind[document.kind].get(old)
+                if old == document.name:
+                    self.fail(
+                        "previous-name-is-name",
+                        document,
+                        path,
+                        f"'{old}' is this {document.kind}'s own name, not a previous one",
+                    )
+                elif other is not None:
+                    self.fail(
+                        "previous-name-in-use",
+                        document,
+                        path,
+                        f"{document.kind} '{old}' is still in the manifests "
+                        f"({other.at('metadata', 'name')}); a record can be renamed only from a "
+                        "name no manifest uses",
+                    )
+                elif (document.kind, old) in claimed:
+                    first, at = claimed[(document.kind, old)]
+                    self.fail(
+                        "duplicate-previous-name",
+                        document,
+                        path,
+                        f"{document.kind} '{old}' is also named as a previous name of "
+                        f"'{first.name}' ({first.at('metadata', 'previousNames', at)}); one "
+                        "record cannot become two",
+                    )
+                else:
+                    claimed[(document.kind, old)] = (document, index)
 
     def accounts(self) -> None:
         page_ids: dict[str, tuple[Document, str, Path]] = {}
