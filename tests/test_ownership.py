@@ -118,7 +118,7 @@ def org(tmp_path: Path):
         yield emulator
 
 
-# --- prune by the ledger ------------------------------------------------------------------------
+# --- prune by the ledger ----------------------------------------------------------------------
 
 
 def test_a_removed_manifest_is_pruned_whatever_its_display_name(tmp_path, org):
@@ -143,7 +143,7 @@ def test_a_removed_manifest_is_pruned_whatever_its_display_name(tmp_path, org):
     assert_settled(project, org)
 
 
-# --- rename -------------------------------------------------------------------------------------
+# --- rename -----------------------------------------------------------------------------------
 
 
 def renamed(documents: list[dict[str, Any]], *, previous: bool) -> list[dict[str, Any]]:
@@ -206,7 +206,7 @@ def test_a_rename_without_previous_names_is_called_ours_not_someone_elses(tmp_pa
     assert any(w["code"] == "rename-hint" for w in pruned["warnings"])
 
 
-# --- adoption -----------------------------------------------------------------------------------
+# --- adoption ---------------------------------------------------------------------------------
 
 
 def hand_made_queue(emulator: Served, name: str) -> str:
@@ -246,7 +246,8 @@ def test_a_hand_made_queue_is_adopted_then_the_projects_to_prune(tmp_path, org):
     assert "1 to adopt." in text
     markdown = reconciler("plan", project, "--target", org.url, "--format", "markdown").stdout
     assert "| adopt | 1 |" in markdown
-    assert "#### Adopted" in markdown and f"`{other}`" in markdown
+    assert "#### Adopted" in markdown
+    assert f"`{other}`" in markdown
     apply(project, org)
     assert other in ledger_ids(org)
 
@@ -264,7 +265,8 @@ def test_a_hand_made_queue_is_adopted_then_the_projects_to_prune(tmp_path, org):
         "plan", project, "--target", org.url, "--prune", "--format", "markdown"
     ).stdout
     destructive = markdown.split("#### ⚠️ Destructive changes", 1)[1].split("####", 1)[0]
-    assert "not created by this project" in destructive and "Returns desk" in destructive
+    assert "not created by this project" in destructive
+    assert "Returns desk" in destructive
     apply(project, org, "--prune")
     assert "Returns desk" not in queue_rows(org)
     assert "Escalations" not in queue_rows(org)  # adopted by the first apply, pruned too
@@ -290,7 +292,7 @@ def test_ensure_absent_on_someone_elses_id_names_the_real_record(tmp_path, org):
     assert f'! deletes Queue "Payroll (HR team)" (id {theirs}), not created by this project' in text
 
 
-# --- two projects in one org ----------------------------------------------------------------------
+# --- two projects in one org ------------------------------------------------------------------
 
 
 def test_two_namespaces_never_prune_each_others_records(tmp_path, org):
@@ -313,7 +315,7 @@ def test_two_namespaces_never_prune_each_others_records(tmp_path, org):
     assert_settled(b, org)
 
 
-# --- killed half-way --------------------------------------------------------------------------------
+# --- killed half-way --------------------------------------------------------------------------
 
 
 def synthetic_queues(count: int) -> list[dict[str, Any]]:
@@ -345,7 +347,7 @@ def test_an_apply_killed_after_two_seconds_leaves_nothing_the_ledger_misses(tmp_
         assert actions(pruned, "delete") == [f"Queue/q-{i:04d}" for i in range(10, 200)]
 
 
-# --- an org applied before ledgers ------------------------------------------------------------------
+# --- an org applied before ledgers ------------------------------------------------------------
 
 
 def delete_ledger(emulator: Served) -> int:
@@ -370,7 +372,8 @@ def test_an_org_without_a_ledger_gets_one_from_the_records_ids_and_says_so_once(
     assert len(ledger_ids(org)) == 8, out
     again = plan(project, org)
     assert [w for w in again["warnings"] if w["code"] == "ledger-new"] == []
-    assert again["ledger"]["found"] is True and again["ledger"]["pending"] == 0
+    assert again["ledger"]["found"] is True
+    assert again["ledger"]["pending"] == 0
 
 
 def test_a_ledger_that_cannot_be_read_stops_the_plan_and_prunes_nothing(tmp_path, org):
