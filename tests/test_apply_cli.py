@@ -1043,21 +1043,21 @@ def test_a_replace_that_a_page_of_someone_else_blocks_is_warned_about_and_refuse
 
 
 def test_the_delete_limit_counts_every_record_of_the_project_in_the_target(applied, capsys):
-    """Records no manifest describes any more still count as managed when they are proved
-    ours: dropping most files and deleting three queues is 3 of 23 records, over a 10 % limit.
-    (The GBM account, displayed 'Contoso Business Messages', cannot be proved ours without its
-    manifest, nor can its agent: a known limit of ownership by id.)"""
+    """Records no manifest describes any more still count as managed: the ledger lists every
+    record the project wrote, so dropping most files and deleting three queues is 3 of 25
+    records (the GBM account, displayed 'Contoso Business Messages', and its agent included,
+    which no id could prove ours), over a 10 % limit."""
     for manifest in ("facebook.yaml", "facebook-routing.yaml", "google-business-messages.yaml"):
         (applied / manifest).unlink()
     edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 10")
     for name in ("callback-line", "case-escalations", "dutch-support"):
         edit(applied / "queues.yaml", f"  name: {name}\n", f"  name: {name}\n  ensure: absent\n")
     _, plan = plan_json(capsys)
-    assert (plan["summary"]["delete"], plan["managed"]) == (3, 23)
+    assert (plan["summary"]["delete"], plan["managed"]) == (3, 25)
     before = dump()
     code, _, err = apply(capsys, "--yes")
     assert code == 3
-    assert "3 of 23 managed records (13.0%)" in err
+    assert "3 of 25 managed records (12.0%)" in err
     assert dump() == before
 
 

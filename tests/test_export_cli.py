@@ -94,6 +94,22 @@ def plan(capsys: pytest.CaptureFixture[str], folder: Path) -> tuple[int, dict[st
     return code, json.loads(out)
 
 
+def assert_no_record_writes(result: dict[str, Any], folder: Path) -> int:
+    """The plan of an export writes no record: each is ``noop``, or ``adopt`` without field
+    changes, adopted exactly when its document was exported with ``metadata.id`` (a record the
+    namespace did not make, its pages, contract, context variables, routing and steps with it).
+    The number of adoptions."""
+    by_id = {
+        f"{d['kind']}/{d['metadata']['name']}" for d in documents(folder) if "id" in d["metadata"]
+    }
+    for change in result["changes"]:
+        assert change["action"] in ("noop", "adopt"), change
+        assert change["fields"] == [], change
+        document = "/".join(change["address"].split("/", 2)[:2])
+        assert (change["action"] == "adopt") == (document in by_id), change
+    return result["summary"]["adopt"]
+
+
 def gbm_name(folder: Path) -> str:
     kinds = {d["kind"]: d for d in documents(folder)}
     return str(kinds["GoogleBusinessMessagesAccount"]["metadata"]["name"])
@@ -102,17 +118,27 @@ def gbm_name(folder: Path) -> str:
 # --- the round trip ---------------------------------------------------------------------------
 
 
-def test_the_export_of_the_applied_examples_plans_to_no_change(applied, capsys, monkeypatch):
+def test_the_export_of_the_applied_examples_plans_no_record_writes_only_adoptions(
+    applied, capsys, monkeypatch
+):
     code, out, err = export(capsys, "exported")
     assert (code, err) == (0, ""), out + err
-    assert "in 13 requests" in out
+    assert "in 14 requests" in out  # the rows, and the ledger of the export's namespace
     folder = applied / "exported"
     environment_from_readme(folder, monkeypatch, gbm_name(folder))
+    code, result = plan(capsys, folder)
+    # Under a namespace of its own every record is adopted by its id, none written.
+    assert code == 2, result["summary"]
+    assert assert_no_record_writes(result, folder) == RECORDS
+    assert len(result["changes"]) == RECORDS
+    assert result["unmanaged"] == {}
+    # Once applied, the ledger lists them: nothing left to do.
+    code, out, err = run(capsys, "apply", str(folder), "--target", DB, "--yes", "--no-color")
+    assert (code, err) == (0, ""), out + err
     code, result = plan(capsys, folder)
     assert code == 0, result["summary"]
     assert {c["action"] for c in result["changes"]} == {"noop"}
     assert len(result["changes"]) == RECORDS
-    assert result["unmanaged"] == {}
 
 
 def test_an_export_under_another_namespace_adopts_every_record_by_id(applied, capsys):
@@ -132,27 +158,11 @@ def test_with_the_projects_namespace_its_records_keep_their_names(applied, capsy
     folder = applied / "exported"
     exported = {(d["kind"], d["metadata"]["name"]): d for d in documents(folder)}
     original = {(d["kind"], d["metadata"]["name"]) for d in documents(applied / "examples")}
-    # Proved ours through their id: names as written, no metadata.id.
-    for key in [
-        ("Queue", "callback-line"),
-        ("Queue", "case-escalations"),
-        ("Queue", "overflow-support"),
-        ("FacebookAccount", "contoso-facebook"),
-        ("Workstream", "facebook-support"),
-        ("Workstream", "gbm-stores"),
-        ("RoutingRuleSet", "facebook-support-routing"),
-        ("RoutingRuleSet", "facebook-support-classification"),
-        ("RoutingRuleSet", "gbm-stores-routing"),
-    ]:
-        assert key in original, key
-        assert key in exported, key
-        assert "id" not in exported[key]["metadata"], key
-    # A display name that says nothing of the name ("General support (dev)") cannot prove it:
-    # adopted by id, under a name of its display name.
-    general = exported[("Queue", "general-support-dev")]
-    assert general["metadata"]["id"] == str(
-        uuid.uuid5(uuid.UUID(NAMESPACE), "Queue/general-support")
-    )
+    # Named by the project's ledger: every record under the name it was written with, even
+    # when its display name ("General support (dev)") says nothing of it; no metadata.id.
+    assert set(exported) == original
+    assert ("Queue", "general-support") in exported
+    assert all("id" not in d["metadata"] for d in exported.values())
     project = yaml.safe_load((folder / "reconciler.yaml").read_text())
     assert project == {
         "namespace": NAMESPACE,
@@ -162,6 +172,7 @@ def test_with_the_projects_namespace_its_records_keep_their_names(applied, capsy
     code, result = plan(capsys, folder)
     assert code == 0
     assert {c["action"] for c in result["changes"]} == {"noop"}
+    assert len(result["changes"]) == RECORDS
 
 
 def test_exporting_twice_writes_the_same_bytes(applied, capsys):
@@ -338,8 +349,11 @@ def test_exporting_again_reads_the_org_the_folder_came_from(applied, capsys, mon
     environment_from_readme(applied / "exported", monkeypatch, gbm_name(applied / "exported"))
     monkeypatch.chdir(applied / "exported")
     code, out, err = run(capsys, "plan", "--detailed-exitcode")
-    assert (code, err) == (0, ""), out + err
-    assert "No changes." in out
+    # No record written: the records, exported with metadata.id, are only adopted, and no
+    # field differs (no ``~`` line).
+    assert (code, err) == (2, ""), out + err
+    assert f"Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, {RECORDS} to adopt." in out
+    assert "~" not in out
 
 
 def test_a_partial_export_reports_and_asks_only_for_what_it_wrote(applied, capsys):

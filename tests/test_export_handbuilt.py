@@ -13,7 +13,9 @@ eight operators, untyped values, GUIDs bare or braced, in any case), and one ste
 step last).
 
 Then the real CLI runs: ``reconciler export`` writes the manifests, and ``reconciler plan`` on
-them, with the secret variables the README names set in the environment, shows only ``noop``.
+them, with the secret variables the README names set in the environment, writes no record: every
+record is ``adopt``, without field changes (none was made from a namespace, and the target holds
+no ledger of the export's).
 Rows the manifests cannot express (a live chat workstream, rule sets holding a rule no manifest
 can say: skills, a relationship path, an unknown element; a queue with a custom assignment
 strategy) are listed with the reason, naming the rule, and never changed. The seeded default
@@ -1414,13 +1416,14 @@ def planned(
     )
 
 
-def test_plan_of_the_export_shows_only_noop(
+def test_plan_of_the_export_only_adopts(
     handbuilt: Handbuilt, planned: subprocess.CompletedProcess[str], export: Export
 ) -> None:
-    assert planned.returncode == 0, planned.stdout[-2000:] + planned.stderr
+    # Adoptions are changes (to the ledger): exit 2, but no record is written.
+    assert planned.returncode == 2, planned.stdout[-2000:] + planned.stderr
     plan = json.loads(planned.stdout)
     changes = plan["changes"]
-    assert [c["address"] for c in changes if c["action"] != "noop"] == []
+    assert [c["address"] for c in changes if c["action"] != "adopt"] == []
     workstreams, rule_sets = len(EXPORTED["Workstream"]), len(EXPORTED["RoutingRuleSet"])
     variables = sum(len(CONTEXT_VARIABLES.get(key, [])) for key in EXPORTED["Workstream"])
     # Each exported record, plus each workstream's contract, routing and context variables,
@@ -1432,13 +1435,15 @@ def test_plan_of_the_export_shows_only_noop(
         "update": 0,
         "replace": 0,
         "delete": 0,
-        "noop": total,
+        "adopt": total,
+        "noop": 0,
         "conflict": 0,
     }
     kinds: dict[str, int] = {}
     for change in changes:
         kinds[change["kind"]] = kinds.get(change["kind"], 0) + 1
         assert change["fields"] == []
+        assert change["adopted"] is True
     assert kinds == {
         **{kind: len(keys) for kind, keys in EXPORTED.items()},
         **{kind: len(keys) for kind, keys in EXPORTED_CHILDREN.items()},
@@ -1447,7 +1452,7 @@ def test_plan_of_the_export_shows_only_noop(
         "RoutingConfiguration": workstreams,
         "RoutingStep": rule_sets,
     }
-    # The noop is about the rows the test wrote: every one of them is in the plan, by id,
+    # The adoptions are of the rows the test wrote: every one of them is in the plan, by id,
     # but for the skipped rows and what hangs under them (contract, routing, variables, step).
     planned_ids = {c["id"] for c in changes}
     skipped_keys = {s[1] for s in SKIPPED}
@@ -1455,7 +1460,9 @@ def test_plan_of_the_export_shows_only_noop(
         skipped = key.split("/")[0] in skipped_keys
         assert (record_id in planned_ids) is not skipped, key
     assert plan["target"]["organization_id"] == export.organization_id
-    assert {w["code"] for w in plan["warnings"]} == {"retired-channel"}
+    # The target holds no ledger of the export's namespace yet: the first apply writes one.
+    assert {w["code"] for w in plan["warnings"]} == {"retired-channel", "ledger-new"}
+    assert plan["ledger"]["found"] is False
     assert_no_secret(handbuilt.org, planned.stdout + planned.stderr, "the output of plan")
 
 
@@ -1465,8 +1472,11 @@ def test_plan_in_the_exported_folder_uses_its_environment(
     """``reconciler.yaml`` names the target: a plan in the folder needs no --target."""
     env = base_environ(**expected_environ(handbuilt.org, handbuilt.out))
     done = reconciler("plan", "--env", "default", "--detailed-exitcode", env=env, cwd=handbuilt.out)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
-    assert "No changes. The target matches the manifests." in done.stdout, done.stdout
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr
+    # The same target as with --target: every record adopted, none written.
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 67 to adopt." in (
+        done.stdout
+    ), done.stdout
     assert handbuilt.org.url in (handbuilt.out / "reconciler.yaml").read_text("utf-8")
     assert_no_secret(handbuilt.org, done.stdout + done.stderr, "the output of plan")
 
@@ -1474,8 +1484,9 @@ def test_plan_in_the_exported_folder_uses_its_environment(
 def test_plan_compares_the_secrets_it_is_given(
     handbuilt: Handbuilt, exported: subprocess.CompletedProcess[str]
 ) -> None:
-    """The noop is not for want of comparing: one wrong secret is one sensitive update, and a
-    missing one an error naming the variable, never a value."""
+    """Adoptions without field changes are not for want of comparing: one wrong secret is one
+    sensitive field difference (in that record's adoption), and a missing one an error naming
+    the variable, never a value."""
     org = handbuilt.org
     environ = expected_environ(org, handbuilt.out)
     page = org.secrets["page-slash/accessToken"]
@@ -1485,9 +1496,9 @@ def test_plan_compares_the_secrets_it_is_given(
     done = reconciler(*args, env=base_environ(**{**environ, variable: wrong}))
     assert done.returncode == 2, done.stderr
     plan = json.loads(done.stdout)
-    (change,) = [c for c in plan["changes"] if c["action"] != "noop"]
+    assert {c["action"] for c in plan["changes"]} == {"adopt"}
+    (change,) = [c for c in plan["changes"] if c["fields"]]
     assert change["address"] == "FacebookAccount/contoso-facebook/Support / Hulp  "
-    assert change["action"] == "update"
     (changed,) = change["fields"]
     shown = {key: changed[key] for key in ("path", "before", "after", "sensitive")}
     assert shown == {"path": "accessToken", "before": None, "after": None, "sensitive": True}
@@ -1548,7 +1559,7 @@ def test_export_and_plan_leave_every_row_as_it_was_written(
 ) -> None:
     """Neither command writes: the whole org, ETags included, is as the test built it; and the
     skipped rows hold exactly what was sent for them."""
-    assert planned.returncode == 0
+    assert planned.returncode == 2  # adoptions only: plan writes nothing, not even the ledger
     assert dump_org(handbuilt.served) == handbuilt.before
     org = handbuilt.org
     # The seeded default queue keeps the priority it does not have.

@@ -86,6 +86,7 @@ def test_empty_target_every_record_is_created_in_dependency_order(project, capsy
         "update": 0,
         "replace": 0,
         "delete": 0,
+        "adopt": 0,
         "noop": 0,
         "conflict": 0,
     }
@@ -109,8 +110,12 @@ def test_empty_target_every_record_is_created_in_dependency_order(project, capsy
         "requests",
         "managed",
         "max_delete_percent",
+        "ledger",
         "checksum",
     ]
+    # A new target holds no ledger: apply writes one listing what it creates.
+    assert plan["ledger"]["found"] is False
+    assert plan["ledger"]["pending"] == 25
     assert plan["target"]["url"] == "local:.reconciler/dev.db"
     assert re.fullmatch(r"[0-9a-f-]{36}", plan["target"]["organization_id"])
 

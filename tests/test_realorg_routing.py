@@ -143,6 +143,20 @@ def test_an_org_made_in_the_admin_center_exports_and_plans_to_no_change(
     planned = reconciler(
         "plan", out, "--target", emulator.url, "--detailed-exitcode", env=environ(**values)
     )
+    # Made in the admin center, not by this project: every record is adopted by its id, none
+    # written (no field differs), until an apply lists them in the project's ledger.
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert re.search(
+        r"^Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, \d+ to adopt\.$",
+        planned.stdout,
+        re.M,
+    ), planned.stdout
+    assert not re.search(r"^\s+[~+-] ", planned.stdout, re.M), planned.stdout
+    applied = reconciler("apply", out, "--target", emulator.url, "--yes", env=environ(**values))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    planned = reconciler(
+        "plan", out, "--target", emulator.url, "--detailed-exitcode", env=environ(**values)
+    )
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "No changes" in planned.stdout
     unfilled = reconciler("plan", out, "--target", emulator.url, env=environ())
@@ -232,7 +246,9 @@ def test_a_rule_manifests_cannot_say_is_reported_by_name_and_never_rewritten(
     planned = reconciler(
         "plan", out, "--target", emulator.url, "--detailed-exitcode", env=environ(**values)
     )
-    assert planned.returncode == 0, planned.stdout + planned.stderr  # nothing to write
+    # Nothing to write: adoptions only (the org was made in the admin center).
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert not re.search(r"^\s+[~+-] ", planned.stdout, re.M), planned.stdout
     warning = next(
         line
         for line in planned.stdout.splitlines() + planned.stderr.splitlines()

@@ -64,6 +64,9 @@ CASES = [
     ("duplicate-page-name.yaml",                  1, 12,   7, E, "duplicate-page-name",          "page name 'Contoso Support' is used twice"),
     ("duplicate-agent-name.yaml",                 1, 14,   7, E, "duplicate-agent-name",         "agent name 'Contoso Stores' is used twice"),
     ("duplicate-rule-name.yaml",                  1, 53,   7, E, "duplicate-rule-name",          "rule name 'Dutch speakers' is used twice"),
+    ("previous-name-is-name.yaml",                1,  7,   7, E, "previous-name-is-name",        "'second-tier' is this Queue's own name, not a previous one"),
+    ("previous-name-in-use.yaml",                 1, 13,  19, E, "previous-name-in-use",         "Queue 'tier2' is still in the manifests"),
+    ("duplicate-previous-name.yaml",              1, 15,   7, E, "duplicate-previous-name",      "is also named as a previous name of 'second-tier'"),
     # references
     ("dangling-fallback-queue.yaml",              1, 27,   3, E, "dangling-reference",           "no Queue named 'general-suport'"),
     ("dangling-facebook-account.yaml",            1, 30,   5, E, "dangling-reference",           "no FacebookAccount named 'contoso-fb'"),

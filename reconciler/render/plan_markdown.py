@@ -66,6 +66,8 @@ def _details(change: Change) -> list[str]:
         f"<code>{html.escape(SYMBOLS[change.action])}</code> "
         f"<code>{_html(change.address)}</code> {PHRASES[change.action]}"
     )
+    if change.renamed_from:
+        summary += f" (renamed from <code>{_html(change.renamed_from)}</code>: keeps its id)"
     body = _diff(change)
     fence = "`" * max(3, _longest_backticks("\n".join(body)) + 1)
     return [

@@ -27,6 +27,7 @@ pages, so 10,000 records take about six notes and an apply rewrites only the pag
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ PAGE_LENGTH = t.NOTE_TEXT_LENGTH
 """A page's text is at most this long (the note's ``notetext`` MaxLength)."""
 ATTEMPTS = 8
 """How often a write is merged again after another run changed a page under it."""
+BACKOFF = 0.05
+"""Seconds: the wait before attempt n+1 is random, up to ``BACKOFF * 2**n`` (at most 2 s), so
+runs that collided do not collide again in step."""
 
 Origin = Literal["created", "adopted"]
 ORIGINS: frozenset[str] = frozenset({"created", "adopted"})
@@ -234,7 +238,7 @@ async def write(
     if not add and not remove:
         return 0
     written = 0
-    for _ in range(ATTEMPTS):
+    for attempt in range(ATTEMPTS):
         try:
             ledger = await read(client, namespace)
             pages = ledger.merged(add, set(remove), length=length)
@@ -243,7 +247,7 @@ async def write(
                 written += 1
             return written
         except (StaleRecord, AlreadyExists, NotFound, OutcomeUnknown):
-            await asyncio.sleep(0)
+            await asyncio.sleep(random.uniform(0, min(2.0, BACKOFF * 2**attempt)))
             continue
     raise LedgerError(
         f"the ledger of namespace {namespace} kept changing under this apply "

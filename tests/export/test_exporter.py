@@ -3,7 +3,9 @@
 
 Each export is written to files and planned again through the real pipeline (``validate``, the
 secrets from the variables the export names, the builder): every record left must be ``noop``,
-and every record left out must be listed with its reason.
+or ``adopt`` without field changes when the namespace did not make it (its document carries
+``metadata.id``, or it is a child whose id is not derived from its address), and every record
+left out must be listed with its reason.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from reconciler.export import files as f
 from reconciler.export.exporter import Export, Skipped, build_export, variable_values
 from reconciler.mapping import kinds as k
 from reconciler.mapping.desired import desired_records
+from reconciler.mapping.values import record_id
 from reconciler.plan import builder
+from reconciler.plan.definition import Action
 from reconciler.plan.secrets import SecretResolver
 from reconciler.state.reader import Snapshot
 from reconciler.validate.pipeline import Options, validate
@@ -48,7 +52,12 @@ def snapshot(rows: Target) -> Snapshot:
 
 
 def planned(export: Export, state: Snapshot, folder: Path) -> dict[str, int]:
-    """Write the export's files, plan them against ``state``: the count of each action."""
+    """Write the export's files, plan them against ``state``: the count of each action. No
+    record is written: each is ``noop``, or ``adopt`` without field changes. ``state`` has no
+    ledger, so the adopted records are exactly those whose ids are not derived from their
+    addresses: every record of a document exported with ``metadata.id`` (with its pages,
+    contract, context variables, routing and steps), and children the namespace did not make
+    found under a parent it did (a page added by hand, an agent renamed in the target)."""
     written = {**f.manifest_files(export), "reconciler.yaml": f"namespace: {export.namespace}\n"}
     for relative, text in written.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -60,9 +69,18 @@ def planned(export: Export, state: Snapshot, folder: Path) -> dict[str, int]:
     assert secrets.problems == []
     built = builder.build(records, state, builder.Options(export.namespace, False, TODAY))
     assert built.problems == []
+    by_id = {
+        f"{d['kind']}/{d['metadata']['name']}" for d in export.documents if "id" in d["metadata"]
+    }
     counts: dict[str, int] = {}
     for change in built.changes:
         counts[change.action.value] = counts.get(change.action.value, 0) + 1
+        assert change.action in (Action.NOOP, Action.ADOPT), change
+        assert change.fields == (), change
+        made = change.id == record_id(export.namespace, change.address)
+        assert (change.action is Action.ADOPT) == (not made), change
+        if "/".join(change.address.split("/", 2)[:2]) in by_id:
+            assert change.action is Action.ADOPT, change
     return counts
 
 
@@ -70,7 +88,7 @@ def exported(rows: Target, folder: Path, namespace: uuid.UUID = org.NS) -> Expor
     state = snapshot(rows)
     export = build_export(state, namespace, TODAY)
     counts = planned(export, state, folder)
-    assert set(counts) <= {"noop"}, counts
+    assert set(counts) <= {"noop", "adopt"}, counts
     return export
 
 
@@ -722,7 +740,8 @@ def test_an_earlier_exports_names_are_kept(tmp_path):
     add_queue(rows, "Premium")  # a newcomer whose slug is taken gets the suffix
     export = build_export(snapshot(rows), OTHER, TODAY, previous)
     assert {"premium", "premium-2"} <= set(names(export, "Queue"))
-    assert set(planned(export, snapshot(rows), tmp_path)) == {"noop"}
+    # Under another namespace every record is adopted by its id, none is written.
+    assert set(planned(export, snapshot(rows), tmp_path)) == {"adopt"}
 
 
 def test_page_names_differing_in_case_are_two_pages(tmp_path):

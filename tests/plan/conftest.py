@@ -27,6 +27,7 @@ from reconciler.mapping.values import Sensitive, record_id
 from reconciler.models.common import FromEnv, FromFile
 from reconciler.models.manifest import MANIFEST_TYPES
 from reconciler.plan.builder import Built, Options, build
+from reconciler.state.ledger import Ledger
 from reconciler.state.reader import Snapshot
 
 NAMESPACE = uuid.UUID("3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10")
@@ -340,13 +341,16 @@ class Scenario:
         key = k.BY_NAME[kind].table.primary_key
         return next(row for row in rows[kind] if row[key] == self.id(address))
 
-    def snapshot(self, rows: dict[str, list[Row]] | None = None) -> Snapshot:
+    def snapshot(
+        self, rows: dict[str, list[Row]] | None = None, ledger: Ledger | None = None
+    ) -> Snapshot:
         rows = rows if rows is not None else {}
         return Snapshot(
             rows={kind: tuple(found) for kind, found in rows.items()},
             languages=dict(self.languages),
             output_contract=self.output_contract,
             organization_id=ORGANIZATION,
+            ledger=ledger,
         )
 
     def build(
@@ -355,10 +359,13 @@ class Scenario:
         *,
         prune: bool = False,
         records: Sequence[Record] | None = None,
+        ledger: Ledger | None = None,
     ) -> Built:
+        """The plan of the manifests against ``rows``; ``ledger``: the namespace's ledger as
+        the target holds it (None: not read, as in tests that predate ledgers)."""
         return build(
             self.records() if records is None else records,
-            self.snapshot(rows),
+            self.snapshot(rows, ledger),
             Options(namespace=self.namespace, prune=prune, today=self.today),
         )
 

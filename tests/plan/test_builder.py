@@ -27,6 +27,8 @@ from reconciler.plan.definition import (
     compute_checksum,
     summarise,
 )
+from reconciler.state.ledger import Entry, Ledger, Page
+from reconciler.state.ledger import page_id as ledger_page_id
 
 FOREIGN = "f0000000-0000-0000-0000-0000000000"  # + two hex digits: ids nobody derived
 PAGE_SUPPORT = "FacebookAccount/contoso-facebook/Contoso Support"
@@ -1150,9 +1152,9 @@ def test_adopted_queue_is_matched_by_its_id(scenario):
     built = scenario.build(rows)
 
     assert list(changing(built)) == ["Queue/vip-support"]
-    update = by_address(built)["Queue/vip-support"]
-    assert (update.action, update.id) == (Action.UPDATE, foreign(1))
-    assert diff(update) == [("priority", 9, 1)]
+    adopt = by_address(built)["Queue/vip-support"]
+    assert (adopt.action, adopt.id, adopt.current_name) == (Action.ADOPT, foreign(1), "VIP support")
+    assert diff(adopt) == [("priority", 9, 1)]
     assert built.unmanaged == {}
 
 
@@ -1174,7 +1176,10 @@ def test_adopted_account_and_workstream_bring_their_children(scenario):
                 row["msdyn_name"], row["msdyn_uniquename"] = "Made in the admin app", "x"
     built = scenario.build(rows)
 
-    assert changing(built) == {}
+    # Adopted, every one, with nothing to write.
+    assert {a: (c.action, c.fields) for a, c in changing(built).items()} == dict.fromkeys(
+        made_by_others, (Action.ADOPT, ())
+    )
     assert {a: c.id for a, c in by_address(built).items() if a in made_by_others} == (
         made_by_others
     )
@@ -1209,7 +1214,10 @@ def test_an_adopted_account_leaves_other_pages_alone(scenario):
     )
     built = scenario.build(rows, prune=True)
 
-    assert changing(built) == {}
+    # The account is adopted; its pages, made from the namespace, are ours already.
+    assert {a: c.action for a, c in changing(built).items()} == {
+        "FacebookAccount/contoso-facebook": Action.ADOPT
+    }
     assert built.unmanaged == {"FacebookPage": 1}
 
 
@@ -1558,3 +1566,113 @@ def test_what_the_first_version_wrote_is_rewritten_in_the_real_grammar(scenario)
         "contextVariables",
     ]
     assert not [w for w in built.warnings if w.code == "left-as-is"]
+
+
+# --- ownership: the ledger (docs/ownership.md) ------------------------------------------------
+
+
+def ledger_of(scenario, entries: dict[str, tuple[str, str]]) -> Ledger:
+    """The namespace's ledger as the target holds it: address → (id, origin), one page."""
+    page = Page(0, ledger_page_id(scenario.namespace, 0), 'W/"1"')
+    for address, (record_id, origin) in entries.items():
+        table = k.BY_NAME[address.split("/")[0]].table.logical_name
+        page.entries[record_id] = Entry(address, table, record_id, origin)  # type: ignore[arg-type]
+    return Ledger(scenario.namespace, [page])
+
+
+def test_an_adoption_is_an_action_of_its_own_until_the_ledger_lists_it(scenario):
+    scenario.find("Queue", "vip-support")["metadata"]["id"] = foreign(1)
+    rows = scenario.rows(ids={"Queue/vip-support": foreign(1)})
+    found = next(r for r in rows["Queue"] if r["queueid"] == foreign(1))
+    found["name"] = "VIP (made by hand)"
+    built = scenario.build(rows, ledger=Ledger(scenario.namespace))
+    adopt = by_address(built)["Queue/vip-support"]
+    assert (adopt.action, adopt.adopted, adopt.current_name) == (
+        Action.ADOPT,
+        True,
+        "VIP (made by hand)",
+    )
+    assert diff(adopt) == [("displayName", "VIP (made by hand)", "VIP support")]
+    assert plan_of(built).summary.adopt == 1
+
+    listed = ledger_of(scenario, {"Queue/vip-support": (foreign(1), "adopted")})
+    found["name"] = "VIP support"
+    assert changing(scenario.build(rows, ledger=listed)) == {}
+
+
+def test_prune_deletes_what_the_ledger_lists_whatever_its_name_and_nothing_else(scenario):
+    rows = scenario.rows()
+    hand_made = {**scenario.row(rows, "Queue", "Queue/overflow-support"), "queueid": foreign(2)}
+    hand_made["name"] = "Cases - Back office"
+    listed = {**hand_made, "queueid": foreign(3), "name": "Priority care (dev)"}
+    rows["Queue"] += [hand_made, listed]
+    ledger = ledger_of(
+        scenario,
+        {
+            "Queue/priority-care": (foreign(3), "adopted"),
+            "Queue/general-support": (scenario.id("Queue/general-support"), "created"),
+        },
+    )
+    built = scenario.build(rows, prune=True, ledger=ledger)
+    assert {a: c.action for a, c in changing(built).items()} == {
+        "Queue/priority-care": Action.DELETE
+    }
+    delete = changing(built)["Queue/priority-care"]
+    assert (delete.id, delete.current_name, delete.adopted) == (
+        foreign(3),
+        "Priority care (dev)",
+        True,
+    )
+    assert built.unmanaged["Queue"] >= 1  # the hand-made one, left alone
+    assert built.managed == len(scenario.records()) + 1
+
+
+def test_previous_names_keep_the_id_and_say_renamed_from(scenario):
+    rows = scenario.rows()
+    queue = scenario.find("Queue", "overflow-support")
+    queue["metadata"] = {"name": "spill-over", "previousNames": ["overflow-support"]}
+    rule_set = scenario.find("RoutingRuleSet", "facebook-support-routing")
+    text = json.dumps(rule_set).replace('"overflow-support"', '"spill-over"')  # its references
+    rule_set.clear()
+    rule_set.update(json.loads(text))
+    built = scenario.build(rows)
+    renamed = by_address(built)["Queue/spill-over"]
+    assert (renamed.action, renamed.id, renamed.renamed_from) == (
+        Action.UPDATE,
+        scenario.id("Queue/overflow-support"),
+        "Queue/overflow-support",
+    )
+    # Its display name follows its name (it has none of its own): one update, in place.
+    assert diff(renamed) == [("displayName", "overflow-support", "spill-over")]
+    assert list(changing(built)) == ["Queue/spill-over"]
+
+
+def test_a_rename_without_previous_names_is_ours_not_someone_elses(scenario):
+    rows = scenario.rows()
+    queue = scenario.find("Queue", "vip-support")
+    queue["metadata"] = {"name": "premium-support"}
+    built = scenario.build(rows)
+    conflict = by_address(built)["Queue/premium-support"]
+    assert conflict.action is Action.CONFLICT
+    assert conflict.reason.startswith(
+        "a Queue named 'VIP support' is ours, under Queue/vip-support "
+        f"(id {scenario.id('Queue/vip-support')}); rename with "
+        "metadata.previousNames: [vip-support]?"
+    )
+    pruned = scenario.build(rows, prune=True)
+    assert actions(pruned)["Queue/premium-support"] is Action.CREATE
+    assert actions(pruned)["Queue/vip-support"] is Action.DELETE
+    assert [w.code for w in pruned.warnings] == ["rename-hint"]
+
+
+def test_an_org_without_a_ledger_gets_one_from_the_proofs_and_is_told_once(scenario):
+    rows = scenario.rows()
+    scenario.remove("Queue", "overflow-support")  # still in the target, provably ours
+    built = scenario.build(rows, ledger=Ledger(scenario.namespace))
+    (warning,) = [w for w in built.warnings if w.code == "ledger-new"]
+    assert "the target has no ledger of this project" in warning.message
+    assert "1 of them found by their ids alone" in warning.message
+    assert built.ledger is not None
+    assert not built.ledger.found
+    assert [e.address for e in built.ledger.add] == ["Queue/overflow-support"]
+    assert built.ledger.pending == len(scenario.records()) + 1

@@ -336,7 +336,7 @@ def test_text_keeps_plan_order():
 
 def test_markdown_title_then_summary_table_first():
     lines = render_markdown(FULL).splitlines()
-    assert lines[:12] == [
+    assert lines[:13] == [
         "### reconciler plan for `local:.reconciler/dev.db`",
         "",
         "| Action | Count |",
@@ -345,6 +345,7 @@ def test_markdown_title_then_summary_table_first():
         "| update | 1 |",
         "| replace | 1 |",
         "| delete | 1 |",
+        "| adopt | 0 |",
         "| conflict | 1 |",
         "| unchanged | 1 |",
         "",
@@ -481,3 +482,107 @@ def test_markdown_values_cannot_close_the_fence_or_the_details():
 def test_markdown_code_span_survives_backticks_at_its_edges():
     md = render_markdown(make_plan(target=PlanTarget(url="`tick`")))
     assert md.startswith("### reconciler plan for `` `tick` ``\n")
+
+
+# --- ownership: adopt, renames, records this project did not create ---------------------------
+
+
+ADOPT = Change(
+    address="Queue/priority-care",
+    kind="Queue",
+    name="priority-care",
+    action=Action.ADOPT,
+    reason="metadata.id names a record this project did not create",
+    id="6f1c2a34-0000-4000-8000-000000000001",
+    current_name="Priority care (made by hand)",
+    adopted=True,
+    fields=(FieldChange(path="priority", before=9, after=2),),
+)
+FOREIGN_DELETE = Change(
+    address="Queue/legacy",
+    kind="Queue",
+    name="legacy",
+    action=Action.DELETE,
+    reason="ensure: absent",
+    id="6f1c2a34-0000-4000-8000-000000000002",
+    current_name="Cases - Back office",
+    adopted=True,
+)
+RENAMED = Change(
+    address="Queue/second-tier",
+    kind="Queue",
+    name="second-tier",
+    action=Action.NOOP,
+    reason="matches",
+    id="6f1c2a34-0000-4000-8000-000000000003",
+    renamed_from="Queue/tier2",
+)
+RENAMED_UPDATE = RENAMED.model_copy(
+    update={
+        "action": Action.UPDATE,
+        "reason": "1 field differs",
+        "fields": (FieldChange(path="displayName", before="Tier 2", after="Second tier"),),
+    }
+)
+
+
+def test_an_adoption_is_its_own_action_with_the_rows_name_and_id():
+    plan = make_plan(ADOPT, NOOP)
+    text = render_text(plan)
+    assert plan.summary.adopt == 1
+    assert (
+        "  # Queue/priority-care will be adopted\n"
+        '  # ! adopts Queue "Priority care (made by hand)" '
+        "(id 6f1c2a34-0000-4000-8000-000000000001), not created by this project\n"
+        ' <= Queue "priority-care" {\n'
+        "      ~ priority: 9 → 2\n"
+        "    }\n"
+    ) in text
+    assert text.splitlines()[-1] == (
+        "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 1 to adopt."
+    )
+    markdown = render_markdown(plan)
+    assert "#### Adopted" in markdown
+    assert "Priority care (made by hand)" in markdown
+    assert "6f1c2a34-0000-4000-8000-000000000001" in markdown
+    assert "| adopt |" in markdown.replace("**", "")
+    dumped = plan.model_dump(mode="json")["changes"][0]
+    assert (dumped["action"], dumped["adopted"], dumped["current_name"]) == (
+        "adopt",
+        True,
+        "Priority care (made by hand)",
+    )
+
+
+def test_deleting_a_record_this_project_did_not_create_says_so_prominently():
+    plan = make_plan(FOREIGN_DELETE)
+    text = render_text(plan)
+    assert (
+        '  # ! deletes Queue "Cases - Back office" '
+        "(id 6f1c2a34-0000-4000-8000-000000000002), not created by this project"
+    ) in text
+    painted = render_text(plan, color=True)
+    assert "\x1b[1m" in painted  # bold red, like the delete itself
+    markdown = render_markdown(plan)
+    destructive = markdown.split("#### ")[1]
+    assert destructive.startswith("⚠️ Destructive changes")
+    assert "**⚠️ deletes Queue" in destructive
+    assert "Cases - Back office" in destructive
+    assert "not created by this project" in destructive
+
+
+def test_a_rename_says_where_the_record_came_from_and_that_it_keeps_its_id():
+    text = render_text(make_plan(RENAMED))
+    assert (
+        "  = Queue/second-tier: renamed from Queue/tier2 (keeps its id; nothing else changes)"
+    ) in text
+    text = render_text(make_plan(RENAMED_UPDATE))
+    assert "  # (renamed from Queue/tier2: keeps its id)" in text
+    assert '  ~ Queue "second-tier" {' in text
+    assert (
+        "<code>Queue/second-tier</code> will be updated in place "
+        "(renamed from <code>Queue/tier2</code>: keeps its id)</summary>"
+    ) in render_markdown(make_plan(RENAMED_UPDATE))
+    assert "- `Queue/second-tier` (renamed from `Queue/tier2`)" in render_markdown(
+        make_plan(RENAMED)
+    )
