@@ -4,6 +4,8 @@ a saved plan may hold escape sequences: they come out escaped."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from reconciler.apply.applier import Applied
@@ -168,6 +170,13 @@ def applied(*results: Result, requests: int = 12, seconds: float = 1.26) -> Appl
 
 def test_nothing_applied_adds_nothing_to_what_the_plan_said():
     assert render_summary(applied()) == ""
+
+
+def test_an_apply_that_only_brought_the_ledger_up_to_date_says_so():
+    only_ledger = dataclasses.replace(applied(requests=3, seconds=0.04), ledger_notes=1)
+    assert render_summary(only_ledger) == (
+        "Apply complete: the ledger is up to date (1 note written, 3 requests in 0.0 s).\n"
+    )
 
 
 def test_a_complete_apply_is_one_line():
