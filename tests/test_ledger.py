@@ -107,8 +107,21 @@ def test_two_namespaces_keep_two_ledgers(tmp_path: Path) -> None:
         async with local(db) as client:
             await ledger.write(client, NS, [entry(1)])
             await ledger.write(client, OTHER, [entry(2)])
-            assert list((await ledger.read(client, NS)).entries) == [entry(1).id]
+            mine = await ledger.read(client, NS)
+            assert list(mine.entries) == [entry(1).id]
+            # The other project's entries are known, so that neither touches the other's.
+            assert mine.others == {entry(2).id: (str(OTHER), "Queue/q-0002")}
             assert list((await ledger.read(client, OTHER)).entries) == [entry(2).id]
+            # A note of another tool, or another project's page edited by hand, is left out.
+            await client.create_only(
+                "annotations",
+                str(uuid.uuid4()),
+                {"subject": "reconciler ledger notes", "notetext": "x"},
+            )
+            await client.update(
+                "annotations", ledger.page_id(OTHER, 0), {"notetext": "edited"}, etag=None
+            )
+            assert (await ledger.read(client, NS)).others == {}
             absent = await ledger.read(client, uuid.uuid4())
             assert (absent.exists, absent.entries) == (False, {})
 
@@ -161,6 +174,27 @@ def test_a_missing_page_makes_the_ledger_unreadable(tmp_path: Path) -> None:
     message = asyncio.run(go())
     assert "misses page 1" in message
     assert f"delete every note titled 'reconciler ledger {NS} …'" in message
+
+
+def test_a_page_edited_by_hand_makes_the_ledger_unreadable_and_says_what_to_do(tmp_path):
+    db = tmp_path / "org.db"
+
+    async def go() -> str:
+        async with local(db) as client:
+            await ledger.write(client, NS, [entry(1)])
+            await client.update(
+                "annotations", ledger.page_id(NS, 0), {"notetext": "edited by hand"}, etag=None
+            )
+            with pytest.raises(LedgerError) as caught:
+                await ledger.read(client, NS)
+            return str(caught.value)
+
+    message = asyncio.run(go())
+    assert "does not start with 'reconciler-ledger/1" in message
+    assert message.endswith(
+        f"delete every note titled 'reconciler ledger {NS} …' to have the next apply write it "
+        "again from the records' ids (docs/ownership.md)"
+    )
 
 
 def test_a_write_merges_what_another_run_wrote_under_it(tmp_path: Path, monkeypatch) -> None:

@@ -287,7 +287,7 @@ def test_ensure_absent_on_someone_elses_id_names_the_real_record(tmp_path, org):
     planned = plan(project, org)
     (delete,) = [c for c in planned["changes"] if c["action"] == "delete"]
     assert (delete["current_name"], delete["adopted"]) == ("Payroll (HR team)", True)
-    assert "not created by this project" in delete["reason"]
+    assert delete["reason"] == "ensure: absent"  # the renders say whose record it is:
     text = reconciler("plan", project, "--target", org.url).stdout
     assert f'! deletes Queue "Payroll (HR team)" (id {theirs}), not created by this project' in text
 

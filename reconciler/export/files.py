@@ -104,7 +104,10 @@ def readme(export: Export, target: str, files: Sequence[str], kinds: Sequence[st
         "",
         f"These manifests describe what {md.code(target)} (organization "
         f"{md.code(export.organization_id or 'unknown')}) held when `reconciler export` read it. "
-        "Set the variables below, then `reconciler plan` in this folder shows no change.",
+        "Set the variables below, then `reconciler plan` in this folder changes no field: "
+        "records this project's namespace did not create show as `adopt` until the first "
+        "`reconciler apply` lists them in the project's ledger (docs/ownership.md), and "
+        "from then on the plan shows no change.",
         "",
     ]
     if set(kinds) != set(KINDS):

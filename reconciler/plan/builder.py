@@ -338,8 +338,7 @@ class _Planner:
         self.gone[record_id] = address
         self.delete_refs[address] = {value for _, value in k.row_references(kind, row)}
         extra: dict[str, Any] = {}
-        if adopted:
-            reason += "; not created by this project"
+        if adopted:  # the renders say it, with the row's name and id (plan_text.foreign_line)
             extra = {"adopted": True, "current_name": k.name_of_row(kind, row)}
         self.change(kind, Action.DELETE, reason, record_id, address, row, **extra)
 
@@ -355,6 +354,18 @@ class _Planner:
         )
         row = after.row
         created = self.identity.created(entry)
+        other = self.other_project(entry.id) if entry.id not in self.identity.ledger else None
+        if entry.row is not None and other is not None:
+            self.change(
+                record,
+                Action.CONFLICT,
+                f"{kind.name} {k.name_of_row(kind, entry.row)!r} (id {entry.id}) is managed "
+                f"by another project ({other}); a record has one owner, and this project "
+                "never changes another's",
+                entry.id,
+                record.address,
+            )
+            return
         if not record.present:
             if entry.row is not None and row is not None:
                 self.delete(
@@ -417,7 +428,8 @@ class _Planner:
             return
         if fixed:
             what = "; ".join(
-                f"{f.path} is set at creation ({current[f.path]} → {record.fields.get(f.path)})"
+                f"{f.path} is set at creation ({_shown(current[f.path])} → "
+                f"{_shown(record.fields.get(f.path))})"
                 for f in fixed
             )
             reason = f"{what}: the {kind.name} is deleted and created again with the same id"
@@ -485,8 +497,25 @@ class _Planner:
             and row[name] != wanted[name]
         }
 
+    def other_project(self, row_id: str) -> str | None:
+        """Which other project's ledger lists the row: "namespace N, as Kind/name"."""
+        ledger = self.snapshot.ledger
+        other = ledger.others.get(row_id) if ledger is not None else None
+        return f"namespace {other[0]}, as {other[1]}" if other is not None else None
+
     def plan_create(self, entry: Entry, cause: str | None) -> None:
         record = entry.record
+        if (holder := self.identity.taken.get(record.address)) is not None:
+            self.change(
+                record,
+                Action.CONFLICT,
+                f"its id ({entry.id}, derived from {record.address}) is the record this project "
+                f"renamed to {holder} (the ledger lists it there); a name a record was renamed "
+                "from cannot name a new record: choose another name",
+                entry.id,
+                record.address,
+            )
+            return
         clash = self.clash(record)
         if clash is not None:
             self.change(record, Action.CONFLICT, clash, entry.id, record.address)
@@ -681,6 +710,15 @@ class _Planner:
         address = owned or f"{parent or kind.name}/{k.name_of_row(kind, row)}#{row_id}"
         if after.row is None:
             self.delete(kind, row_id, address, row, after.reason)
+        elif owned is not None and self.options.prune and (other := self.other_project(row_id)):
+            self.out.warnings.append(
+                Warning(
+                    code="shared-record",
+                    message=f"{owned} (id {row_id}) is not deleted: another project manages it "
+                    f"too ({other}); remove it from one of the two ledgers (docs/ownership.md)",
+                    address=owned,
+                )
+            )
         elif owned is not None and self.options.prune:
             listed = self.identity.ledger.get(row_id)
             self.delete(
@@ -785,7 +823,7 @@ class _Planner:
                 Warning(
                     code="not-in-manifests",
                     message=f"{len(self.leftover)} record{'s' if len(self.leftover) > 1 else ''} "
-                    f"created by this project {'are' if len(self.leftover) > 1 else 'is'} no "
+                    f"managed by this project {'are' if len(self.leftover) > 1 else 'is'} no "
                     f"longer in the manifests ({shown}); plan with --prune to delete them",
                 )
             )
@@ -823,3 +861,8 @@ class _Planner:
 def build(desired: Sequence[Record], snapshot: Snapshot, options: Options) -> Built:
     """The changes that make ``snapshot`` match ``desired``."""
     return _Planner(desired, snapshot, options).run()
+
+
+def _shown(value: object) -> str:
+    """A create-only field's value in a reason: ``unset`` for none."""
+    return "unset" if value is None else str(value)

@@ -56,6 +56,9 @@ class Identity:
     """Address → the previous address whose record it is (``metadata.previousNames``)."""
     proved: set[str] = field(default_factory=set)
     """Ids of rows the ledger does not list that are provably ours by their derived ids."""
+    taken: dict[str, str] = field(default_factory=dict)
+    """Address → the address the ledger lists its derived id under: a record renamed away from
+    this address, whose id a new record of the old name cannot have too."""
 
     def created(self, entry: Entry) -> bool:
         """The entry's row was made by this project: the ledger says so, or its id is the one
@@ -171,14 +174,19 @@ def _id_of(
     record: Record,
     namespace: uuid.UUID,
     listed: dict[str, str],
+    addresses: dict[str, str],
     exists: dict[str, Row],
 ) -> tuple[str, str | None]:
-    """The id ``record`` has in the target, and the previous address it was found under."""
+    """The id ``record`` has in the target, and the previous address it was found under. A
+    derived id the ledger lists under another address is that record's (renamed from this
+    address), not this one's."""
     if record.adopt is not None:
         return record.adopt, None
     own = record_id(namespace, record.address)
     for found in (listed.get(record.address), own):
-        if found in exists:
+        if found in exists and (
+            found != own or addresses.get(own, record.address) == record.address
+        ):
             return str(found), None
     for previous in record.previous:
         found = listed.get(previous) or record_id(namespace, previous)
@@ -205,11 +213,16 @@ def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID
     }
     claimed: set[str] = set()
     listed = {entry.address: entry.id for entry in ledger.values()}
+    addresses = {entry.id: entry.address for entry in ledger.values()}
     # First by id: adopted with metadata.id, in the ledger, derived, or renamed.
     for record in desired:
         of_kind = by_id[record.kind.name]
-        record_key, previous = _id_of(record, namespace, listed, of_kind)
+        record_key, previous = _id_of(record, namespace, listed, addresses, of_kind)
         entry = Entry(record, record_key, of_kind.get(record_key))
+        moved = addresses.get(record_key, record.address) != record.address
+        if moved and record.adopt is None and previous is None:
+            entry.row = None  # the record renamed away from this address keeps its row
+            identity.taken[record.address] = addresses[record_key]
         identity.entries.append(entry)
         if entry.row is not None:
             claimed.add(record_key)

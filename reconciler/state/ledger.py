@@ -104,6 +104,9 @@ class Ledger:
     namespace: uuid.UUID
     pages: list[Page] = field(default_factory=list)
     requests: int = 0
+    others: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Records other projects' ledgers in the target list: id → (namespace, address). Never
+    touched by this one (docs/ownership.md); a page of theirs that cannot be read is left out."""
 
     @property
     def exists(self) -> bool:
@@ -201,25 +204,54 @@ def _is_guid(text: str) -> bool:
     return len(text) == 36
 
 
+def _others(rows: Iterable[Mapping[str, object]]) -> dict[str, tuple[str, str]]:
+    """The entries of other namespaces' pages, by record id; pages that are not pages of a
+    ledger (another tool's notes, a hand edit) are left out: not this project's to judge."""
+    found: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        text = row.get("notetext")
+        header = text.split("\n", 1)[0].split() if isinstance(text, str) else []
+        if len(header) != 3 or not header[1].startswith("namespace="):
+            continue
+        try:
+            other = uuid.UUID(header[1].removeprefix("namespace="))
+            page = parse(other, row)
+        except (ValueError, LedgerError):
+            continue
+        for entry in page.entries.values():
+            found[entry.id] = (str(other), entry.address)
+    return found
+
+
 async def read(client: DataverseClient, namespace: uuid.UUID) -> Ledger:
-    """The namespace's ledger: one query. A failure raises; a page that cannot be read
-    raises ``LedgerError``. An absent ledger is an empty one with ``exists`` False."""
+    """The namespace's ledger, and which records other namespaces' ledgers list: one query. A
+    failure raises; a page of this namespace that cannot be read raises ``LedgerError``. An
+    absent ledger is an empty one with ``exists`` False."""
     before = client.stats.total
     rows = await client.list(
         TABLE.entity_set,
         select=[TABLE.primary_key, "subject", "notetext"],
-        filter=f"startswith(subject,'{title(namespace)} ')",
+        filter=f"startswith(subject,'{TITLE} ')",
     )
-    pages = sorted((parse(namespace, row) for row in rows), key=lambda page: page.number)
+    prefix = f"{title(namespace)} "
+    own = [row for row in rows if str(row.get("subject", "")).startswith(prefix)]
+    others = _others(row for row in rows if not str(row.get("subject", "")).startswith(prefix))
+    remedy = (
+        f"delete every note titled '{title(namespace)} …' to have the next apply write it again "
+        "from the records' ids (docs/ownership.md)"
+    )
+    try:
+        pages = sorted((parse(namespace, row) for row in own), key=lambda page: page.number)
+    except LedgerError as error:
+        raise LedgerError(f"{error}; {remedy}") from None
     numbers = [page.number for page in pages]
     if numbers != list(range(len(numbers))):
         missing = sorted(set(range(max(numbers, default=-1) + 1)) - set(numbers))
         raise LedgerError(
             f"the ledger of namespace {namespace} misses page{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(map(str, missing))} (a note deleted by hand?); delete every note titled "
-            f"'{title(namespace)} …' to have the next apply write it again from the records' ids"
+            f"{', '.join(map(str, missing))} (a note deleted by hand?); {remedy}"
         )
-    return Ledger(namespace, pages, client.stats.total - before)
+    return Ledger(namespace, pages, client.stats.total - before, others)
 
 
 async def write(

@@ -819,7 +819,7 @@ def test_our_record_not_in_the_manifests_is_a_warning_without_prune(scenario):
     assert [(w.code, w.message) for w in built.warnings] == [
         (
             "not-in-manifests",
-            "2 records created by this project are no longer in the manifests "
+            "2 records managed by this project are no longer in the manifests "
             "(Queue/legacy-desk, Queue/old-queue); plan with --prune to delete them",
         )
     ]
@@ -858,7 +858,7 @@ def test_a_page_removed_from_its_account_is_one_leftover(scenario):
 
     warning = scenario.build(rows).warnings
     assert [w.message for w in warning] == [
-        f"1 record created by this project is no longer in the manifests ({PAGE_DEALS}); "
+        f"1 record managed by this project is no longer in the manifests ({PAGE_DEALS}); "
         "plan with --prune to delete them"
     ]
     pruned = changing(scenario.build(rows, prune=True))
@@ -873,7 +873,7 @@ def test_many_leftovers_are_named_ten_at_most(scenario):
     ]
     (warning,) = scenario.build(rows).warnings
 
-    assert warning.message.startswith("12 records created by this project are no longer")
+    assert warning.message.startswith("12 records managed by this project are no longer")
     assert "Queue/old-09 …)" in warning.message
     assert "Queue/old-10" not in warning.message
 
@@ -1676,3 +1676,62 @@ def test_an_org_without_a_ledger_gets_one_from_the_proofs_and_is_told_once(scena
     assert not built.ledger.found
     assert [e.address for e in built.ledger.add] == ["Queue/overflow-support"]
     assert built.ledger.pending == len(scenario.records()) + 1
+
+
+def test_a_name_a_record_was_renamed_from_cannot_name_a_new_record(scenario):
+    """Renamed overflow-support → spill-over (applied: the ledger lists the row there), then
+    previousNames dropped and a new overflow-support written: the new one cannot have the
+    renamed record's id, nor take its row."""
+    rows = scenario.rows()
+    renamed_id = scenario.id("Queue/overflow-support")
+    scenario.find("Queue", "overflow-support")["metadata"] = {"name": "spill-over"}
+    scenario.manifests.append(manifest("Queue", "overflow-support", priority=30))
+    ledger = ledger_of(scenario, {"Queue/spill-over": (renamed_id, "created")})
+    built = scenario.build(rows, ledger=ledger)
+    spill = by_address(built)["Queue/spill-over"]
+    assert (spill.action, spill.id) == (Action.UPDATE, renamed_id)  # its display name follows
+    new = by_address(built)["Queue/overflow-support"]
+    assert new.action is Action.CONFLICT
+    assert new.reason == (
+        f"its id ({renamed_id}, derived from Queue/overflow-support) is the record this project "
+        "renamed to Queue/spill-over (the ledger lists it there); a name a record was renamed "
+        "from cannot name a new record: choose another name"
+    )
+
+
+OTHER_NAMESPACE = "0b9a8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d"
+
+
+def test_a_record_another_project_manages_is_never_adopted_nor_deleted(scenario):
+    rows = scenario.rows()
+    theirs = {**scenario.row(rows, "Queue", "Queue/overflow-support"), "queueid": foreign(5)}
+    theirs["name"] = "Returns"
+    rows["Queue"].append(theirs)
+    others = {foreign(5): (OTHER_NAMESPACE, "Queue/returns")}
+    scenario.manifests.append(manifest("Queue", "returns", displayName="Returns", priority=3))
+    scenario.find("Queue", "returns")["metadata"]["id"] = foreign(5)
+    ledger = Ledger(scenario.namespace, others=others)
+    built = scenario.build(rows, ledger=ledger)
+    conflict = by_address(built)["Queue/returns"]
+    assert conflict.action is Action.CONFLICT
+    assert conflict.reason == (
+        f"Queue 'Returns' (id {foreign(5)}) is managed by another project (namespace "
+        f"{OTHER_NAMESPACE}, as Queue/returns); a record has one owner, and this project never "
+        "changes another's"
+    )
+    scenario.absent("Queue", "returns")
+    scenario.find("Queue", "returns")["metadata"]["id"] = foreign(5)
+    assert by_address(scenario.build(rows, ledger=ledger))["Queue/returns"].action is (
+        Action.CONFLICT
+    )
+
+    # Listed by both (adopted by both before this check): --prune leaves it, and says why.
+    scenario.remove("Queue", "returns")
+    both = ledger_of(scenario, {"Queue/returns": (foreign(5), "adopted")})
+    both.others = others
+    pruned = scenario.build(rows, prune=True, ledger=both)
+    assert "Queue/returns" not in changing(pruned)
+    (warning,) = [w for w in pruned.warnings if w.code == "shared-record"]
+    assert warning.message.startswith(
+        f"Queue/returns (id {foreign(5)}) is not deleted: another project manages it too"
+    )
