@@ -175,20 +175,29 @@ def compare(
     others: list[Change] = []
     warnings: list[Warning] = []
 
+    renamed: set[str] = set()
+
     def change(record: Record, action: Action, reason: str, **extra: Any) -> Change:
         namespace = new_namespace if record.address in wanted else old_namespace
+        derived = record.adopt or record_id(namespace or new_namespace, record.address)
         return Change(
             address=record.address,
             kind=record.kind.name,
             name=record.address.split("/", 1)[1],
             action=action,
             reason=reason,
-            id=record.adopt or record_id(namespace or new_namespace, record.address),
+            id=extra.pop("id", derived),
             **extra,
         )
 
     for record in sorted(new, key=lambda r: _RANK[r.kind.name]):
         was = before.get(record.address)
+        if was is None and record.present:
+            # A rename (metadata.previousNames): the record of the old address, kept.
+            previous = next((p for p in record.previous if p in before and p not in wanted), None)
+            if previous is not None:
+                was = before[previous]
+                renamed.add(previous)
         if not record.present:
             if was is not None:
                 deletes.append(change(record, Action.DELETE, "ensure: absent"))
@@ -214,7 +223,7 @@ def compare(
             continue
         others.append(_changed(record, was, old_namespace, new_namespace, change))
     for address, record in before.items():
-        if address in wanted or record.kind.name in _DERIVED:
+        if address in wanted or address in renamed or record.kind.name in _DERIVED:
             continue
         if prune:
             deletes.append(change(record, Action.DELETE, "no longer in the manifests (--prune)"))
@@ -248,6 +257,11 @@ def _changed(
     fields = _hidden([field_change(kind, *item) for item in found])
     old_id = was.adopt or (record_id(old_namespace, was.address) if old_namespace else None)
     new_id = record.adopt or record_id(new_namespace, record.address)
+    extra: dict[str, Any] = {}
+    if was.address != record.address:  # renamed: the record keeps the id it had
+        extra = {"renamed_from": was.address, "id": old_id or new_id}
+        if old_namespace == new_namespace and not record.adopt:
+            new_id = old_id or new_id
     fixed = [
         f
         for f in kind.fields
@@ -259,18 +273,21 @@ def _changed(
             f"its id changes ({old_id} → {new_id}): metadata.id or the project's namespace "
             "changed, so apply creates a new record"
         )
-        return change(record, Action.REPLACE, reason, fields=fields, desired=desired)
+        return change(record, Action.REPLACE, reason, fields=fields, desired=desired, **extra)
     if fixed:
         what = "; ".join(
             f"{f.path} is set at creation ({was.fields.get(f.path)} → {record.fields.get(f.path)})"
             for f in fixed
         )
         reason = f"{what}: the {kind.name} is deleted and created again with the same id"
-        return change(record, Action.REPLACE, reason, fields=fields, desired=desired)
+        return change(record, Action.REPLACE, reason, fields=fields, desired=desired, **extra)
+    renamed = f"renamed from {was.address} (keeps its id); " if "renamed_from" in extra else ""
     if fields:
         what = f"{len(fields)} field{'s differ' if len(fields) > 1 else ' differs'}"
-        return change(record, Action.UPDATE, what, fields=fields, desired=desired)
-    return change(record, Action.NOOP, "the same in both")
+        return change(
+            record, Action.UPDATE, renamed + what, fields=fields, desired=desired, **extra
+        )
+    return change(record, Action.NOOP, renamed + "the same in both", **extra)
 
 
 def _hidden(fields: list[FieldChange]) -> tuple[FieldChange, ...]:

@@ -12,9 +12,11 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from examples_project import ROOT, SECRETS
 
 from reconciler.cli import main
@@ -346,3 +348,23 @@ def test_apply_refuses_a_comparison(repo, capsys):
     assert code == 3
     assert "is a comparison with the git revision HEAD (" in err
     assert "plan --against" in err
+
+
+def test_a_rename_with_previous_names_keeps_the_record(repo, capsys):
+    edit(
+        repo / "manifests/queues.yaml",
+        "  name: callback-line\n",
+        "  name: call-back\n  previousNames: [callback-line]\n",
+    )
+    plan = as_json(capsys, "--against", "HEAD", "--prune")
+    (renamed,) = [c for c in plan["changes"] if c["address"] == "Queue/call-back"]
+    # Its display name follows its name: one update, in place, with the id it had.
+    assert (renamed["action"], renamed["renamed_from"]) == ("update", "Queue/callback-line")
+    assert renamed["reason"].startswith("renamed from Queue/callback-line (keeps its id); ")
+    assert [(f["path"], f["before"], f["after"]) for f in renamed["fields"]] == [
+        ("displayName", "callback-line", "call-back")
+    ]
+    assert "Queue/callback-line" not in changed(plan)  # not deleted
+    assert [w for w in plan["warnings"] if w["code"] == "no-longer-in-manifests"] == []
+    namespace = yaml.safe_load((repo / "manifests/reconciler.yaml").read_text())["namespace"]
+    assert renamed["id"] == str(uuid.uuid5(uuid.UUID(namespace), "Queue/callback-line"))
