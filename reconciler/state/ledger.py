@@ -21,7 +21,8 @@ Writes are **merges**: read the pages, add and remove entries, write the pages t
 with ``If-Match`` (or ``If-None-Match: *`` for a new page); on 412 read again and merge again.
 Two applies at once never lose each other's entries, and a write sent twice changes nothing
 the second time. Entries stay on their page; new ones fill the first page with room, then new
-pages, so 10,000 records take about six notes and an apply rewrites only the pages it changes.
+pages, so 10,000 records take about ten notes (docs/performance.md) and an apply rewrites only
+the pages it changes.
 """
 
 from __future__ import annotations
