@@ -57,6 +57,11 @@ def test_entries_fill_pages_and_stay_on_them(tmp_path: Path) -> None:
             assert list(read.entries) == [entry(n).id for n in range(40)]
             first = {p.number: set(p.entries) for p in read.pages}
 
+            # A new ledger's page 0 is written first and counts itself only; the next write
+            # counts the pages it found.
+            assert read.pages[0].declared == 1
+            assert await ledger.write(client, NS, [entry(0)], length=length) == 1
+            assert (await ledger.read(client, NS)).pages[0].declared == 3
             # Removing one entry and adding one rewrites the page that changed, no other: the
             # new entry takes the room the removed one left (page 0 is full).
             assert await ledger.write(client, NS, [entry(40)], [entry(20).id], length=length) == 1
@@ -95,7 +100,7 @@ def test_a_page_is_a_note_an_admin_can_read(tmp_path: Path) -> None:
         f"reconciler ledger {NS} page 0 (written by reconciler apply; do not edit)"
     )
     lines = note["notetext"].splitlines()
-    assert lines[0] == f"reconciler-ledger/1 namespace={NS} page=0"
+    assert lines[0] == f"reconciler-ledger/1 namespace={NS} page=0 pages=1"
     assert lines[1] == f"Queue/q-0007 queue {entry(7).id} created"
     assert lines[2].startswith("FacebookAccount/contoso/Support%20/%20Hulp%20%20 ")
 
@@ -323,3 +328,89 @@ def test_the_emulator_holds_notes_as_documented(tmp_path: Path) -> None:
     assert "statecode" not in row
     assert "statuscode" not in row
     assert len(row["notetext"]) == 100_000
+
+
+def test_an_entry_that_grows_moves_to_a_page_with_room_written_first(tmp_path: Path) -> None:
+    """A rename makes an address longer on a full page: the page hands entries on, never goes
+    past its length, and the page that receives them is written before the page that loses
+    them (a run killed in between leaves an entry twice, which the next write tidies)."""
+    db = tmp_path / "org.db"
+    length = 1_000
+
+    async def go() -> None:
+        async with local(db) as client:
+            await ledger.write(client, NS, [entry(n) for n in range(20)], length=length)
+            await ledger.write(client, NS, [entry(0)], length=length)  # page 0 counts 2 pages
+            held = await ledger.read(client, NS)
+            assert [len(p.entries) for p in held.pages] == [14, 6]
+            longer = Entry("Queue/" + "x" * 60, "queue", entry(3).id, "created")
+            pages = held.merged([longer], (), length=length)
+            assert [p.number for p in pages] == [1, 0]  # the receiver first
+            assert all(len(p.text(NS)) <= length for p in held.pages)
+            for page in pages:
+                await ledger._write_page(client, NS, page)
+            after = await ledger.read(client, NS)
+            assert after.entries[entry(3).id] == longer
+            assert len(after.entries) == 20
+
+            # Killed between the two writes: the moved entry is on both pages. Reads agree,
+            # a removal removes both, and the next write of it keeps one.
+            twice = await ledger.read(client, NS)
+            moved = next(iter(twice.pages[1].entries.values()))
+            twice.pages[0].entries[moved.id] = moved
+            await ledger._write_page(client, NS, twice.pages[0])
+            assert len((await ledger.read(client, NS)).entries) == 20
+            await ledger.write(client, NS, [moved], length=length)
+            kept = await ledger.read(client, NS)
+            assert sum(moved.id in p.entries for p in kept.pages) == 1
+            assert all(len(p.text(NS)) <= length for p in kept.pages)
+            assert len(kept.entries) == 20
+
+    asyncio.run(go())
+
+
+def test_a_missing_last_page_is_noticed_by_page_0s_count(tmp_path: Path) -> None:
+    db = tmp_path / "org.db"
+
+    async def go() -> str:
+        async with local(db) as client:
+            await ledger.write(client, NS, [entry(n) for n in range(20)], length=1_000)
+            await ledger.write(client, NS, [entry(0)], length=1_000)  # page 0 counts 2
+            await client.delete("annotations", ledger.page_id(NS, 1), etag=None)
+            with pytest.raises(LedgerError) as caught:
+                await ledger.read(client, NS)
+            return str(caught.value)
+
+    assert "misses page 1" in asyncio.run(go())
+
+
+def test_new_pages_are_written_before_page_0_counts_them(tmp_path: Path) -> None:
+    held = ledger.Ledger(NS)
+    first = held.merged([entry(n) for n in range(10)], (), length=1_000)
+    assert [p.number for p in first] == [0]
+    assert first[0].declared == 1
+    for page in held.pages:
+        page.etag = 'W/"1"'
+    grown = held.merged([entry(n) for n in range(10, 30)], (), length=1_000)
+    assert [p.number for p in grown] == [1, 2, 0]  # page 0, counting 3, last
+    assert held.pages[0].declared == 3
+
+
+def test_an_entry_planned_to_be_dropped_stays_if_its_record_came_back(tmp_path: Path) -> None:
+    """A plan drops the entry of a record it found missing; meanwhile another apply made the
+    record: the drop checks first, and keeps it."""
+    db = tmp_path / "org.db"
+
+    async def go() -> None:
+        async with local(db) as client:
+            await ledger.write(client, NS, [entry(1), entry(2)])
+            await client.create_only(
+                "queues",
+                entry(1).id,
+                {"name": "q", "msdyn_isomnichannelqueue": True, "msdyn_queuetype": 192350000},
+            )
+            dropped = [entry(1).id, entry(2).id]
+            await ledger.write(client, NS, (), dropped, unless_present=dropped)
+            assert list((await ledger.read(client, NS)).entries) == [entry(1).id]
+
+    asyncio.run(go())

@@ -272,6 +272,36 @@ def test_a_hand_made_queue_is_adopted_then_the_projects_to_prune(tmp_path, org):
     assert "Escalations" not in queue_rows(org)  # adopted by the first apply, pruned too
 
 
+def test_an_adoption_that_did_not_go_through_is_not_listed_and_shows_again(tmp_path, org):
+    """The adopted row changes between plan and apply: its step is stale, the ledger does not
+    list it, and the next plan shows the adoption again (never as a plain update)."""
+    made = hand_made_queue(org, "Returns desk")
+    project = write(tmp_path / "fabrikam", [*fabrikam(), queue("returns", "Returns", id=made)])
+    saved = tmp_path / "plan.json"
+    done = reconciler("plan", project, "--target", org.url, "--out", saved)
+    assert done.returncode == 0, done.stderr
+    edited = org.patch(f"queues({made})", {"description": "changed by hand"}, **{"If-Match": "*"})
+    assert edited.status_code == 204, edited.text
+    applied = reconciler("apply", "--plan", saved, "--target", org.url, "--yes")
+    assert applied.returncode == 1, applied.stdout + applied.stderr
+    assert "1 stale" in applied.stdout, applied.stdout
+    listed = ledger_ids(org)
+    assert made not in listed
+    assert set(queue_rows(org).values()) - {made} <= listed | set(system_queues(org))
+    again = plan(project, org)
+    (adopt,) = [c for c in again["changes"] if c["address"] == "Queue/returns"]
+    assert adopt["action"] == "adopt"
+    apply(project, org)
+    assert made in ledger_ids(org)
+
+
+def system_queues(org: Served) -> list[str]:
+    rows = org.rows(
+        "queues", ["queueid", "name", "msdyn_isomnichannelqueue", "msdyn_isdefaultqueue"]
+    )
+    return [r["queueid"] for r in rows if r.get("msdyn_isdefaultqueue")]
+
+
 def test_ensure_absent_on_someone_elses_id_names_the_real_record(tmp_path, org):
     theirs = hand_made_queue(org, "Payroll (HR team)")
     project = write(
@@ -409,7 +439,7 @@ def test_the_ledger_is_a_note_an_admin_can_read(tmp_path, org):
     assert note["subject"].startswith(f"reconciler ledger {NS_A} page 0 ")
     assert note["isdocument"] is False
     lines = note["notetext"].splitlines()
-    assert lines[0] == f"reconciler-ledger/1 namespace={NS_A} page=0"
+    assert lines[0] == f"reconciler-ledger/1 namespace={NS_A} page=0 pages=1"
     assert "Queue/tier2 queue " in note["notetext"]
     assert all(line.endswith(" created") for line in lines[1:])
     assert uuid.UUID(lines[1].split()[2])

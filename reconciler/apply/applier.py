@@ -253,15 +253,32 @@ async def _ledger(
     before: bool = False,
     results: Sequence[Result] = (),
 ) -> int:
-    """Write the plan's part of the ledger: before the steps, what exists or is created;
-    after them, drop the records they deleted. The notes written."""
+    """Write the plan's part of the ledger; the notes written.
+
+    Before the steps: every record the plan leaves in the target but the ones it adopts (a
+    create is listed before it is made, so a run killed after it is not lost), and the
+    entries of records gone since the plan was made (each checked to be gone still). After
+    them: the records adopted, created or replaced whose steps all went through (listed again:
+    an apply that ran at the same time may have dropped one it saw missing), less the records
+    deleted. An adoption whose step failed stays unlisted, so the next plan shows it again."""
     if plan.ledger is None:
         return 0  # a plan saved before ledgers: its records are found by their ids
     namespace = uuid.UUID(plan.ledger.namespace)
     try:
         if before:
-            add = ownership.entries(plan.changes, plan.ledger.add)
-            return await ledger.write(client, namespace, add, plan.ledger.drop)
+            add = ownership.entries(
+                (c for c in plan.changes if c.action is not Action.ADOPT), plan.ledger.add
+            )
+            return await ledger.write(
+                client, namespace, add, plan.ledger.drop, unless_present=plan.ledger.drop
+            )
+        failed = {r.step.change.address for r in results if r.outcome is not Outcome.APPLIED}
+        done = [
+            change
+            for change in plan.changes
+            if change.action in (Action.ADOPT, Action.CREATE, Action.REPLACE)
+            and change.address not in failed
+        ]
         deleted = [
             result.step.change.id
             for result in results
@@ -269,7 +286,7 @@ async def _ledger(
             and result.step.change.action is Action.DELETE
             and result.outcome is Outcome.APPLIED
         ]
-        return await ledger.write(client, namespace, (), deleted)
+        return await ledger.write(client, namespace, ownership.entries(done), deleted)
     except DataverseError as error:
         when = "nothing was written" if before else "the records were written"
         raise ledger.LedgerError(f"cannot write the ledger ({when}): {error}") from None

@@ -12,9 +12,10 @@ admin sees and how to remove it.
 One note is one **page** of the ledger: its id is derived from the namespace and the page's
 number (so every run finds the same notes, and two runs creating the same page collide instead
 of making two), its title says what it is, and its text is a header line and one line per
-managed record::
+managed record; page 0's header also counts the pages, so a page missing at the end is
+noticed too::
 
-    reconciler-ledger/1 namespace=<uuid> page=<n>
+    reconciler-ledger/1 namespace=<uuid> page=<n> [pages=<count>, page 0 only]
     <address> <table> <id> <created|adopted>
 
 Writes are **merges**: read the pages, add and remove entries, write the pages that changed
@@ -22,7 +23,10 @@ with ``If-Match`` (or ``If-None-Match: *`` for a new page); on 412 read again an
 Two applies at once never lose each other's entries, and a write sent twice changes nothing
 the second time. Entries stay on their page; new ones fill the first page with room, then new
 pages, so 10,000 records take about ten notes (docs/performance.md) and an apply rewrites only
-the pages it changes.
+the pages it changes. An entry that grows past its page's room (a rename) moves to a page with
+room, written before the page it leaves: a run killed in between leaves it twice, never
+nowhere, and the next write keeps one. Page 0 counts only pages that exist when it is written
+(it is written after new pages, and a new ledger's page 0 first, counting itself).
 """
 
 from __future__ import annotations
@@ -81,11 +85,20 @@ class Page:
     """None: the note does not exist yet."""
     entries: dict[str, Entry] = field(default_factory=dict)
     """By record id, in the order written."""
+    declared: int | None = None
+    """Page 0 only: how many pages its header says the ledger has, so that a page missing at
+    the end is noticed too (None: not said)."""
 
     def text(self, namespace: uuid.UUID) -> str:
-        lines = [f"{FORMAT} namespace={namespace} page={self.number}"]
-        lines += [entry.line() for entry in self.entries.values()]
-        return "\n".join(lines) + "\n"
+        header = f"{FORMAT} namespace={namespace} page={self.number}"
+        if self.number == 0:
+            header += f" pages={self.declared or 1}"
+        return "\n".join([header, *(entry.line() for entry in self.entries.values())]) + "\n"
+
+
+def _size(namespace: uuid.UUID, page: Page) -> int:
+    """A page's length, page 0's with room for a count of up to a million pages."""
+    return len(page.text(namespace)) + (6 if page.number == 0 else 0)
 
 
 def title(namespace: uuid.UUID, number: int | None = None) -> str:
@@ -124,43 +137,72 @@ class Ledger:
         self, add: Iterable[Entry], remove: Collection[str], *, length: int = PAGE_LENGTH
     ) -> list[Page]:
         """Add (or update) ``add`` and drop the ids in ``remove``; the pages that changed, in
-        the order they are to be written."""
+        the order they are to be written: pages that receive entries before pages that lose
+        them (a run killed in between leaves an entry twice, never nowhere), and page 0, which
+        counts the pages, after any new page."""
         changed: dict[int, Page] = {}
-        where = {i: page for page in self.pages for i in page.entries}
+        received: set[int] = set()
+        where: dict[str, list[Page]] = {}
+        for page in self.pages:
+            for record_id in page.entries:
+                where.setdefault(record_id, []).append(page)
         for record_id in remove:
-            page = where.pop(record_id, None)
-            if page is not None:
+            for page in where.pop(record_id, []):
                 del page.entries[record_id]
                 changed[page.number] = page
-        placed: list[Entry] = []
+        placed: dict[str, Entry] = {}
         for entry in add:
             if entry.id in remove:
                 continue
-            page = where.get(entry.id)
-            if page is None:
-                placed.append(entry)
-            elif page.entries[entry.id] != entry:
-                page.entries[entry.id] = entry
+            held = where.get(entry.id)
+            if not held:
+                placed[entry.id] = entry
+                continue
+            first, *copies = held
+            if first.entries[entry.id] != entry:
+                first.entries[entry.id] = entry
+                changed[first.number] = first
+            for page in copies:  # left by a move that a killed run did not finish
+                del page.entries[entry.id]
                 changed[page.number] = page
-        sizes = {page.number: len(page.text(self.namespace)) for page in self.pages}
-        for entry in placed:
+            where[entry.id] = [first]
+        before = len(self.pages)
+        sizes = {page.number: _size(self.namespace, page) for page in self.pages}
+        # A page an update made too long (a longer address) hands its last entries on.
+        for full in self.pages:
+            while sizes[full.number] > length and full.entries:
+                record_id, entry = full.entries.popitem()
+                sizes[full.number] -= len(entry.line()) + 1
+                placed[record_id] = entry
+                changed[full.number] = full
+        for entry in placed.values():
             size = len(entry.line()) + 1
-            page = next(
-                (p for p in self.pages if sizes[p.number] + size <= length),
-                None,
-            )
-            if page is None:
+            target = next((p for p in self.pages if sizes[p.number] + size <= length), None)
+            if target is None:
                 number = len(self.pages)
-                page = Page(number, page_id(self.namespace, number))
-                self.pages.append(page)
-                sizes[number] = len(page.text(self.namespace))
+                target = Page(number, page_id(self.namespace, number))
+                self.pages.append(target)
+                sizes[number] = _size(self.namespace, target)
                 if sizes[number] + size > length:
                     raise LedgerError(f"the ledger entry of {entry.address} is too long")
-            page.entries[entry.id] = entry
-            where[entry.id] = page
-            sizes[page.number] += size
-            changed[page.number] = page
-        return [changed[number] for number in sorted(changed)]
+            target.entries[entry.id] = entry
+            sizes[target.number] += size
+            changed[target.number] = target
+            received.add(target.number)
+        # Page 0 counts only pages that exist when it is written: a new ledger's page 0 says 1
+        # (written first), and the next merge, the same apply's second write, counts the rest.
+        if before == 0 and self.pages:
+            self.pages[0].declared = 1
+            order = [0, *(n for n in sorted(changed) if n > 0)]
+        else:
+            if self.pages and self.pages[0].declared != len(self.pages):
+                self.pages[0].declared = len(self.pages)
+                changed[0] = self.pages[0]
+            new = [n for n in sorted(changed) if n >= before]
+            receiving = [n for n in sorted(received) if 0 < n < before]
+            rest = [n for n in sorted(changed) if 0 < n < before and n not in received]
+            order = new + receiving + ([0] if 0 in changed else []) + rest
+        return [changed[number] for number in order]
 
 
 def parse(namespace: uuid.UUID, row: Mapping[str, object]) -> Page:
@@ -172,14 +214,19 @@ def parse(namespace: uuid.UUID, row: Mapping[str, object]) -> Page:
         raise LedgerError(f"{what} has no text")
     lines = text.replace("\r\n", "\n").split("\n")
     header = lines[0].split()
+    declared = header.pop() if len(header) == 4 and header[3].startswith("pages=") else None
     if len(header) != 3 or header[0] != FORMAT:
         raise LedgerError(f"{what} does not start with '{FORMAT} namespace=… page=…'")
+    if declared is not None and not declared.removeprefix("pages=").isdigit():
+        raise LedgerError(f"{what} says {declared}, which is not a number of pages")
     if header[1] != f"namespace={namespace}":
         raise LedgerError(f"{what} is the ledger of another namespace ({header[1]})")
     number_text = header[2].removeprefix("page=")
     if not number_text.isdigit() or page_id(namespace, int(number_text)) != note.lower():
         raise LedgerError(f"{what} says it is {header[2]}, which is not its id")
     page = Page(int(number_text), note.lower(), _etag(row))
+    if declared is not None and page.number == 0:
+        page.declared = int(declared.removeprefix("pages="))
     for index, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -212,7 +259,7 @@ def _others(rows: Iterable[Mapping[str, object]]) -> dict[str, tuple[str, str]]:
     for row in rows:
         text = row.get("notetext")
         header = text.split("\n", 1)[0].split() if isinstance(text, str) else []
-        if len(header) != 3 or not header[1].startswith("namespace="):
+        if len(header) not in (3, 4) or not header[1].startswith("namespace="):
             continue
         try:
             other = uuid.UUID(header[1].removeprefix("namespace="))
@@ -246,8 +293,11 @@ async def read(client: DataverseClient, namespace: uuid.UUID) -> Ledger:
     except LedgerError as error:
         raise LedgerError(f"{error}; {remedy}") from None
     numbers = [page.number for page in pages]
-    if numbers != list(range(len(numbers))):
-        missing = sorted(set(range(max(numbers, default=-1) + 1)) - set(numbers))
+    # Page 0 counts the pages (pages beyond its count: a run killed before it rewrote page 0).
+    declared = pages[0].declared if pages and pages[0].number == 0 else None
+    if numbers != list(range(len(numbers))) or len(numbers) < (declared or 0):
+        expected = max(max(numbers, default=-1) + 1, declared or 0)
+        missing = sorted(set(range(expected)) - set(numbers))
         raise LedgerError(
             f"the ledger of namespace {namespace} misses page{'s' if len(missing) > 1 else ''} "
             f"{', '.join(map(str, missing))} (a note deleted by hand?); {remedy}"
@@ -261,9 +311,12 @@ async def write(
     add: Sequence[Entry] = (),
     remove: Collection[str] = (),
     *,
+    unless_present: Collection[str] = (),
     length: int = PAGE_LENGTH,
 ) -> int:
     """Merge ``add`` and ``remove`` into the target's ledger; the number of notes written.
+    An id of ``remove`` also in ``unless_present`` is removed only if its record is still not
+    in the target (another run may have made it since the plan).
 
     Each attempt reads the ledger, merges, and writes the pages that changed, each on the
     condition that nobody wrote it since it was read. Another run's write (412) or a lost
@@ -274,7 +327,11 @@ async def write(
     for attempt in range(ATTEMPTS):
         try:
             ledger = await read(client, namespace)
-            pages = ledger.merged(add, set(remove), length=length)
+            gone = set(remove)
+            for record_id in set(unless_present) & gone:
+                if await _present(client, ledger.entries.get(record_id)):
+                    gone.discard(record_id)
+            pages = ledger.merged(add, gone, length=length)
             for page in pages:
                 await _write_page(client, namespace, page)
                 written += 1
@@ -286,6 +343,18 @@ async def write(
         f"the ledger of namespace {namespace} kept changing under this apply "
         f"({ATTEMPTS} attempts); apply again"
     )
+
+
+async def _present(client: DataverseClient, entry: Entry | None) -> bool:
+    """Whether the entry's record is in the target (an entry of an unknown table: no)."""
+    table = t.TABLES.get(entry.table) if entry is not None else None
+    if entry is None or table is None:
+        return False
+    try:
+        await client.get(table.entity_set, entry.id, select=[table.primary_key])
+    except NotFound:
+        return False
+    return True
 
 
 async def _write_page(client: DataverseClient, namespace: uuid.UUID, page: Page) -> None:
