@@ -67,6 +67,7 @@ CASES = [
     ("previous-name-is-name.yaml",                1,  7,   7, E, "previous-name-is-name",        "'second-tier' is this Queue's own name, not a previous one"),
     ("previous-name-in-use.yaml",                 1, 13,  19, E, "previous-name-in-use",         "Queue 'tier2' is still in the manifests"),
     ("duplicate-previous-name.yaml",              1, 15,   7, E, "duplicate-previous-name",      "is also named as a previous name of 'second-tier'"),
+    ("previous-names-absent.yaml",                1,  5,   3, E, "previous-names-absent",        "a record 'ensure: absent' deletes is not renamed"),
     # references
     ("dangling-fallback-queue.yaml",              1, 27,   3, E, "dangling-reference",           "no Queue named 'general-suport'"),
     ("dangling-facebook-account.yaml",            1, 30,   5, E, "dangling-reference",           "no FacebookAccount named 'contoso-fb'"),

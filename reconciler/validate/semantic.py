@@ -178,6 +178,15 @@ class _Checker:
         """A rename names a record that is no longer in the manifests, and one record only."""
         claimed: dict[tuple[str, str], tuple[Document, int]] = {}
         for document in self.documents:
+            if not document.manifest.present and document.manifest.metadata.previous_names:
+                self.fail(
+                    "previous-names-absent",
+                    document,
+                    ("metadata", "previousNames"),
+                    "a record 'ensure: absent' deletes is not renamed: to delete the record "
+                    "of an old name, write that name (metadata.name) with 'ensure: absent'",
+                )
+                continue
             for index, old in enumerate(document.manifest.metadata.previous_names):
                 path = ("metadata", "previousNames", index)
                 other = self.by_kind[document.kind].get(old)
