@@ -505,6 +505,16 @@ class _Planner:
 
     def plan_create(self, entry: Entry, cause: str | None) -> None:
         record = entry.record
+        if (first := self.identity.duplicate.get(record.address)) is not None:
+            self.change(
+                record,
+                Action.CONFLICT,
+                f"its id ({entry.id}) is {first}'s too; one record cannot be two: fix the "
+                "metadata.id of one of them",
+                entry.id,
+                record.address,
+            )
+            return
         if (holder := self.identity.taken.get(record.address)) is not None:
             self.change(
                 record,

@@ -56,6 +56,9 @@ class Identity:
     """Address → the previous address whose record it is (``metadata.previousNames``)."""
     proved: set[str] = field(default_factory=set)
     """Ids of rows the ledger does not list that are provably ours by their derived ids."""
+    duplicate: dict[str, str] = field(default_factory=dict)
+    """Address → the address of the record that already has its id (a metadata.id naming
+    another record's row)."""
     taken: dict[str, str] = field(default_factory=dict)
     """Address → the address the ledger lists its derived id under: a record renamed away from
     this address, whose id a new record of the old name cannot have too."""
@@ -214,18 +217,27 @@ def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID
     claimed: set[str] = set()
     listed = {entry.address: entry.id for entry in ledger.values()}
     addresses = {entry.id: entry.address for entry in ledger.values()}
+    wanted = {record.address for record in desired}
+    claimed_by: dict[str, str] = {}
     # First by id: adopted with metadata.id, in the ledger, derived, or renamed.
     for record in desired:
         of_kind = by_id[record.kind.name]
         record_key, previous = _id_of(record, namespace, listed, addresses, of_kind)
         entry = Entry(record, record_key, of_kind.get(record_key))
-        moved = addresses.get(record_key, record.address) != record.address
-        if moved and record.adopt is None and previous is None:
-            entry.row = None  # the record renamed away from this address keeps its row
-            identity.taken[record.address] = addresses[record_key]
+        holder = addresses.get(record_key, record.address)
+        if entry.row is not None and holder != record.address and not record.adopt:
+            if previous is None and holder in wanted:
+                entry.row = None  # the record renamed away from this address keeps its row
+                identity.taken[record.address] = holder
+            elif previous is None:
+                identity.renamed[record.address] = holder  # renamed back
+        if entry.row is not None and record_key in claimed:
+            identity.duplicate[record.address] = claimed_by[record_key]
+            entry.row = None
         identity.entries.append(entry)
         if entry.row is not None:
             claimed.add(record_key)
+            claimed_by[record_key] = record.address
             resolver.add(record.address, record_key)
             if previous is not None:
                 identity.renamed[record.address] = previous

@@ -15,7 +15,7 @@ import pytest
 
 from reconciler.mapping import kinds as k
 from reconciler.mapping.values import fingerprint, json_value
-from reconciler.plan import builder
+from reconciler.plan import builder, ownership
 from reconciler.plan.builder import Built
 from reconciler.plan.definition import (
     Action,
@@ -1734,4 +1734,35 @@ def test_a_record_another_project_manages_is_never_adopted_nor_deleted(scenario)
     (warning,) = [w for w in pruned.warnings if w.code == "shared-record"]
     assert warning.message.startswith(
         f"Queue/returns (id {foreign(5)}) is not deleted: another project manages it too"
+    )
+
+
+def test_a_rename_reverted_is_a_rename_back(scenario):
+    """Renamed overflow-support → spill-over and applied; then the rename is reverted (git
+    revert): overflow-support is the same record again, under its own id."""
+    rows = scenario.rows()
+    renamed_id = scenario.id("Queue/overflow-support")
+    ledger = ledger_of(scenario, {"Queue/spill-over": (renamed_id, "created")})
+    built = scenario.build(rows, ledger=ledger)
+    back = by_address(built)["Queue/overflow-support"]
+    assert (back.action, back.id, back.renamed_from) == (
+        Action.NOOP,
+        renamed_id,
+        "Queue/spill-over",
+    )
+    listed = {e.id: e.address for e in ownership.entries(built.changes)}
+    assert listed[renamed_id] == "Queue/overflow-support"  # its entry moves back
+
+
+def test_two_manifests_naming_one_row_is_a_conflict(scenario):
+    rows = scenario.rows()
+    taken = scenario.id("Queue/vip-support")
+    scenario.manifests.append(manifest("Queue", "vip-alias", priority=2))
+    scenario.find("Queue", "vip-alias")["metadata"]["id"] = taken
+    built = scenario.build(rows)
+    assert by_address(built)["Queue/vip-support"].action is Action.NOOP  # the first to claim it
+    assert by_address(built)["Queue/vip-alias"].action is Action.CONFLICT
+    assert by_address(built)["Queue/vip-alias"].reason == (
+        f"its id ({taken}) is Queue/vip-support's too; one record cannot be two: fix the "
+        "metadata.id of one of them"
     )
