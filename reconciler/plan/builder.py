@@ -26,6 +26,7 @@ from reconciler.mapping import rulexml
 from reconciler.mapping.fields import MappingError, Row, lookup
 from reconciler.mapping.records import Record
 from reconciler.mapping.values import Sensitive, Value, json_value
+from reconciler.mapping.values import record_id as derived_id
 from reconciler.models import limits
 from reconciler.plan import ownership
 from reconciler.plan.definition import (
@@ -207,7 +208,8 @@ class _Planner:
             for e in identity.entries
             if e.row is not None and (e.id in identity.ledger or identity.created(e))
         }
-        self.out.managed = len(ours)
+        others = self.snapshot.ledger.others if self.snapshot.ledger is not None else {}
+        self.out.managed = len(ours - set(others))  # another project's: never counted here
         if self.snapshot.ledger is None:
             return
         found = self.snapshot.ledger.exists
@@ -331,15 +333,17 @@ class _Planner:
         reason: str,
         *,
         adopted: bool = False,
+        named: bool = False,
     ) -> None:
         """Plan the delete of ``row`` as read: what it points at waits for it (a delete waits
         for the deletes of the rows pointing at it, so none of them is changed under it). A
-        record this project did not create is named as the target names it, and said so."""
+        record this project did not create (``adopted``), or one whose id is not derived from
+        its address (``named``), is named as the target names it."""
         self.gone[record_id] = address
         self.delete_refs[address] = {value for _, value in k.row_references(kind, row)}
         extra: dict[str, Any] = {}
-        if adopted:  # the renders say it, with the row's name and id (plan_text.foreign_line)
-            extra = {"adopted": True, "current_name": k.name_of_row(kind, row)}
+        if adopted or named:  # the renders say it, with its name and id (plan_text.foreign_line)
+            extra = {"adopted": adopted, "current_name": k.name_of_row(kind, row)}
         self.change(kind, Action.DELETE, reason, record_id, address, row, **extra)
 
     # -- desired records -----------------------------------------------------------------------
@@ -738,6 +742,9 @@ class _Planner:
                 row,
                 "no longer in the manifests (--prune)",
                 adopted=listed is not None and listed.origin == "adopted",
+                # Its id does not say it is this address's (renamed since, or a hand-edited
+                # ledger): the plan names the row as the target does.
+                named=derived_id(self.options.namespace, owned) != row_id,
             )
         elif owned is not None:
             self.leftover.append(owned)

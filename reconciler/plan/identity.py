@@ -267,6 +267,8 @@ def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID
         for row in rest:
             row_id = row[_pk(kind)]
             listed_entry = ledger.get(row_id)
+            if listed_entry is not None and listed_entry.table != kind.table.logical_name:
+                listed_entry = None  # an entry of another table: not this row's (a hand edit)
             address = listed_entry.address if listed_entry is not None else None
             if address is None:
                 address = prove(kind, row, resolver, hints)

@@ -104,14 +104,24 @@ def title(change: Change) -> str:
 
 def foreign_line(change: Change) -> str | None:
     """What a change to a record this project did not create touches, as the target names
-    it: ``adopts "Priority care" (id …)``, ``deletes …, not created by this project``."""
-    if not change.adopted or change.action not in (Action.ADOPT, *DESTRUCTIVE):
+    it: ``adopts "Priority care" (id …)``, ``deletes …, not created by this project``; and a
+    delete of a record whose id is not derived from its address (renamed since, or listed in
+    the ledger by a hand edit): ``deletes "Payments" (id …), its id not derived from …``."""
+    if change.action not in (Action.ADOPT, *DESTRUCTIVE):
+        return None
+    if not change.adopted and not (change.action is Action.DELETE and change.current_name):
         return None
     name = format_value(change.current_name or change.name)
+    what = f"{clean(change.kind)} {name} (id {clean(change.id)})"
     if change.action is Action.ADOPT:
-        return f"adopts {clean(change.kind)} {name} (id {clean(change.id)}), {NOT_OURS}"
+        return f"adopts {what}, {NOT_OURS}"
     verb = "deletes" if change.action is Action.DELETE else "replaces"
-    return f"{verb} {clean(change.kind)} {name} (id {clean(change.id)}), {NOT_OURS}"
+    if not change.adopted:
+        return (
+            f"{verb} {what}, whose id is not derived from {clean(change.address)} (renamed "
+            "since, or listed in the ledger by hand)"
+        )
+    return f"{verb} {what}, {NOT_OURS}"
 
 
 def ledger_line(plan: Plan) -> str | None:

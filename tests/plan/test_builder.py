@@ -27,6 +27,7 @@ from reconciler.plan.definition import (
     compute_checksum,
     summarise,
 )
+from reconciler.render.plan_text import render_text
 from reconciler.state.ledger import Entry, Ledger, Page
 from reconciler.state.ledger import page_id as ledger_page_id
 
@@ -1766,3 +1767,36 @@ def test_two_manifests_naming_one_row_is_a_conflict(scenario):
         f"its id ({taken}) is Queue/vip-support's too; one record cannot be two: fix the "
         "metadata.id of one of them"
     )
+
+
+def test_a_ledger_entry_whose_id_its_address_does_not_derive_is_named_as_the_target_names_it(
+    scenario,
+):
+    """A line added to the ledger by hand (or a record renamed since): --prune shows the row's
+    own name and id, not only the address the ledger gives; an entry of another table is not
+    the row's at all."""
+    rows = scenario.rows()
+    payments = {**scenario.row(rows, "Queue", "Queue/overflow-support"), "queueid": foreign(7)}
+    payments["name"] = "Payments escalations"
+    elsewhere = {**payments, "queueid": foreign(8), "name": "Elsewhere"}
+    rows["Queue"] += [payments, elsewhere]
+    ledger = ledger_of(scenario, {"Queue/old-callback": (foreign(7), "created")})
+    ledger.pages[0].entries[foreign(8)] = Entry(
+        "FacebookAccount/x", "msdyn_ocfbapplication", foreign(8), "created"
+    )
+    built = scenario.build(rows, prune=True, ledger=ledger)
+    delete = changing(built)["Queue/old-callback"]
+    assert (delete.action, delete.current_name, delete.adopted) == (
+        Action.DELETE,
+        "Payments escalations",
+        False,
+    )
+    assert (
+        render_text(plan_of(built)).count(
+            f'! deletes Queue "Payments escalations" (id {foreign(7)}), whose id is not derived '
+            "from Queue/old-callback (renamed since, or listed in the ledger by hand)"
+        )
+        == 1
+    )
+    assert foreign(8) not in {c.id for c in built.changes}  # not ours: left alone
+    assert built.unmanaged["Queue"] >= 1
