@@ -7,6 +7,7 @@ each holds), with the values the examples were applied with: so the README is ch
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -19,6 +20,7 @@ from examples_project import KEY_FILE, MARKERS, SECRETS, copy_examples
 
 from reconciler.cli import main
 from reconciler.manifest.discover import discover
+from reconciler.targets import connect, parse_target
 
 NAMESPACE = "3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10"  # examples/reconciler.yaml
 DB = "local:.reconciler/dev.db"
@@ -39,11 +41,29 @@ ROW = re.compile(r"^\| `([A-Z0-9_]+)` \| `([^`]+)` of `([^`]+)` \|$", re.M)
 
 
 @pytest.fixture
-def applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+def managed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """The examples applied: the org holds their records and the examples project's ledger."""
     copy_examples(tmp_path, monkeypatch)
     code, out, err = run(capsys, "apply", "examples", "--env", "dev", "--yes", "--no-color")
     assert (code, err) == (0, ""), out + err
     return tmp_path
+
+
+@pytest.fixture
+def applied(managed: Path) -> Path:
+    """The examples applied, and their project's ledger removed (an org applied before
+    ledgers, or by a project whose repository is lost): no project manages the records, so an
+    export under a namespace of its own adopts them."""
+    asyncio.run(remove_ledgers())
+    return managed
+
+
+async def remove_ledgers() -> None:
+    async with connect(parse_target(DB), {}) as client:
+        notes = await client.list("annotations", select=["annotationid", "subject"])
+        for note in notes:
+            if str(note["subject"]).startswith("reconciler ledger "):
+                await client.delete("annotations", note["annotationid"])
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -152,7 +172,21 @@ def test_an_export_under_another_namespace_adopts_every_record_by_id(applied, ca
     assert project["environments"] == {"default": {"target": "local:../.reconciler/dev.db"}}
 
 
-def test_with_the_projects_namespace_its_records_keep_their_names(applied, capsys, monkeypatch):
+def test_an_org_another_project_manages_exports_nothing_of_it_and_says_which_project(
+    managed, capsys
+):
+    code, out, err = export(capsys, "exported")
+    assert code == 0, out + err
+    assert "Exported nothing (0 records)" in out
+    assert "16 records not exported: listed in exported/README.md." in out  # the documents
+    assert (
+        f"managed by another project (namespace {NAMESPACE}, as Queue/general-support); to "
+        f"export that project, export with --namespace {NAMESPACE}"
+    ) in err
+
+
+def test_with_the_projects_namespace_its_records_keep_their_names(managed, capsys, monkeypatch):
+    applied = managed
     code, out, err = export(capsys, "exported", "--namespace", NAMESPACE, "--env", "dev")
     assert (code, err) == (0, ""), out + err
     folder = applied / "exported"

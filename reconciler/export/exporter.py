@@ -455,6 +455,20 @@ class _Exporter:
 
     # -- 3. the proof ----------------------------------------------------------------------------
 
+    def others(self) -> None:
+        """Rows another project's ledger lists are that project's (docs/ownership.md): left
+        out, saying which project, and how to export that project instead."""
+        ledger = self.snapshot.ledger
+        if ledger is None:
+            return
+        for unit in self.units.values():
+            other = ledger.others.get(unit.id)
+            if other is not None:
+                self.skips[unit.address] = (
+                    f"managed by another project (namespace {other[0]}, as {other[1]}); "
+                    f"to export that project, export with --namespace {other[0]}"
+                )
+
     def cascade(self) -> None:
         """Skip whatever needs a skipped row, until nothing more changes."""
         changed = True
@@ -542,6 +556,7 @@ class _Exporter:
     def run(self) -> Export:
         self.name_rows()
         self.read_rows()
+        self.others()
         rounds = 0
         while True:
             self.cascade()
