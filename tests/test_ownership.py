@@ -401,7 +401,7 @@ def test_an_org_without_a_ledger_gets_one_from_the_records_ids_and_says_so_once(
     out = apply(project, org)
     assert len(ledger_ids(org)) == 8, out
     # No record changed: no prompt, and apply says what it wrote.
-    assert "Apply complete: the ledger is up to date (1 note written, " in out, out
+    assert "Apply complete: the ledger is up to date (1 ledger note write, " in out, out
     again = plan(project, org)
     assert [w for w in again["warnings"] if w["code"] == "ledger-new"] == []
     assert again["ledger"]["found"] is True

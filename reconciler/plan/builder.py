@@ -246,7 +246,7 @@ class _Planner:
                     code="ledger-new",
                     message=f"the target has no ledger of this project (namespace "
                     f"{self.options.namespace}) yet: apply writes one listing the {listed_now} "
-                    f"record{'s' if listed_now != 1 else ''} of this project it holds"
+                    f"record{'s' if listed_now != 1 else ''} this project manages there"
                     + (f", {len(add)} of them found by their ids alone" if add else "")
                     + ". From then on --prune deletes exactly what the ledger lists "
                     "(docs/ownership.md)",
@@ -585,6 +585,11 @@ class _Planner:
                 if key == "pageId"
                 else (f"agent ID {wanted}" if key == "agentId" else f"the name {value!r}")
             )
+            if (other := self.other_project(row_id)) is not None:
+                return (
+                    f"a {kind.name} with {what} already exists in the target (id {row_id}) and "
+                    f"is managed by another project ({other}); rename yours"
+                )
             if kind.parent is not None:
                 owner = row.get(lookup(kind.parent))
                 advice = (
@@ -746,7 +751,7 @@ class _Planner:
                 # ledger): the plan names the row as the target does.
                 named=derived_id(self.options.namespace, owned) != row_id,
             )
-        elif owned is not None:
+        elif owned is not None and self.other_project(row_id) is None:
             self.leftover.append(owned)
         elif row_id not in self.conflicting and not k.is_system_row(kind, row):
             self.out.unmanaged[kind.name] = self.out.unmanaged.get(kind.name, 0) + 1

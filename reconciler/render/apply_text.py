@@ -49,15 +49,14 @@ def render_summary(applied: Applied, color: bool = False) -> str:
     if not applied.results:
         if applied.ledger_notes:  # a plan that changed no record, only the ledger
             timing = f"{plural(applied.requests, 'request')} in {applied.seconds:.1f} s"
-            notes = plural(applied.ledger_notes, "note")
-            return (
-                paint(
-                    f"Apply complete: the ledger is up to date ({notes} written, {timing}).",
-                    "green",
-                    color,
-                )
-                + "\n"
+            writes = plural(applied.ledger_notes, "ledger note write")
+            adopted = applied.plan.summary.adopt
+            done = (
+                f"{adopted} adopted, the ledger is up to date"
+                if adopted
+                else ("the ledger is up to date")
             )
+            return paint(f"Apply complete: {done} ({writes}, {timing}).", "green", color) + "\n"
         return ""  # the plan already said there is nothing to change
     counts = ", ".join(f"{applied.count(outcome)} {outcome}" for outcome in ORDER)
     steps = plural(len(applied.results), "step")

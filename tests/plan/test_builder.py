@@ -1800,3 +1800,16 @@ def test_a_ledger_entry_whose_id_its_address_does_not_derive_is_named_as_the_tar
     )
     assert foreign(8) not in {c.id for c in built.changes}  # not ours: left alone
     assert built.unmanaged["Queue"] >= 1
+
+
+def test_a_name_clash_with_another_projects_record_says_whose_it_is(scenario):
+    rows = scenario.rows(ids={"Queue/vip-support": foreign(9)})
+    others = {foreign(9): (OTHER_NAMESPACE, "Queue/premium")}
+    built = scenario.build(rows, ledger=Ledger(scenario.namespace, others=others))
+    conflict = by_address(built)["Queue/vip-support"]
+    assert conflict.action is Action.CONFLICT
+    assert conflict.reason == (
+        f"a Queue with the name 'VIP support' already exists in the target (id {foreign(9)}) "
+        f"and is managed by another project (namespace {OTHER_NAMESPACE}, as Queue/premium); "
+        "rename yours"
+    )

@@ -175,7 +175,7 @@ def test_nothing_applied_adds_nothing_to_what_the_plan_said():
 def test_an_apply_that_only_brought_the_ledger_up_to_date_says_so():
     only_ledger = dataclasses.replace(applied(requests=3, seconds=0.04), ledger_notes=1)
     assert render_summary(only_ledger) == (
-        "Apply complete: the ledger is up to date (1 note written, 3 requests in 0.0 s).\n"
+        "Apply complete: the ledger is up to date (1 ledger note write, 3 requests in 0.0 s).\n"
     )
 
 
@@ -369,3 +369,12 @@ def test_hostile_names_in_the_explainer_are_escaped():
     assert f"# delete {ESCAPED}" in text
     assert 'If-Match: W/"1"\\x1b[2J' in text
     assert no_escapes(text)
+
+
+def test_an_apply_that_only_adopted_says_how_many():
+    plan = applied().plan.model_copy(update={"summary": Summary(adopt=25)})
+    only = Applied(plan, (), (), 7, 0.04, ledger_notes=1)
+    assert render_summary(only) == (
+        "Apply complete: 25 adopted, the ledger is up to date (1 ledger note write, 7 requests "
+        "in 0.0 s).\n"
+    )
