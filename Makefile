@@ -56,8 +56,9 @@ emulator: $(VENV)/.installed-run
 
 # Figures, not tests (under 15 minutes): validate, plan and apply synthetic projects of 100,
 # 1,000 and 10,000 records (apply to a served emulator answering after 20 ms, at parallelism 1,
-# 8 and 32), one apply throttled by a scaled-down service-protection limit, then export a
-# 2,000-record org and plan the export. Table printed; figures in .reconciler/bench.json.
+# 8 and 32) and time the ownership ledger's reads and writes there, one apply throttled by a
+# scaled-down service-protection limit, then export a 2,000-record org and plan the export.
+# Tables printed; figures in .reconciler/bench.json.
 bench: $(VENV)/.installed-run
 	$(BIN)/python tests/bench/suite.py
 	$(BIN)/python tests/bench/export_bench.py
