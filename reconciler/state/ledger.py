@@ -276,6 +276,10 @@ async def read(client: DataverseClient, namespace: uuid.UUID) -> Ledger:
     failure raises; a page of this namespace that cannot be read raises ``LedgerError``. An
     absent ledger is an empty one with ``exists`` False."""
     before = client.stats.total
+    # startswith is one of the Web API's OData query functions, and rows the caller may not
+    # read are left out of an answer, silently (Microsoft Learn, "Filter rows by using OData":
+    # MicrosoftDocs/powerapps-docs powerapps-docs/developer/data-platform/webapi/query/
+    # filter-rows.md): page 0's count is what notices a page this identity cannot see.
     rows = await client.list(
         TABLE.entity_set,
         select=[TABLE.primary_key, "subject", "notetext"],
