@@ -202,53 +202,50 @@ def test_a_page_edited_by_hand_makes_the_ledger_unreadable_and_says_what_to_do(t
     )
 
 
-def test_a_write_merges_what_another_run_wrote_under_it(tmp_path: Path, monkeypatch) -> None:
-    """Another apply writes the page between this one's read and write: the conditional write
-    fails (412), this one reads again and merges; neither loses an entry."""
-    db = tmp_path / "org.db"
+def another_run_first(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Another apply writes ``entry(99)`` just before this one's first page write; the pages
+    this one tried to write, in order."""
     real = ledger._write_page
     calls: list[int] = []
 
     async def interleaved(client: DataverseClient, namespace: uuid.UUID, page: Any) -> None:
         calls.append(page.number)
         if len(calls) == 1:
+            monkeypatch.setattr(ledger, "_write_page", real)
             await ledger.write(client, namespace, [entry(99)])  # the other run, first
+            monkeypatch.setattr(ledger, "_write_page", interleaved)
         await real(client, namespace, page)
 
-    async def go() -> None:
+    monkeypatch.setattr(ledger, "_write_page", interleaved)
+    return calls
+
+
+def test_a_write_merges_what_another_run_wrote_under_it(tmp_path: Path, monkeypatch) -> None:
+    """Another apply writes the page between this one's read and write: the conditional write
+    fails (412), this one reads again and merges; neither loses an entry."""
+    db = tmp_path / "org.db"
+
+    async def go() -> list[int]:
         async with local(db) as client:
             await ledger.write(client, NS, [entry(1)])  # the page exists: an If-Match write
-            monkeypatch.setattr(ledger, "_write_page", interleaved)
+            calls = another_run_first(monkeypatch)
             await ledger.write(client, NS, [entry(2)])
-            monkeypatch.setattr(ledger, "_write_page", real)
-            assert set((await ledger.read(client, NS)).entries) == {
-                entry(1).id,
-                entry(2).id,
-                entry(99).id,
-            }
+            listed = set((await ledger.read(client, NS)).entries)
+            assert listed == {entry(1).id, entry(2).id, entry(99).id}
+            return calls
 
-    asyncio.run(go())
-    assert len(calls) >= 2  # the first attempt's write was refused, the second went through
+    assert len(asyncio.run(go())) >= 2  # the first write was refused, the second went through
 
 
 def test_two_runs_creating_the_first_page_at_once_merge(tmp_path: Path, monkeypatch) -> None:
     """No ledger yet and two applies at once: both create page 0; the second's create fails
     (the id is derived, so it collides) and it merges into the first's."""
     db = tmp_path / "org.db"
-    real = ledger._write_page
-    calls: list[int] = []
-
-    async def interleaved(client: DataverseClient, namespace: uuid.UUID, page: Any) -> None:
-        calls.append(page.number)
-        if len(calls) == 1:
-            await ledger.write(client, namespace, [entry(99)])
-        await real(client, namespace, page)
 
     async def go() -> None:
         async with local(db) as client:
-            monkeypatch.setattr(ledger, "_write_page", interleaved)
+            another_run_first(monkeypatch)
             await ledger.write(client, NS, [entry(2)])
-            monkeypatch.setattr(ledger, "_write_page", real)
             read = await ledger.read(client, NS)
             assert set(read.entries) == {entry(2).id, entry(99).id}
             assert len(read.pages) == 1
