@@ -407,7 +407,10 @@ def test_an_entry_planned_to_be_dropped_stays_if_its_record_came_back(tmp_path: 
                 {"name": "q", "msdyn_isomnichannelqueue": True, "msdyn_queuetype": 192350000},
             )
             dropped = [entry(1).id, entry(2).id]
+            before = client.stats.snapshot().get("GET queues", 0)
             await ledger.write(client, NS, (), dropped, unless_present=dropped)
             assert list((await ledger.read(client, NS)).entries) == [entry(1).id]
+            # One query of the table for both ids, not a request per record.
+            assert client.stats.snapshot()["GET queues"] - before == 1
 
     asyncio.run(go())
