@@ -487,36 +487,37 @@ def test_markdown_code_span_survives_backticks_at_its_edges():
 # --- ownership: adopt, renames, records this project did not create ---------------------------
 
 
-ADOPT = Change(
-    address="Queue/priority-care",
-    kind="Queue",
-    name="priority-care",
-    action=Action.ADOPT,
-    reason="metadata.id names a record this project did not create",
-    id="6f1c2a34-0000-4000-8000-000000000001",
+def owned(name: str, action: Action, reason: str, n: int, **extra) -> Change:
+    """A change of ``Queue/<name>`` with the ownership fields a plan fills in."""
+    return Change(
+        address=f"Queue/{name}",
+        kind="Queue",
+        name=name,
+        action=action,
+        reason=reason,
+        id=f"6f1c2a34-0000-4000-8000-00000000000{n}",
+        **extra,
+    )
+
+
+ADOPT = owned(
+    "priority-care",
+    Action.ADOPT,
+    "metadata.id names a record this project did not create",
+    1,
     current_name="Priority care (made by hand)",
     adopted=True,
     fields=(FieldChange(path="priority", before=9, after=2),),
 )
-FOREIGN_DELETE = Change(
-    address="Queue/legacy",
-    kind="Queue",
-    name="legacy",
-    action=Action.DELETE,
-    reason="ensure: absent",
-    id="6f1c2a34-0000-4000-8000-000000000002",
+FOREIGN_DELETE = owned(
+    "legacy",
+    Action.DELETE,
+    "ensure: absent",
+    2,
     current_name="Cases - Back office",
     adopted=True,
 )
-RENAMED = Change(
-    address="Queue/second-tier",
-    kind="Queue",
-    name="second-tier",
-    action=Action.NOOP,
-    reason="matches",
-    id="6f1c2a34-0000-4000-8000-000000000003",
-    renamed_from="Queue/tier2",
-)
+RENAMED = owned("second-tier", Action.NOOP, "matches", 3, renamed_from="Queue/tier2")
 RENAMED_UPDATE = RENAMED.model_copy(
     update={
         "action": Action.UPDATE,
