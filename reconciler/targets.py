@@ -4,14 +4,20 @@
     http://HOST:PORT        a served emulator (``reconciler emulator serve``), loopback only
     https://ORG.crmN...     a real org; token from DATAVERSE_TOKEN or client credentials
 
+An https target must be a host of one of Dataverse's clouds (``reconciler.dataverse.clouds``)
+or one the environment lists in ``RECONCILER_ALLOWED_HOSTS``: the target decides where the
+org's token and the manifests' secrets are sent, and a look-alike host must not receive them.
+``--target`` and ``RECONCILER_TARGET`` pin the target; they win over ``reconciler.yaml``, which
+a pull request can change (docs/security.md).
+
 The same ``DataverseClient`` serves all three: only its transport and token differ. This is
 the one module that may import the emulator, and only when the target is local.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,13 +33,16 @@ from reconciler.dataverse import (
     StaticToken,
     TokenProvider,
     auth_from_environment,
+    checked_audience,
 )
+from reconciler.dataverse.clouds import DOMAINS_SHOWN, is_dataverse_host, is_loopback
 from reconciler.errors import UsageError
 
 API_PATH = "/api/data/v9.2/"
 DEFAULT_LOCAL_DB = Path(".reconciler/local.db")
 LOCAL_HOST = "http://local.emulator"
 TARGET_VARIABLE = "RECONCILER_TARGET"
+ALLOWED_HOSTS_VARIABLE = "RECONCILER_ALLOWED_HOSTS"
 # What a bearer token is when the emulator does not check it (its default).
 EMULATOR_TOKEN = "emulator"
 
@@ -60,16 +69,14 @@ def _bad(text: str, why: str) -> UsageError:
     )
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def allowed_hosts(environ: Mapping[str, str]) -> frozenset[str]:
+    """The extra https hosts ``RECONCILER_ALLOWED_HOSTS`` lists (commas or spaces between)."""
+    raw = environ.get(ALLOWED_HOSTS_VARIABLE, "")
+    return frozenset(part.strip().lower().rstrip(".") for part in re.split(r"[,\s]+", raw) if part)
 
 
-def parse_target(text: str) -> Target:
+def parse_target(text: str, environ: Mapping[str, str] | None = None) -> Target:
+    """The target ``text`` names; ``environ`` gives ``RECONCILER_ALLOWED_HOSTS``."""
     text = text.strip()
     if text == "local" or text.startswith("local:"):
         path = Path(text[len("local:") :]) if text.startswith("local:") else DEFAULT_LOCAL_DB
@@ -86,12 +93,19 @@ def parse_target(text: str) -> Target:
         raise _bad(text, "must not carry a query or a fragment")
     if parts.path.rstrip("/") not in ("", API_PATH.rstrip("/")):
         raise _bad(text, "must be the org's root URL")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise _bad(text, "uses plain http, which is only allowed for an emulator on loopback")
     try:
         port = parts.port
     except ValueError:
         raise _bad(text, "has an invalid port") from None
+    if parts.scheme == "https" and not (
+        is_dataverse_host(parts.hostname) or parts.hostname in allowed_hosts(environ or {})
+    ):
+        raise UsageError(
+            f"target {text!r} is not a Dataverse host ({DOMAINS_SHOWN}); "
+            f"list other hosts in {ALLOWED_HOSTS_VARIABLE} if you trust them"
+        )
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     netloc = host if port is None else f"{host}:{port}"
     return Target(parts.scheme, f"{parts.scheme}://{netloc.lower()}")  # type: ignore[arg-type]
@@ -103,8 +117,14 @@ def choose_target(
     """``--target``, else ``RECONCILER_TARGET``, else the environment's target, else local."""
     for candidate in (option, environ.get(TARGET_VARIABLE), environment_target):
         if candidate:
-            return parse_target(candidate)
+            return parse_target(candidate, environ)
     return parse_target("local")
+
+
+def pinned_target(option: str | None, environ: Mapping[str, str]) -> Target | None:
+    """The target ``--target`` or ``RECONCILER_TARGET`` pins, if either is given."""
+    chosen = option or environ.get(TARGET_VARIABLE, "").strip()
+    return parse_target(chosen, environ) if chosen else None
 
 
 @asynccontextmanager
@@ -132,7 +152,8 @@ async def connect(
         closer = app.store.close
         auth = StaticToken(EMULATOR_TOKEN)
     elif target.kind == "http":
-        auth = StaticToken(environ.get("DATAVERSE_TOKEN", "").strip() or EMULATOR_TOKEN)
+        token = environ.get("DATAVERSE_TOKEN", "").strip()
+        auth = StaticToken(checked_audience(token, target.url) if token else EMULATOR_TOKEN)
     else:
         auth = auth_from_environment(target.url, environ)
     client = DataverseClient(

@@ -28,6 +28,13 @@ def copy_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.delenv("RECONCILER_TARGET", raising=False)
+    for name in (
+        "RECONCILER_TARGET",
+        "RECONCILER_PLAN_KEY",
+        "RECONCILER_ALLOWED_HOSTS",
+        "RECONCILER_SECRET_DIRS",
+        "DATAVERSE_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)  # the machine's own settings stay out
     monkeypatch.chdir(tmp_path)
     return copy

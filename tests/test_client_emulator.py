@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from served import in_thread
+from tokens import entra
 
 from reconciler.dataverse import (
     AlreadyExists,
@@ -359,7 +360,7 @@ def _token_endpoint(issue: bool) -> httpx.MockTransport:
             )
         return httpx.Response(200, json={"access_token": TOKEN_MARKER, "expires_in": 3600})
 
-    return httpx.MockTransport(answer)
+    return entra(answer)
 
 
 def test_token_and_client_secret_never_leak(

@@ -1,10 +1,12 @@
 """A client for the Dataverse Web API: reads, writes, ``$batch``, retries, tokens, errors."""
 
 from reconciler.dataverse.auth import (
+    Certificate,
     ClientCredentials,
     StaticToken,
     TokenProvider,
     auth_from_environment,
+    checked_audience,
 )
 from reconciler.dataverse.batch import BatchRequest, BatchResponse, ChangeSet
 from reconciler.dataverse.client import DataverseClient, RequestStats, WhoAmI
@@ -33,6 +35,7 @@ __all__ = [
     "BadRequest",
     "BatchRequest",
     "BatchResponse",
+    "Certificate",
     "ChangeSet",
     "ClientCredentials",
     "DataverseClient",
@@ -52,4 +55,5 @@ __all__ = [
     "Unauthorized",
     "WhoAmI",
     "auth_from_environment",
+    "checked_audience",
 ]

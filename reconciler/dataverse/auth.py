@@ -1,18 +1,21 @@
 """Bearer tokens for the Dataverse Web API.
 
 A ``TokenProvider`` hands out the token for the ``Authorization`` header. ``StaticToken`` holds
-one given token (``DATAVERSE_TOKEN``, or the emulator's ``--token``); ``ClientCredentials`` gets
-tokens from Microsoft Entra ID with the OAuth2 client-credentials grant and caches them until
-shortly before they expire; ``AzureIdentity`` (``reconciler.dataverse.azure_auth``, the optional
-``azure`` extra) gets them from azure-identity, cached the same way (``CachedToken``).
-``RECONCILER_AUTH`` chooses among them (``auth_from_environment``). Tokens and secrets stay out
-of every repr, message and log line.
+one given token (``DATAVERSE_TOKEN``, or the emulator's ``--token``), which ``checked_audience``
+lets go only to the org it was issued for; ``ClientCredentials`` gets tokens from Microsoft
+Entra ID with the OAuth2 client-credentials grant (a secret or a certificate) through MSAL and
+caches them until shortly before they expire; ``AzureIdentity``
+(``reconciler.dataverse.azure_auth``, the optional ``azure`` extra) gets them from
+azure-identity, cached the same way (``CachedToken``). ``RECONCILER_AUTH`` chooses among them
+(``auth_from_environment``). Tokens and secrets stay out of every repr, message and log line.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import base64
+import binascii
 import copy
 import importlib.util
 import json
@@ -20,27 +23,41 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
+from reconciler.dataverse.clouds import authority_for, is_loopback
 from reconciler.dataverse.errors import AuthError, describe_foreign_body, redact
 
 __all__ = [
+    "Certificate",
     "ClientCredentials",
     "Invalidatable",
     "StaticToken",
     "TokenProvider",
     "auth_from_environment",
+    "checked_audience",
 ]
 
 log = logging.getLogger("reconciler.dataverse")
 
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 AUTH_VARIABLE = "RECONCILER_AUTH"
-AUTH_METHODS = ("auto", "token", "client-secret", "azure-identity")
-CLIENT_SECRET_VARIABLES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+TOKEN_VARIABLE = "DATAVERSE_TOKEN"
+AUTH_METHODS = ("auto", "token", "client-secret", "client-certificate", "azure-identity")
+AUTHORITY_VARIABLE = "AZURE_AUTHORITY_HOST"
+CERTIFICATE_VARIABLE = "AZURE_CLIENT_CERTIFICATE_PATH"
+# The Azure SDKs' EnvironmentCredential names (azure-identity's README, "Environment variables").
+CLIENT_VARIABLES = (
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    CERTIFICATE_VARIABLE,
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+)
 INSTALL_COMMAND = "pip install 'reconciler[azure]'"
 _AZURE_IDENTITY_USE = "for a managed identity, workload identity federation or an Azure CLI login"
 _TOKEN_ENDPOINT_RETRYABLE = frozenset({429, 500, 502, 503, 504})
@@ -155,116 +172,308 @@ class CachedToken(abc.ABC):
 
 
 class ClientCredentials(CachedToken):
-    """OAuth2 client-credentials tokens from Microsoft Entra ID (Azure AD), cached.
+    """Client-credentials tokens from Microsoft Entra ID through MSAL, cached.
 
-    The token is fetched on first use and again once it is within ``refresh_margin`` seconds of
+    ``credential`` is the app registration's client secret, or a certificate (``Certificate``).
+    MSAL (Microsoft's own library) builds the token request, signs the certificate assertion
+    and knows the authorities of the national clouds; the token is fetched in a worker thread
+    (MSAL is synchronous) on first use and again once it is within ``refresh_margin`` seconds of
     expiring (or after :meth:`invalidate`); concurrent callers wait for one shared fetch.
-    ``transport`` and ``clock`` are seams for tests.
+    ``transport`` (an httpx transport) and ``clock`` are seams for tests: MSAL's requests go
+    through httpx either way.
     """
 
     def __init__(
         self,
         tenant_id: str,
         client_id: str,
-        client_secret: str,
+        credential: str | Certificate,
         scope: str,
         *,
         authority: str = DEFAULT_AUTHORITY,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.BaseTransport | None = None,
         refresh_margin: float = 300,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not (tenant_id and client_id and client_secret):
+        if not (tenant_id and client_id and credential):
             raise AuthError("client credentials need a tenant id, a client id and a client secret")
         super().__init__(refresh_margin=refresh_margin, clock=clock)
         self.tenant_id = tenant_id
         self.client_id = client_id
-        self._client_secret = client_secret
+        self._credential = credential
         self.scope = scope
         self.authority = authority.rstrip("/")
-        self._transport = transport
-        self._timeout = timeout
+        self._app: Any = None  # msal.ConfidentialClientApplication, built on first fetch
+        self._http = _HttpClient(transport, timeout)
 
     @property
     def token_url(self) -> str:
         return f"{self.authority}/{self.tenant_id}/oauth2/v2.0/token"
 
+    @property
+    def _secrets(self) -> list[str]:
+        if isinstance(self._credential, Certificate):
+            return [self._credential.password] if self._credential.password else []
+        return [self._credential]
+
     def __repr__(self) -> str:
+        kind = "certificate" if isinstance(self._credential, Certificate) else "client_secret"
         return (
             f"ClientCredentials(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, "
-            f"scope={self.scope!r}, authority={self.authority!r}, client_secret=<redacted>)"
+            f"scope={self.scope!r}, authority={self.authority!r}, {kind}=<redacted>)"
         )
 
     async def _fetch(self) -> str:
-        path = urlsplit(self.token_url).path
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": self._client_secret,
-            "scope": self.scope,
-        }
+        import msal  # imported when a token is first needed, not at start-up
+
         requested_at = self._clock()
-        failure: str | None = None
+        path = urlsplit(self.token_url).path
+        failure: AuthError | None = None
         try:
-            async with httpx.AsyncClient(transport=self._transport, timeout=self._timeout) as http:
-                response = await http.post(
-                    self.token_url, data=form, headers={"Accept": "application/json"}
-                )
-        except httpx.HTTPError as exc:
-            failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            result = await asyncio.to_thread(self._acquire)
+        except (
+            httpx.HTTPError,
+            ValueError,
+            OSError,
+            RecursionError,  # an answer nested too deeply for the JSON reader
+            msal.exceptions.MsalError,
+        ) as exc:
+            # MSAL raises ValueError when the authority's OpenID configuration or the token
+            # answer is not JSON, and MsalServiceError for a 5xx token answer.
+            failure = AuthError(
+                self._describe(exc), method="POST", url=path, retryable=_transient(exc)
+            )
         if failure is not None:
             # Raised outside the except block: the httpx error holds the request and its form.
+            raise failure
+        log.debug("POST %s -> %s (token endpoint, through MSAL)", path, _outcome(result))
+        access_token = result.get("access_token")
+        if "error" in result or not isinstance(access_token, str) or not access_token:
+            status = self._http.last.status_code if self._http.last is not None else None
             raise AuthError(
-                f"cannot reach the token endpoint {self.authority} ({failure})",
+                self._refusal(result, status),
                 method="POST",
                 url=path,
-                retryable=True,
-            )
-        log.debug("POST %s -> %s (token endpoint)", path, response.status_code)
-        try:
-            body = json.loads(response.content)
-        except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
-            body = None
-        if response.status_code != 200:
-            raise AuthError(
-                self._refusal(response, body),
-                method="POST",
-                url=path,
-                retryable=response.status_code in _TOKEN_ENDPOINT_RETRYABLE,
-            )
-        access_token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(access_token, str) or not access_token:
-            raise AuthError(
-                "the token endpoint answered 200 without an access_token",
-                method="POST",
-                url=path,
+                retryable=status in _TOKEN_ENDPOINT_RETRYABLE,
             )
         try:
-            lifetime = float(body.get("expires_in", 3600)) if isinstance(body, dict) else 3600.0
+            lifetime = float(result.get("expires_in", 3600))
         except (TypeError, ValueError):
             lifetime = 3600.0
         return self._keep(access_token, requested_at, lifetime)
 
-    def _refusal(self, response: httpx.Response, body: object) -> str:
-        status = f"HTTP {response.status_code}"
-        if isinstance(body, dict) and isinstance(body.get("error"), str):
-            code = body["error"]
-            description = body.get("error_description")
-            text = f"the token endpoint refused the client credentials: {status} {code}"
-            if isinstance(description, str) and description.strip():
-                description = redact(description, [self._client_secret])
-                first = description.strip().splitlines()[0]
-                if len(first) > _DESCRIPTION:
-                    first = first[: _DESCRIPTION - 1] + "…"
-                text = f"{text}: {first}"
-        else:
-            content_type = response.headers.get("content-type", "")
-            found = describe_foreign_body(
-                content_type, response.text, secrets=[self._client_secret]
+    def _acquire(self) -> dict[str, Any]:
+        import msal
+
+        if self._app is None:
+            credential: str | dict[str, str] = (
+                self._credential.for_msal()
+                if isinstance(self._credential, Certificate)
+                else self._credential
             )
-            text = f"the token endpoint answered {status} ({found})"
-        return redact(text, [self._client_secret])
+            self._app = msal.ConfidentialClientApplication(
+                self.client_id,
+                client_credential=credential,
+                authority=f"{self.authority}/{self.tenant_id}",
+                http_client=self._http,
+                # The authority comes from the target's cloud or AZURE_AUTHORITY_HOST, both
+                # set by whoever runs the reconciler: no look-up at login.microsoftonline.com.
+                instance_discovery=False,
+            )
+            # MSAL's messages may carry a token endpoint's answer; ours say what matters.
+            logging.getLogger("msal").setLevel(logging.CRITICAL)
+        # A fetch is for a new token (``CachedToken`` keeps it, and drops it after a 401): an
+        # empty cache, so MSAL does not hand back the token just dropped.
+        self._app.token_cache = msal.TokenCache()
+        result = self._app.acquire_token_for_client(scopes=[self.scope])
+        return result if isinstance(result, dict) else {}
+
+    def _describe(self, exc: BaseException) -> str:
+        """What went wrong getting a token, in a sentence that holds no secret."""
+        import msal
+
+        response = self._http.last
+        if isinstance(exc, msal.exceptions.MsalServiceError) and response is not None:
+            found = describe_foreign_body(
+                response.headers.get("content-type", ""), response.text, secrets=self._secrets
+            )
+            return f"the token endpoint answered HTTP {response.status_code} ({found})"
+        text = redact(str(exc), self._secrets).strip()
+        first = text.splitlines()[0] if text else ""
+        if len(first) > _DESCRIPTION:
+            first = first[: _DESCRIPTION - 1] + "…"
+        failure = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        if isinstance(exc, (httpx.TransportError, OSError)):
+            return f"cannot reach the token endpoint {self.authority} ({failure})"
+        return f"cannot get a token from {self.authority} ({failure})"
+
+    def _refusal(self, result: dict[str, Any], status: int | None) -> str:
+        code = result.get("error")
+        if not isinstance(code, str):
+            return "the token endpoint answered 200 without an access_token"
+        shown = f"HTTP {status} {code}" if status else code
+        text = f"the token endpoint refused the client credentials: {shown}"
+        description = result.get("error_description")
+        if isinstance(description, str) and description.strip():
+            first = redact(description, self._secrets).strip().splitlines()[0]
+            if len(first) > _DESCRIPTION:
+                first = first[: _DESCRIPTION - 1] + "…"
+            text = f"{text}: {first}"
+        return redact(text, self._secrets)
+
+
+def _outcome(result: dict[str, Any]) -> str:
+    return "token" if "access_token" in result else str(result.get("error", "no token"))
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether trying again may get a token: the endpoint was unreachable or answered 5xx
+    (MSAL then answers from its throttle for the answer's Retry-After, or 5 s)."""
+    import msal
+
+    return isinstance(exc, (httpx.TransportError, OSError, msal.exceptions.MsalServiceError))
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A client certificate: a PEM file (private key and certificate) or a PKCS#12 file
+    (``.pfx``/``.p12``), as ``AZURE_CLIENT_CERTIFICATE_PATH`` names it for the Azure SDKs."""
+
+    path: str
+    password: str = field(default="", repr=False)
+
+    def for_msal(self) -> dict[str, str]:
+        """The ``client_credential`` MSAL takes for this file (msal-python's
+        ``ClientApplication`` documentation: ``private_key_pfx_path`` from 1.29, a PEM
+        ``private_key`` with its ``public_certificate``, whose SHA-256 thumbprint MSAL computes,
+        from 1.35)."""
+        if self.path.lower().endswith((".pfx", ".p12")):
+            found = {"private_key_pfx_path": self.path}
+        else:
+            try:
+                with open(self.path, encoding="ascii") as file:
+                    pem = file.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__
+                raise AuthError(
+                    f"cannot read the client certificate {self.path}: {reason}"
+                ) from None
+            certificates = re.findall(
+                r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S
+            )
+            if "PRIVATE KEY-----" not in pem or not certificates:
+                raise AuthError(
+                    f"the client certificate {self.path} must hold the private key and the "
+                    "certificate in PEM form (or be a .pfx file)"
+                )
+            found = {"private_key": pem, "public_certificate": certificates[0]}
+        if self.password:
+            found["passphrase"] = self.password
+        return found
+
+
+class _HttpClient:
+    """The ``http_client`` MSAL calls (``get``/``post`` answering ``status_code``, ``text``,
+    ``headers``), on httpx: the same proxies and certificate settings as the Web API's client."""
+
+    def __init__(self, transport: httpx.BaseTransport | None, timeout: float) -> None:
+        self._client = httpx.Client(transport=transport, timeout=timeout)
+        self.last: httpx.Response | None = None
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self._client.get(url, **_httpx_arguments(kwargs))
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        response = self._client.post(url, **_httpx_arguments(kwargs))
+        # MSAL hands a refusal back as the body's ``error`` without the status, which says
+        # whether trying again can help (429, 5xx).
+        self.last = response
+        return response
+
+    def close(self) -> None:  # pragma: no cover - MSAL closes nothing; kept for its protocol
+        self._client.close()
+
+
+def _httpx_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of MSAL's requests-style call that httpx takes. A form value may be bytes
+    (MSAL's signed client assertion): requests sends bytes as they are, httpx would send
+    their ``repr``, so they are decoded first."""
+    allowed = {"params", "headers", "data", "timeout"}
+    found = {key: value for key, value in kwargs.items() if key in allowed and value is not None}
+    if isinstance(found.get("data"), dict):
+        found["data"] = {
+            name: value.decode("utf-8") if isinstance(value, bytes) else value
+            for name, value in found["data"].items()
+        }
+    return found
+
+
+def jwt_audiences(token: str) -> tuple[str, ...] | None:
+    """The ``aud`` claim of ``token`` if it is a JWT (RFC 7519 §4.1.3: one string or an array
+    of them), ``()`` for a JWT without one; ``None`` for a token that is not a JWT. Read, not
+    verified: the signature is Dataverse's to check; this only decides where not to send it."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header, payload = (json.loads(_base64url(part)) for part in parts[:2])
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        return None
+    audience = payload.get("aud")
+    if isinstance(audience, str):
+        return (audience,)
+    if isinstance(audience, list):
+        return tuple(item for item in audience if isinstance(item, str))
+    return ()
+
+
+def _base64url(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64url") from exc
+
+
+def checked_audience(token: str, url: str) -> str:
+    """``token`` if it may be sent to the org at ``url``: a JWT only to the host its audience
+    names (a Dataverse token's ``aud`` is the org's URL), a token that is not a JWT only to an
+    emulator on loopback. Otherwise ``AuthError``, naming the hosts, never the token."""
+    token = checked_token(token)
+    target = urlsplit(url)
+    audiences = jwt_audiences(token)
+    if audiences is None:
+        if target.scheme == "http" and is_loopback(target.hostname or ""):
+            return token
+        raise AuthError(
+            f"{TOKEN_VARIABLE} is not a JWT, so it names no org it was issued for; it is only "
+            f"sent to an emulator on loopback, not to {url}"
+        )
+    named = [urlsplit(audience) for audience in audiences if "://" in audience]
+    if any(_same_origin(audience, target) for audience in named):
+        return token
+    hosts = sorted({f"{a.scheme}://{a.netloc}" for a in named if a.hostname})
+    issued = f"was issued for {', '.join(hosts)}" if hosts else "names no org in its audience"
+    raise AuthError(
+        f"{TOKEN_VARIABLE} {issued}; it is only sent there, not to {url}: get a token for "
+        f"{url} (e.g. az account get-access-token --resource {url})"
+    )
+
+
+def _same_origin(audience: SplitResult, target: SplitResult) -> bool:
+    defaults = {"https": 443, "http": 80}
+    try:
+        ports = (audience.port, target.port)
+    except ValueError:
+        return False
+    return (
+        audience.scheme.lower() == target.scheme.lower()
+        and (audience.hostname or "") == (target.hostname or "")
+        and (ports[0] or defaults.get(audience.scheme.lower()))
+        == (ports[1] or defaults.get(target.scheme.lower()))
+    )
 
 
 def auth_from_environment(org_url: str, env: Mapping[str, str]) -> TokenProvider:
@@ -272,10 +481,12 @@ def auth_from_environment(org_url: str, env: Mapping[str, str]) -> TokenProvider
 
     ``RECONCILER_AUTH`` says which (``auto`` when unset):
 
-    - ``token``: ``DATAVERSE_TOKEN``, a bearer token;
+    - ``token``: ``DATAVERSE_TOKEN``, a bearer token, sent only to the org its audience names
+      (``checked_audience``);
     - ``client-secret``: ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID`` and ``AZURE_CLIENT_SECRET``
-      give client credentials (``AZURE_AUTHORITY_HOST`` overrides the authority, as in the
-      Azure SDKs);
+      (or ``AZURE_CLIENT_CERTIFICATE_PATH``) give client credentials, through MSAL, from the
+      authority of the org's cloud (``AZURE_AUTHORITY_HOST`` overrides it, as in the Azure
+      SDKs); ``client-certificate`` insists on the certificate;
     - ``azure-identity``: azure-identity's ``DefaultAzureCredential`` (the ``azure`` extra):
       workload identity federation, a managed identity, an Azure CLI login;
     - ``auto``: ``DATAVERSE_TOKEN`` if set, else the client secret if set; else an error that
@@ -290,50 +501,75 @@ def auth_from_environment(org_url: str, env: Mapping[str, str]) -> TokenProvider
         raw = env.get(AUTH_VARIABLE, "").strip()
         shown = repr(raw) if re.fullmatch(r"[A-Za-z_-]{1,32}", raw) else "what it is set to"
         raise AuthError(
-            f"{AUTH_VARIABLE} must be auto, token, client-secret or azure-identity, not {shown}"
+            f"{AUTH_VARIABLE} must be auto, token, client-secret, client-certificate or "
+            f"azure-identity, not {shown}"
         )
-    token = env.get("DATAVERSE_TOKEN", "").strip()
+    token = env.get(TOKEN_VARIABLE, "").strip()
     if method == "token" or (method == "auto" and token):
         if not token:
             raise AuthError(
                 f"{AUTH_VARIABLE}=token, but DATAVERSE_TOKEN is not set: set it to a bearer "
                 f"token for {org_url}"
             )
-        return StaticToken(token)
+        return StaticToken(checked_audience(token, org_url))
     if method == "azure-identity":
         from reconciler.dataverse.azure_auth import AzureIdentity  # azure.identity only now
 
         return AzureIdentity(_scope(org_url), secrets=[token])
-    present = {name: env.get(name, "").strip() for name in CLIENT_SECRET_VARIABLES}
-    missing = [name for name in CLIENT_SECRET_VARIABLES if not present[name]]
-    if not missing:
-        authority = env.get("AZURE_AUTHORITY_HOST", "").strip() or DEFAULT_AUTHORITY
-        if "://" not in authority:
-            authority = f"https://{authority}"
+    present = {name: env.get(name, "").strip() for name in CLIENT_VARIABLES}
+    secret, certificate = present["AZURE_CLIENT_SECRET"], present[CERTIFICATE_VARIABLE]
+    credential: str | Certificate | None = None
+    if secret and method != "client-certificate":
+        credential = secret
+    elif certificate:
+        credential = Certificate(certificate, present["AZURE_CLIENT_CERTIFICATE_PASSWORD"])
+    missing = [name for name in CLIENT_VARIABLES[:2] if not present[name]]
+    if credential is None:
+        missing.append(
+            CERTIFICATE_VARIABLE
+            if method == "client-certificate"
+            else f"AZURE_CLIENT_SECRET (or {CERTIFICATE_VARIABLE})"
+        )
+    if not missing and credential is not None:
         return ClientCredentials(
             present["AZURE_TENANT_ID"],
             present["AZURE_CLIENT_ID"],
-            present["AZURE_CLIENT_SECRET"],
+            credential,
             _scope(org_url),
-            authority=authority,
+            authority=_authority(org_url, env),
         )
-    if method == "client-secret":
+    if method in ("client-secret", "client-certificate"):
         raise AuthError(
-            f"{AUTH_VARIABLE}=client-secret, but {', '.join(missing)} "
+            f"{AUTH_VARIABLE}={method}, but {', '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} not set: client credentials for {org_url} "
-            "need AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
+            f"need AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or "
+            f"{CERTIFICATE_VARIABLE}"
         )
     alternatives = f"{AUTH_VARIABLE}=azure-identity {_AZURE_IDENTITY_USE}{_install_hint()}"
-    if len(missing) < len(CLIENT_SECRET_VARIABLES):
+    if any(present[name] for name in CLIENT_VARIABLES):
         raise AuthError(
             f"incomplete client credentials for {org_url}: set {', '.join(missing)} as well "
             f"(or set DATAVERSE_TOKEN, or {alternatives})"
         )
     raise AuthError(
         f"no credentials for {org_url}: set DATAVERSE_TOKEN to a bearer token, or "
-        "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for an app registration "
-        f"that has a Dataverse application user, or {alternatives}"
+        "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or "
+        f"{CERTIFICATE_VARIABLE}) for an app registration that has a Dataverse application "
+        f"user, or {alternatives}"
     )
+
+
+def _authority(org_url: str, env: Mapping[str, str]) -> str:
+    """The Entra ID authority for the org's cloud, or ``AZURE_AUTHORITY_HOST`` (as the Azure
+    SDKs name it), which must be https: the client secret goes there."""
+    given = env.get(AUTHORITY_VARIABLE, "").strip()
+    if not given:
+        return authority_for(urlsplit(org_url).hostname or "")
+    authority = given if "://" in given else f"https://{given}"
+    parts = urlsplit(authority)
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.query:
+        raise AuthError(f"{AUTHORITY_VARIABLE} must be an https URL such as {DEFAULT_AUTHORITY}")
+    return f"https://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 def _scope(org_url: str) -> str:

@@ -37,6 +37,7 @@ import httpx
 import pytest
 from examples_project import copy_examples
 from served import Served
+from tokens import jwt
 
 from reconciler import targets
 from reconciler.cli import main
@@ -376,15 +377,16 @@ def test_summarise_keeps_what_each_credential_said_on_one_line():
 # --- selection -----------------------------------------------------------------------------
 
 TRIO = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "s"}
+ORG_JWT = jwt(ORG)
 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"DATAVERSE_TOKEN": "tok", **TRIO}, StaticToken),
+        ({"DATAVERSE_TOKEN": ORG_JWT, **TRIO}, StaticToken),
         (TRIO, ClientCredentials),
         ({"RECONCILER_AUTH": "auto", **TRIO}, ClientCredentials),
-        ({"RECONCILER_AUTH": "token", "DATAVERSE_TOKEN": "tok", **TRIO}, StaticToken),
+        ({"RECONCILER_AUTH": "token", "DATAVERSE_TOKEN": ORG_JWT, **TRIO}, StaticToken),
         ({"RECONCILER_AUTH": "client-secret", "DATAVERSE_TOKEN": "tok", **TRIO}, ClientCredentials),
         ({"RECONCILER_AUTH": "azure-identity", "DATAVERSE_TOKEN": "tok", **TRIO}, AzureIdentity),
         ({"RECONCILER_AUTH": " Azure-Identity "}, AzureIdentity),
@@ -400,15 +402,17 @@ def test_which_provider_the_environment_selects(env, expected):
         (
             {},
             "no credentials for https://contoso.crm4.dynamics.com: set DATAVERSE_TOKEN to a "
-            "bearer token, or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for an app "
-            "registration that has a Dataverse application user, or "
+            "bearer token, or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or "
+            "AZURE_CLIENT_CERTIFICATE_PATH) for an app registration that has a Dataverse "
+            "application user, or "
             "RECONCILER_AUTH=azure-identity for a managed identity, workload identity federation "
             "or an Azure CLI login",
         ),
         (
             {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c"},
             "incomplete client credentials for https://contoso.crm4.dynamics.com: set "
-            "AZURE_CLIENT_SECRET as well (or set DATAVERSE_TOKEN, or RECONCILER_AUTH=azure-identity"
+            "AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) as well (or set "
+            "DATAVERSE_TOKEN, or RECONCILER_AUTH=azure-identity"
             " for a managed identity, workload identity federation or an Azure CLI login)",
         ),
         (
@@ -418,16 +422,19 @@ def test_which_provider_the_environment_selects(env, expected):
         ),
         (
             {"RECONCILER_AUTH": "client-secret", "DATAVERSE_TOKEN": "tok", "AZURE_TENANT_ID": "t"},
-            "RECONCILER_AUTH=client-secret, but AZURE_CLIENT_ID, AZURE_CLIENT_SECRET are not set",
+            "RECONCILER_AUTH=client-secret, but AZURE_CLIENT_ID, AZURE_CLIENT_SECRET (or "
+            "AZURE_CLIENT_CERTIFICATE_PATH) are not set",
         ),
         (
             {"RECONCILER_AUTH": "azure_identity"},
-            "RECONCILER_AUTH must be auto, token, client-secret or azure-identity, "
+            "RECONCILER_AUTH must be auto, token, client-secret, client-certificate or "
+            "azure-identity, "
             "not 'azure_identity'",
         ),
         (
             {"RECONCILER_AUTH": "STALE-MARKER.pasted/token="},
-            "RECONCILER_AUTH must be auto, token, client-secret or azure-identity, "
+            "RECONCILER_AUTH must be auto, token, client-secret, client-certificate or "
+            "azure-identity, "
             "not what it is set to",
         ),
     ],
@@ -477,7 +484,7 @@ def test_the_command_line_does_not_import_azure_identity():
         "import sys\n"
         "import reconciler.cli, reconciler.targets\n"
         "from reconciler.dataverse import auth_from_environment\n"
-        "auth_from_environment('https://org.crm.dynamics.com', {'DATAVERSE_TOKEN': 't'})\n"
+        f"auth_from_environment({ORG!r}, {{'DATAVERSE_TOKEN': {ORG_JWT!r}}})\n"
         "print(sorted(name for name in sys.modules if name.startswith(('azure', 'msal'))))\n"
     )
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -505,6 +512,7 @@ class ToEmulator(httpx.AsyncBaseTransport):
         assert (request.url.scheme, request.url.host) == ("https", "contoso.crm4.dynamics.com")
         self.bearers.append(request.headers["authorization"])
         request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self.port)
+        request.headers["host"] = f"127.0.0.1:{self.port}"  # the emulator serves loopback names
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tokens import entra
 
 from reconciler.dataverse import (
     AuthError,
@@ -320,16 +321,16 @@ def test_deeply_nested_json_in_a_batch_part_is_a_protocol_error():
 
 def test_deeply_nested_json_from_the_token_endpoint_is_an_auth_error():
     def endpoint(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=b"{" * 100_000, headers=JSON)
+        return httpx.Response(200, content=b"[" * 100_000 + b"]" * 100_000, headers=JSON)
 
     credentials = ClientCredentials(
         "11111111-2222-3333-4444-555555555555",
         "app",
         "s3cret",
         "https://contoso.crm4.dynamics.com/.default",
-        transport=httpx.MockTransport(endpoint),
+        transport=entra(endpoint),
     )
-    with pytest.raises(AuthError, match="without an access_token"):
+    with pytest.raises(AuthError, match=r"cannot get a token from .*RecursionError"):
         asyncio.run(credentials.token())
 
 

@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import sqlite3
+import ssl
 import subprocess
 import sys
 import threading
@@ -44,6 +45,7 @@ from urllib.parse import parse_qs, quote, quote_plus
 import httpx
 from examples_project import ROOT
 from served import Served
+from tokens import loopback_certificate
 
 from reconciler.mapping import kinds as k
 
@@ -259,15 +261,33 @@ def error_answer(status: int, document: dict[str, object]) -> tuple[int, dict[st
 
 
 class TokenEndpoint(Loopback):
-    """A Microsoft Entra ID stand-in that refuses every client secret, echoing it (or, with
-    ``echo_form``, the whole form it was sent) in its error description."""
+    """A Microsoft Entra ID stand-in on https (MSAL takes no other authority; clients trust its
+    certificate through ``SSL_CERT_FILE``) that refuses every client secret, echoing it (or,
+    with ``echo_form``, the whole form it was sent) in its error description."""
 
-    def __init__(self, *, echo_form: bool = False) -> None:
+    def __init__(self, folder: Path, *, echo_form: bool = False) -> None:
         self.echo_form = echo_form
         self.forms: list[dict[str, list[str]]] = []
+        self.certificate, key = loopback_certificate(folder)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.certificate, key)
         super().__init__()
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.server_address[1]}"
 
     def respond(self, handler: _Handler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if handler.command == "GET":  # MSAL's tenant discovery
+            tenant = handler.path.split("/")[1]
+            base = f"{self.url}/{tenant}"
+            document = {
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "issuer": f"{base}/v2.0",
+            }
+            return error_answer(200, document)
         form = parse_qs(body.decode())
         self.forms.append(form)
         echoed = body.decode() if self.echo_form else form.get("client_secret", [""])[0]
@@ -438,12 +458,13 @@ def client_credentials(env: dict[str, str], endpoint: TokenEndpoint) -> dict[str
         "AZURE_CLIENT_ID": "reconciler-ci",
         "AZURE_CLIENT_SECRET": AZURE_SECRET,
         "AZURE_AUTHORITY_HOST": endpoint.url,
+        "SSL_CERT_FILE": str(endpoint.certificate),
     }
 
 
 def azure_flow(flow: Flow, examples: Path) -> None:
     """A real org's target with client credentials the token endpoint refuses."""
-    endpoint = TokenEndpoint()
+    endpoint = TokenEndpoint(examples.parent)
     try:
         env = client_credentials(flow.env, endpoint)
         prod = [examples, "--env", "prod"]
@@ -542,7 +563,7 @@ def test_a_write_refused_with_a_message_quoting_its_payload_shows_no_secret(tmp_
 def test_a_token_endpoint_quoting_the_form_it_was_sent_shows_no_client_secret(tmp_path):
     examples = project(tmp_path)
     flow = Flow(tmp_path, environ())
-    endpoint = TokenEndpoint(echo_form=True)
+    endpoint = TokenEndpoint(tmp_path, echo_form=True)
     try:
         env = client_credentials(flow.env, endpoint)
         refused = flow.run("plan", examples, "--env", "prod", "--debug", code=1, env=env)
