@@ -1,8 +1,12 @@
 """The emulator as an ASGI application: HTTP plumbing, auth, service protection and faults.
 
-Order per request: authenticate (401), service-protection limits (429), ``--latency-ms``,
-``--fault-rate`` (a fault of ``--fault-kinds``, see ``injected``: 429 and 503 come before
-anything is written), then the operation itself (``service.Service``) or a ``$batch`` of them.
+Order per request: the ``Host`` (421, served only), authenticate (401), the URL's length (414)
+and the declared body size (413), all from the request's head before a byte of its body is
+received; then the body (413 as soon as it grows past the cap), service-protection limits
+(429), ``--latency-ms``, ``--fault-rate`` (a fault of ``--fault-kinds``, see ``injected``: 429
+and 503 come before anything is written), then the operation itself (``service.Service``) or a
+``$batch`` of them. A request refused before its body was received in full is answered with
+``Connection: close``: uvicorn then closes the connection instead of reading the rest.
 
 A dropped connection is a real one: served by uvicorn (``server.make_server``), the app closes
 the request's socket without an answer (FIN or RST, at random), so the client sees the server
@@ -32,10 +36,12 @@ import httpx
 from reconciler.dataverse.tables import TABLES
 from reconciler.emulator import batch, injected
 from reconciler.emulator.faults import (
+    MISDIRECTED,
     QUERY_ERROR,
     THROTTLED_CONCURRENCY,
     THROTTLED_REQUESTS,
     THROTTLED_TIME,
+    TOO_LARGE,
     UNAUTHORIZED,
     UNAVAILABLE,
     EmulatorError,
@@ -51,6 +57,27 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Peer = tuple[str, int]
+
+MAX_BODY_BYTES = 128 * 1024 * 1024
+"""The default cap on a request body. Microsoft documents one request-size limit for the Web
+API: "The size limit to send a single request is 128 MB" (file columns, which must be uploaded
+in chunks above it: https://learn.microsoft.com/power-apps/developer/data-platform/file-attributes),
+and a 413 "when the request length is too large"
+(https://learn.microsoft.com/power-apps/developer/data-platform/webapi/compose-http-requests-handle-errors).
+Whether every other request has the same ceiling is not documented; here it is the emulator's
+protection of its memory, set lower with ``EmulatorConfig.max_body_bytes``."""
+
+MAX_URL_CHARS = 32_768
+""""The length of a URL in a GET request is limited to 32 KB (32,768 characters)"
+(https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/overview#url-length-limitations;
+inside a ``$batch`` the limit is 64 KB: ``batch.MAX_URL_CHARS``). What Dataverse answers past it
+is not documented: the emulator answers HTTP's 414 URI Too Long, for any method."""
+
+LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "localhost", "local.emulator")
+"""The host names a served emulator answers (with any port): the loopback names, and the
+in-process org's (``reconciler.targets.LOCAL_HOST``). Any other ``Host`` is refused, so that a
+web page whose name was rebound to 127.0.0.1 (DNS rebinding) cannot drive the org from a
+browser; the emulator listens on loopback only (``server.HOST``)."""
 
 
 class Closable(Protocol):
@@ -77,6 +104,7 @@ class EmulatorConfig:
     max_execution_seconds: float = 1200.0  # combined execution time per window
     window_seconds: float = 300.0
     max_concurrent: int = 52
+    max_body_bytes: int = MAX_BODY_BYTES  # larger bodies are 413, see MAX_BODY_BYTES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fault_kinds", injected.parse_kinds(self.fault_kinds))
@@ -167,6 +195,10 @@ class EmulatorApp:
         self.connections: dict[Peer, Closable] = {}
         """Open connections by client address, kept by the server (``server.make_server``)
         so that a fault can drop one."""
+        self.served_hosts: frozenset[str] | None = None
+        """The ``Host`` names (any port) a request must name, lower-case, IPv6 in brackets;
+        ``server.make_server`` sets ``LOOPBACK_HOSTS``. None, in-process
+        (``httpx.ASGITransport``), accepts any: no browser can reach an app without a socket."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -174,18 +206,15 @@ class EmulatorApp:
             return
         if scope["type"] != "http":  # pragma: no cover - websockets are never routed here
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = _Body(receive, scope)
         try:
             response = await self.respond(scope, body)
         except injected.Dropped:
             await self._drop(scope)
             return
         payload, headers = _encode(response)
+        if body.pending:  # the client may still be sending it: end the connection instead
+            headers["Connection"] = "close"
         await send(
             {
                 "type": "http.response.start",
@@ -205,19 +234,22 @@ class EmulatorApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def respond(self, scope: Scope, body: bytes) -> Response:
+    async def respond(self, scope: Scope, body: _Body) -> Response:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         method = scope["method"].upper()
         path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         started = time.perf_counter()
         try:
+            self._check_host(headers)
             self._authenticate(headers)
+            _check_url(scope)
+            content = await body.read(self.config.max_body_bytes)
             self.protection.admit()
         except EmulatorError as error:
             return self._log(method, path, batch.as_response(error), started)
         begun = self.clock()
         try:
-            response = await self._serve(scope, method, path, headers, body)
+            response = await self._serve(scope, method, path, headers, content)
         except injected.Dropped:
             self._log_drop(method, path, started)
             raise
@@ -321,6 +353,15 @@ class EmulatorApp:
         except EmulatorError as error:
             return batch.as_response(error)
         except sqlite3.OperationalError as error:
+            if any(limit in str(error) for limit in _SQLITE_LIMITS):
+                return batch.as_response(  # a query beyond what SQLite compiles: the client's
+                    EmulatorError(
+                        400,
+                        QUERY_ERROR,
+                        "The query is too complex for this emulator (too deeply nested, or too "
+                        "long a pattern); simplify or split it.",
+                    )
+                )
             if "locked" not in str(error) and "busy" not in str(error):
                 raise
             return batch.as_response(  # another process holds the database: come back soon
@@ -328,6 +369,21 @@ class EmulatorApp:
                     503, UNAVAILABLE, "The database is busy; retry shortly.", {"Retry-After": "1"}
                 )
             )
+
+    def _check_host(self, headers: dict[str, str]) -> None:
+        allowed = self.served_hosts
+        if allowed is None:
+            return
+        value = headers.get("host")
+        if value is not None and _host_name(value) in allowed:
+            return
+        named = "no host" if value is None else f"host '{_shown(value)}'"
+        raise EmulatorError(
+            421,
+            MISDIRECTED,
+            f"This emulator answers only requests addressed to {', '.join(sorted(allowed))} "
+            f"(with any port); this request names {named}.",
+        )
 
     def _authenticate(self, headers: dict[str, str]) -> None:
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -356,6 +412,93 @@ class EmulatorApp:
         else:
             error = EmulatorError(503, UNAVAILABLE, "The service is unavailable (injected fault).")
         return batch.as_response(error)
+
+
+_SQLITE_LIMITS = (
+    "parser stack overflow",  # about 30 levels of and/or nested in parentheses
+    "Expression tree is too large",  # SQLITE_MAX_EXPR_DEPTH (odata.MAX_CONDITIONS keeps under)
+    "too many SQL variables",
+    "LIKE or GLOB pattern too complex",  # SQLITE_MAX_LIKE_PATTERN_LENGTH, 50,000 bytes
+)
+"""SQLite's refusals of a query too big for it to compile (https://www.sqlite.org/limits.html):
+a 400 for the query, not a 500 of the emulator; the emulator's own caps, not Dataverse's."""
+
+
+class _Body:
+    """A request's body, received only once the request's head has been let in."""
+
+    def __init__(self, receive: Receive, scope: Scope) -> None:
+        self.receive = receive
+        headers = {name.lower(): value for name, value in scope.get("headers", ())}
+        length = headers.get(b"content-length", b"").strip()
+        self.declared = (int(length) if len(length) <= 18 else 10**18) if length.isdigit() else 0
+        """The body's ``Content-Length`` (0 without a valid one)."""
+        self.pending = self.declared > 0 or b"transfer-encoding" in headers
+        """Whether the client may still be sending body bytes this app has not received."""
+
+    async def read(self, cap: int) -> bytes:
+        """The whole body; 413 before receiving any of it if ``Content-Length`` is over
+        ``cap``, or as soon as a body without one (chunked) grows past it."""
+        if self.declared > cap:
+            raise _too_large(cap)
+        chunks: list[bytes] = []  # joined once at the end: no quadratic copying
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":  # nobody is left to answer
+                self.pending = False
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > cap:
+                raise _too_large(cap)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                self.pending = False
+                return b"".join(chunks)
+
+
+def _too_large(cap: int) -> EmulatorError:
+    return EmulatorError(
+        413, TOO_LARGE, f"The request body is larger than this org accepts ({cap} bytes)."
+    )
+
+
+def _check_url(scope: Scope) -> None:
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    query: bytes = scope.get("query_string", b"")
+    length = len(raw.split(b"?", 1)[0]) + (len(query) + 1 if query else 0)
+    if length > MAX_URL_CHARS:
+        raise EmulatorError(
+            414,
+            QUERY_ERROR,  # UNCONFIRMED: what Dataverse answers past the limit is not documented
+            f"The request URL is {length} characters long; the maximum is {MAX_URL_CHARS}. "
+            "Send a long query as a GET inside a $batch.",
+        )
+
+
+def _host_name(value: str) -> str | None:
+    """The name a ``Host`` header value names (lower-case, IPv6 in brackets), without its
+    port; None if it is not a host with an optional numeric port."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        inside, bracket, rest = value[1:].partition("]")
+        name = f"[{inside}]"
+        if not bracket:
+            return None
+    else:
+        name, colon, port = value.partition(":")
+        rest = colon + port
+    port = rest[1:]
+    if rest and not (rest.startswith(":") and (port == "" or (port.isascii() and port.isdigit()))):
+        return None
+    return name
+
+
+def _shown(text: str, limit: int = 64) -> str:
+    """Client text for an error message: printable ASCII only, and at most ``limit`` of it."""
+    kept = "".join(c if " " <= c <= "~" and c != "'" else "?" for c in text[:limit])
+    return kept + ("..." if len(text) > limit else "")
 
 
 def _base_url(scope: Scope, headers: dict[str, str]) -> str:

@@ -17,10 +17,19 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.emulator.faults import PAYLOAD_ERROR, UNAVAILABLE, EmulatorError, bad_request
+from reconciler.emulator.faults import (
+    PAYLOAD_ERROR,
+    QUERY_ERROR,
+    UNAVAILABLE,
+    EmulatorError,
+    bad_request,
+)
 from reconciler.emulator.service import API_PREFIX, Request, Response
 
 MAX_REQUESTS = 1000
+MAX_URL_CHARS = 65_536
+"""A GET inside a batch may have "a longer URL, up to 64 KB (65,536 characters)"
+(https://learn.microsoft.com/power-apps/developer/data-platform/webapi/execute-batch-operations-using-web-api)."""
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _REFERENCE = re.compile(r"^\$(\d+)")
 
@@ -85,6 +94,12 @@ def _inner_request(text: str, base_url: str) -> Request:
         raise _malformed(f"bad request line {request_line[:80]!r}")
     headers, body = _head(rest)
     target = words[1]
+    if len(target) > MAX_URL_CHARS:
+        raise EmulatorError(
+            414,
+            QUERY_ERROR,  # UNCONFIRMED, as for a URL too long outside a batch (app.MAX_URL_CHARS)
+            f"A URL in the batch is {len(target)} characters long; the maximum is {MAX_URL_CHARS}.",
+        )
     if not _REFERENCE.match(target):
         split = urlsplit(target)
         path = split.path

@@ -36,6 +36,13 @@ THROTTLED_REQUESTS = "0x80072322"
 THROTTLED_TIME = "0x80072321"
 THROTTLED_CONCURRENCY = "0x80072326"
 UNAVAILABLE = "0x80040216"  # UNCONFIRMED: generic "unexpected error" used for injected 503s
+# COMPOSE: "413 Payload Too Large: Expect this status code when the request length is too
+# large"; which code its body carries no source settles (UNCONFIRMED: the payload error's).
+TOO_LARGE = PAYLOAD_ERROR
+# The emulator's own refusal of a request that names another host (``app``): a real org never
+# sees one (its front door routes by host), so no Dataverse code applies; COMPOSE says the code
+# is "frequently empty".
+MISDIRECTED = ""
 
 
 class EmulatorError(Exception):

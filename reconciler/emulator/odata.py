@@ -41,6 +41,15 @@ _COMPARE = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 _FUNCTIONS = {"contains", "startswith", "endswith"}
 _TEXT_TYPES = (Type.STRING, Type.MEMO)
 MAX_DEPTH = 100
+MAX_CONDITIONS = 500
+"""The most comparisons and functions one ``$filter`` may hold: the emulator's own cap, not a
+documented Dataverse limit (Microsoft documents none for ``$filter``; only the URL's length is
+capped, at 32,768 characters: ``app.MAX_URL_CHARS``). A filter compiles to one SQL expression
+whose depth grows with its conditions, and SQLite refuses one deeper than 1000
+(https://www.sqlite.org/limits.html, SQLITE_MAX_EXPR_DEPTH): 500 conditions stay well under it
+(and/or nested in parentheses some 30 deep overflow SQLite's parser first: ``app`` answers that
+as a 400 too). The reconciler's own largest filter holds 50 (``reconciler.state.ledger``'s
+``CHECKED_AT_ONCE`` ids joined with ``or``)."""
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 Resolver = Callable[[str], Column | None]
@@ -86,6 +95,7 @@ class _Parser:
         self.resolve = resolve
         self.type_name = type_name
         self.depth = 0
+        self.conditions = 0
 
     # -- token helpers -------------------------------------------------------------------
     def _peek(self) -> _Token | None:
@@ -154,6 +164,12 @@ class _Parser:
             inner = self._or()
             self._expect(")")
             return inner
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise query_error(
+                f"The $filter holds more than {MAX_CONDITIONS} conditions, the most this "
+                "emulator accepts; split the query."
+            )
         if token is not None and token.kind == "name" and token.text in _FUNCTIONS:
             return self._function()
         return self._compare()

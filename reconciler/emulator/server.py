@@ -14,7 +14,7 @@ from types import FrameType
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from reconciler.emulator.app import EmulatorApp, EmulatorConfig
+from reconciler.emulator.app import LOOPBACK_HOSTS, MAX_URL_CHARS, EmulatorApp, EmulatorConfig
 from reconciler.emulator.store import Store
 
 HOST = "127.0.0.1"
@@ -75,7 +75,17 @@ def _tracking_protocol(app: EmulatorApp) -> type[asyncio.Protocol]:
     return Tracking
 
 
+HEAD_BYTES = 2 * MAX_URL_CHARS
+"""The most a request's head (request line and headers) may take: h11's default, 16 KiB, would
+refuse a URL Dataverse accepts (up to ``app.MAX_URL_CHARS``) with uvicorn's plain-text 400
+before the app saw it. This leaves room for that URL and a long bearer token; the app answers a
+URL past Dataverse's limit with its 414, a head past this one still gets uvicorn's 400."""
+
+
 def make_server(app: EmulatorApp) -> uvicorn.Server:
+    """uvicorn serving ``app`` over a socket; from here on the app answers only requests whose
+    ``Host`` is a loopback name (``app.LOOPBACK_HOSTS``)."""
+    app.served_hosts = frozenset(LOOPBACK_HOSTS)
     config = uvicorn.Config(
         app,
         http=_tracking_protocol(app),
@@ -83,6 +93,7 @@ def make_server(app: EmulatorApp) -> uvicorn.Server:
         lifespan="on",
         access_log=False,
         timeout_graceful_shutdown=5,
+        h11_max_incomplete_event_size=HEAD_BYTES,
     )
     return _Server(config)
 
