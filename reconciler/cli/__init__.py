@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import TextIO, cast
 
 from reconciler import __version__
 from reconciler.cli import apply, emulator, export, plan, schema, validate
 from reconciler.cli.common import ArgumentParser, common_options
 from reconciler.errors import ReconcilerError
 from reconciler.gctuning import fewer_collections
+from reconciler.render import neutral
 from reconciler.render.style import clean, paint, use_color
 
 
@@ -60,7 +63,40 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+@contextmanager
+def neutral_streams() -> Iterator[None]:
+    """stdout and stderr through ``neutral.Guard`` while a command runs: whatever writes to
+    them (a renderer, a log handler, a traceback), no ``##vso[`` or ``##[`` reaches a CI log
+    (see ``reconciler.render.neutral``). The renderers escape those sequences themselves; this
+    is the last resort. The streams are flushed and put back on the way out (``main`` runs
+    many times in one process in the tests, under pytest's capture)."""
+    saved = sys.stdout, sys.stderr
+    guards = [
+        None if stream is None or isinstance(stream, neutral.Guard) else neutral.Guard(stream)
+        for stream in saved
+    ]
+    if guards[0] is not None:
+        sys.stdout = cast(TextIO, guards[0])
+    if guards[1] is not None:
+        sys.stderr = cast(TextIO, guards[1])
+    try:
+        yield
+    finally:
+        for guard, name in zip(guards, ("stdout", "stderr"), strict=True):
+            if guard is None:
+                continue
+            with suppress(OSError, ValueError):  # a closed or broken stream: put it back
+                guard.flush()
+            if getattr(sys, name) is guard:
+                setattr(sys, name, guard.stream)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    with neutral_streams():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in arguments
     try:
@@ -72,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReconcilerError as exc:
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {neutral.text(str(exc))}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.diagnostics import Diagnostic, Severity
+from reconciler.render import neutral
 from reconciler.render.style import clean, paint
 
 
@@ -61,17 +62,24 @@ def to_json(diagnostics: Sequence[Diagnostic], files: int, documents: int) -> st
             "warnings": len(diagnostics) - errors,
         },
     }
-    return json.dumps(payload, indent=2) + "\n"
+    return neutral.json_text(json.dumps(payload, indent=2)) + "\n"
 
 
 def _github_data(text: str) -> str:
     """A workflow command's message: ``%``, CR and LF escaped, so no line of a manifest's
-    content can end the annotation early or start a workflow command of its own."""
+    content can end the annotation early or start a workflow command of its own; and no
+    ``##[``/``##vso[`` left in it (``neutral``), which both runners read anywhere in a line.
+    The escapes are the runner's own (``ActionCommand``'s ``_escapeDataMappings``,
+    https://github.com/actions/runner/blob/main/src/Runner.Common/ActionCommand.cs; "Workflow
+    commands for GitHub Actions", https://docs.github.com/en/actions/reference/workflow-commands-for-github-actions)."""
+    text = neutral.text(text)
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _github_property(text: str) -> str:
-    """A workflow command's property value (``file=``): ``:`` and ``,`` escaped as well."""
+    """A workflow command's property value (``file=``): ``:`` and ``,`` escaped as well
+    (``_escapePropertyMappings``: the properties are split at ``,``, the message starts after
+    ``::``)."""
     return _github_data(text).replace(":", "%3A").replace(",", "%2C")
 
 

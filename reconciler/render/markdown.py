@@ -1,6 +1,13 @@
 """Text placed in GitHub-flavoured markdown so that no value can break out of where it lands:
 markdown and HTML characters escaped, ``|`` escaped in table cells, code spans longer than any
-run of backticks inside them."""
+run of backticks inside them.
+
+Names and values from manifests and orgs go in code spans (``code``): GitHub makes nothing
+inside one a link, a mention, an image or HTML. Escaping (``text``) is for the tool's own words:
+it keeps ``*`` or ``<`` literal, but GitHub still links a bare ``https://...`` or ``www.``
+(the autolink extension, https://github.github.com/gfm/#autolinks-extension-) and notifies an
+``@name`` in plain text.
+"""
 
 from __future__ import annotations
 
@@ -25,11 +32,21 @@ def longest_backticks(value: str) -> int:
 
 
 def code(value: str) -> str:
-    """An inline code span that no backtick in ``value`` can end early."""
+    """An inline code span that no backtick in ``value`` can end early: its fence is one
+    backtick longer than the longest run inside (https://spec.commonmark.org/0.31.2/#code-spans).
+    Newlines and other controls are escaped (``clean``), so the span stays on its line."""
     value = clean(value)
     ticks = "`" * (longest_backticks(value) + 1)
-    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    # A space each side when the value starts or ends with a backtick (which would join the
+    # fence), or starts and ends with a space (one each side would be stripped).
+    spaced = value.startswith(" ") and value.endswith(" ") and value.strip(" ")
+    pad = " " if value.startswith("`") or value.endswith("`") or spaced else ""
     return f"{ticks}{pad}{value}{pad}{ticks}"
+
+
+def clip(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters, ``…`` saying so (before it is put in a span)."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def cell(markdown: str) -> str:

@@ -102,23 +102,24 @@ def title(change: Change) -> str:
     return f"{clean(change.kind)} {format_value(change.name)}"
 
 
-def foreign_line(change: Change) -> str | None:
+def foreign_line(change: Change, literal: Callable[[str], str] = clean) -> str | None:
     """What a change to a record this project did not create touches, as the target names
     it: ``adopts "Priority care" (id …)``, ``deletes …, not created by this project``; and a
     delete of a record whose id is not derived from its address (renamed since, or listed in
-    the ledger by a hand edit): ``deletes "Payments" (id …), its id not derived from …``."""
+    the ledger by a hand edit): ``deletes "Payments" (id …), its id not derived from …``.
+    ``literal`` prints what comes from the plan (the markdown puts it in code spans)."""
     if change.action not in (Action.ADOPT, *DESTRUCTIVE):
         return None
     if not change.adopted and not (change.action is Action.DELETE and change.current_name):
         return None
     name = format_value(change.current_name or change.name)
-    what = f"{clean(change.kind)} {name} (id {clean(change.id)})"
+    what = f"{literal(f'{change.kind} {name}')} (id {literal(change.id)})"
     if change.action is Action.ADOPT:
         return f"adopts {what}, {NOT_OURS}"
     verb = "deletes" if change.action is Action.DELETE else "replaces"
     if not change.adopted:
         return (
-            f"{verb} {what}, whose id is not derived from {clean(change.address)} (renamed "
+            f"{verb} {what}, whose id is not derived from {literal(change.address)} (renamed "
             "since, or listed in the ledger by hand)"
         )
     return f"{verb} {what}, {NOT_OURS}"
@@ -135,10 +136,12 @@ def ledger_line(plan: Plan) -> str | None:
     )
 
 
-def plan_line(summary: Summary, revision: str | None = None) -> str:
+def plan_line(
+    summary: Summary, revision: str | None = None, literal: Callable[[str], str] = clean
+) -> str:
     if not summary.changes and not summary.conflict:
         if revision is not None:
-            return f"No changes. The manifests match {clean(revision)}."
+            return f"No changes. The manifests match {literal(revision)}."
         return "No changes. The target matches the manifests."
     line = (
         f"Plan: {summary.create} to create, {summary.update} to update, "

@@ -12,7 +12,7 @@ value in a manifest can end a label, add a node or close the code fence.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler.plan.routing import Marks, Routing, RuleSet
@@ -168,10 +168,11 @@ LEGEND = (
 )
 
 
-def caption(marks: Marks) -> str | None:
-    """What the chart cannot show: rules the plan removes."""
+def caption(marks: Marks, literal: Callable[[str], str] = clean) -> str | None:
+    """What the chart cannot show: rules the plan removes (``literal`` prints a rule set's
+    name: the markdown plan puts it in a code span)."""
     removed = [
-        f"{name} loses {plural(count, 'rule')}"
+        f"{literal(name)} loses {plural(count, 'rule')}"
         for name, count in sorted(marks.removed_rules.items())
     ]
     return "; ".join(removed) + "." if removed else None

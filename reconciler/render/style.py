@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
+from reconciler.render import neutral
+
 _CODES = {"red": "31", "yellow": "33", "green": "32", "cyan": "36", "bold": "1", "dim": "2"}
 
 
@@ -20,13 +22,14 @@ def paint(text: str, style: str, enabled: bool) -> str:
 
 
 def clean(text: str) -> str:
-    """Control and invisible characters escaped (``\\x1b``, ``\\n``, ``\\u202e``)."""
-    if text.isprintable():
-        return text
-    return "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-        for char in text
-    )
+    """Control and invisible characters escaped (``\\x1b``, ``\\n``, ``\\u202e``), and no
+    CI runner's command left in it (``##vso[`` printed ``\\u0023#vso[``, see ``neutral``)."""
+    if not text.isprintable():
+        text = "".join(
+            char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+            for char in text
+        )
+    return neutral.text(text)
 
 
 def plural(count: int, noun: str) -> str:

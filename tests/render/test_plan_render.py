@@ -1,8 +1,10 @@
 """The plan as terminal text and as a pull-request comment (docs/spec.md §4, §5)."""
 
+import json
 import re
 
 import pytest
+from markdown_form import check_form, outside_code
 
 from reconciler.plan.definition import (
     Action,
@@ -14,6 +16,7 @@ from reconciler.plan.definition import (
     Warning,
     summarise,
 )
+from reconciler.render import neutral
 from reconciler.render.plan_markdown import render_markdown
 from reconciler.render.plan_text import render_text
 
@@ -359,9 +362,9 @@ def test_markdown_puts_destructive_changes_first_then_conflicts_then_the_rest():
     order = [
         "#### ⚠️ Destructive changes",
         "| replace | `Workstream/facebook-support` |",
-        "| delete | `Queue/old-queue` | not in the manifests (--prune) |",
+        "| delete | `Queue/old-queue` | `not in the manifests (--prune)` |",
         "#### ⛔ Conflicts",
-        "| `Queue/shared` | owned by another project |",
+        "| `Queue/shared` | `owned by another project` |",
         "#### Changes",
         "<code>Queue/new-queue</code> will be created",
         "<code>FacebookAccount/fb</code> will be updated in place",
@@ -380,7 +383,7 @@ def test_markdown_details_hold_a_diff_in_manifest_terms():
         '```diff\n- distribution.mode: "push"\n+ distribution.mode: "pick"\n```\n\n</details>'
     ) in md
     assert (
-        "Reason: 2 fields differ\n\n```diff\n- priority: 5\n+ priority: 1\n"
+        "Reason: `2 fields differ`\n\n```diff\n- priority: 5\n+ priority: 1\n"
         "- applicationSecret: (sensitive)\n"
         f"+ applicationSecret: (sensitive, {FINGERPRINT}, from env:FB_APP_SECRET)\n```"
     ) in md
@@ -406,11 +409,14 @@ def test_markdown_conflict_details_only_when_it_has_fields_and_empty_diff_says_s
 
 def test_markdown_warnings_unmanaged_follow_up_and_footer():
     md = render_markdown(FULL.with_checksum())
-    assert "#### Warnings\n\n- `queues.yaml:3:5`: queue has no agents\n- Facebook channel" in md
-    assert "\nUnmanaged: 3 Queue, 1 Workstream records in the target are left alone.\n" in md
-    assert "#### After apply\n\n- [ ] `FacebookAccount/fb/Page`: paste the URL\n" in md
+    assert (
+        "#### Warnings\n\n- `queues.yaml:3:5`: `queue has no agents`\n"
+        "- `Facebook channel retires soon`\n"
+    ) in md
+    assert "\nUnmanaged: 3 `Queue`, 1 `Workstream` records in the target are left alone.\n" in md
+    assert "#### After apply\n\n- [ ] `FacebookAccount/fb/Page`: `paste the URL`\n" in md
     footer = md.splitlines()[-1]
-    assert footer.startswith("<sub>organization 1234 · read in 12 requests · reconciler 0.1.0 · ")
+    assert footer.startswith("<sub>organization `1234` · read in 12 requests · reconciler 0.1.0 · ")
     assert re.search(r"sha256:[0-9a-f]{64}</sub>$", footer)
 
 
@@ -443,16 +449,17 @@ def test_markdown_escapes_what_would_break_a_table_or_a_paragraph():
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     delete_row = next(row for row in rows if row.startswith("| delete | `"))
     assert len(cells(delete_row)) == 3
+    # Names and reasons sit in code spans: nothing in them is markdown or HTML.
     assert cells(delete_row)[2].strip() == (
-        r"a\|b \`x\` \<b\>\*bold\*\</b\> \[link\](http://e) \~\~s\~\~ \& \_u\_"
+        r"``a\|b `x` <b>*bold*</b> [link](http://e) ~~s~~ & _u_``"
     )
     assert "``Queue/a\\|b `x` <b>*bold*</b>" in delete_row
     assert len(cells(next(row for row in rows if "c\\|d" in row))) == 2
     assert "<summary><code>-</code> <code>Queue/a|b `x` &lt;b&gt;*bold*&lt;/b&gt;" in md
-    assert "- \\- looks like a list" in md
-    assert "- 1\\. looks numbered" in md
-    assert "- ``f`|.yaml:1:1``: \\# looks like a heading" in md
-    assert "Unmanaged: 2 Q|\\<x\\> records" in md
+    assert "- `- looks like a list`" in md
+    assert "- `1. looks numbered`" in md
+    assert "- ``f`|.yaml:1:1``: `# looks like a heading`" in md
+    assert "Unmanaged: 2 `Q|<x>` records" in md
 
 
 def test_markdown_values_cannot_close_the_fence_or_the_details():
@@ -474,9 +481,9 @@ def test_markdown_values_cannot_close_the_fence_or_the_details():
         '+ description: "</details>"',
     ]
     assert not any(line.startswith("```") for line in lines[start + 1 : end])
-    assert "Reason: \\</details\\>" in md
+    assert "Reason: `</details>`" in md
     assert "<code>Queue/&lt;/details&gt;</code>" in md
-    assert "| delete | `Queue/</details>` | \\`\\`\\` |" in md
+    assert "| delete | `Queue/</details>` | ```` ``` ```` |" in md
 
 
 def test_markdown_code_span_survives_backticks_at_its_edges():
@@ -567,7 +574,7 @@ def test_deleting_a_record_this_project_did_not_create_says_so_prominently():
     markdown = render_markdown(plan)
     destructive = markdown.split("#### ")[1]
     assert destructive.startswith("⚠️ Destructive changes")
-    assert "**⚠️ deletes Queue" in destructive
+    assert '**⚠️ deletes `Queue "Cases - Back office"`' in destructive
     assert "Cases - Back office" in destructive
     assert "not created by this project" in destructive
 
@@ -587,3 +594,91 @@ def test_a_rename_says_where_the_record_came_from_and_that_it_keeps_its_id():
     assert "- `Queue/second-tier` (renamed from `Queue/tier2`)" in render_markdown(
         make_plan(RENAMED)
     )
+
+
+# --- inert: nothing from the manifests or the org is a link, a mention, HTML or an image -------
+
+LURE = (
+    "see https://evil.example/x @octocat <img src=x> www.evil.example "
+    "![i](https://evil.example/i.png) <https://evil.example/a> [l](https://evil.example/l) :tada:"
+)
+
+
+def test_names_and_values_are_inert_in_the_markdown():
+    lure_fields = (FieldChange(path="displayName", before=LURE, after=f"{LURE}!"),)
+    plan = make_plan(
+        Change(
+            address="Queue/legacy",
+            kind="Queue",
+            name="legacy",
+            action=Action.DELETE,
+            reason=LURE,
+            id=LURE,
+            current_name=LURE,
+            adopted=True,
+            fields=lure_fields,
+        ),
+        change(f"RoutingRuleSet/rs/{LURE}", Action.REPLACE, reason=LURE, fields=lure_fields),
+        change("Queue/shared", Action.CONFLICT, reason=LURE, fields=lure_fields),
+        Change(
+            address="Queue/care",
+            kind="Queue",
+            name="care",
+            action=Action.ADOPT,
+            reason=LURE,
+            id="6f1c2a34-0000-4000-8000-000000000001",
+            current_name=LURE,
+            adopted=True,
+            fields=lure_fields,
+        ),
+        change("Queue/new", Action.CREATE, reason=LURE, fields=lure_fields),
+        change(f"Queue/{LURE}", Action.NOOP).model_copy(update={"renamed_from": LURE}),
+        warnings=(Warning(code="w", message=LURE, location=f"{LURE}.yaml:1:1"),),
+        follow_up=(FollowUp(address="FacebookAccount/fb/Page", output="u", message=LURE),),
+        unmanaged={LURE: 2},
+        target=PlanTarget(url=LURE, organization_id=LURE),
+    )
+    markdown = render_markdown(plan)
+    assert markdown.count("evil.example/x") >= 15  # it is all there, as code
+    outside, broken = outside_code(markdown)
+    assert broken == []
+    for lure in ("https://", "www.", "@octocat", "<img", "![", "](", "<https", ":tada:"):
+        assert lure not in outside, lure
+    check_form(markdown)
+    # In <summary>, where markdown is not read, names are HTML-escaped inside <code>.
+    assert "<code>RoutingRuleSet/rs/see https://evil.example/x @octocat &lt;img src=x&gt;" in (
+        markdown
+    )
+
+
+def test_table_cells_hold_any_value_whole():
+    odd = "a`b``c|d\ne <x> \\| ` "
+    plan = make_plan(
+        change("Queue/q", Action.DELETE, reason=odd), change("Queue/r", Action.CONFLICT, reason=odd)
+    )
+    markdown = render_markdown(plan)
+    rows = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert cells(next(r for r in rows if "Queue/q" in r))[2].strip() == (
+        "```a`b``c\\|d\\ne <x> \\\\| ` ```"  # a fence longer than any run inside
+    )
+    assert len(cells(next(r for r in rows if "Queue/r" in r))) == 2
+    check_form(markdown)
+
+
+def test_no_runner_command_reaches_any_plan_output():
+    attack = "##vso[task.setvariable variable=x]y ##[group]z"
+    plan = make_plan(
+        change(
+            "Queue/q",
+            Action.UPDATE,
+            reason=attack,
+            fields=[FieldChange(path="displayName", before=attack, after=attack.upper())],
+        ),
+        warnings=(Warning(code="w", message=attack),),
+        unmanaged={attack: 1},
+    )
+    for output in (render_text(plan), render_text(plan, verbose=2), render_markdown(plan)):
+        assert "##vso[" not in output.lower()
+        assert "##[" not in output
+        assert "\\u0023#vso[task.setvariable variable=x]y" in output
+    assert json.loads(neutral.json_text(plan.to_json())) == json.loads(plan.to_json())

@@ -228,7 +228,7 @@ def test_removed_rules_are_named_under_the_chart(applied, capsys):
     out = markdown_plan(capsys, project, target)
     (block,) = mermaid_blocks(out)
     assert len(chain(parse_flowchart(block))) == 3  # classification + the two rules left
-    assert "facebook-support-routing loses 1 rule." in out
+    assert "`facebook-support-routing` loses 1 rule." in out
 
 
 def test_deleting_a_rule_set_with_prune_draws_what_remains(applied, capsys):
