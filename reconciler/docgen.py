@@ -578,6 +578,17 @@ def _intro(sections_: Sequence[Section]) -> Iterator[str]:
     )
     yield ""
     yield (
+        "What a secret may name is limited, because CI plans pull requests with its own "
+        "credentials in the environment: a `fromFile` must be inside the project folder (the "
+        "folder of `reconciler.yaml`, else of the manifest; links resolved, never under "
+        "`.git`) or a folder listed in `RECONCILER_SECRET_DIRS`; a `fromEnv` must not be a "
+        "credential of the reconciler or of the CI system (`GITHUB_TOKEN`, "
+        "`AZURE_CLIENT_SECRET`, …). See "
+        "[troubleshooting](troubleshooting.md#a-secret-is-refused) and "
+        "[security](security.md)."
+    )
+    yield ""
+    yield (
         "**Checking.** `reconciler validate [PATHS]` checks manifests offline, without secret "
         "values, and reports every problem at its `file:line:column`: types and limits, "
         "references between records, channel rules and policy. The JSON Schemas under "

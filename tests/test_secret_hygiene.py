@@ -80,3 +80,41 @@ def test_diagnostic_objects_hold_no_secret(manifest):
     assert report.errors
     assert_clean(repr(report.diagnostics))
     assert_clean(repr(report.documents))
+
+
+REFUSED = """\
+apiVersion: reconciler.omnichannel/v1
+kind: FacebookAccount
+metadata: {name: fb}
+spec:
+  applicationId: "1"
+  applicationSecret: {fromFile: ../elsewhere/outside.txt}
+  pages:
+    - {name: Linked, pageId: "2", accessToken: {fromFile: link.txt}}
+    - {name: Pipeline, pageId: "3", accessToken: {fromEnv: GITHUB_TOKEN}}
+"""
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+@pytest.mark.parametrize("extra", [[], ["--debug"], ["-vv"]])
+def test_refused_references_are_named_and_never_read(tmp_path, monkeypatch, capsys, command, extra):
+    """A file outside the project and a credential variable: named in the message, their
+    values in no output, whatever the verbosity (docs/troubleshooting.md)."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "outside.txt").write_text("MARKER-outside-file-b2b2\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "link.txt").symlink_to("../elsewhere/outside.txt")
+    (project / "fb.yaml").write_text(REFUSED)
+    monkeypatch.setenv("GITHUB_TOKEN", "MARKER-pipeline-token-d3d3")
+    monkeypatch.chdir(tmp_path)
+    target = ["--target", "local:t.db"] if command == "plan" else []
+    code = main([command, "project", *target, *extra])
+    out, err = capsys.readouterr()
+    assert code == 1
+    for marker in ["MARKER-outside-file-b2b2", "MARKER-pipeline-token-d3d3"]:
+        assert marker not in out + err
+    assert "secret file ../elsewhere/outside.txt is outside the project folder" in out + err
+    assert "secret file link.txt is outside the project folder" in out + err
+    assert "fromEnv names GITHUB_TOKEN" in out + err
+    assert not (tmp_path / "t.db").exists()

@@ -57,6 +57,8 @@ CASES = [
     ("invalid-locale.yaml",                       1, 32,   5, E, "invalid-locale",               "must be a locale code such as nl-NL"),
     ("token-date-with-time.yaml",                 1, 14,   7, E, "invalid-value",                "must be a date (YYYY-MM-DD) without a time", ROTATED_TODAY),
     ("literal-secret.yaml",                       1,  7,   3, E, "literal-secret",               "never a literal value (the value is not shown)"),
+    ("secret-file-outside-project.yaml",          1,  8,   3, E, "secret-outside-project",       "secret file ../outside.txt is outside the project folder tests/fixtures/invalid/; move the file into the project folder, or list its folder in RECONCILER_SECRET_DIRS"),
+    ("secret-credential-variable.yaml",           1,  8,   3, E, "secret-credential-variable",   "fromEnv names AZURE_CLIENT_SECRET, a credential of the CI system or of the reconciler itself"),
     ("undefined-variable.yaml",                   1,  6,   3, E, "undefined-variable",           "undefined variable 'NOPE'"),
     # names and ids
     ("duplicate-queue-name.yaml",                 1, 20,   3, E, "duplicate-name",               "Queue 'general-support' is defined twice"),

@@ -165,7 +165,7 @@ class FromEnv(StrictModel):
         Field(
             pattern=ENV_NAME_PATTERN,
             description="The environment variable holding the secret, read when a plan or "
-            "apply needs it.",
+            "apply needs it; never a credential variable of the reconciler or the CI system.",
         ),
     ]
 
@@ -186,7 +186,8 @@ class FromFile(StrictModel):
         str,
         Field(
             min_length=1,
-            description="The file holding the secret, relative to the manifest that names it.",
+            description="The file holding the secret, relative to the manifest that names it, "
+            "inside the project folder or a RECONCILER_SECRET_DIRS folder.",
         ),
     ]
 

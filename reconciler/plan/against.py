@@ -33,6 +33,7 @@ from reconciler.mapping.desired import desired_records
 from reconciler.mapping.records import Record
 from reconciler.mapping.values import Sensitive, record_id
 from reconciler.models.common import FromEnv, FromFile
+from reconciler.plan import secrets
 from reconciler.plan.builder import created_fields, desired_json, differences, field_change
 from reconciler.plan.definition import (
     Action,
@@ -49,8 +50,9 @@ from reconciler.validate import semantic
 from reconciler.validate.pipeline import Options as ValidateOptions
 from reconciler.validate.pipeline import Report, validate
 
-# What the old side may hold because time passed or policy changed, not because it was wrong.
-_AGED = frozenset({"token-expired", *semantic.POLICY_CODES})
+# What the old side may hold because time passed or policy changed, not because it was wrong
+# (a secret reference a trust rule now refuses: the comparison reads no secret anyway).
+_AGED = frozenset({"token-expired", *semantic.POLICY_CODES, *secrets.REFUSED})
 # Records that follow their workstream or rule set: never reported on their own.
 _DERIVED = frozenset({k.CONTRACT.name, k.ROUTING_CONFIGURATION.name, k.ROUTING_STEP.name})
 _RANK = {kind.name: index for index, kind in enumerate(k.KINDS)}

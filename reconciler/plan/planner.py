@@ -93,13 +93,14 @@ def prepare(options: PlanOptions) -> Prepared:
             variables=options.variables,
             var_files=options.var_files,
             today=options.today,
+            environ=options.environ,
         )
     )
     environments = report.project.environments
     env_name = one_environment(report, options.env)
     if report.errors:
         raise PlanFailed(report.diagnostics, refused=report.refused_by_policy)
-    secrets = SecretResolver(options.environ)
+    secrets = SecretResolver(options.environ, project_folder=report.project_folder)
     records = desired_records(report.documents, secrets)
     if secrets.problems:
         raise PlanFailed(sorted_unique([*report.diagnostics, *secrets.problems]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,7 +24,7 @@ from reconciler.manifest.yaml_loader import SourceDocument
 from reconciler.models.common import API_VERSION
 from reconciler.models.manifest import MANIFEST_TYPES
 from reconciler.models.project import Project
-from reconciler.validate import semantic
+from reconciler.validate import secret_refs, semantic
 from reconciler.validate.model_errors import model_diagnostics
 
 
@@ -34,6 +35,8 @@ class Options:
     variables: Mapping[str, str] = field(default_factory=dict)
     var_files: Sequence[str] = ()
     today: datetime.date | None = None
+    environ: Mapping[str, str] | None = None
+    """Where ``RECONCILER_SECRET_DIRS`` is read (None: the process environment)."""
 
 
 @dataclass
@@ -44,6 +47,16 @@ class Report:
     files: list[str]
     document_count: int
     """Documents read from the files (valid or not)."""
+    project_file: str | None = None
+    """The project file the run uses (``reconciler.yaml``), if the manifests have one."""
+
+    @property
+    def project_folder(self) -> str | None:
+        """Where ``fromFile`` secrets must be (with ``RECONCILER_SECRET_DIRS``): the folder
+        of the project file; None without one (then each manifest's own folder)."""
+        if self.project_file is None:
+            return None
+        return os.path.dirname(self.project_file) or "."
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -140,6 +153,8 @@ def validate(options: Options) -> Report:
     for path in options.var_files:
         file_variables.update(read_var_file(path, diagnostics))
     today = options.today or datetime.date.today()
+    environ = os.environ if options.environ is None else options.environ
+    project_file = sources.project.file if sources.project is not None else None
 
     environments = _environments(project, options.env)
     per_env: list[list[Diagnostic]] = []
@@ -150,6 +165,7 @@ def validate(options: Options) -> Report:
         built = build_documents(sources.documents, variables)
         documents = built.documents
         found = built.diagnostics + semantic.check(documents, project, today, built.invalid)
+        found += secret_refs.check(documents, project_file, environ)
         per_env.append(found)
 
     if len(environments) > 1:
@@ -167,4 +183,5 @@ def validate(options: Options) -> Report:
         sorted_unique(diagnostics),
         sources.files,
         len(sources.documents),
+        project_file,
     )

@@ -159,7 +159,8 @@ def test_secrets_are_read_from_the_environment_by_address_and_path():
     assert found[(PAGE, "accessToken")].source == "env:FB_TOKEN"
 
 
-def test_secrets_are_read_from_files_as_the_planner_read_them(tmp_path):
+def test_secrets_are_read_from_files_as_the_planner_read_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # apply reads a plan's files inside the folder it runs in
     (tmp_path / "token.txt").write_text(TOKEN + "\n", encoding="utf-8")
     key = b'{"type": "service_account"}\n'
     (tmp_path / "key.json").write_bytes(key)
@@ -178,7 +179,10 @@ def test_secrets_are_read_from_files_as_the_planner_read_them(tmp_path):
     assert found[(GBM, "serviceAccountKey")].reveal() == encoded
 
 
-def test_a_secret_that_cannot_be_read_stops_apply_naming_where_it_was_looked_for(tmp_path):
+def test_a_secret_that_cannot_be_read_stops_apply_naming_where_it_was_looked_for(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # apply reads a plan's files inside the folder it runs in
     plan = make_plan(
         account_with_secret(APP_SECRET),
         change(PAGE, Action.CREATE, secret("accessToken", TOKEN, f"file:{tmp_path}/gone")),
