@@ -730,8 +730,8 @@ def test_steps_needing_a_stale_step_are_skipped_and_a_new_apply_finishes(applied
             )
 
     asyncio.run(touch())
-    code, out, _ = apply_saved(capsys, "--yes")
-    assert code == 1
+    code, out, err = apply_saved(capsys, "--yes")
+    assert code == 1, out + err
     # The page would let go of the workstream first: it finds the workstream changed, so
     # nothing of the replace runs (the page stays linked, the workstream as it is).
     assert summary(out) == ("incomplete", 1, 1, 0, 6)

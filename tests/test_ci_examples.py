@@ -41,6 +41,8 @@ from ci_runner import (
 )
 from examples_project import KEY_FILE, ROOT, SECRETS
 
+from reconciler.plan.definition import compute_checksum
+
 CI = ROOT / "examples/ci"
 WORKFLOW = CI / ".github/workflows/reconciler.yml"
 DEPENDABOT = CI / ".github/dependabot.yml"
@@ -604,6 +606,29 @@ def test_the_merge_refuses_a_plan_the_org_moved_under(machine):
     assert result.codes["apply"] == 1
     assert "stale" in result.outputs["apply"]
     assert "converged" not in result.ran
+
+
+@pytest.mark.parametrize("forged", ["unsigned", "edited"])
+def test_the_merge_refuses_a_plan_the_pipeline_key_did_not_sign(machine, forged):
+    """An artifact replaced between review and merge (a fork's upload, an edited file with its
+    checksum recomputed) is refused before anything is written."""
+    assert pull_request(machine).failed is None
+    stored = machine.artifacts["reconciler-plan-prod"] / "plan.json"
+    saved = json.loads(stored.read_text())
+    assert saved["signature"].startswith("hmac-sha256:")
+    if forged == "unsigned":
+        saved["signature"] = ""
+    else:
+        change = next(c for c in saved["changes"] if c["action"] == "update")
+        change["fields"][0]["after"] = 99
+        saved["checksum"] = compute_checksum(saved)
+    stored.write_text(json.dumps(saved))
+    before = (machine.workspace.parent / "org.db").read_bytes()
+    result = merge(machine)
+    assert result.failed == "apply"
+    assert result.codes["apply"] == 3
+    assert "cannot be verified with RECONCILER_PLAN_KEY" in result.outputs["apply"]
+    assert (machine.workspace.parent / "org.db").read_bytes() == before
 
 
 def test_a_fork_gets_the_offline_comparison_without_secrets(machine):

@@ -112,6 +112,7 @@ def test_empty_target_every_record_is_created_in_dependency_order(project, capsy
         "max_delete_percent",
         "ledger",
         "checksum",
+        "signature",
     ]
     # A new target holds no ledger: apply writes one listing what it creates.
     assert plan["ledger"]["found"] is False

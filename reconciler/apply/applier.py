@@ -10,6 +10,7 @@ never prints.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -31,10 +32,13 @@ from reconciler.plan.definition import FORMAT_VERSION, Action, Plan
 from reconciler.plan.evaluator import DEFAULT_PARALLELISM, Outcome, Result, evaluate
 from reconciler.plan.planner import PlanOptions, plan_with, prepare
 from reconciler.plan.secrets import SecretProblem, read_secret
+from reconciler.plan.signing import PLAN_KEY_VARIABLE, plan_key
 from reconciler.plan.stages import WRITES, Op, Step, build_steps
 from reconciler.state import ledger
 from reconciler.state.reader import read_context
-from reconciler.targets import TARGET_VARIABLE, Target, connect, parse_target
+from reconciler.targets import Target, connect, parse_target, pinned_target
+
+log = logging.getLogger("reconciler.apply")
 
 
 class ApplyRefused(ReconcilerError):
@@ -113,8 +117,14 @@ def check_safety(plan: Plan, *, force: bool) -> None:
 
 def resolve_secrets(plan: Plan, environ: Mapping[str, str]) -> dict[tuple[str, str], Sensitive]:
     """Read every secret the plan writes from where the plan says it came from, and check it
-    is the value the plan was made with (by fingerprint)."""
+    is the value the plan was made with (by fingerprint).
+
+    A saved plan can be edited, so its sources obey the trust rules again: a file inside the
+    working folder, a ``RECONCILER_SECRET_DIRS`` folder or the project folder its path is
+    written in, never a credential variable (docs/troubleshooting.md, "A secret is refused").
+    A source they refuse is never read, and refuses the apply (exit 3)."""
     found: dict[tuple[str, str], Sensitive] = {}
+    refused: list[str] = []
     unreadable: list[str] = []
     changed: list[str] = []
     for change in plan.changes:
@@ -130,11 +140,13 @@ def resolve_secrets(plan: Plan, environ: Mapping[str, str]) -> dict[tuple[str, s
             try:
                 value = read_secret(item.source, item.path, environ)
             except SecretProblem as problem:
-                unreadable.append(f"{where}: {problem}")
+                (refused if problem.refused else unreadable).append(f"{where}: {problem}")
                 continue
             if value.fingerprint != item.fingerprint:
                 changed.append(f"{where} ({item.source})")
             found[(change.address, item.path)] = value
+    if refused:
+        raise ApplyRefused("the plan names secrets apply may not read: " + "; ".join(refused))
     if unreadable:
         raise ApplyError("cannot read the plan's secrets: " + "; ".join(unreadable))
     if changed:
@@ -182,20 +194,73 @@ def load_plan(path: str | Path) -> Plan:
 
 
 def saved_plan_target(plan: Plan, options: ApplyOptions) -> Target:
-    """The target a saved plan was made for; ``--target`` may only name that one."""
+    """The target a saved plan was made for, once the plan is trusted (``trust_saved_plan``);
+    ``--target`` or ``RECONCILER_TARGET`` may only name that one."""
     if plan.target.revision is not None:
         raise ApplyRefused(
             f"this is a comparison with the git revision {plan.target.revision} "
             "(plan --against), not a plan of a target: run plan against the org and apply that"
         )
-    planned = parse_target(plan.target.url)
-    chosen = options.target or options.environ.get(TARGET_VARIABLE)
-    if chosen and parse_target(chosen).url != planned.url:
+    planned = parse_target(plan.target.url, options.environ)
+    pinned = pinned_target(options.target, options.environ)
+    if pinned is not None and pinned.url != planned.url:
         raise ApplyRefused(
-            f"the plan was made for {planned.url}, not {parse_target(chosen).url}; "
+            f"the plan was made for {planned.url}, not {pinned.url}; "
             "plan against that target instead"
         )
     return planned
+
+
+def trust_saved_plan(plan: Plan, path: str | Path, environ: Mapping[str, str]) -> None:
+    """Refuse (exit 3, before anything is read or written) a saved plan that could steer the
+    apply: not signed by ``RECONCILER_PLAN_KEY`` when it is set, no organization to check the
+    target against, or a write to a record read at plan time without its ETag (docs/security.md)."""
+    key = plan_key(environ)
+    if key is not None and not plan.verified_by(key):
+        why = (
+            "it is not signed"
+            if not plan.signature
+            else "its signature does not match (another key, or the plan was changed)"
+        )
+        raise ApplyRefused(
+            f"{path} cannot be verified with {PLAN_KEY_VARIABLE}: {why}; apply only a plan "
+            f"`reconciler plan --out` wrote with the same {PLAN_KEY_VARIABLE}"
+        )
+    if key is None and plan.signature:
+        log.warning(
+            "%s is signed, but %s is not set here: its signature is not checked",
+            path,
+            PLAN_KEY_VARIABLE,
+        )
+    if not plan.target.organization_id and not plan.target.url.startswith("local:"):
+        raise ApplyRefused(
+            f"{path} names no organization_id for {plan.target.url}, so apply cannot check it "
+            "is the org the plan was made for: plan again"
+        )
+    # An update may go without one only where a delete or replace in the same plan changes its
+    # row first (a link the delete clears, set again): the planner leaves that ETag out, since
+    # the row will hold a new one (``plan.builder``).
+    deleting = {c.address for c in plan.changes if c.action in (Action.DELETE, Action.REPLACE)}
+    unguarded = [
+        change.address
+        for change in plan.changes
+        if change.action in _READ_AT_PLAN_TIME
+        and change.id is not None
+        and not change.etag
+        and not (change.action is Action.UPDATE and deleting.intersection(change.depends_on))
+    ]
+    if unguarded:
+        shown = ", ".join(unguarded[:5]) + (
+            f" and {len(unguarded) - 5} more" if unguarded[5:] else ""
+        )
+        raise ApplyRefused(
+            f"{path} changes records without the ETag they were read with ({shown}), so a "
+            "record changed since could be overwritten: plan again"
+        )
+
+
+# The actions that write a record the plan read: each write carries its If-Match ETag.
+_READ_AT_PLAN_TIME = frozenset({Action.UPDATE, Action.REPLACE, Action.DELETE, Action.ADOPT})
 
 
 # --- apply ------------------------------------------------------------------------------------
@@ -313,6 +378,8 @@ async def apply_manifests(plan_options: PlanOptions, options: ApplyOptions, ui: 
 async def apply_saved(path: str | Path, options: ApplyOptions, ui: Ui) -> Applied:
     """``apply --plan FILE``: apply a saved plan exactly, or refuse."""
     plan = load_plan(path)
+    if plan.target.revision is None:  # a comparison (plan --against) is refused as such below
+        trust_saved_plan(plan, path, options.environ)
     target = saved_plan_target(plan, options)
     async with connect(
         target, options.environ, retry=options.retry, max_in_flight=options.parallelism

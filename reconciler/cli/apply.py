@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -117,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
     if args.plan and args.paths:
         raise UsageError("give PATHS or --plan FILE, not both")
     environ = dict(os.environ)
+    from reconciler.cli import WARNINGS
+
+    apply_log = logging.getLogger("reconciler.apply")  # a saved plan's trust warnings
+    if WARNINGS not in apply_log.handlers:
+        apply_log.addHandler(WARNINGS)
     options = ApplyOptions(
         parallelism=args.parallelism, force=args.force, environ=environ, target=args.target
     )

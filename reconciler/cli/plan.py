@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.cli.common import parse_vars, plan_failed
 from reconciler.errors import UsageError
+from reconciler.plan.signing import plan_key
 from reconciler.render.style import use_color
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.against is not None:
         return _against(args)
+    plan_key(os.environ)  # a key too short to sign with is refused before the target is read
     options = PlanOptions(
         paths=args.paths,
         env=args.env,
@@ -110,6 +112,9 @@ def _show(
     from reconciler.render.plan_markdown import render_markdown
     from reconciler.render.plan_text import render_text
 
+    key = plan_key(os.environ)
+    if key is not None and plan.target.revision is None:
+        plan = plan.signed(key)  # what --out and --format json write: a plan apply can verify
     if args.out:
         try:
             with open(args.out, "w", encoding="utf-8") as handle:

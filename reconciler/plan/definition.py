@@ -1,4 +1,5 @@
-"""The plan: an immutable value with a stable JSON form and a checksum (docs/spec.md §5).
+"""The plan: an immutable value with a stable JSON form, a checksum and, when a key is given,
+a signature (docs/spec.md §5, docs/security.md).
 
     Plan
     ├── target           where it was read from (url, organization id)
@@ -16,11 +17,15 @@ durations as ``2d``. A sensitive value never appears: ``before``/``after`` are `
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from reconciler.render import neutral
 
 FORMAT_VERSION = "1"
 SAFETY_MIN_MANAGED = 10
@@ -193,6 +198,11 @@ class Plan(_Value):
     )
     ledger: LedgerPlan | None = None
     checksum: str = ""
+    signature: str = Field(
+        default="",
+        description="hmac-sha256:<hex> of everything else in the plan under RECONCILER_PLAN_KEY, "
+        "when the plan was written with that key set; empty otherwise.",
+    )
 
     @property
     def has_changes(self) -> bool:
@@ -218,8 +228,10 @@ class Plan(_Value):
         """``data()`` as indented JSON (UTF-8 text, not escaped), written by pydantic's own
         serializer: the layout of ``json.dumps(indent=2)``, which drops to Python's pure encoder
         when indenting (9 s instead of 0.2 s for a plan of 10,000 creates). Numbers may be
-        spelled differently (``1e-7`` for ``1e-07``); they parse to the same values."""
-        return self.model_dump_json(indent=2) + "\n"
+        spelled differently (``1e-7`` for ``1e-07``); they parse to the same values. A CI
+        runner's command sequence in a value (``##vso[``) is written escaped (``render.neutral``),
+        so the file is safe to print in a CI log and parses to the same plan."""
+        return neutral.json_text(self.model_dump_json(indent=2)) + "\n"
 
     def with_checksum(self) -> Plan:
         return self.model_copy(update={"checksum": self.computed_checksum()})
@@ -227,27 +239,53 @@ class Plan(_Value):
     def computed_checksum(self) -> str:
         """``compute_checksum(self.data())``, hashed a change at a time: the JSON form of a
         plan of 10,000 creates is 130 MB of objects, this needs one change's worth."""
-        encode = _CANONICAL.encode
         digest = hashlib.sha256()
-        keys = sorted(name for name in type(self).model_fields if name not in _NOT_CHECKSUMMED)
+        self._feed(digest.update, _NOT_CHECKSUMMED)
+        return "sha256:" + digest.hexdigest()
+
+    def signed(self, key: bytes) -> Plan:
+        """This plan with its signature under ``key`` (``RECONCILER_PLAN_KEY``)."""
+        return self.model_copy(update={"signature": self.signature_under(key)})
+
+    def signature_under(self, key: bytes) -> str:
+        """HMAC-SHA256 (RFC 2104) of the canonical JSON of every field but the signature:
+        the target and organization, each change, its ETag, the checksum and the time."""
+        mac = hmac.new(key, digestmod=hashlib.sha256)
+        self._feed(mac.update, _NOT_SIGNED)
+        return SIGNATURE_PREFIX + mac.hexdigest()
+
+    def verified_by(self, key: bytes) -> bool:
+        """Whether the plan carries a signature ``key`` made over exactly this content."""
+        return bool(self.signature) and hmac.compare_digest(
+            self.signature, self.signature_under(key)
+        )
+
+    def _feed(self, update: Callable[[bytes], object], left_out: tuple[str, ...]) -> None:
+        """The canonical JSON (keys sorted, no spaces) of the plan without ``left_out``, fed to
+        ``update`` in pieces: the same bytes as ``_CANONICAL.encode`` of ``data()`` would give."""
+        encode = _CANONICAL.encode
+        keys = sorted(name for name in type(self).model_fields if name not in left_out)
         for index, key in enumerate(keys):
-            digest.update(("{" if index == 0 else ",").encode() + f"{encode(key)}:".encode())
+            update(("{" if index == 0 else ",").encode() + f"{encode(key)}:".encode())
             if key == "changes":
-                digest.update(b"[")
+                update(b"[")
                 for number, change in enumerate(self.changes):
                     text = encode(change.model_dump(mode="json"))
-                    digest.update(("," if number else "").encode() + text.encode("utf-8"))
-                digest.update(b"]")
+                    update(("," if number else "").encode() + text.encode("utf-8"))
+                update(b"]")
             else:
                 value = self.model_dump(mode="json", include={key})[key]
-                digest.update(encode(value).encode("utf-8"))
-        digest.update(b"}")
-        return "sha256:" + digest.hexdigest()
+                update(encode(value).encode("utf-8"))
+        update(b"}")
 
 
 # Left out of the checksum: when the plan was made and how many reads it took say nothing
 # about what it would change.
-_NOT_CHECKSUMMED = ("created_at", "requests", "checksum")
+_NOT_CHECKSUMMED = ("created_at", "requests", "checksum", "signature")
+# The signature covers everything else: a signed plan cannot be changed in any byte that means
+# something without the key.
+_NOT_SIGNED = ("signature",)
+SIGNATURE_PREFIX = "hmac-sha256:"
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
