@@ -36,6 +36,8 @@ class Listener:
 
     def __init__(self) -> None:
         self.socket = socket.create_server(("127.0.0.1", 0))
+        self.socket.settimeout(0.05)  # accept() wakes up to see ``stopped``
+        self.stopped = False
         self.received = b""
         self.connections = 0
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -46,9 +48,11 @@ class Listener:
         return f"http://127.0.0.1:{self.socket.getsockname()[1]}"
 
     def _serve(self) -> None:
-        while True:
+        while not self.stopped:
             try:
                 connection, _ = self.socket.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             self.connections += 1
@@ -61,8 +65,9 @@ class Listener:
                     pass
 
     def close(self) -> None:
-        self.socket.close()
+        self.stopped = True
         self.thread.join(5)
+        self.socket.close()
 
 
 @pytest.fixture
