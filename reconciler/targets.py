@@ -62,11 +62,11 @@ class Target:
         return self.url
 
 
+_FORMS = "use local, local:PATH, http://127.0.0.1:PORT or https://ORG.crmN.dynamics.com"
+
+
 def _bad(text: str, why: str) -> UsageError:
-    return UsageError(
-        f"target {text!r} {why}; use local, local:PATH, http://127.0.0.1:PORT "
-        "or https://ORG.crmN.dynamics.com"
-    )
+    return UsageError(f"target {text!r} {why}; {_FORMS}")
 
 
 def allowed_hosts(environ: Mapping[str, str]) -> frozenset[str]:
@@ -84,29 +84,40 @@ def parse_target(text: str, environ: Mapping[str, str] | None = None) -> Target:
             raise _bad(text, "names no database file")
         return Target("local", f"local:{path}", path)
     parts = urlsplit(text)
+    # What messages show: never a password (userinfo) or a query (``?access_token=...``).
+    shown = f"{parts.scheme}://{parts.hostname}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
+        if "@" in text or "?" in text:  # it may hold a password or a token: not echoed
+            raise UsageError(f"the target is not a target; {_FORMS}")
         raise _bad(text, "is not a target")
     if parts.username or parts.password:
-        shown = f"{parts.scheme}://***@{parts.hostname}"  # never echo a password
-        raise _bad(shown, "must not carry credentials (use DATAVERSE_TOKEN or AZURE_* variables)")
+        raise _bad(
+            f"{parts.scheme}://***@{parts.hostname}",
+            "must not carry credentials (use DATAVERSE_TOKEN or AZURE_* variables)",
+        )
     if parts.query or parts.fragment:
-        raise _bad(text, "must not carry a query or a fragment")
+        raise _bad(shown, "must not carry a query or a fragment")
     if parts.path.rstrip("/") not in ("", API_PATH.rstrip("/")):
         raise _bad(text, "must be the org's root URL")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    hostname = parts.hostname.rstrip(".")  # a fully qualified name's dot: the same host
+    if parts.scheme == "http" and not is_loopback(hostname):
         raise _bad(text, "uses plain http, which is only allowed for an emulator on loopback")
     try:
         port = parts.port
     except ValueError:
-        raise _bad(text, "has an invalid port") from None
+        port = 0
+    if port == 0:
+        raise _bad(text, "has an invalid port")
     if parts.scheme == "https" and not (
-        is_dataverse_host(parts.hostname) or parts.hostname in allowed_hosts(environ or {})
+        is_dataverse_host(hostname) or hostname in allowed_hosts(environ or {})
     ):
         raise UsageError(
             f"target {text!r} is not a Dataverse host ({DOMAINS_SHOWN}); "
             f"list other hosts in {ALLOWED_HOSTS_VARIABLE} if you trust them"
         )
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port == {"https": 443, "http": 80}[parts.scheme]:
+        port = None  # the same origin as without it
+    host = f"[{hostname}]" if ":" in hostname else hostname
     netloc = host if port is None else f"{host}:{port}"
     return Target(parts.scheme, f"{parts.scheme}://{netloc.lower()}")  # type: ignore[arg-type]
 

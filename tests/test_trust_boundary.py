@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 from pathlib import Path
@@ -365,3 +366,77 @@ def test_a_saved_plan_must_keep_its_etags_org_and_target(project, capsys, monkey
         code, _, err = run(capsys, "apply", "--plan", "p.json", "--yes")
         assert code == 2 or code == 1
         assert "is not a Dataverse host" in err
+
+
+def test_a_certificate_that_cannot_be_opened_is_named_never_its_passphrase(tmp_path):
+    cert_path, key_path = loopback_certificate(tmp_path)
+    pem = tmp_path / "app.pem"
+    pem.write_bytes(key_path.read_bytes() + cert_path.read_bytes())
+    for certificate, says in [
+        (Certificate(str(pem), "pass-PHRASE-marker"), "cannot be opened: "),
+        (Certificate(str(tmp_path / "gone.pfx")), "cannot read the client certificate"),
+        (Certificate(str(tmp_path / "app.pfx"), "x"), "cannot read the client certificate"),
+    ]:
+        provider = ClientCredentials("t", "c", certificate, "s", transport=entra(lambda r: r))
+        with pytest.raises(AuthError, match=says) as caught:
+            asyncio.run(provider.token())
+        assert "pass-PHRASE-marker" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("https://user:hunter2@", "the target is not a target"),
+        ("ftp://user:hunter2@org.crm.dynamics.com", "the target is not a target"),
+        ("https://org.crm.dynamics.com/?access_token=hunter2", "must not carry a query"),
+        ("https://u:hunter2@org.crm.dynamics.com", "'https://***@org.crm.dynamics.com'"),
+    ],
+)
+def test_a_target_error_never_echoes_a_password_or_a_query(target, shown):
+    with pytest.raises(UsageError, match=re.escape(shown)) as caught:
+        parse_target(target)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_one_org_one_spelling():
+    for same in ("https://contoso.crm4.dynamics.com.", "https://contoso.crm4.dynamics.com:443"):
+        assert parse_target(same).url == CONTOSO
+    with pytest.raises(UsageError, match="invalid port"):
+        parse_target(f"{CONTOSO}:0")
+
+
+def test_a_saved_plan_cannot_trade_its_etag_for_a_wildcard_or_break_the_reader(
+    project, capsys, monkeypatch
+):
+    make_target(capsys)
+    code, _, err = run(capsys, "apply", "examples", "--env", "dev", "--yes")
+    assert code == 0, err
+    edit = project / "queues.yaml"
+    edit.write_text(edit.read_text().replace("priority: 1 ", "priority: 2 ", 1))
+    saved = save(capsys)
+    update = next(c for c in saved["changes"] if c["action"] == "update")
+    update["etag"] = "*"
+    saved["checksum"] = compute_checksum(saved)
+    Path("p.json").write_text(json.dumps(saved))
+    code, _, err = apply_saved(capsys)
+    assert code == 3
+    assert f"without the ETag they were read with ({update['address']})" in err
+    monkeypatch.setenv("RECONCILER_PLAN_KEY", KEY)
+    for signature in ("hmac-sha256:é", "hmac-sha256:\ud800"):
+        saved["signature"] = signature
+        Path("p.json").write_text(json.dumps(saved))
+        code, _, err = apply_saved(capsys)
+        assert code in (1, 3), err
+        assert "unexpected internal error" not in err
+
+
+def test_a_manifest_linked_to_outside_the_folder_is_not_read(project, capsys, tmp_path):
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("kind: SECRET-KIND-def456\nSECRET-KEY-71: x\n")
+    (project / "creds.yaml").symlink_to(outside)
+    (project / "inner.yaml").symlink_to(project / "queues.yaml")  # inside: read as usual
+    code, out, err = run(capsys, "validate", "examples", "--no-color")
+    assert code == 1
+    assert "examples/creds.yaml:1:1: error: a link to a file outside the folder being read" in out
+    assert "SECRET-KIND" not in out + err
+    assert "SECRET-KEY" not in out + err

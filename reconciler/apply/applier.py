@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -188,7 +189,11 @@ def load_plan(path: str | Path) -> Plan:
             raise ApplyError(
                 f"{path} is not a valid plan: changes[{index}].kind: unknown kind {change.kind!r}"
             )
-    if plan.computed_checksum() != plan.checksum:
+    try:
+        checksum = plan.computed_checksum()
+    except UnicodeEncodeError:  # a lone surrogate (\ud800) in a string: no plan writes one
+        raise ApplyError(f"{path} is not a valid plan: it holds text that is not Unicode") from None
+    if checksum != plan.checksum:
         raise ApplyRefused(f"{path} was changed after it was written (checksum mismatch)")
     return plan
 
@@ -245,9 +250,12 @@ def trust_saved_plan(plan: Plan, path: str | Path, environ: Mapping[str, str]) -
         change.address
         for change in plan.changes
         if change.action in _READ_AT_PLAN_TIME
-        and change.id is not None
-        and not change.etag
-        and not (change.action is Action.UPDATE and deleting.intersection(change.depends_on))
+        and not (change.etag and _ETAG.fullmatch(change.etag))
+        and not (
+            change.etag is None
+            and change.action is Action.UPDATE
+            and deleting.intersection(change.depends_on)
+        )
     ]
     if unguarded:
         shown = ", ".join(unguarded[:5]) + (
@@ -261,6 +269,11 @@ def trust_saved_plan(plan: Plan, path: str | Path, environ: Mapping[str, str]) -
 
 # The actions that write a record the plan read: each write carries its If-Match ETag.
 _READ_AT_PLAN_TIME = frozenset({Action.UPDATE, Action.REPLACE, Action.DELETE, Action.ADOPT})
+# "Dataverse generates a weakly validating @odata.etag property for every entity instance", e.g.
+# W/"468026" ("Perform conditional operations using the Web API", MicrosoftDocs/powerapps-docs
+# powerapps-docs/developer/data-platform/webapi/perform-conditional-operations-using-web-api.md);
+# never ``*``, which matches any version and would overwrite a record changed since the plan.
+_ETAG = re.compile(r'W/"[^"*]+"')
 
 
 # --- apply ------------------------------------------------------------------------------------

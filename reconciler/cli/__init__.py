@@ -108,7 +108,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except ReconcilerError as exc:
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"error: {neutral.text(str(exc))}\n")
+        # One line, whatever the message quotes (a saved plan's keys, an org's text): a line
+        # break there could start a line a CI runner reads as a command (``::error``).
+        sys.stderr.write(f"error: {clean(str(exc))}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")

@@ -29,7 +29,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
-from reconciler.dataverse.clouds import authority_for, is_loopback
+from reconciler.dataverse.clouds import GLOBAL_AUTHORITY, authority_for, is_loopback
 from reconciler.dataverse.errors import AuthError, describe_foreign_body, redact
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
 
 log = logging.getLogger("reconciler.dataverse")
 
-DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_AUTHORITY = GLOBAL_AUTHORITY
 AUTH_VARIABLE = "RECONCILER_AUTH"
 TOKEN_VARIABLE = "DATAVERSE_TOKEN"
 AUTH_METHODS = ("auto", "token", "client-secret", "client-certificate", "azure-identity")
@@ -197,7 +197,10 @@ class ClientCredentials(CachedToken):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not (tenant_id and client_id and credential):
-            raise AuthError("client credentials need a tenant id, a client id and a client secret")
+            raise AuthError(
+                "client credentials need a tenant id, a client id and a client secret or "
+                "certificate"
+            )
         super().__init__(refresh_margin=refresh_margin, clock=clock)
         self.tenant_id = tenant_id
         self.client_id = client_id
@@ -343,31 +346,53 @@ class Certificate:
     path: str
     password: str = field(default="", repr=False)
 
+    def _secrets(self) -> list[str]:
+        return [self.password] if self.password else []
+
     def for_msal(self) -> dict[str, str]:
         """The ``client_credential`` MSAL takes for this file (msal-python's
         ``ClientApplication`` documentation: ``private_key_pfx_path`` from 1.29, a PEM
         ``private_key`` with its ``public_certificate``, whose SHA-256 thumbprint MSAL computes,
         from 1.35)."""
-        if self.path.lower().endswith((".pfx", ".p12")):
-            found = {"private_key_pfx_path": self.path}
-        else:
-            try:
-                with open(self.path, encoding="ascii") as file:
-                    pem = file.read()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = getattr(exc, "strerror", None) or type(exc).__name__
-                raise AuthError(
-                    f"cannot read the client certificate {self.path}: {reason}"
-                ) from None
-            certificates = re.findall(
-                r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S
+        # cryptography comes with MSAL; imported when a certificate is first used.
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
+        try:
+            with open(self.path, "rb") as file:
+                content = file.read()
+        except OSError as exc:
+            raise AuthError(
+                f"cannot read the client certificate {self.path}: {exc.strerror}"
+            ) from None
+        password = self.password.encode() if self.password else None
+        pfx = self.path.lower().endswith((".pfx", ".p12"))
+        pem = "" if pfx else content.decode("ascii", "replace")
+        certificates = re.findall(
+            r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, re.S
+        )
+        if not pfx and ("PRIVATE KEY-----" not in pem or not certificates):
+            raise AuthError(
+                f"the client certificate {self.path} must hold the private key and the "
+                "certificate in PEM form (or be a .pfx file)"
             )
-            if "PRIVATE KEY-----" not in pem or not certificates:
-                raise AuthError(
-                    f"the client certificate {self.path} must hold the private key and the "
-                    "certificate in PEM form (or be a .pfx file)"
-                )
-            found = {"private_key": pem, "public_certificate": certificates[0]}
+        try:  # opened here first, so a wrong passphrase is said as such (MSAL would crash)
+            if pfx:
+                pkcs12.load_key_and_certificates(content, password)
+            else:
+                serialization.load_pem_private_key(content, password)
+        except (TypeError, ValueError) as exc:
+            reason = redact(str(exc), self._secrets()).strip().splitlines()
+            raise AuthError(
+                f"the client certificate {self.path} cannot be opened: "
+                f"{reason[0] if reason else type(exc).__name__} (check "
+                "AZURE_CLIENT_CERTIFICATE_PASSWORD)"
+            ) from None
+        found = (
+            {"private_key_pfx_path": self.path}
+            if pfx
+            else {"private_key": pem, "public_certificate": certificates[0]}
+        )
         if self.password:
             found["passphrase"] = self.password
         return found

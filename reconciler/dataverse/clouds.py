@@ -37,13 +37,13 @@ class Cloud:
 
 
 CLOUDS = (
-    Cloud("Commercial and GCC", r"crm\d{0,2}\.dynamics\.com", GLOBAL_AUTHORITY),
+    Cloud("Commercial and GCC", r"crm[0-9]{0,2}\.dynamics\.com", GLOBAL_AUTHORITY),
     Cloud("USG (GCC High)", r"crm\.microsoftdynamics\.us", US_GOVERNMENT_AUTHORITY),
     Cloud("DOD", r"crm\.appsplatform\.us", US_GOVERNMENT_AUTHORITY),
     Cloud("China (21Vianet)", r"crm\.dynamics\.cn", CHINA_AUTHORITY),
 )
 # One DNS label (RFC 1123: letters, digits, inner hyphens, at most 63 characters).
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"  # ASCII only: [0-9], never \d
 _HOSTS = [(re.compile(rf"{_LABEL}(?:\.api)?\.{cloud.domain}"), cloud) for cloud in CLOUDS]
 
 DOMAINS_SHOWN = (

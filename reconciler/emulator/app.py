@@ -17,6 +17,7 @@ the app raises ``httpx.RemoteProtocolError``, which is what the client would hav
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -66,6 +67,10 @@ and a 413 "when the request length is too large"
 (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/compose-http-requests-handle-errors).
 Whether every other request has the same ceiling is not documented; here it is the emulator's
 protection of its memory, set lower with ``EmulatorConfig.max_body_bytes``."""
+# After a 413, how much more of the refused body is read and thrown away (and for how long)
+# before the connection is closed: enough for a client's buffers, bounded for a large upload.
+LINGER_BYTES = 16 * 1024 * 1024
+LINGER_SECONDS = 1.0
 
 MAX_URL_CHARS = 32_768
 """"The length of a URL in a GET request is limited to 32 KB (32,768 characters)"
@@ -73,9 +78,10 @@ MAX_URL_CHARS = 32_768
 inside a ``$batch`` the limit is 64 KB: ``batch.MAX_URL_CHARS``). What Dataverse answers past it
 is not documented: the emulator answers HTTP's 414 URI Too Long, for any method."""
 
-LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "localhost", "local.emulator")
-"""The host names a served emulator answers (with any port): the loopback names, and the
-in-process org's (``reconciler.targets.LOCAL_HOST``). Any other ``Host`` is refused, so that a
+LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "localhost")
+"""The host names a served emulator answers (with any port): the loopback names (the
+in-process org's ``local.emulator``, ``reconciler.targets.LOCAL_HOST``, is for the in-process
+transport only: a name some resolver might answer). Any other ``Host`` is refused, so that a
 web page whose name was rebound to 127.0.0.1 (DNS rebinding) cannot drive the org from a
 browser; the emulator listens on loopback only (``server.HOST``)."""
 
@@ -213,6 +219,11 @@ class EmulatorApp:
             await self._drop(scope)
             return
         payload, headers = _encode(response)
+        if body.pending and response.status == 413 and self.served_hosts is not None:
+            # Served, an authenticated client still sending what is refused: read on a little
+            # (and throw it away), so that closing does not reset the connection before the
+            # client reads the 413 (a "lingering close", as web servers do). Never for a 401.
+            await body.drain(LINGER_BYTES, LINGER_SECONDS)
         if body.pending:  # the client may still be sending it: end the connection instead
             headers["Connection"] = "close"
         await send(
@@ -436,6 +447,21 @@ class _Body:
         self.pending = self.declared > 0 or b"transfer-encoding" in headers
         """Whether the client may still be sending body bytes this app has not received."""
 
+    async def drain(self, limit: int, seconds: float) -> None:
+        """Receive and discard up to ``limit`` more bytes of the body, for ``seconds`` at most."""
+        received = 0
+
+        async def discard() -> None:
+            nonlocal received
+            while self.pending and received < limit:
+                message = await self.receive()
+                received += len(message.get("body", b""))
+                if message["type"] == "http.disconnect" or not message.get("more_body"):
+                    self.pending = False
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(discard(), seconds)
+
     async def read(self, cap: int) -> bytes:
         """The whole body; 413 before receiving any of it if ``Content-Length`` is over
         ``cap``, or as soon as a body without one (chunked) grows past it."""
@@ -445,9 +471,11 @@ class _Body:
         size = 0
         while True:
             message = await self.receive()
-            if message["type"] == "http.disconnect":  # nobody is left to answer
+            if message["type"] == "http.disconnect":
+                # The body was cut short: a server acts on no half-received request (the
+                # client sees no answer, as when the connection is dropped).
                 self.pending = False
-                return b"".join(chunks)
+                raise injected.Dropped()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > cap:

@@ -1,4 +1,10 @@
-"""Finding manifest files: ``*.yaml``/``*.yml`` under the given paths, hidden entries skipped."""
+"""Finding manifest files: ``*.yaml``/``*.yml`` under the given paths, hidden entries skipped.
+
+A file found by walking a folder is read only if its real path (links resolved) is inside that
+folder: a pull request can commit a link, and a link to ``/proc/self/environ`` or a file
+outside the checkout would have its content quoted back in error messages (docs/security.md).
+A file named on the command line is read wherever it is: the pipeline chose it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ class Discovery:
     manifests: list[str] = field(default_factory=list)
     project_files: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+    """Files found in a folder that are links to somewhere outside it: not read."""
 
 
 def _is_hidden(name: str) -> bool:
@@ -26,9 +34,12 @@ def discover(paths: Sequence[str]) -> Discovery:
     found = Discovery()
     seen: set[str] = set()
 
-    def add(path: str) -> None:
+    def add(path: str, within: str | None = None) -> None:
         path = os.path.normpath(path)
         key = os.path.realpath(path)
+        if within is not None and os.path.commonpath([key, within]) != within:
+            found.outside.append(path)
+            return
         if key in seen:
             return
         seen.add(key)
@@ -44,13 +55,14 @@ def discover(paths: Sequence[str]) -> Discovery:
             for name in PROJECT_FILE_NAMES:
                 candidate = os.path.join(directory, name)
                 if os.path.isfile(candidate) and candidate != root:
-                    add(candidate)
+                    add(candidate, os.path.realpath(directory))
         elif os.path.isdir(root):
+            within = os.path.realpath(root)
             for directory, subdirs, files in os.walk(root):
                 subdirs[:] = sorted(d for d in subdirs if not _is_hidden(d))
                 for name in sorted(files):
                     if not _is_hidden(name) and name.endswith(MANIFEST_SUFFIXES):
-                        add(os.path.join(directory, name))
+                        add(os.path.join(directory, name), within)
         else:
             found.missing.append(root)
     return found

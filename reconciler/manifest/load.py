@@ -30,7 +30,16 @@ def read_sources(paths: Sequence[str]) -> Sources:
             "not a file or directory" if os.path.exists(missing) else "no such file or directory"
         )
         sources.diagnostics.append(error("no-such-path", f"{missing}: {reason}"))
-    if not found.manifests and not found.missing:
+    for outside in found.outside:
+        sources.diagnostics.append(
+            error(
+                "link-outside",
+                "a link to a file outside the folder being read; not read (name the file "
+                "itself on the command line if it is meant)",
+                Location(outside, 1, 1),
+            )
+        )
+    if not found.manifests and not found.missing and not found.outside:
         where = ", ".join(paths)
         sources.diagnostics.append(
             error("no-manifests", f"no *.yaml or *.yml manifest files found in {where}")

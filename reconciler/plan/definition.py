@@ -256,9 +256,9 @@ class Plan(_Value):
 
     def verified_by(self, key: bytes) -> bool:
         """Whether the plan carries a signature ``key`` made over exactly this content."""
-        return bool(self.signature) and hmac.compare_digest(
-            self.signature, self.signature_under(key)
-        )
+        expected = self.signature_under(key).encode("ascii")
+        given = self.signature.encode("utf-8", "replace")  # compared as bytes: any text fails
+        return bool(self.signature) and hmac.compare_digest(given, expected)
 
     def _feed(self, update: Callable[[bytes], object], left_out: tuple[str, ...]) -> None:
         """The canonical JSON (keys sorted, no spaces) of the plan without ``left_out``, fed to

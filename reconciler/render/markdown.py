@@ -36,6 +36,8 @@ def code(value: str) -> str:
     backtick longer than the longest run inside (https://spec.commonmark.org/0.31.2/#code-spans).
     Newlines and other controls are escaped (``clean``), so the span stays on its line."""
     value = clean(value)
+    if not value:  # `` is no code span: it would pair with a later fence
+        return "` `"
     ticks = "`" * (longest_backticks(value) + 1)
     # A space each side when the value starts or ends with a backtick (which would join the
     # fence), or starts and ends with a space (one each side would be stripped).

@@ -26,8 +26,8 @@ case-sensitive, so ``##VSO[`` is not a command today; neutralised all the same: 
 costs nothing, and no reader needs it raw.
 
 **The one rule**: in every sequence of ``#``, ``#``, optionally ``vso`` (any case), then ``[``,
-with any run of ignorable characters (controls but the line feed, format characters, default
-ignorable code points) between them, the first ``#`` is written as the six characters
+with any run of characters a comparison might ignore (anything but printable ASCII and the
+line feed) between them, the first ``#`` is written as the six characters
 ``\\u0023``:
 
 - in JSON, ``\\u0023`` is the escape of ``#`` inside a string, and a JSON document has ``#``
@@ -54,23 +54,20 @@ from typing import Any, TextIO
 ESCAPE = "\\u0023"
 """What a ``#`` of a sequence is written as: the JSON escape of ``#``, valid in every format."""
 
-# Controls but the line feed (both runners read a line at a time), format characters (Cf) and
-# the default ignorable code points of Unicode's DerivedCoreProperties.txt: what a linguistic
-# comparison may skip. Wider than ICU's list, never narrower: neutralising one too many costs
-# six characters.
-_IGNORABLE = (
-    "\x00-\x09\x0b-\x1f\x7f-\x9f\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
-    "\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164"
-    "\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
-    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
-)
+# What a linguistic comparison may skip between the marks: anything but printable ASCII and the
+# line feed (both runners read a line at a time). ICU's collation ignores far more than the
+# controls, format characters and default ignorable code points (combining marks of many
+# scripts, U+0640 ARABIC TATWEEL, musical symbols...), and which ones depends on its version
+# and locale: every character a sequence's marks are not made of is taken as one it could skip.
+# Neutralising one too many costs six characters.
+_IGNORABLE = "^\n\x20-\x7e"
 _I = f"[{_IGNORABLE}]*+"  # possessive: these never match ``#vso[``, backtracking is waste
 SEQUENCE = re.compile(f"#{_I}#{_I}(?:[vV]{_I}[sS]{_I}[oO]{_I})?\\[")
 """``##vso[`` or ``##[``, in any case, with ignorable characters anywhere between."""
 
 # A text's end that a next write could complete into a sequence: ``#``, ``##``, ``##v``...
 _UNFINISHED = re.compile(f"#{_I}(?:#{_I}(?:[vV]{_I}(?:[sS]{_I}(?:[oO]{_I})?)?)?)?\\Z")
-_TAIL_CHARACTER = re.compile(f"[#vVsSoO{_IGNORABLE}]")
+_TAIL_CHARACTER = re.compile(f"[#vVsSoO]|[{_IGNORABLE}]")
 
 
 def _escape_first(match: re.Match[str]) -> str:

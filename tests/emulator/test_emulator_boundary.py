@@ -377,7 +377,7 @@ def test_a_url_in_a_batch_may_be_twice_as_long_but_no_longer(org) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["127.0.0.1:{port}", "localhost:{port}", "LocalHost", "[::1]:{port}", "local.emulator"],
+    ["127.0.0.1:{port}", "localhost:{port}", "LocalHost", "[::1]:{port}"],
 )
 def test_loopback_names_are_served(served: Served, host: str) -> None:
     port = served.url.rsplit(":", 1)[1]
@@ -395,6 +395,7 @@ def test_loopback_names_are_served(served: Served, host: str) -> None:
         "::1",
         "localhost:{port}@attacker.example",
         "127.0.0.2:{port}",
+        "local.emulator",  # the in-process org's name: a resolver might answer it
     ],
 )
 def test_any_other_host_is_refused(served: Served, host: str) -> None:
