@@ -102,6 +102,11 @@ CREDENTIAL_VARIABLES = frozenset(
         # (https://learn.microsoft.com/azure/devops/pipelines/build/variables).
         "SYSTEM_ACCESSTOKEN",
         "SYSTEM_OIDCREQUESTURI",
+        # The AzureCLI@2 task with addSpnToEnvironment: "service principal ID, service
+        # principal key and tenant ID ... servicePrincipalKey, idToken"
+        # (https://learn.microsoft.com/azure/devops/pipelines/tasks/reference/azure-cli-v2).
+        "SERVICEPRINCIPALKEY",  # compared in upper case (is_credential_variable)
+        "IDTOKEN",
     }
 )
 
