@@ -100,7 +100,9 @@ def prepare(options: PlanOptions) -> Prepared:
     env_name = one_environment(report, options.env)
     if report.errors:
         raise PlanFailed(report.diagnostics, refused=report.refused_by_policy)
-    secrets = SecretResolver(options.environ, project_folder=report.project_folder)
+    # The project folder validate used: its own when the manifests have a project file, else
+    # each manifest's folder (never a reconciler.yaml further up that validate did not read).
+    secrets = SecretResolver(options.environ, report.project_folder, upward=False)
     records = desired_records(report.documents, secrets)
     if secrets.problems:
         raise PlanFailed(sorted_unique([*report.diagnostics, *secrets.problems]))

@@ -335,18 +335,29 @@ class SecretResolver:
     """Resolves the references of manifests; problems become diagnostics at the reference.
 
     ``project_folder`` is the folder of the project file the run uses (``validate``'s
-    ``Report.project_folder``); without it each manifest's is looked for upward."""
+    ``Report.project_folder``); without it each manifest's is looked for upward, or, with
+    ``upward=False`` (a run that knows it has no project file, as ``validate`` does), it is the
+    manifest's own folder."""
 
-    def __init__(self, environ: Mapping[str, str], project_folder: str | None = None) -> None:
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        project_folder: str | None = None,
+        *,
+        upward: bool = True,
+    ) -> None:
         self.environ = environ
         self.project_folder = project_folder
+        self.upward = upward
         self.problems: list[Diagnostic] = []
         self._confinements: dict[str, Confinement] = {}
 
     def confinement(self, document: Document) -> Confinement:
         folder = self.project_folder
-        if folder is None:
+        if folder is None and self.upward:
             folder = nearest_project_folder(document.source.file)
+        elif folder is None:
+            folder = os.path.dirname(document.source.file) or "."
         if folder not in self._confinements:
             self._confinements[folder] = Confinement.for_project(folder, self.environ)
         return self._confinements[folder]
