@@ -233,6 +233,7 @@ class ClientCredentials(CachedToken):
         requested_at = self._clock()
         path = urlsplit(self.token_url).path
         failure: AuthError | None = None
+        self._http.last = None  # an answer of this fetch's, or none (MSAL's throttle answered)
         try:
             result = await asyncio.to_thread(self._acquire)
         except (
@@ -302,10 +303,7 @@ class ClientCredentials(CachedToken):
                 response.headers.get("content-type", ""), response.text, secrets=self._secrets
             )
             return f"the token endpoint answered HTTP {response.status_code} ({found})"
-        text = redact(str(exc), self._secrets).strip()
-        first = text.splitlines()[0] if text else ""
-        if len(first) > _DESCRIPTION:
-            first = first[: _DESCRIPTION - 1] + "…"
+        first = _first_line(redact(str(exc), self._secrets))
         failure = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
         if isinstance(exc, (httpx.TransportError, OSError)):
             return f"cannot reach the token endpoint {self.authority} ({failure})"
@@ -319,11 +317,15 @@ class ClientCredentials(CachedToken):
         text = f"the token endpoint refused the client credentials: {shown}"
         description = result.get("error_description")
         if isinstance(description, str) and description.strip():
-            first = redact(description, self._secrets).strip().splitlines()[0]
-            if len(first) > _DESCRIPTION:
-                first = first[: _DESCRIPTION - 1] + "…"
-            text = f"{text}: {first}"
+            text = f"{text}: {_first_line(redact(description, self._secrets))}"
         return redact(text, self._secrets)
+
+
+def _first_line(text: str) -> str:
+    """The first line of a message quoted from elsewhere, at most ``_DESCRIPTION`` long."""
+    lines = text.strip().splitlines()
+    first = lines[0] if lines else ""
+    return first if len(first) <= _DESCRIPTION else first[: _DESCRIPTION - 1] + "…"
 
 
 def _outcome(result: dict[str, Any]) -> str:
@@ -407,14 +409,14 @@ class _HttpClient:
         self.last: httpx.Response | None = None
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self._client.get(url, **_httpx_arguments(kwargs))
+        self.last = self._client.get(url, **_httpx_arguments(kwargs))
+        return self.last
 
     def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        response = self._client.post(url, **_httpx_arguments(kwargs))
         # MSAL hands a refusal back as the body's ``error`` without the status, which says
-        # whether trying again can help (429, 5xx).
-        self.last = response
-        return response
+        # whether trying again can help (429, 5xx): ``last`` keeps it.
+        self.last = self._client.post(url, **_httpx_arguments(kwargs))
+        return self.last
 
     def close(self) -> None:  # pragma: no cover - MSAL closes nothing; kept for its protocol
         self._client.close()

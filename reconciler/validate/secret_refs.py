@@ -23,6 +23,7 @@ from reconciler.plan.secrets import (
     CREDENTIAL_VARIABLE,
     Confinement,
     SecretProblem,
+    SecretResolver,
     credential_problem,
     file_source,
     is_credential_variable,
@@ -54,16 +55,13 @@ def check(
     """The references of ``documents`` that break a trust rule. The project folder is the
     folder of ``project_file``, or without one, each manifest's own folder."""
     found: list[Diagnostic] = []
-    confinements: dict[str, Confinement] = {}
+    # The folder plan reads files in too: one rule, ``SecretResolver.confinement``.
+    project_folder = None if project_file is None else (os.path.dirname(project_file) or ".")
+    where = SecretResolver(environ, project_folder, upward=False)
     for document in documents:
-        if project_file is not None:
-            folder = os.path.dirname(project_file)
-        else:
-            folder = os.path.dirname(document.source.file)
-        if folder not in confinements:
-            confinements[folder] = Confinement.for_project(folder, environ)
+        confinement = where.confinement(document)
         for ref, path in references(document.manifest):
-            problem = _problem(ref, document, confinements[folder])
+            problem = _problem(ref, document, confinement)
             if problem is not None:
                 code, message = problem
                 location = document.at(*path)
