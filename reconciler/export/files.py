@@ -7,6 +7,14 @@
     google-business-messages-accounts.yaml
     workstreams.yaml
     routing/<workstream>.yaml                   a workstream's rule sets, in the order they run
+    .schemas/*.schema.json                      the JSON Schemas the files' first lines name
+
+Every YAML file starts with a yaml-language-server modeline pointing at its schema, as the
+files under examples/ do, so an editor checks and completes the exported manifests. The link
+is a path relative to the file, into ``.schemas/`` beside the files: it works offline and
+wherever the folder is copied, and names the schemas of the reconciler that wrote the files
+(there is no published copy to link to). The folder is hidden, so ``validate`` and a later
+export's folder check skip it, as they skip every hidden entry.
 
 Nothing in a file depends on the time or the machine, so exporting an unchanged org again
 writes the same bytes. A folder is written only when it is empty or holds an earlier export;
@@ -44,6 +52,7 @@ KIND_FILES = {
     "Workstream": "workstreams.yaml",
 }
 ROUTING_FOLDER = "routing"
+SCHEMA_FOLDER = ".schemas"
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml if any
 _LISTED = re.compile(r"^\| `([^`|]+)` \|", re.M)  # a file in the README's table
 KINDS = (*KIND_FILES, "RoutingRuleSet")
@@ -67,8 +76,24 @@ def _run_order(document: Mapping[str, Any]) -> tuple[bool, str]:
     return document["spec"]["type"] == "route-to-queue", document["metadata"]["name"]
 
 
+def modeline(path: str, schema: str) -> str:
+    """The first line of the file ``path`` (relative to the export's folder): yaml-language-
+    server reads ``$schema=`` as a path relative to the YAML file itself (its README, "Using
+    inlined schema": https://github.com/redhat-developer/yaml-language-server)."""
+    up = "../" * path.count("/")
+    return f"# yaml-language-server: $schema={up}{SCHEMA_FOLDER}/{schema}\n"
+
+
+def _schema_of(documents: Iterable[Mapping[str, Any]]) -> str:
+    """The schema of one kind, or the any-kind schema for a file holding several."""
+    from reconciler import schemagen  # the models' schemas: not paid by other commands
+
+    kinds = {document["kind"] for document in documents}
+    return schemagen.file_name(kinds.pop()) if len(kinds) == 1 else schemagen.MANIFEST_SCHEMA
+
+
 def manifest_files(export: Export, kinds: Iterable[str] = KINDS) -> dict[str, str]:
-    """Relative path → YAML text, for the documents of ``kinds``."""
+    """Relative path → YAML text (a modeline first), for the documents of ``kinds``."""
     wanted = set(kinds)
     grouped: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
     for document, text in zip(export.documents, export.texts, strict=True):
@@ -77,7 +102,11 @@ def manifest_files(export: Export, kinds: Iterable[str] = KINDS) -> dict[str, st
     for path, documents in grouped.items():
         if path.startswith(f"{ROUTING_FOLDER}/"):
             documents.sort(key=lambda item: _run_order(item[0]))
-    return {path: "".join(text for _, text in grouped[path]) for path in sorted(grouped)}
+    return {
+        path: modeline(path, _schema_of(d for d, _ in grouped[path]))
+        + "".join(text for _, text in grouped[path])
+        for path in sorted(grouped)
+    }
 
 
 def target_text(target: Target, folder: Path) -> str:
@@ -89,8 +118,10 @@ def target_text(target: Target, folder: Path) -> str:
 
 
 def project_file(export: Export, target: str, environment: str) -> str:
+    from reconciler import schemagen
+
     data = {"namespace": str(export.namespace), "environments": {environment: {"target": target}}}
-    head = (
+    head = modeline(PROJECT_FILE, schemagen.PROJECT_SCHEMA) + (
         "# The project of manifests exported from a target. Records this project creates get\n"
         "# ids derived from the namespace: keep it, or the project no longer knows its records.\n"
     )
@@ -122,6 +153,11 @@ def readme(export: Export, target: str, files: Sequence[str], kinds: Sequence[st
         ["File", "Holds"],
         [[md.code(path), _holds(path)] for path in files],
     )
+    lines += [
+        "",
+        f"Each YAML file's first line points editors (yaml-language-server) at its JSON Schema "
+        f"in {md.code(SCHEMA_FOLDER + '/')}, which the export writes beside the files.",
+    ]
     lines += ["", "## Secrets", ""]
     if export.holders:
         lines += [
@@ -313,14 +349,33 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
+def schema_files() -> dict[str, str]:
+    """The schemas a modeline may name (``.schemas/<name>`` → text): every manifest kind's,
+    the any-kind one and the project file's, whichever kinds this export wrote, since files of
+    other kinds an earlier export wrote stay and keep naming theirs."""
+    from reconciler import schemagen
+
+    return {
+        f"{SCHEMA_FOLDER}/{name}": text
+        for name, text in schemagen.generate().items()
+        if name != schemagen.PLAN_SCHEMA
+    }
+
+
 def write_folder(
     folder: Path, files: Mapping[str, str], previous: Sequence[str], kinds: Sequence[str]
 ) -> Written:
-    """Write ``files`` under ``folder``; remove what an earlier export of ``kinds`` wrote and
-    this one does not. The project file is written only when there is none."""
+    """Write ``files`` under ``folder``, and the schemas their modelines name (not counted in
+    ``Written``: hidden, like the folder they are in); remove what an earlier export of
+    ``kinds`` wrote and this one does not. The project file is written only when there is
+    none."""
     written: list[str] = []
     unchanged: list[str] = []
     try:
+        for relative, text in schema_files().items():
+            path = folder / relative
+            if not path.is_file() or path.read_text(encoding="utf-8", errors="replace") != text:
+                _write(path, text)
         for relative, text in files.items():
             path = folder / relative
             if relative == PROJECT_FILE and path.exists():

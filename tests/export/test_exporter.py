@@ -22,6 +22,7 @@ import pytest
 import yaml
 from mapping import test_roundtrip as org
 
+from reconciler import schemagen
 from reconciler.export import files as f
 from reconciler.export.exporter import Export, Skipped, build_export, variable_values
 from reconciler.mapping import kinds as k
@@ -128,6 +129,25 @@ def test_every_record_of_the_org_is_exported_under_the_name_it_was_made_from(tmp
     for secret in org.SECRETS:
         assert secret not in text
     assert len(export.holders) == 9
+
+
+def test_every_file_starts_with_a_modeline_naming_its_kinds_schema(tmp_path):
+    """As examples/ do; ``exported`` planned the files with it: the plan is unchanged."""
+    export = exported(target(), tmp_path)
+    manifests = f.manifest_files(export)
+    assert manifests["queues.yaml"].startswith(
+        "# yaml-language-server: $schema=.schemas/queue.schema.json\n"
+    )
+    assert manifests["routing/facebook-nl.yaml"].startswith(
+        "# yaml-language-server: $schema=../.schemas/routing-rule-set.schema.json\n"
+    )
+    for path, text in manifests.items():
+        (kind,) = {d["kind"] for d in yaml.safe_load_all(text)}
+        assert text.splitlines(keepends=True)[0] == f.modeline(path, schemagen.file_name(kind))
+    project = f.project_file(export, "local:org.db", "default")
+    assert project.startswith("# yaml-language-server: $schema=.schemas/project.schema.json\n")
+    # a file of several kinds (none is written today) names the any-kind schema
+    assert f._schema_of([{"kind": "Queue"}, {"kind": "Workstream"}]) == "manifest.schema.json"
 
 
 def test_under_another_namespace_every_record_is_adopted_by_id_and_named_by_display_name(tmp_path):
