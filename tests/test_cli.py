@@ -55,7 +55,8 @@ def test_each_environment_is_validated_and_named_when_it_alone_fails(capsys):
     assert code == 1
     queue = PROJECTS / "environments" / "queue.yaml"
     lines = out.splitlines()
-    assert f"{queue}:6:3: error: spec.priority: must be at least 1 [environment prod]" in lines
+    message = "spec.priority: must be at least 1, not '0' [environment prod]"
+    assert f"{queue}:6:3: error: {message}" in lines
     # A problem every environment shares is reported once, without a suffix.
     assert sum("undefined variable 'UNSET'" in line for line in lines) == 1
     assert f"{queue}:7:3: error: undefined variable 'UNSET'" in out

@@ -33,7 +33,8 @@ E, W = "error", "warning"
 CASES = [
     # fixture                                  exit line col  sev code                            part of the message
     # YAML
-    ("yaml-syntax-error.yaml",                    1,  7,   5, E, "yaml-syntax",                  "flow mapping, did not find expected ',' or '}'"),
+    ("yaml-syntax-error.yaml",                    1,  6,  11, E, "yaml-syntax",                  "this '{' is never closed (noticed at line 7, column 5)"),
+    ("yaml-tab-indent.yaml",                      1,  8,   1, E, "yaml-syntax",                  "invalid YAML: a tab character cannot indent YAML; use spaces"),
     ("duplicate-key.yaml",                        1,  9,   3, E, "duplicate-key",                "duplicate key 'priority' (first at line 7)"),
     ("alias-bomb.yaml",                           1,  7,  33, E, "alias-bomb",                   "refusing it as a possible alias bomb"),
     ("yaml-recursive-alias.yaml",                 1,  8,  16, E, "yaml-recursive-alias",         "an alias refers to itself"),
@@ -50,7 +51,7 @@ CASES = [
     ("unknown-field-visiblity.yaml",              1,  8,   3, E, "unknown-field",                "unknown field 'visiblity'; did you mean 'visibility'?"),
     ("priority-zero.yaml",                        1,  7,   3, E, "invalid-value",                "spec.priority: must be at least 1"),
     ("bad-assignment.yaml",                       1,  8,   3, E, "invalid-choice",               "spec.assignment: must be 'highest-capacity'"),
-    ("bad-duration.yaml",                         1, 29,   3, E, "invalid-duration",             "must be a duration such as 30m, 12h or 2d"),
+    ("bad-duration.yaml",                         1, 29,   3, E, "invalid-duration",             "spec.autoCloseAfterInactivity: '2 days' is not a duration (e.g. 30m, 12h, 2d)"),
     ("queue-display-name-too-long.yaml",          1,  6,   3, E, "string-too-long",              "spec.displayName: must be at most 200 characters"),
     ("page-name-too-long.yaml",                   1, 12,   7, E, "string-too-long",              "spec.pages[1].name: must be at most 100 characters"),
     ("page-id-not-digits.yaml",                   1, 10,   7, E, "invalid-digits",               "spec.pages[0].pageId: must be a string of digits"),
@@ -121,6 +122,9 @@ OTHER_FIXTURES = {
     "yaml-int-tag-not-a-number.yaml",
     "secret-with-both-fromenv-and-fromfile.yaml",
     "priority-boolean.yaml",
+    "one-pass/accounts.yaml",
+    "one-pass/workstream.yaml",
+    "project-typo/queue.yaml",
 }
 
 
@@ -298,3 +302,44 @@ def test_rule_paths_are_printed_like_schema_paths(capsys):
     path = fixture_path("dangling-allocation-queue.yaml")
     _, out, _ = run(capsys, str(path), "--no-color")
     assert "spec.rules[0].routeTo[1].queue: no Queue named 'overflow-queue'" in out
+
+
+def test_one_document_with_schema_errors_and_cross_check_problems_reports_them_all(capsys):
+    """Issue 20: an unknown key, a dangling fallback queue, a page its account (in another
+    file) does not have, agent affinity in pick mode and a bad duration, all in one Workstream
+    document: one run reports the five, each once."""
+    folder = INVALID / "one-pass"
+    path = folder / "workstream.yaml"
+    expected = [
+        (9, 3, "dangling-reference", "spec.fallbackQueue: no Queue named 'general-suport'"),
+        (10, 3, "invalid-duration", "spec.autoCloseAfterInactivity: 'soon' is not a duration"),
+        (13, 5, "affinity-needs-push", "agent affinity needs distribution.mode push"),
+        (16, 5, "dangling-reference", "has no page named 'Contoso Supprot'"),
+        (18, 5, "unknown-field", "spec.facebook: unknown field 'shoeSize'"),
+    ]
+    status, out, err = run(capsys, str(folder), "--no-color")
+    assert (status, err) == (1, "")
+    lines = out.splitlines()
+    for line, column, _, message in expected:
+        prefix = f"{path}:{line}:{column}: error: "
+        assert any(t.startswith(prefix) and message in t for t in lines), (prefix, message, out)
+    assert lines[-1] == "3 documents in 2 files: 5 errors, 0 warnings"
+
+    status, payload, _ = run_json(capsys, str(folder))
+    assert [(d["line"], d["column"], d["code"]) for d in errors(payload)] == [
+        (line, column, code) for line, column, code, _ in expected
+    ]
+
+
+@pytest.mark.parametrize("env", [(), ("--env", "dev")])
+def test_a_typo_in_the_project_file_is_reported_once_without_cascades(capsys, env):
+    """``enviroments:`` gave an unknown key plus an "undefined variable" for each ${VAR} the
+    environments were meant to define (and, with --env, an unknown environment)."""
+    folder = INVALID / "project-typo"
+    status, out, err = run(capsys, str(folder), "--no-color", *env)
+    assert (status, err) == (1, "")
+    assert out.splitlines() == [
+        f"{folder / 'reconciler.yaml'}:1:1: error: unknown field 'enviroments'; "
+        "did you mean 'environments'?",
+        "2 documents in 1 file: 1 error, 0 warnings",
+    ]

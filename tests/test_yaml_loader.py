@@ -4,6 +4,7 @@ import pytest
 from yaml.parser import ParserError
 from yaml.scanner import ScannerError
 
+from reconciler.diagnostics import Location
 from reconciler.manifest import yaml_loader
 from reconciler.manifest.yaml_loader import load_file, load_text
 
@@ -210,10 +211,62 @@ def test_malformed_yaml_becomes_a_diagnostic(text, code):
 
 
 def test_syntax_errors_point_at_the_problem():
-    (diagnostic,) = load_text("a: 1\nb: [1, 2\nc: 3\n", "m.yaml").diagnostics
+    (diagnostic,) = load_text("a: 1\nb: [1, 2\nc: x: 3\n", "m.yaml").diagnostics
     assert diagnostic.location is not None
-    assert diagnostic.location.line == 3
     assert diagnostic.message.startswith("invalid YAML:")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "message"),
+    [
+        ("a: 1\nb: [1, 2\nc: 3\n", 2, 4, "this '[' is never closed (noticed at line 3, column 2)"),
+        ("a: 1\nb: {x: 1, y: 2\nc: 3\n", 2, 4, "this '{' is never closed (noticed at line 3"),
+        ("a:\n  b: [1, {x: 2}\n  c: 3\n", 2, 6, "this '[' is never closed (noticed at line 3"),
+        ("a: [1, 2\n", 1, 4, "this '[' is never closed (noticed at the end of the file)"),
+        ("a: [\n  1,\n  2\nb: 3\n", 1, 4, "this '[' is never closed (noticed at line 4"),
+        ('a: "abc\nb: 2\n', 1, 4, "this double-quoted string is never closed"),
+        ("a: [x, 'y]\n", 1, 8, "this single-quoted string is never closed"),
+    ],
+)
+def test_an_unclosed_bracket_or_quote_is_reported_where_it_opens(text, line, column, message):
+    (diagnostic,) = load_text(text, "m.yaml").diagnostics
+    assert (diagnostic.code, diagnostic.location) == (
+        "yaml-syntax",
+        Location("m.yaml", line, column),
+    )
+    assert message in diagnostic.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: [x, y: 1: 2]\n",  # closed, with something else wrong inside
+        'a: ["x" "y"] # ]\n',
+        "a: ['x]', b c: d: e]\n",
+    ],
+)
+def test_a_closed_bracket_keeps_the_parsers_own_words_and_place(text):
+    (diagnostic,) = load_text(text, "m.yaml").diagnostics
+    assert diagnostic.code == "yaml-syntax"
+    assert "never closed" not in diagnostic.message
+    assert diagnostic.location is not None
+    assert diagnostic.location.line == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        ("a:\n\tb: 1\n", 2, 1),
+        ("a:\n  b: 1\n\tc: 2\n", 3, 1),
+        ("spec:\n  x: 1\n  \ty: 2\n", 3, 3),
+        ("a:\n  - x\n\t- y\n", 3, 1),
+        ("\ta: 1\n", 1, 1),
+    ],
+)
+def test_a_tab_used_to_indent_says_tab_at_the_tab(text, line, column):
+    (diagnostic,) = load_text(text, "m.yaml").diagnostics
+    assert diagnostic.location == Location("m.yaml", line, column)
+    assert diagnostic.message == "invalid YAML: a tab character cannot indent YAML; use spaces"
 
 
 def test_documents_before_a_syntax_error_are_kept():

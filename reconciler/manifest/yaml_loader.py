@@ -512,6 +512,103 @@ def _yaml_error_location(exc: yaml.YAMLError, file: str, text: str) -> Location:
     return _offset_location(file, text, getattr(exc, "position", None) or 0)
 
 
+_TAB_MESSAGE = "invalid YAML: a tab character cannot indent YAML; use spaces"
+_UNCLOSED_CONTEXTS = {
+    "while parsing a flow sequence": "[",
+    "while parsing a flow mapping": "{",
+    "while scanning a quoted scalar": "",  # the quote written there
+}
+_OPENERS = {"[": "'['", "{": "'{'", '"': "double-quoted string", "'": "single-quoted string"}
+
+
+def _char_at(lines: list[str], mark: Any) -> str:
+    """The character at a parser mark (0-based line and column), or ``""`` past the end."""
+    if mark is None or mark.line >= len(lines):
+        return ""
+    line: str = lines[mark.line]
+    return line[mark.column : mark.column + 1]
+
+
+def _first_tab(lines: list[str], mark: Any, noticed: Location) -> Location:
+    """Where the tab the parser refused is: at its mark, else the first tab indenting that
+    line."""
+    if _char_at(lines, mark) != "\t" and mark.line < len(lines):
+        line: str = lines[mark.line]
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent:
+            return Location(noticed.file, mark.line + 1, indent.index("\t") + 1)
+    return noticed
+
+
+def _closes(lines: list[str], mark: Any) -> bool:
+    """Whether the ``[`` or ``{`` at ``mark`` has a matching close bracket further on (quoted
+    text and comments skipped): if it has, the parser stopped at something else inside it."""
+    depth = 0
+    quote = ""
+    for number in range(mark.line, len(lines)):
+        line = lines[number]
+        start = mark.column if number == mark.line else 0
+        previous = " "
+        column = start
+        while column < len(line):
+            char = line[column]
+            if quote:
+                if char == "\\" and quote == '"':
+                    column += 1
+                elif char == quote:
+                    quote = ""
+            elif char in "'\"" and (previous.isspace() or previous in "[{,:"):
+                quote = char
+            elif char == "#" and previous.isspace():
+                break
+            elif char in "[{":
+                depth += 1
+            elif char in "]}":
+                depth -= 1
+                if depth == 0:
+                    return True
+            previous = char
+            column += 1
+    return False
+
+
+def _syntax_error(exc: yaml.YAMLError, file: str, text: str) -> tuple[Location, str]:
+    """Where a syntax error is and what it says, in words about what was written: a tab used
+    for indentation says so, at the tab; a ``[``, ``{`` or quote that is never closed is
+    reported where it was opened (the parser notices only lines later)."""
+    lines = _LINE_BREAK_RE.split(text)
+    problem: str = getattr(exc, "problem", None) or ""
+    mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    noticed = _yaml_error_location(exc, file, text)
+    if mark is not None and (
+        "tab character" in problem
+        or ("cannot start any token" in problem and _char_at(lines, mark) == "\t")
+    ):
+        # libyaml: "found a tab character that violates indentation" or "found character
+        # that cannot start any token", at the tab (YAML 1.2, 6.1: "tab characters must not
+        # be used in indentation", https://yaml.org/spec/1.2.2/#61-indentation-spaces).
+        return _first_tab(lines, mark, noticed), _TAB_MESSAGE
+    opener = _UNCLOSED_CONTEXTS.get(getattr(exc, "context", None) or "")
+    if opener is not None and context_mark is not None:
+        written = _char_at(lines, context_mark)
+        unclosed = (
+            "end of stream" in problem or "document indicator" in problem
+            if opener == ""
+            else written == opener and not _closes(lines, context_mark)
+        )
+        if unclosed and written:
+            at = (
+                "at the end of the file"
+                if noticed.line >= len(lines) or "end of stream" in problem
+                else f"at line {noticed.line}, column {noticed.column}"
+            )
+            what = _OPENERS.get(written, "quoted string")
+            where = Location(file, context_mark.line + 1, context_mark.column + 1)
+            return where, f"invalid YAML: this {what} is never closed (noticed {at})"
+    return noticed, _yaml_error_message(exc)
+
+
 def _yaml_error_message(exc: yaml.YAMLError) -> str:
     problem = getattr(exc, "problem", None)
     context = getattr(exc, "context", None)
@@ -558,11 +655,12 @@ def load_text(text: str, file: str, *, record: bool = False) -> LoadResult:
             diagnostics.extend(builder.diagnostics)
             index += 1
     except yaml.YAMLError as exc:
-        location = _yaml_error_location(exc, file, text)
         if _libyaml_too_deep(exc):
+            location = _yaml_error_location(exc, file, text)
             diagnostics.append(error("yaml-too-deep", _TOO_DEEP_MESSAGE, location))
         else:
-            diagnostics.append(error("yaml-syntax", _yaml_error_message(exc), location))
+            location, message = _syntax_error(exc, file, text)
+            diagnostics.append(error("yaml-syntax", message, location))
     except RecursionError:  # a safety net: nesting is bounded above, but not every path is
         diagnostics.append(
             error("yaml-too-deep", "document nests too deeply to parse", Location(file, 1, 1))

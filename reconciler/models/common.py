@@ -130,7 +130,7 @@ def parse_duration(value: Any) -> int:
     """``30m``, ``12h``, ``2d`` or a combination (``1d12h``) → minutes."""
     match = _DURATION_RE.match(value) if isinstance(value, str) else None
     if not match or not value:
-        raise PydanticCustomError("invalid-duration", "must be a duration such as 30m, 12h or 2d")
+        raise PydanticCustomError("invalid-duration", "is not a duration (e.g. 30m, 12h, 2d)")
     days, hours, minutes = (int(group or 0) for group in match.groups())
     total = days * 1440 + hours * 60 + minutes
     if total <= 0:

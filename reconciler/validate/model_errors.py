@@ -3,7 +3,10 @@
 Error locations use manifest keys (aliases) and list indexes, plus tags that name union
 members (``<leaf>``, ``function-after[...]``). Walking the location alongside the document's
 data keeps the parts that exist in the data and drops the rest, which gives the manifest path.
-Messages never include the offending input: it may be a secret written where it does not belong.
+
+Messages name the offending value (``spec.priority: must be at least 1, not 0``), shortened and
+with control characters escaped, except in a secret's place (a ``fromEnv``/``fromFile``
+reference, or a literal written where one belongs): a value there is never shown.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.diagnostics import Diagnostic, did_you_mean, error
 from reconciler.manifest.yaml_loader import PathKey, SourceDocument
+from reconciler.render.style import clean
+
+VALUE_MAX_LENGTH = 60
+"""Longer values are shown shortened, ending in "…"."""
 
 _CODES = {
     "missing": "missing-field",
@@ -49,6 +56,10 @@ _MESSAGES = {
     "union_tag_invalid": "is not one of the accepted forms",
 }
 
+_SECRET_KEYS = frozenset({"fromEnv", "fromFile"})
+"""The keys of a secret reference (``FromEnv``, ``FromFile``): a schema node that has them is a
+secret's place."""
+
 
 def format_path(path: PathKey) -> str:
     text = ""
@@ -57,7 +68,7 @@ def format_path(path: PathKey) -> str:
     return text
 
 
-def _data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[PathKey, Any]:
+def data_path(data: Any, loc: tuple[str | int, ...]) -> tuple[PathKey, Any]:
     """The part of ``loc`` that exists in ``data``, and the value found there."""
     path: list[str | int] = []
     node = data
@@ -85,13 +96,15 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(mode="validation")
 
 
-def _known_keys(model: type[BaseModel], path: PathKey) -> list[str]:
-    """The keys the schema allows at ``path`` (for "did you mean" hints)."""
+def _walk(model: type[BaseModel], path: PathKey) -> Iterator[list[dict[str, Any]]]:
+    """The schema nodes at each step of ``path`` (manifest keys and list indexes), from the
+    root; unions and ``$ref`` expanded."""
     root = _schema(model)
-    nodes = [root]
+    nodes = list(_expand(root, root))
+    yield nodes
     for part in path:
         following: list[dict[str, Any]] = []
-        for node in (n for top in nodes for n in _expand(top, root)):
+        for node in nodes:
             if isinstance(part, int):
                 if isinstance(node.get("items"), dict):
                     following.append(node["items"])
@@ -99,9 +112,51 @@ def _known_keys(model: type[BaseModel], path: PathKey) -> list[str]:
                 following.append(node["properties"][part])
             elif isinstance(node.get("additionalProperties"), dict):
                 following.append(node["additionalProperties"])
-        nodes = following
-    keys = {key for top in nodes for n in _expand(top, root) for key in n.get("properties", {})}
-    return sorted(keys)
+        nodes = [n for top in following for n in _expand(top, root)]
+        yield nodes
+
+
+def _known_keys(model: type[BaseModel], path: PathKey) -> list[str]:
+    """The keys the schema allows at ``path`` (for "did you mean" hints)."""
+    *_, nodes = _walk(model, path)
+    return sorted({key for node in nodes for key in node.get("properties", {})})
+
+
+def is_secret_place(model: type[BaseModel], path: PathKey) -> bool:
+    """Whether ``path`` is, or lies inside, a secret reference of ``model``: a value written
+    there is a secret (or the name of one) and never shown."""
+    return any(
+        _SECRET_KEYS & set(node.get("properties", {}))
+        for nodes in _walk(model, path)
+        for node in nodes
+    )
+
+
+def describe(value: Any) -> str:
+    """A value as a message names it: ``'soon'`` (shortened, escaped), ``0``, ``true``, or
+    what it is (``a mapping``) when it is not a single value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        text = str(value)
+        if len(text) > VALUE_MAX_LENGTH:
+            text = text[: VALUE_MAX_LENGTH - 1] + "…"
+        return f"'{clean(text)}'" if isinstance(value, str) else clean(text)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "an empty value"
+
+
+def with_value(message: str, value: Any, secret: bool) -> str:
+    """``must be X`` → ``must be X, not 'V'``; ``is not X`` → ``'V' is not X``. A secret's
+    value is never named."""
+    if message.startswith("is "):
+        return f"{'the value' if secret else describe(value)} {message}"
+    if message.startswith("must ") and not secret:
+        return f"{message}, not {describe(value)}"
+    return message
 
 
 def _message(err: Any, name: str, value: Any) -> str:
@@ -125,6 +180,8 @@ def _message(err: Any, name: str, value: Any) -> str:
             "less_than": ("less than", "lt"),
         }[kind]
         return f"must be {words[0]} {ctx[words[1]]}"
+    if kind == "string_pattern_mismatch":
+        return f"must match the pattern {ctx.get('pattern')}"
     if kind in _MESSAGES:
         return _MESSAGES[kind]
     message = str(err["msg"])
@@ -141,10 +198,14 @@ def model_diagnostics(
     out: list[Diagnostic] = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = tuple(err["loc"])
-        path, value = _data_path(source.data, loc)
+        path, value = data_path(source.data, loc)
         kind = err["type"]
+        if loc[-1:] == ("[key]",) and path:  # a mapping's key is wrong, not its value
+            value = path[-1]
         name = str(loc[-1]) if loc else ""
         message = _message(err, name, value)
+        if kind not in ("missing", "extra_forbidden", "string_too_long"):
+            message = with_value(message, value, is_secret_place(model, path))
         shown = format_path(path)
         if kind == "extra_forbidden":
             message += did_you_mean(name, _known_keys(model, path[:-1]), cutoff=0.75)

@@ -3,6 +3,12 @@
 Every check adds diagnostics and goes on, so one run reports every problem it can see.
 Messages start with the manifest path of the value they are about (``spec.rules[2].routeTo:``),
 as schema errors do.
+
+Documents with schema errors are checked too, as rebuilt from their valid parts
+(``validate/partial.py``): a check that concludes from something missing (a page an account
+does not list, a rule without ``routeTo``, percentages that do not add up) first asks whether
+that part was left out (``unreadable``), so a schema error is never reported again as another
+problem.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass, field
 
 from reconciler.diagnostics import Diagnostic, Severity, did_you_mean, error, warning
 from reconciler.manifest.document import Document
+from reconciler.manifest.yaml_loader import PathKey
 from reconciler.mapping import conditions
 from reconciler.mapping import rulegrammar as g
 from reconciler.models import limits
@@ -36,6 +43,7 @@ from reconciler.models.routing import (
 )
 from reconciler.models.workstream import Channel, DistributionMode, VariableType, WorkstreamSpec
 from reconciler.validate.model_errors import format_path
+from reconciler.validate.partial import is_unreadable
 
 RETIRED_CHANNEL = "retired-channel"
 POLICY_CODES = frozenset({RETIRED_CHANNEL})
@@ -67,6 +75,8 @@ class _Checker:
     project: Project
     today: datetime.date
     invalid: set[tuple[str, str]]
+    left_out: dict[int, tuple[PathKey, ...]] = field(default_factory=dict)
+    """Paths left out of rebuilt documents, by ``id`` of the document."""
     out: list[Diagnostic] = field(default_factory=list)
     by_kind: dict[str, dict[str, Document]] = field(default_factory=lambda: defaultdict(dict))
 
@@ -75,6 +85,11 @@ class _Checker:
             self.by_kind[document.kind].setdefault(document.name, document)
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def unreadable(self, document: Document, *path: str | int) -> bool:
+        """Whether a schema error left (part of) the value at ``path`` out of ``document``:
+        what it holds is unknown, so nothing is concluded from its absence."""
+        return is_unreadable(self.left_out.get(id(document), ()), path)
 
     def fail(self, code: str, document: Document, path: Path, message: str) -> None:
         """An error about the value at ``path``, written ``spec.x[0].y: message``."""
@@ -334,7 +349,7 @@ class _Checker:
                 "agent",
             )
         else:
-            if not wrong:
+            if not wrong and not self.unreadable(document, "spec", wanted):
                 self.fail(
                     "channel-mismatch",
                     document,
@@ -358,6 +373,8 @@ class _Checker:
         ]
         path: Path = ("spec", wanted, noun)
         if child not in children:
+            if self.unreadable(owner, "spec", f"{noun}s"):
+                return
             message = f"{owner_kind} '{account}' has no {noun} named '{child}'"
             self.fail("dangling-reference", document, path, message + did_you_mean(child, children))
             return
@@ -402,12 +419,14 @@ class _Checker:
                     f"{len(spec.rules)} rules; a rule set holds at most {limits.MAX_RULES_PER_SET}",
                 )
             self.unique(document, "rules", [r.name for r in spec.rules], "rule", "rule set")
-            ws_spec = workstream.manifest.spec if workstream is not None else None
-            self.rules(document, spec, ws_spec if isinstance(ws_spec, WorkstreamSpec) else None)
+            ws_ok = workstream is not None and isinstance(workstream.manifest.spec, WorkstreamSpec)
+            self.rules(document, spec, workstream if ws_ok else None)
 
     def rules(
-        self, document: Document, spec: RoutingRuleSetSpec, workstream: WorkstreamSpec | None
+        self, document: Document, spec: RoutingRuleSetSpec, workstream: Document | None
     ) -> None:
+        """Each rule's shape, conditions and outputs (``workstream``: its Workstream, if
+        found, with a ``WorkstreamSpec``)."""
         for index, rule in enumerate(spec.rules):
             at: Path = ("spec", "rules", index)
             if spec.type is RuleSetType.ROUTE_TO_QUEUE:
@@ -418,10 +437,10 @@ class _Checker:
                         (*at, "set"),
                         "belongs to classification rules; route-to-queue rules use routeTo",
                     )
-                if rule.route_to is None:
-                    self.fail("rule-shape", document, at, "a route-to-queue rule needs routeTo")
-                else:
+                if rule.route_to is not None:
                     self.route_to(document, (*at, "routeTo"), rule.route_to)
+                elif not self.unreadable(document, *at, "routeTo"):
+                    self.fail("rule-shape", document, at, "a route-to-queue rule needs routeTo")
             else:
                 if rule.route_to is not None:
                     self.fail(
@@ -430,7 +449,7 @@ class _Checker:
                         (*at, "routeTo"),
                         "belongs to route-to-queue rules; classification rules use 'set'",
                     )
-                if not rule.set_:
+                if not rule.set_ and not self.unreadable(document, *at, "set"):
                     self.fail(
                         "rule-shape",
                         document,
@@ -455,7 +474,7 @@ class _Checker:
                 f"{limits.MAX_ALLOCATION_QUEUES}",
             )
         total = sum(share.percent for share in route)
-        if total != 100:
+        if total != 100 and not self.unreadable(document, *at):
             message = f"percentages add up to {total}; they must add up to 100"
             self.fail("allocation-sum", document, at, message)
         seen: set[str] = set()
@@ -476,7 +495,7 @@ class _Checker:
         document: Document,
         condition: Condition,
         path: Path,
-        workstream: WorkstreamSpec | None,
+        workstream: Document | None,
     ) -> None:
         """Operators that can be written, fields the workstream has, values that fit."""
         dumped = condition.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -491,7 +510,8 @@ class _Checker:
             )
         if workstream is None:
             return
-        channel = workstream.channel
+        assert isinstance(workstream.manifest.spec, WorkstreamSpec)
+        channel = workstream.manifest.spec.channel
         for leaf, leaf_path in _leaves(condition, path):
             context, _, name = leaf.field.partition(".")
             if context in CONTEXT_FIELDS and context != channel.block:
@@ -518,7 +538,7 @@ class _Checker:
         document: Document,
         outputs: dict[str, Scalar],
         path: Path,
-        workstream: WorkstreamSpec | None,
+        workstream: Document | None,
     ) -> None:
         if workstream is None:
             return
@@ -530,12 +550,14 @@ class _Checker:
                 self.fits(document, (*path, key), key, kind, value)
 
     def variable(
-        self, document: Document, path: Path, name: str, workstream: WorkstreamSpec
+        self, document: Document, path: Path, name: str, workstream: Document
     ) -> VariableType | None:
         """The type of context variable ``name`` of ``workstream``, or an error."""
-        kind = workstream.context_variables.get(name)
-        if kind is None:
-            declared = workstream.context_variables
+        spec = workstream.manifest.spec
+        assert isinstance(spec, WorkstreamSpec)
+        kind = spec.context_variables.get(name)
+        if kind is None and not self.unreadable(workstream, "spec", "contextVariables", name):
+            declared = spec.context_variables
             message = (
                 f"the workstream has no context variable {name!r}; declare it in its "
                 "contextVariables" + did_you_mean(name, declared)
@@ -592,9 +614,13 @@ def check(
     project: Project,
     today: datetime.date,
     invalid: Iterable[tuple[str, str]] = (),
+    unreadable: Iterable[tuple[Document, tuple[PathKey, ...]]] = (),
 ) -> list[Diagnostic]:
     """Every cross-document problem in ``documents``.
 
-    ``invalid`` names documents that failed validation: references to them are not dangling.
+    ``invalid`` names documents that failed validation: references to them are not dangling
+    (unless ``documents`` holds them, rebuilt from their valid parts). ``unreadable`` names
+    the rebuilt documents among ``documents``, each with the paths its schema errors left out.
     """
-    return _Checker(list(documents), project, today, set(invalid)).run()
+    left_out = {id(document): paths for document, paths in unreadable}
+    return _Checker(list(documents), project, today, set(invalid), left_out).run()
