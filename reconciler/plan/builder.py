@@ -28,7 +28,7 @@ from reconciler.mapping.records import Record
 from reconciler.mapping.values import Sensitive, Value, json_value
 from reconciler.mapping.values import record_id as derived_id
 from reconciler.models import limits
-from reconciler.plan import ownership
+from reconciler.plan import itempath, ownership
 from reconciler.plan.definition import (
     CHANGING,
     DESTRUCTIVE,
@@ -107,41 +107,127 @@ def same(before: Any, after: Any) -> bool:
 
 
 def differences(path: str, before: Value, after: Value) -> list[tuple[str, Value, Value]]:
-    """Where ``before`` and ``after`` differ; named lists (rules) are compared item by item."""
+    """Where ``before`` and ``after`` differ. Named lists (a rule set's rules) are compared
+    rule by rule, by name (docs/spec.md §5): an inserted rule is one added rule, not every
+    later rule changed. Names that are not unique on either side (a target's rules edited by
+    hand: validate refuses them in manifests) are compared by position, so nothing is lost."""
     if same(before, after):
         return []
     if _named_list(before) and _named_list(after):
-        found: list[tuple[str, Value, Value]] = []
-        for index in range(max(len(before), len(after))):
-            item = f"{path}[{index}]"
-            if index >= len(before) or index >= len(after):
-                old = before[index] if index < len(before) else None
-                new = after[index] if index < len(after) else None
-                found.append((item, old, new))
-                continue
-            keys = dict.fromkeys([*before[index], *after[index]])
-            found += [
-                (f"{item}.{key}", before[index].get(key), after[index].get(key))
-                for key in keys
-                if not same(before[index].get(key), after[index].get(key))
-            ]
-        return found
+        if _unique_names(before) and _unique_names(after):
+            return _by_name(path, before, after)
+        return _by_position(path, before, after)
     return [(path, before, after)]
 
 
+def _by_name(path: str, before: list[Any], after: list[Any]) -> list[tuple[str, Value, Value]]:
+    """One entry per added (``rules[NAME]``: null → the rule) or removed rule (the rule →
+    null), per changed key of a rule (``rules[NAME].routeTo``), and per moved rule
+    (``rules[NAME].position``, 1-based, before → after). The order decides which rule matches
+    first, so a reorder must show; but only the fewest rules that explain it move: the rules
+    on a longest common subsequence of both orders stay, and a rule that only shifted because
+    another was inserted or removed above it is not a move."""
+    old = {rule["name"]: index for index, rule in enumerate(before)}
+    new = {rule["name"]: index for index, rule in enumerate(after)}
+    kept = _longest_common([r["name"] for r in before if r["name"] in new], list(new))
+    removed = [rule for rule in before if rule["name"] not in new]
+    found: list[tuple[str, Value, Value]] = []
+
+    def flush(up_to: int) -> None:
+        """The removed rules that stood before the old position ``up_to``, in their order."""
+        while removed and old[removed[0]["name"]] < up_to:
+            rule = removed.pop(0)
+            found.append((itempath.item(path, rule["name"]), rule, None))
+
+    # Where each rule of the new order stands in the old one: at the next rule that stays.
+    anchors = [len(before)] * (len(after) + 1)
+    for index in range(len(after) - 1, -1, -1):
+        name = after[index]["name"]
+        anchors[index] = old[name] if name in kept else anchors[index + 1]
+    for index, rule in enumerate(after):
+        name = rule["name"]
+        item = itempath.item(path, name)
+        flush(anchors[index])  # a removed rule is said where it stood, before what came there
+        if name not in old:
+            found.append((item, None, rule))
+            continue
+        if name not in kept:
+            found.append((f"{item}.position", old[name] + 1, index + 1))
+        found += _changed_keys(item, before[old[name]], rule)
+    flush(len(before))
+    return found
+
+
+def _by_position(path: str, before: list[Any], after: list[Any]) -> list[tuple[str, Value, Value]]:
+    """Item by item, by index (``rules[2].routeTo``): for names that are not unique."""
+    found: list[tuple[str, Value, Value]] = []
+    for index in range(max(len(before), len(after))):
+        item = itempath.item(path, index)
+        if index >= len(before) or index >= len(after):
+            old = before[index] if index < len(before) else None
+            new = after[index] if index < len(after) else None
+            found.append((item, old, new))
+            continue
+        found += _changed_keys(item, before[index], after[index])
+    return found
+
+
+def _changed_keys(
+    item: str, before: dict[str, Any], after: dict[str, Any]
+) -> list[tuple[str, Value, Value]]:
+    keys = dict.fromkeys([*before, *after])
+    return [
+        (f"{item}.{key}", before.get(key), after.get(key))
+        for key in keys
+        if not same(before.get(key), after.get(key))
+    ]
+
+
+def _longest_common(first: list[str], second: list[str]) -> set[str]:
+    """The names on a longest common subsequence of two orders of distinct names (dynamic
+    programming: a rule set holds at most 100 rules, docs/spec.md)."""
+    lengths = [[0] * (len(second) + 1) for _ in range(len(first) + 1)]
+    for i in range(len(first) - 1, -1, -1):
+        for j in range(len(second) - 1, -1, -1):
+            lengths[i][j] = (
+                lengths[i + 1][j + 1] + 1
+                if first[i] == second[j]
+                else max(lengths[i + 1][j], lengths[i][j + 1])
+            )
+    found: set[str] = set()
+    i = j = 0
+    while i < len(first) and j < len(second):
+        if first[i] == second[j]:
+            found.add(first[i])
+            i, j = i + 1, j + 1
+        elif lengths[i + 1][j] >= lengths[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return found
+
+
 def created_fields(path: str, value: Value) -> list[tuple[str, Value, Value]]:
-    """A new value, named lists (rules) item by item so each reads on its own line."""
+    """A new value; a named list (rules) one field per item, ``rules[NAME]`` → the rule, so
+    each reads on its own (by position when the names are not unique)."""
     if value and _named_list(value):
+        keys: list[Any] = (
+            [item["name"] for item in value] if _unique_names(value) else list(range(len(value)))
+        )
         return [
-            (f"{path}[{index}].{key}", None, item[key])
-            for index, item in enumerate(value)
-            for key in item
+            (itempath.item(path, key), None, item) for key, item in zip(keys, value, strict=True)
         ]
     return [(path, None, value)]
 
 
 def _named_list(value: Value) -> bool:
     return isinstance(value, list) and all(isinstance(i, dict) and "name" in i for i in value)
+
+
+def _unique_names(value: list[Any]) -> bool:
+    """Every item's name a text, and none used twice."""
+    names = [item["name"] for item in value]
+    return all(isinstance(name, str) for name in names) and len(set(names)) == len(names)
 
 
 def field_change(kind: k.RecordKind, path: str, before: Value, after: Value) -> FieldChange:

@@ -51,7 +51,11 @@ class _Value(BaseModel):
 
 
 class FieldChange(_Value):
-    path: str = Field(description="Manifest path, e.g. distribution.mode or rules[2].routeTo.")
+    path: str = Field(
+        description="Manifest path, e.g. distribution.mode or rules[VIP customers].routeTo "
+        "(rules by name; rules[NAME].position for a moved rule; a name holding [ ] . \" or \\ "
+        "is quoted as a JSON string)."
+    )
     before: JsonValue = None
     after: JsonValue = None
     sensitive: bool = False

@@ -8,12 +8,12 @@ their rules it adds or changes, so a renderer can draw those and mark what moved
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.mapping.records import Record
+from reconciler.plan import itempath
 from reconciler.plan.definition import CHANGING, Action, Plan
 
 
@@ -84,7 +84,14 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-_RULE = re.compile(r"^rules\[(\d+)\]")
+def _index(rule_set: RuleSet | None, key: str | int) -> int | None:
+    """Where the rule a plan's path names stands in the manifests' rule set: paths name rules
+    by name, or by position when the names are not unique (``itempath``)."""
+    if isinstance(key, int):
+        return key
+    if rule_set is None:
+        return None
+    return next((i for i, rule in enumerate(rule_set.rules) if rule.get("name") == key), None)
 
 
 def changed_routing(plan: Plan, routing: Mapping[str, Routing]) -> dict[str, Marks]:
@@ -97,6 +104,7 @@ def changed_routing(plan: Plan, routing: Mapping[str, Routing]) -> dict[str, Mar
     drawn when its routing configuration changes with it.
     """
     owner = {s.name: name for name, r in routing.items() for s in r.rule_sets}
+    sets = {s.name: s for r in routing.values() for s in r.rule_sets}
     touched: dict[str, dict[str, Any]] = {}
 
     def mark(workstream: str | None) -> dict[str, Any] | None:
@@ -128,11 +136,14 @@ def changed_routing(plan: Plan, routing: Mapping[str, Routing]) -> dict[str, Mar
             if change.action in (Action.CREATE, Action.REPLACE) and not child:
                 found["new"].add(name)
             for item in change.fields:
-                if rule := _RULE.match(item.path):
-                    if item.after is None and item.path == rule.group(0):
-                        found["removed"][name] = found["removed"].get(name, 0) + 1
-                    else:
-                        found["rules"].setdefault(name, set()).add(int(rule.group(1)))
+                rule = itempath.split(item.path)
+                if rule is None or rule[0] != "rules":
+                    continue
+                _, key, rest = rule
+                if item.after is None and not rest:
+                    found["removed"][name] = found["removed"].get(name, 0) + 1
+                elif (index := _index(sets.get(name), key)) is not None:
+                    found["rules"].setdefault(name, set()).add(index)
     return {
         name: Marks(
             new_sets=frozenset(t["new"]),

@@ -87,7 +87,8 @@ class Step:
 
 
 def _top(path: str) -> str:
-    """``rules[2].routeTo`` → ``rules``: the field a changed path belongs to."""
+    """``rules[VIP customers].routeTo`` → ``rules``: the field a changed path belongs to (a
+    rule's name is after the first ``[``, quoted if it holds one: ``plan.itempath``)."""
     return path.split("[", 1)[0]
 
 

@@ -41,6 +41,7 @@ from reconciler.render.markdown import text as _text
 from reconciler.render.plan_text import (
     PHRASES,
     SYMBOLS,
+    changed_lines,
     foreign_line,
     ledger_line,
     plan_line,
@@ -273,8 +274,15 @@ def _more(what: str) -> Callable[[int], str]:
 
 
 def _diff(change: Change) -> list[str]:
+    """The lines of a change's ``diff`` block. A structured value (a condition, a rule) is its
+    YAML under a line naming the field, each line marked: a changed one as a line diff."""
     lines = []
     for row in rows(change):
+        if row.multiline:
+            head = " " if row.symbol == "~" else row.symbol
+            lines.append(f"{head} {row.path}:")
+            lines += [f"{mark}   {line}" for mark, line in changed_lines(row)]
+            continue
         if row.before is not None:
             lines.append(f"- {row.path}: {row.before}")
         if row.after is not None:

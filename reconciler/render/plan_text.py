@@ -2,15 +2,23 @@
 
 Everything taken from the plan (names, reasons, values, messages) goes through ``clean``: the
 target's data must not be able to move the cursor or recolour the terminal. Sensitive fields
-show ``(sensitive)`` and the fingerprint of the value to be written, never a value.
+show ``(sensitive)`` and the fingerprint of the value to be written, never a value. A structured
+value (a rule, a condition) is shown in the manifests' own YAML under its field's line, a
+changed one as a line diff (docs/spec.md §5); every one of its lines goes through ``clean``.
 """
 
 from __future__ import annotations
 
+import difflib
+import io
 import json
+import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import yaml
 from pydantic import JsonValue
 
 from reconciler.plan.definition import DESTRUCTIVE, Action, Change, FieldChange, Plan, Summary
@@ -52,6 +60,98 @@ def format_value(value: JsonValue) -> str:
     return clean(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")))
 
 
+# --- structured values in the manifests' own YAML ---------------------------------------------
+
+# Strings a YAML 1.2 reader (the manifest loader) would take for something else are quoted, as
+# ``export.text`` does: PyYAML quotes for YAML 1.1 only (``1e3`` is a number in 1.2, not 1.1).
+_NOT_PLAIN = re.compile(r"^[-+.0-9~]|^(?:true|false|null|yes|no|on|off|y|n)$", re.IGNORECASE)
+_BREAKS = frozenset("\n\r\x85\u2028\u2029")
+
+
+class _Dumper(yaml.SafeDumper):
+    """YAML written the way manifests write rules (examples/facebook-routing.yaml): a list
+    indented under its key, a condition leaf (a mapping of plain values) and a list of plain
+    values on one line in flow style, the rest in block style."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # the same condition twice is written twice, never as an anchor
+
+
+def _plain(value: object) -> bool:
+    """A scalar, or a list of scalars: what a flow-style condition leaf holds."""
+    if isinstance(value, list):
+        return all(not isinstance(item, dict | list) for item in value)
+    return not isinstance(value, dict)
+
+
+def _represent_dict(dumper: yaml.SafeDumper, value: dict[Any, Any]) -> yaml.Node:
+    leaf = all(_plain(item) for item in value.values())
+    return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=leaf)
+
+
+def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=_plain(value))
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    """One line whatever the text holds: a line break is written ``\\n`` (double quotes), so
+    no text of a value starts a line of the output."""
+    odd = not value.isprintable() or _BREAKS & set(value) or value != value.strip()
+    style = '"' if odd or _NOT_PLAIN.match(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(str, _represent_str)
+
+
+def structured(value: JsonValue) -> bool:
+    """A mapping, or a list holding mappings or lists: shown as YAML over several lines."""
+    if isinstance(value, dict):
+        return bool(value)
+    return isinstance(value, list) and not _plain(value)
+
+
+def yaml_lines(value: JsonValue) -> list[str]:
+    """A structured value in the manifests' YAML form, a line each, every line ``clean``:
+    its top level in block style even when it is a condition leaf, so it reads under its
+    field's line."""
+    node = _Dumper(io.StringIO(), sort_keys=False).represent_data(value)
+    if isinstance(node, yaml.CollectionNode):
+        node.flow_style = False
+    text = yaml.serialize(node, Dumper=_Dumper, allow_unicode=True, width=sys.maxsize)
+    return [clean(line) for line in text.rstrip("\n").split("\n")]
+
+
+def shown(value: JsonValue) -> str:
+    """A value as a field line shows it: YAML lines joined by a line feed when structured (the
+    only line feed a shown value holds: ``clean`` escapes those of values), JSON otherwise."""
+    return "\n".join(yaml_lines(value)) if structured(value) else format_value(value)
+
+
+def changed_lines(row: Row) -> list[tuple[str, str]]:
+    """A field's value lines, each with its mark: ``-`` before, ``+`` after, a space for the
+    lines both sides share (a line diff, as ``git diff`` shows YAML), or the row's own symbol
+    for a value that is only added or removed."""
+    if row.before is None or row.after is None:
+        return [(row.symbol, line) for line in (row.before or row.after or "").split("\n")]
+    old, new = row.before.split("\n"), row.after.split("\n")
+    found: list[tuple[str, str]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        None, old, new, autojunk=False
+    ).get_opcodes():
+        if tag == "equal":
+            found += [(" ", line) for line in old[i1:i2]]
+            continue
+        found += [("-", line) for line in old[i1:i2]]
+        found += [("+", line) for line in new[j1:j2]]
+    return found
+
+
 def sensitive_text(field: FieldChange) -> str:
     """``(sensitive, sha256:…, from env:NAME)``: what will be written, never the value."""
     extras = [field.fingerprint, f"from {field.source}" if field.source else None]
@@ -65,6 +165,8 @@ class Row:
     path: str
     before: str | None
     after: str | None
+    multiline: bool = False
+    """A structured value on either side: its YAML lines go under the field's line."""
 
     @property
     def symbol(self) -> str:
@@ -78,9 +180,10 @@ def _field_row(field: FieldChange) -> Row:
         return Row(clean(field.path), "(sensitive)", sensitive_text(field))
     if field.before is None and field.after is None:
         return Row(clean(field.path), "null", "null")
-    before = None if field.before is None else format_value(field.before)
-    after = None if field.after is None else format_value(field.after)
-    return Row(clean(field.path), before, after)
+    before = None if field.before is None else shown(field.before)
+    after = None if field.after is None else shown(field.after)
+    block = structured(field.before) or structured(field.after)
+    return Row(clean(field.path), before, after, block)
 
 
 def rows(change: Change) -> list[Row]:
@@ -89,12 +192,16 @@ def rows(change: Change) -> list[Row]:
         # Every field the record gets (rules item by item); never the desired values, which
         # carry no marker of which paths are sensitive.
         return [
-            Row(clean(f.path), None, sensitive_text(f) if f.sensitive else format_value(f.after))
+            Row(clean(f.path), None, sensitive_text(f))
+            if f.sensitive
+            else Row(clean(f.path), None, shown(f.after), structured(f.after))
             for f in change.fields
             if f.sensitive or f.after is not None
         ]
     if change.action is Action.DELETE:
-        return [Row(row.path, row.before, None) for row in map(_field_row, change.fields)]
+        return [
+            Row(row.path, row.before, None, row.multiline) for row in map(_field_row, change.fields)
+        ]
     return [_field_row(field) for field in change.fields]
 
 
@@ -174,7 +281,14 @@ def _field_lines(change: Change, color: bool) -> list[str]:
     lines = []
     for row in rows(change):
         symbol = paint(row.symbol, _FIELD_STYLES[row.symbol], color)
-        if row.before is not None and row.after is not None:
+        if row.multiline:
+            # The value's YAML under the field's line; a changed one as a line diff.
+            lines.append(f"      {symbol} {row.path}:")
+            for mark, line in changed_lines(row):
+                diffed = row.symbol == "~" and mark != " "
+                gutter = paint(mark, _FIELD_STYLES[mark], color) if diffed else " "
+                lines.append(f"          {gutter} {line}")
+        elif row.before is not None and row.after is not None:
             lines.append(f"      {symbol} {row.path}: {row.before} {ARROW} {row.after}")
         else:
             lines.append(f"      {symbol} {row.path}: {row.before or row.after}")

@@ -102,7 +102,7 @@ def test_the_previous_commit_against_the_working_tree(repo, capsys):
             "update",
             [
                 (
-                    "rules[0].when",
+                    "rules[Known VIP customer].when",
                     {"field": "facebook.customerName", "op": "equals", "value": "Jan de Vries"},
                     {"field": "facebook.customerName", "op": "equals", "value": "Piet"},
                 )

@@ -192,11 +192,17 @@ def test_create_shows_every_set_field_and_what_apply_writes(scenario):
         "maxSize": 50,
         "description": None,
     }
-    # Rules read one line per rule and key; the contract shows its channel and variables.
-    assert diff(changes[CLASSIFICATION])[-3:] == [
-        ("rules[0].name", None, "Dutch locale"),
-        ("rules[0].when", None, {"field": "facebook.locale", "op": "equals", "value": "nl_NL"}),
-        ("rules[0].set", None, {"language": "Dutch"}),
+    # Rules read one field per rule, by name; the contract shows its channel and variables.
+    assert diff(changes[CLASSIFICATION])[-1:] == [
+        (
+            "rules[Dutch locale]",
+            None,
+            {
+                "name": "Dutch locale",
+                "when": {"field": "facebook.locale", "op": "equals", "value": "nl_NL"},
+                "set": {"language": "Dutch"},
+            },
+        ),
     ]
     assert diff(changes["Workstream/facebook-support/contract"]) == [
         ("channel", None, "facebook"),
@@ -332,7 +338,7 @@ def _condition(s):
             ROUTING,
             [
                 (
-                    "rules[2].routeTo",
+                    "rules[Spread the rest].routeTo",
                     [
                         {"queue": "general-support", "percent": 70},
                         {"queue": "overflow-support", "percent": 30},
@@ -347,7 +353,7 @@ def _condition(s):
             ROUTING,
             [
                 (
-                    "rules[3]",
+                    "rules[Night]",
                     None,
                     {
                         "name": "Night",
@@ -364,7 +370,7 @@ def _condition(s):
             ROUTING,
             [
                 (
-                    "rules[2]",
+                    "rules[Spread the rest]",
                     {
                         "name": "Spread the rest",
                         "when": {"field": "facebook.userPageScopedId", "op": "isNotNull"},
@@ -383,7 +389,7 @@ def _condition(s):
             ROUTING,
             [
                 (
-                    "rules[0].when",
+                    "rules[Known VIP customer].when",
                     {"field": "facebook.customerName", "op": "equals", "value": "Jan de Vries"},
                     {"field": "facebook.customerName", "op": "equals", "value": "Piet"},
                 )
@@ -434,7 +440,11 @@ def test_a_new_context_variable_updates_the_contract_too(scenario):
     ]
     assert changes[variable].action is Action.CREATE
     assert diff(changes[CLASSIFICATION]) == [
-        ("rules[0].set", {"language": "Dutch"}, {"language": "Dutch", "segment": "consumer"})
+        (
+            "rules[Dutch locale].set",
+            {"language": "Dutch"},
+            {"language": "Dutch", "segment": "consumer"},
+        )
     ]
 
 
@@ -1526,7 +1536,7 @@ def test_values_written_differently_are_a_change_even_when_python_calls_them_equ
     rule["when"]["value"] = after
     change = by_address(scenario.build(rows))[ROUTING]
     assert change.action is Action.UPDATE
-    assert [f.path for f in change.fields] == ["rules[0].when"]
+    assert [f.path for f in change.fields] == ["rules[Known VIP customer].when"]
 
 
 def test_the_same_text_is_no_change():

@@ -148,6 +148,24 @@ def test_an_update_writes_the_top_level_fields_it_changes_once_each():
     assert step.etag == ETAG
 
 
+def test_rules_named_in_paths_are_written_as_the_rules_field():
+    """Rule sets diff by rule name (docs/spec.md §5): added, removed, moved and changed rules,
+    names with brackets or dots quoted, are all the one ``rules`` field apply writes."""
+    rule_set = change(
+        RULES,
+        Action.UPDATE,
+        fields=(
+            "rules[VIP customers]",
+            'rules["a[b].c"].routeTo',
+            "rules[Spread the rest].position",
+            "displayName",
+        ),
+    )
+    (step,) = build_steps(plan_of(rule_set))
+
+    assert step.paths == ("rules", "displayName")
+
+
 def test_a_delete_writes_no_fields_and_keeps_the_etag():
     (step,) = build_steps(plan_of(change("Queue/old", Action.DELETE)))
 

@@ -224,7 +224,8 @@ def test_update_field_symbols_follow_which_side_is_present():
     ]
     text = render_text(make_plan(change("Queue/q", Action.UPDATE, fields=fields)))
     assert '      + description: "VIP"' in text
-    assert '      - overflow: {"action": "queue", "to": "q2"}' in text
+    # A structured value: its YAML under the field's line (manifest form, not JSON).
+    assert "      - overflow:\n            action: queue\n            to: q2\n" in text
     assert "      ~ odd: null → null" in text
 
 
@@ -682,3 +683,131 @@ def test_no_runner_command_reaches_any_plan_output():
         assert "##[" not in output
         assert "\\u0023#vso[task.setvariable variable=x]y" in output
     assert json.loads(neutral.json_text(plan.to_json())) == json.loads(plan.to_json())
+
+
+# --- rules and conditions in the manifests' YAML (docs/spec.md §5) ----------------------------
+
+VIP = {
+    "name": "VIP customers",
+    "when": {
+        "any": [
+            {"field": "facebook.customerName", "op": "equals", "value": "Jan"},
+            {"field": "facebook.timezone", "op": "in", "value": ["Europe/Amsterdam", "UTC"]},
+        ]
+    },
+    "routeTo": [{"queue": "vip", "percent": 70}, {"queue": "general", "percent": 30}],
+}
+RULE_FIELDS = [
+    FieldChange(path="rules[VIP customers]", before=None, after=VIP),
+    FieldChange(path="rules[Spread]", before={"name": "Spread", "routeTo": "general"}),
+    FieldChange(
+        path="rules[Dutch].when",
+        before={"field": "context.Language", "op": "equals", "value": "Dutch"},
+        after={
+            "all": [
+                {"field": "context.Language", "op": "equals", "value": "Dutch"},
+                {"not": {"field": "facebook.locale", "op": "isNull"}},
+            ]
+        },
+    ),
+    FieldChange(path="rules[Dutch].position", before=3, after=1),
+]
+
+
+def test_rules_and_conditions_read_as_manifest_yaml_under_their_field():
+    text = render_text(make_plan(change("RoutingRuleSet/rs", Action.UPDATE, fields=RULE_FIELDS)))
+    assert (
+        '  ~ RoutingRuleSet "rs" {\n'
+        "      + rules[VIP customers]:\n"
+        "            name: VIP customers\n"
+        "            when:\n"
+        "              any:\n"
+        "                - {field: facebook.customerName, op: equals, value: Jan}\n"
+        "                - {field: facebook.timezone, op: in, value: [Europe/Amsterdam, UTC]}\n"
+        "            routeTo:\n"
+        "              - {queue: vip, percent: 70}\n"
+        "              - {queue: general, percent: 30}\n"
+        "      - rules[Spread]:\n"
+        "            name: Spread\n"
+        "            routeTo: general\n"
+        "      ~ rules[Dutch].when:\n"
+        "          - field: context.Language\n"
+        "          - op: equals\n"
+        "          - value: Dutch\n"
+        "          + all:\n"
+        "          +   - {field: context.Language, op: equals, value: Dutch}\n"
+        "          +   - not: {field: facebook.locale, op: isNull}\n"
+        "      ~ rules[Dutch].position: 3 → 1\n"
+        "    }\n"
+    ) in text
+
+
+def test_a_created_rule_set_shows_each_rule_as_yaml_in_text_and_markdown():
+    fields = [FieldChange(path="type", after="route-to-queue"), RULE_FIELDS[0]]
+    plan = make_plan(change("RoutingRuleSet/rs", Action.CREATE, fields=fields))
+    text = render_text(plan)
+    assert '      + type: "route-to-queue"\n      + rules[VIP customers]:\n' in text
+    assert "            routeTo:\n              - {queue: vip, percent: 70}\n" in text
+    markdown = render_markdown(plan)
+    assert (
+        "```diff\n"
+        '+ type: "route-to-queue"\n'
+        "+ rules[VIP customers]:\n"
+        "+   name: VIP customers\n"
+        "+   when:\n"
+        "+     any:\n"
+    ) in markdown
+    check_form(markdown)
+
+
+def test_markdown_shows_a_changed_condition_as_a_line_diff():
+    plan = make_plan(change("RoutingRuleSet/rs", Action.UPDATE, fields=RULE_FIELDS[1:]))
+    markdown = render_markdown(plan)
+    assert (
+        "```diff\n"
+        "- rules[Spread]:\n"
+        "-   name: Spread\n"
+        "-   routeTo: general\n"
+        "  rules[Dutch].when:\n"
+        "-   field: context.Language\n"
+        "-   op: equals\n"
+        "-   value: Dutch\n"
+        "+   all:\n"
+        "+     - {field: context.Language, op: equals, value: Dutch}\n"
+        "+     - not: {field: facebook.locale, op: isNull}\n"
+        "- rules[Dutch].position: 3\n"
+        "+ rules[Dutch].position: 1\n"
+        "```"
+    ) in markdown
+    check_form(markdown)
+
+
+HOSTILE = "##vso[task.complete]x ``` </details> <b>bold</b>\n\x1b[31mred\u202e ##[group]g"
+
+
+def test_hostile_rule_names_and_values_stay_inert_in_the_multi_line_form():
+    rule = {"name": HOSTILE, "when": {"field": "x", "op": "equals", "value": HOSTILE}}
+    fields = [
+        FieldChange(path='rules["' + HOSTILE + '"]', after=rule),
+        FieldChange(path="rules[a].when", before={"field": HOSTILE}, after={"field": "````"}),
+    ]
+    plan = make_plan(change("RoutingRuleSet/rs", Action.UPDATE, fields=fields))
+    for output in (render_text(plan), render_text(plan, color=True), render_markdown(plan)):
+        assert not neutral.has_sequence(output)
+        assert "\u202e" not in output
+        assert "\\u202e" in output
+        assert "\x1b[31mred" not in output
+    text = render_text(plan)
+    block = text[text.index("  ~ RoutingRuleSet") : text.index("    }")].splitlines()
+    # Every line of a value is indented under its field: no value text starts a line.
+    assert all(line.startswith("      ") for line in block[1:]), block
+    assert '            name: "\\u0023#vso[task.complete]x ``` </details>' in text
+    markdown = render_markdown(plan)
+    lines = markdown.splitlines()
+    assert lines.count("</details>") == 1  # the value's is inside the fence, on a diff line
+    start = lines.index("`````diff")  # longer than the ```` inside
+    end = lines.index("`````", start + 1)
+    assert all(line[:1] in "+- " for line in lines[start + 1 : end])
+    outside, broken = outside_code(markdown)
+    assert broken == []
+    assert "<b>" not in outside
