@@ -17,6 +17,7 @@ the one module that may import the emulator, and only when the target is local.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -123,13 +124,26 @@ def parse_target(text: str, environ: Mapping[str, str] | None = None) -> Target:
 
 
 def choose_target(
-    option: str | None, environ: Mapping[str, str], environment_target: str | None = None
+    option: str | None,
+    environ: Mapping[str, str],
+    environment_target: str | None = None,
+    project_folder: str | None = None,
 ) -> Target:
-    """``--target``, else ``RECONCILER_TARGET``, else the environment's target, else local."""
-    for candidate in (option, environ.get(TARGET_VARIABLE), environment_target):
+    """``--target``, else ``RECONCILER_TARGET``, else the environment's target, else local.
+
+    A ``local:PATH`` the project file names is relative to the project file's folder, and
+    plain ``local`` is that folder's ``.reconciler/local.db``: the same database whichever
+    folder a command runs from. A path given on the command line or in ``RECONCILER_TARGET``
+    is relative to the working folder, like every other path there."""
+    for candidate in (option, environ.get(TARGET_VARIABLE)):
         if candidate:
             return parse_target(candidate, environ)
-    return parse_target("local")
+    target = parse_target(environment_target or "local", environ)
+    path = target.path
+    if target.kind == "local" and path is not None and project_folder and not path.is_absolute():
+        path = Path(os.path.normpath(Path(project_folder) / path))
+        return Target("local", f"local:{path.as_posix()}", path)
+    return target
 
 
 def pinned_target(option: str | None, environ: Mapping[str, str]) -> Target | None:

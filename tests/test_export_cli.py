@@ -19,11 +19,12 @@ import yaml
 from examples_project import KEY_FILE, MARKERS, SECRETS, copy_examples
 
 from reconciler.cli import main
+from reconciler.export.files import schema_files
 from reconciler.manifest.discover import discover
 from reconciler.targets import connect, parse_target
 
 NAMESPACE = "3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10"  # examples/reconciler.yaml
-DB = "local:.reconciler/dev.db"
+DB = "local:examples/.reconciler/dev.db"  # examples/reconciler.yaml's, from the tmp folder
 RECORDS = 25  # what the examples make, routing records and context variables included
 # Which example secret each exported secret is: by field path and record address.
 VALUES = {
@@ -37,6 +38,8 @@ VALUES = {
     ("clientToken", "GoogleBusinessMessagesAccount/{gbm}"): SECRETS["GBM_CLIENT_TOKEN"],
     ("serviceAccountKey", "GoogleBusinessMessagesAccount/{gbm}"): KEY_FILE,
 }
+SCHEMAS = set(schema_files())  # written into .schemas/, for the modelines
+MODELINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$")
 ROW = re.compile(r"^\| `([A-Z0-9_]+)` \| `([^`]+)` of `([^`]+)` \|$", re.M)
 
 
@@ -82,6 +85,22 @@ def files(folder: Path) -> dict[str, bytes]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+
+
+def assert_modelines(folder: Path) -> None:
+    """Every YAML file the export wrote starts with a modeline naming, by a path from the file,
+    a schema the export wrote that its documents validate against."""
+    import jsonschema
+
+    for path in sorted(folder.rglob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        found = MODELINE.match(text.splitlines()[0])
+        assert found, f"{path}: {text.splitlines()[0]}"
+        schema_path = (path.parent / found[1]).resolve()
+        assert schema_path.parent == (folder / ".schemas").resolve(), found[1]
+        validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text()))
+        for document in yaml.safe_load_all(text):
+            assert list(validator.iter_errors(document)) == [], path
 
 
 def documents(folder: Path) -> list[dict[str, Any]]:
@@ -169,7 +188,9 @@ def test_an_export_under_another_namespace_adopts_every_record_by_id(applied, ca
     project = yaml.safe_load((applied / "exported" / "reconciler.yaml").read_text())
     assert project["namespace"] != NAMESPACE
     # A local database is named from the folder, where `reconciler plan` runs.
-    assert project["environments"] == {"default": {"target": "local:../.reconciler/dev.db"}}
+    assert project["environments"] == {
+        "default": {"target": "local:../examples/.reconciler/dev.db"}
+    }
 
 
 def test_an_org_another_project_manages_exports_nothing_of_it_and_says_which_project(
@@ -200,7 +221,7 @@ def test_with_the_projects_namespace_its_records_keep_their_names(managed, capsy
     project = yaml.safe_load((folder / "reconciler.yaml").read_text())
     assert project == {
         "namespace": NAMESPACE,
-        "environments": {"dev": {"target": "local:../.reconciler/dev.db"}},
+        "environments": {"dev": {"target": "local:../examples/.reconciler/dev.db"}},
     }
     environment_from_readme(folder, monkeypatch, gbm_name(folder))
     code, result = plan(capsys, folder)
@@ -223,7 +244,9 @@ def test_exporting_twice_writes_the_same_bytes(applied, capsys):
         "workstreams.yaml",
         "routing/facebook-support.yaml",
         "routing/gbm-stores.yaml",
+        *SCHEMAS,
     }
+    assert_modelines(applied / "first")
     code, out, _ = export(capsys, "first")
     assert code == 0
     assert "8 files unchanged" in out
@@ -342,7 +365,12 @@ def test_the_namespace_of_an_earlier_export_is_kept_and_must_not_be_contradicted
 def test_kind_exports_only_those_kinds(applied, capsys):
     code, _out, err = export(capsys, "queues", "--kind", "Queue")
     assert (code, err) == (0, ""), err
-    assert set(files(applied / "queues")) == {"README.md", "reconciler.yaml", "queues.yaml"}
+    assert set(files(applied / "queues")) == {
+        "README.md",
+        "reconciler.yaml",
+        "queues.yaml",
+        *SCHEMAS,
+    }
     assert (
         "Only these kinds were exported: `Queue`" in (applied / "queues" / "README.md").read_text()
     )
@@ -356,7 +384,8 @@ def test_an_empty_org_exports_no_manifests(tmp_path, monkeypatch, capsys):
     code, out, err = export(capsys, "exported")
     assert (code, err) == (0, "")
     assert "Exported nothing (0 records)" in out
-    assert set(files(tmp_path / "exported")) == {"README.md", "reconciler.yaml"}
+    assert set(files(tmp_path / "exported")) == {"README.md", "reconciler.yaml", *SCHEMAS}
+    assert_modelines(tmp_path / "exported")
     readme = (tmp_path / "exported" / "README.md").read_text()
     assert "The exported records hold no secrets." in readme
     assert "Every record was exported." in readme
@@ -377,7 +406,7 @@ def test_exporting_again_reads_the_org_the_folder_came_from(applied, capsys, mon
     before = files(applied / "exported")
     code, out, err = run(capsys, "export", "--out", "exported")  # no --target
     assert (code, err) == (0, "")
-    assert "from local:.reconciler/dev.db" in out
+    assert "from local:examples/.reconciler/dev.db" in out
     assert files(applied / "exported") == before
     # And `reconciler plan` in the folder plans against that org.
     environment_from_readme(applied / "exported", monkeypatch, gbm_name(applied / "exported"))

@@ -117,7 +117,7 @@ def test_empty_target_every_record_is_created_in_dependency_order(project, capsy
     # A new target holds no ledger: apply writes one listing what it creates.
     assert plan["ledger"]["found"] is False
     assert plan["ledger"]["pending"] == 25
-    assert plan["target"]["url"] == "local:.reconciler/dev.db"
+    assert plan["target"]["url"] == "local:examples/.reconciler/dev.db"
     assert re.fullmatch(r"[0-9a-f-]{36}", plan["target"]["organization_id"])
 
 
@@ -132,7 +132,8 @@ def test_text_plan_reads_like_terraform_and_prints_the_request_count(project, ca
         == "Plan: 25 to create, 0 to update, 0 to replace, 0 to delete."
     )
     assert '  + Queue "vip-support" {' in out
-    assert '      + rules[1].routeTo: "dutch-support"' in out
+    assert "      + rules[Dutch speakers]:\n            name: Dutch speakers\n" in out
+    assert "            routeTo: dutch-support\n" in out
     assert "\x1b[" not in out
     order = [
         out.index(f"# {a} will be created")
@@ -209,7 +210,7 @@ def test_no_secret_value_appears_in_any_format(project, capsys, extra):
 
 
 def test_after_a_perfect_apply_the_plan_is_empty(project, capsys):
-    apply_examples(project, environ(), "local:.reconciler/dev.db")
+    apply_examples(project, environ(), "local:examples/.reconciler/dev.db")
     code, out, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
     assert code == 0
     assert "No changes. The target matches the manifests." in out
@@ -225,7 +226,7 @@ def test_detailed_exitcode_is_2_when_there_are_changes(project, capsys):
 def test_drift_is_shown_in_manifest_terms_and_secrets_only_as_fingerprints(
     project, capsys, monkeypatch
 ):
-    apply_examples(project, environ(), "local:.reconciler/dev.db")
+    apply_examples(project, environ(), "local:examples/.reconciler/dev.db")
     queues = project / "queues.yaml"
     queues.write_text(queues.read_text().replace("priority: 1 ", "priority: 2 "))
     routing = project / "facebook-routing.yaml"
@@ -253,7 +254,7 @@ def test_drift_is_shown_in_manifest_terms_and_secrets_only_as_fingerprints(
     ]
     (rule,) = changed["RoutingRuleSet/facebook-support-routing"]["fields"]
     assert (rule["path"], rule["before"], rule["after"]) == (
-        "rules[1].routeTo",
+        "rules[Dutch speakers].routeTo",
         "dutch-support",
         "vip-support",
     )
@@ -269,7 +270,7 @@ def test_drift_is_shown_in_manifest_terms_and_secrets_only_as_fingerprints(
 
 
 def test_a_removed_queue_is_deleted_only_with_prune(project, capsys):
-    apply_examples(project, environ(), "local:.reconciler/dev.db")
+    apply_examples(project, environ(), "local:examples/.reconciler/dev.db")
     queues = project / "queues.yaml"
     text = queues.read_text()
     start = text.index(
@@ -292,7 +293,7 @@ def test_a_removed_queue_is_deleted_only_with_prune(project, capsys):
 
 def test_a_record_someone_else_made_with_our_name_is_a_conflict(project, capsys):
     async def make_foreign() -> None:
-        async with connect(parse_target("local:.reconciler/dev.db"), {}) as client:
+        async with connect(parse_target("local:examples/.reconciler/dev.db"), {}) as client:
             await client.create(
                 "queues",
                 {
@@ -334,7 +335,7 @@ def test_a_missing_secret_is_an_error_at_the_reference(project, capsys, monkeypa
         "FB_PAGE_TOKEN_DEALS is not set"
     ) in err
     assert err.rstrip().endswith("error: no plan: 1 error in the manifests")
-    assert not Path(".reconciler/dev.db").exists()  # nothing read, nothing created
+    assert not Path("examples/.reconciler/dev.db").exists()  # nothing read, nothing created
 
 
 def test_several_environments_need_env(project, capsys):
@@ -398,7 +399,7 @@ def test_an_unknown_language_in_the_target_fails_the_plan(project):
 
 def test_ensure_absent_needs_neither_spec_secrets_nor_key_files(project, capsys, monkeypatch):
     """Deleting old Google's Business Messages records must always work (domain §5)."""
-    apply_examples(project, environ(), "local:.reconciler/dev.db")
+    apply_examples(project, environ(), "local:examples/.reconciler/dev.db")
     gbm = project / "google-business-messages.yaml"
     gbm.write_text(gbm.read_text().replace("metadata:\n", "metadata:\n  ensure: absent\n"))
     (project / "gbm-service-account.json").unlink()
@@ -418,7 +419,7 @@ def test_ensure_absent_needs_neither_spec_secrets_nor_key_files(project, capsys,
 
 
 def test_a_renamed_page_is_the_same_page_found_by_its_page_id(project, capsys):
-    apply_examples(project, environ(), "local:.reconciler/dev.db")
+    apply_examples(project, environ(), "local:examples/.reconciler/dev.db")
     facebook = project / "facebook.yaml"
     facebook.write_text(facebook.read_text().replace("Contoso Deals", "Contoso Offers"))
     _, plan = plan_json(capsys)

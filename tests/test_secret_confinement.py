@@ -36,7 +36,7 @@ from reconciler.validate.pipeline import Options, validate
 
 OUTSIDE = "MARKER-outside-the-project-3c3c"
 CREDENTIAL = "MARKER-pipeline-credential-9a9a"
-DB = Path(".reconciler/dev.db")
+DB = Path("examples/.reconciler/dev.db")  # relative to examples/reconciler.yaml
 KEY = "examples/gbm-service-account.json"
 
 

@@ -4,6 +4,11 @@ A file found by walking a folder is read only if its real path (links resolved) 
 folder: a pull request can commit a link, and a link to ``/proc/self/environ`` or a file
 outside the checkout would have its content quoted back in error messages (docs/security.md).
 A file named on the command line is read wherever it is: the pipeline chose it.
+
+The project file (``reconciler.yaml``) is the one inside a folder given, else the nearest one
+above the paths, the way git finds ``.git``: the search goes up from each path's folder and
+stops at the repository root (a folder holding ``.git``) or the file system's root, so
+``reconciler validate manifests`` finds the ``reconciler.yaml`` at the repository root.
 """
 
 from __future__ import annotations
@@ -49,13 +54,9 @@ def discover(paths: Sequence[str]) -> Discovery:
             found.manifests.append(path)
 
     for root in paths:
+        before = len(found.project_files)
         if os.path.isfile(root):
             add(root)
-            directory = os.path.dirname(root) or "."
-            for name in PROJECT_FILE_NAMES:
-                candidate = os.path.join(directory, name)
-                if os.path.isfile(candidate) and candidate != root:
-                    add(candidate, os.path.realpath(directory))
         elif os.path.isdir(root):
             within = os.path.realpath(root)
             for directory, subdirs, files in os.walk(root):
@@ -65,4 +66,36 @@ def discover(paths: Sequence[str]) -> Discovery:
                         add(os.path.join(directory, name), within)
         else:
             found.missing.append(root)
+            continue
+        if len(found.project_files) == before:  # none inside: the nearest one above
+            start = root if os.path.isdir(root) else os.path.dirname(root) or "."
+            above = project_file_above(start)
+            if above is not None:
+                add(above, os.path.realpath(os.path.dirname(above) or "."))
     return found
+
+
+def project_file_above(start: str) -> str | None:
+    """The nearest ``reconciler.yaml`` in ``start`` or a folder above it, up to the repository
+    root (a folder holding ``.git``, a folder or a worktree's file) or the file system's root;
+    named relative to the working folder when it is below it."""
+    folder = os.path.abspath(start)
+    while True:
+        for name in PROJECT_FILE_NAMES:
+            candidate = os.path.join(folder, name)
+            if os.path.isfile(candidate):
+                return _shown(candidate)
+        parent = os.path.dirname(folder)
+        if parent == folder or os.path.exists(os.path.join(folder, ".git")):
+            return None
+        folder = parent
+
+
+def _shown(path: str) -> str:
+    """``path`` as messages show it: relative to the working folder (``../reconciler.yaml``),
+    absolute when that is shorter to read (another tree)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # pragma: no cover - another drive (Windows)
+        return path
+    return relative if relative.count("..") <= 3 else path

@@ -108,10 +108,14 @@ def checkout(ref: str, paths: Sequence[str], cwd: str = ".") -> Iterator[Revisio
         relative.append(inside)
         if absolute.is_file():
             named.add(inside)
-            parent = inside.rsplit("/", 1)[0] if "/" in inside else ""
-            named.update(f"{parent}/{n}" if parent else n for n in PROJECT_FILE_NAMES)
         else:
             folders.append(inside)
+        # The project file the working tree's search finds (``discover``): in the path's folder
+        # or one above it, up to the repository's root.
+        parts = inside.split("/")[: -1 if absolute.is_file() else None] if inside else []
+        for depth in range(len(parts) + 1):
+            parent = "/".join(parts[:depth])
+            named.update(f"{parent}/{n}" if parent else n for n in PROJECT_FILE_NAMES)
     listing = _git(
         ["ls-tree", "-r", "-z", "--full-tree", commit, "--", *(p or "." for p in relative), *named],
         top,
@@ -129,6 +133,7 @@ def checkout(ref: str, paths: Sequence[str], cwd: str = ".") -> Iterator[Revisio
     with tempfile.TemporaryDirectory(prefix="reconciler-revision-") as folder:
         root = Path(folder)
         _write_blobs(blobs, root, top)
+        (root / ".git").mkdir()  # the search for the project file stops here, as in the tree
         present = tuple(str(root / p) for p in relative if (root / p).exists() or p in ("", "."))
         yield Revision(ref=ref, commit=commit, top=top, root=root, paths=present)
 

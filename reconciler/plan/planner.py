@@ -7,7 +7,7 @@ the snapshot, and the renderers are pure functions of the plan.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler import __version__, aio
@@ -16,12 +16,13 @@ from reconciler.diagnostics import Diagnostic, sorted_unique
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.mapping.desired import desired_records
 from reconciler.mapping.records import Record
+from reconciler.models.project import DEFAULT_NAMESPACE
 from reconciler.plan import builder
 from reconciler.plan.definition import Plan, PlanTarget, Warning, summarise
 from reconciler.plan.routing import Routing, routing_of
 from reconciler.plan.secrets import SecretResolver
 from reconciler.state.reader import read_snapshot
-from reconciler.targets import Target, choose_target, connect
+from reconciler.targets import TARGET_VARIABLE, Target, choose_target, connect
 from reconciler.validate.pipeline import Options as ValidateOptions
 from reconciler.validate.pipeline import Report, validate
 
@@ -38,6 +39,20 @@ class PlanOptions:
     today: datetime.date | None = None
     now: datetime.datetime | None = None
     retry: RetryPolicy | None = None
+    notice: Callable[[str], None] | None = None
+    """Told once what the run assumes (the defaults of a project without a project file)."""
+
+
+def defaults_note(options: PlanOptions, target: Target) -> str:
+    """What a project without ``reconciler.yaml`` runs with, said once so nobody plans
+    against a database or namespace they did not mean."""
+    where = ", ".join(options.paths) or "."
+    chosen = "" if options.target or options.environ.get(TARGET_VARIABLE) else f"target {target}, "
+    return (
+        f"no reconciler.yaml in {where} or the folders above it (up to the repository root): "
+        f"using {chosen}the default namespace {DEFAULT_NAMESPACE} and the default safety and "
+        "policy settings"
+    )
 
 
 class PlanFailed(ReconcilerError):
@@ -107,7 +122,9 @@ def prepare(options: PlanOptions) -> Prepared:
     if secrets.problems:
         raise PlanFailed(sorted_unique([*report.diagnostics, *secrets.problems]))
     env_target = environments[env_name].target if env_name is not None else None
-    target = choose_target(options.target, options.environ, env_target)
+    target = choose_target(options.target, options.environ, env_target, report.project_folder)
+    if report.project_file is None and options.notice is not None:
+        options.notice(defaults_note(options, target))
     return Prepared(report, target, records)
 
 

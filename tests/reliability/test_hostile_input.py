@@ -85,9 +85,10 @@ QUEUE = (
 
 # --- the command line, and what every answer must look like ---------------------------------
 
+# note: lines say what a command assumed (a project without reconciler.yaml: its defaults).
 DIAGNOSTIC = re.compile(
     r"(?:(?P<file>.+):(?P<line>[0-9]+):(?P<column>[0-9]+): )?"
-    r"(?P<severity>error|warning): (?P<message>.*\S.*)"
+    r"(?P<severity>error|warning|note): (?P<message>.*\S.*)"
 )
 SUMMARY = re.compile(
     r"(?P<documents>[0-9]+) documents? in (?P<files>[0-9]+) files?: "

@@ -51,7 +51,7 @@ from reconciler.mapping import kinds as k
 
 TIMEOUT = 60.0
 NAMESPACE = uuid.UUID("3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10")  # examples/reconciler.yaml
-LOCAL = "local:.reconciler/dev.db"  # the examples' dev environment
+LOCAL = "local:examples/.reconciler/dev.db"  # the examples' dev environment (from tmp)
 
 # What the examples read from the environment, and what replaces two of them later.
 SECRETS = {
@@ -500,7 +500,7 @@ def test_no_secret_reaches_any_output_or_file_of_the_whole_flow(tmp_path):
     assert leaks == {}
 
     # The scan bites: the secrets are in the targets, the key base64-encoded only.
-    held = database_dump(tmp_path / ".reconciler" / "dev.db")
+    held = database_dump(tmp_path / "examples" / ".reconciler" / "dev.db")
     held += database_dump(tmp_path / "org.db") + database_dump(tmp_path / "faulty.db")
     for marker in STORED:
         assert find(held, [marker]), f"{core(marker)} never reached a target"
