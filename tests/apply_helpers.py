@@ -48,7 +48,9 @@ def environ(**extra: str) -> dict[str, str]:
 
 
 def command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-m", "reconciler", *map(str, args), "--no-color"]
+    """``python -m reconciler ARGS``, plain (``emulator serve`` prints no colour to turn off)."""
+    plain = [] if args[:1] == ("emulator",) else ["--no-color"]
+    return [sys.executable, "-m", "reconciler", *map(str, args), *plain]
 
 
 def reconciler(

@@ -27,7 +27,7 @@ from reconciler.plan.definition import compute_checksum
 from reconciler.targets import connect, parse_target
 
 NAMESPACE = uuid.UUID("3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10")  # examples/reconciler.yaml
-DB = "local:.reconciler/dev.db"
+DB = "local:examples/.reconciler/dev.db"
 CREATES, STEPS = 25, 27  # the examples: 25 records, two pages/agents linked afterwards
 PICK = 192350001  # msdyn_workdistributionmode
 SUMMARY = re.compile(
@@ -135,7 +135,9 @@ def value(kind: k.RecordKind, address: str, column: str) -> Any:
 
 def dump() -> dict[str, list[dict[str, Any]]]:
     """Every row of every managed table (ETags included): equal dumps mean nothing written."""
-    assert Path(".reconciler/dev.db").exists()  # reading must not be what creates the target
+    assert Path(
+        "examples/.reconciler/dev.db"
+    ).exists()  # reading must not be what creates the target
 
     async def go() -> dict[str, list[dict[str, Any]]]:
         result = {}
@@ -492,7 +494,7 @@ def test_retired_channels_under_policy_error_refuse_before_reading(project, caps
     assert code == 3
     assert out == ""
     assert "refused by policy.retiredChannels: error" in err
-    assert not Path(".reconciler/dev.db").exists()
+    assert not Path("examples/.reconciler/dev.db").exists()
 
 
 def test_ensure_absent_deletes_retired_records_without_their_secrets(applied, capsys, monkeypatch):
@@ -633,7 +635,7 @@ def test_a_saved_plan_is_refused_for_another_target(project, capsys, monkeypatch
     assert code == 3
     assert "Applying" not in out
     assert err == (
-        "error: the plan was made for local:.reconciler/dev.db, not local:other.db; "
+        "error: the plan was made for local:examples/.reconciler/dev.db, not local:other.db; "
         "plan against that target instead\n"
     )
     assert not Path("other.db").exists()
@@ -642,14 +644,14 @@ def test_a_saved_plan_is_refused_for_another_target(project, capsys, monkeypatch
 
 def test_a_saved_plan_names_its_target_in_any_spelling(project, capsys):
     save_plan(capsys)
-    code, out, err = apply_saved(capsys, "--yes", "--target", "local:./.reconciler/dev.db")
+    code, out, err = apply_saved(capsys, "--yes", "--target", "local:./examples/.reconciler/dev.db")
     assert (code, err) == (0, "")
     assert summary(out)[0] == "complete"
 
 
 def test_a_saved_plan_is_refused_for_another_organization(project, capsys):
     saved = save_plan(capsys)
-    Path(".reconciler/dev.db").unlink()
+    Path("examples/.reconciler/dev.db").unlink()
     make_target(capsys)  # the same path, a new org
     _, fresh = plan_json(capsys)
     assert fresh["target"]["organization_id"] != saved["target"]["organization_id"]
@@ -797,14 +799,17 @@ def test_any_parallelism_applies_the_same(project, capsys, parallelism):
     assert code == 0
 
 
-def test_on_a_terminal_progress_is_a_bar(project, capsys, monkeypatch):
+def test_on_a_terminal_each_step_is_a_line_above_a_bar_with_rate_and_eta(
+    project, capsys, monkeypatch
+):
     screen = Tty()
     monkeypatch.setattr(sys, "stdout", screen)
     code = main(["apply", "examples", "--env", "dev", "--yes", "--no-color"])
     assert code == 0
     out = screen.getvalue()
-    assert f"] {STEPS}/{STEPS}  applied {STEPS}" in out
-    assert "+ Queue/vip-support: created" not in out  # applied steps only count on the bar
+    assert "\r\033[K+ Queue/vip-support: created (" in out  # the bar cleared, the line written
+    bars = re.findall(r"\] +(\d+)/27  applied \d+  [\d.]+ steps/s, ETA \d+ (?:s|min)", out)
+    assert [int(n) for n in bars] == list(range(1, STEPS))  # no bar is left after the last step
     assert f"Apply complete: {STEPS} applied" in out
     for marker in MARKERS:
         assert marker not in out
@@ -828,7 +833,7 @@ def test_usage_errors_exit_1_before_anything_is_read(project, capsys, args):
     assert code == 1
     assert out == ""
     assert err.startswith("error: ")
-    assert not Path(".reconciler/dev.db").exists()
+    assert not Path("examples/.reconciler/dev.db").exists()
 
 
 @pytest.mark.parametrize(
@@ -959,7 +964,7 @@ def test_plan_v_lists_exactly_the_calls_apply_makes_for_mixed_changes(applied, c
 
 def test_an_old_saved_plan_never_undoes_a_later_change(project, capsys):
     save_plan(capsys)  # against the empty target: every record a create
-    assert apply_saved(capsys, "--yes")[0] == 0
+    assert apply(capsys, "--yes")[0] == 0  # the same changes, but not that saved plan
     edit(project / "queues.yaml", "priority: 1 ", "priority: 2 ")
     assert apply(capsys, "--yes")[0] == 0
     assert value(k.QUEUE, "Queue/vip-support", "msdyn_priority") == 2
@@ -1073,3 +1078,66 @@ def test_a_failed_follow_up_read_never_hides_what_apply_did(project, capsys, mon
     assert code == 0
     assert summary(out) == ("complete", STEPS, 0, 0, 0)
     assert "[ ] could not read the follow-up values back from the target: " in out
+
+
+def test_a_saved_plan_applied_again_says_so_and_writes_nothing(project, capsys):
+    save_plan(capsys)
+    assert apply_saved(capsys, "--yes")[0] == 0
+    before = dump()
+    code, out, err = apply_saved(capsys, "--yes")
+    assert (code, err) == (0, "")
+    assert re.fullmatch(
+        r"This plan was already applied to local:examples/\.reconciler/dev\.db at "
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: nothing to do\.\n",
+        out,
+    ), out
+    assert dump() == before
+
+
+def test_apply_format_json_is_json_lines_with_a_step_each_and_the_counts(project, capsys):
+    code, out, err = apply(capsys, "--yes", "--format", "json")
+    assert (code, err) == (0, "")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["type"] for e in events[:2]] == ["plan", "apply_start"]
+    assert events[0]["summary"]["create"] == CREATES
+    steps = [e for e in events if e["type"] == "step"]
+    assert len(steps) == events[1]["steps"] == STEPS
+    assert {(e["outcome"], e["op"]) for e in steps} >= {("applied", "create"), ("applied", "link")}
+    assert {"address", "kind", "detail", "seconds"} <= set(steps[0])
+    assert any(e["type"] == "follow_up" for e in events)
+    last = events[-1]
+    assert last["type"] == "summary"
+    assert (last["complete"], last["applied"], last["stale"], last["failed"]) == (
+        True,
+        STEPS,
+        0,
+        0,
+    )
+    for marker in MARKERS:
+        assert marker not in out
+
+
+def test_apply_format_json_needs_yes(project, capsys):
+    code, out, err = apply(capsys, "--format", "json")
+    assert (code, out) == (1, "")
+    assert "--format json cannot ask for confirmation: pass --yes too" in err
+
+
+def test_the_apply_time_leaves_out_the_time_at_the_prompt(project, capsys, monkeypatch):
+    import time as clock
+
+    ticks = iter(range(0, 10_000, 1))
+    monkeypatch.setattr(clock, "perf_counter", lambda: float(next(ticks)))
+    answer = Tty("yes\n")
+
+    def slow_reader() -> str:
+        for _ in range(5000):  # a person reading the plan: 5,000 "seconds" pass
+            clock.perf_counter()
+        return "yes\n"
+
+    answer.readline = slow_reader  # type: ignore[method-assign]
+    monkeypatch.setattr(sys, "stdin", answer)
+    code, out, _ = apply(capsys)
+    assert code == 0
+    seconds = float(re.search(r"requests in ([\d.]+) s\)", out).group(1))
+    assert seconds < 1000, out

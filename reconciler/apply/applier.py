@@ -35,7 +35,7 @@ from reconciler.plan.planner import PlanOptions, plan_with, prepare
 from reconciler.plan.secrets import SecretProblem, read_secret
 from reconciler.plan.signing import PLAN_KEY_VARIABLE, plan_key
 from reconciler.plan.stages import WRITES, Op, Step, build_steps
-from reconciler.state import ledger
+from reconciler.state import applied, ledger
 from reconciler.state.reader import read_context
 from reconciler.targets import Target, connect, parse_target, pinned_target
 
@@ -88,6 +88,8 @@ class Applied:
     seconds: float = 0.0
     ledger_notes: int = 0
     """Notes of the ledger this apply wrote (docs/ownership.md)."""
+    already_applied: str | None = None
+    """When a saved plan applied again was applied before (UTC): nothing was done."""
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for result in self.results if result.outcome is outcome)
@@ -280,7 +282,9 @@ _ETAG = re.compile(r'W/"[^"*]+"')
 
 
 async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions, ui: Ui) -> Applied:
-    """Check ``plan``, ask, and carry it out against the target ``client`` speaks to."""
+    """Check ``plan``, ask, and carry it out against the target ``client`` speaks to. The
+    time reported starts after the answer to the question: a person reading the plan is not
+    part of how long applying took."""
     started = time.perf_counter()
     before = client.stats.total
     ui.show(plan)
@@ -296,8 +300,10 @@ async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions,
             f"the plan was made for organization {plan.target.organization_id}, but "
             f"{plan.target.url} is organization {context.organization_id}; plan again"
         )
-    if plan.has_changes and not ui.confirm(plan):
-        raise ApplyRefused("apply cancelled; nothing was written")
+    if plan.has_changes:
+        if not ui.confirm(plan):
+            raise ApplyRefused("apply cancelled; nothing was written")
+        started = time.perf_counter()
     # The ledger lists what this apply creates or adopts before it does (and drops what it
     # deletes after): a run killed at any moment leaves nothing of ours the ledger misses.
     notes = await _ledger(client, plan, before=True)
@@ -397,4 +403,21 @@ async def apply_saved(path: str | Path, options: ApplyOptions, ui: Ui) -> Applie
     async with connect(
         target, options.environ, retry=options.retry, max_in_flight=options.parallelism
     ) as client:
-        return await apply_plan(client, plan, options, ui)
+        namespace = uuid.UUID(plan.ledger.namespace) if plan.ledger is not None else None
+        if namespace is not None and plan.has_changes:
+            when = await applied.applied_at(client, namespace, plan.checksum)
+            if when is not None:
+                return Applied(plan, requests=client.stats.total, already_applied=when)
+        done = await apply_plan(client, plan, options, ui)
+        if namespace is not None and done.results and done.complete:
+            await _note_applied(client, namespace, plan)
+        return done
+
+
+async def _note_applied(client: DataverseClient, namespace: uuid.UUID, plan: Plan) -> None:
+    """Note in the target that ``plan`` was applied, so running it again says so."""
+    if not await applied.note(client, namespace, plan.checksum):
+        log.warning(
+            "could not note in the target that this plan was applied (applying it again "
+            "will report its steps as stale)"
+        )

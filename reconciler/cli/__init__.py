@@ -10,8 +10,8 @@ from contextlib import contextmanager, suppress
 from typing import TextIO, cast
 
 from reconciler import __version__
-from reconciler.cli import apply, emulator, export, plan, schema, validate
-from reconciler.cli.common import ArgumentParser, common_options
+from reconciler.cli import apply, completion, emulator, export, plan, schema, show, validate
+from reconciler.cli.common import ArgumentParser, shared_options
 from reconciler.errors import ReconcilerError
 from reconciler.gctuning import fewer_collections
 from reconciler.render import neutral
@@ -53,13 +53,15 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    parent = common_options()
+    parent = shared_options()  # each command takes the groups it uses
     validate.add_parser(commands, parent)
     plan.add_parser(commands, parent)
     apply.add_parser(commands, parent)
     export.add_parser(commands, parent)
+    show.add_parser(commands, parent)
     schema.add_parser(commands, parent)
     emulator.add_parser(commands, parent)
+    completion.add_parser(commands, parent)
     return parser
 
 

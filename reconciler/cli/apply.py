@@ -6,10 +6,11 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from reconciler.cli.common import parse_vars, plan_failed
+from reconciler.cli.common import PATHS_HELP, Options, note, parse_vars, plan_failed
 from reconciler.errors import UsageError
 from reconciler.models.limits import DEFAULT_PARALLELISM, MAX_PARALLELISM
 from reconciler.render.style import use_color
@@ -21,17 +22,17 @@ if TYPE_CHECKING:
     from reconciler.plan.stages import Step
 
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction, options: Options) -> None:  # type: ignore[type-arg]
     parser = commands.add_parser(
         "apply",
-        parents=[parent],
+        parents=[options.output, options.project, options.target],
         help="make the target match the manifests (or a saved plan)",
         description="Plan the manifests (or load a plan saved with `plan --out`), show it, ask "
         "for 'yes', and apply it. Exit 0 when everything applied, 1 on errors or when a step "
         "failed or was stale, 3 when refused for safety (a conflict, too many deletes, a plan "
         "for another target, changed secrets, no confirmation).",
     )
-    parser.add_argument("paths", nargs="*", metavar="PATHS")
+    parser.add_argument("paths", nargs="*", metavar="PATHS", help=PATHS_HELP)
     parser.add_argument("--plan", metavar="FILE", help="apply this saved plan exactly")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
@@ -49,12 +50,18 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
         metavar="N",
         help=f"requests in flight at most (1-{MAX_PARALLELISM}, default {DEFAULT_PARALLELISM})",
     )
+    parser.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text (default) or json: JSON lines, one event per step and a summary (needs --yes)",
+    )
     parser.set_defaults(run=run)
 
 
 class TerminalUi:
     """Shows the plan, asks on a terminal, and reports each finished step: a line per step,
-    or a progress bar (with problems above it) when stdout is a terminal."""
+    and on a terminal a progress bar under them with the rate and the time left."""
 
     def __init__(self, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
         self.args, self.out, self.stdin = args, out, stdin
@@ -62,6 +69,7 @@ class TerminalUi:
         self.bar = bool(getattr(out, "isatty", lambda: False)())
         self.results: list[Result] = []
         self.total = 0
+        self.started_at = 0.0
 
     def show(self, plan: Plan) -> None:
         from reconciler.render.plan_text import render_text
@@ -86,24 +94,79 @@ class TerminalUi:
 
     def started(self, steps: Sequence[Step]) -> None:
         self.total = len(steps)
+        self.started_at = time.perf_counter()
         self.out.write(f"\nApplying {self.total} step{'s' if self.total != 1 else ''}...\n")
         self.out.flush()
 
     def finished(self, result: Result) -> None:
-        from reconciler.plan.evaluator import Outcome
         from reconciler.render.apply_text import progress_bar, step_line
 
         self.results.append(result)
         if not self.bar:
             self.out.write(step_line(result, self.color) + "\n")
-        else:
-            self.out.write("\r\033[K")
-            if result.outcome is not Outcome.APPLIED:
-                self.out.write(step_line(result, self.color) + "\n")
-            self.out.write(progress_bar(self.results, self.total))
-            if len(self.results) == self.total:
-                self.out.write("\r\033[K")
+        else:  # the bar is the last line: cleared, the step's line, the bar drawn again
+            self.out.write("\r\033[K" + step_line(result, self.color) + "\n")
+            if len(self.results) < self.total:
+                elapsed = time.perf_counter() - self.started_at
+                self.out.write(progress_bar(self.results, self.total, elapsed=elapsed))
         self.out.flush()
+
+    def report(self, applied: Applied) -> None:
+        from reconciler.render.apply_text import (
+            already_applied,
+            render_checklist,
+            render_summary,
+        )
+
+        if applied.already_applied is not None:
+            self.out.write(already_applied(applied, self.color))
+            return
+        self.out.write(render_summary(applied, self.color))
+        self.out.write(render_checklist(applied.checklist, self.color))
+
+
+class JsonUi:
+    """``--format json``: JSON lines on stdout, one object per event (``plan``, ``apply_start``,
+    ``step``, ``follow_up``, ``summary``), like ``terraform apply -json``; nothing is asked
+    (``--yes`` is required)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.color = False
+
+    def _write(self, line: str) -> None:
+        self.out.write(line)
+        self.out.flush()
+
+    def show(self, plan: Plan) -> None:
+        from reconciler.render.apply_text import event
+
+        self._write(
+            event(
+                "plan",
+                target=plan.target.model_dump(mode="json", exclude_none=True),
+                summary=plan.summary.model_dump(mode="json"),
+                checksum=plan.checksum,
+            )
+        )
+
+    def confirm(self, plan: Plan) -> bool:
+        return True  # run() refuses --format json without --yes
+
+    def started(self, steps: Sequence[Step]) -> None:
+        from reconciler.render.apply_text import event
+
+        self._write(event("apply_start", steps=len(steps)))
+
+    def finished(self, result: Result) -> None:
+        from reconciler.render.apply_text import step_event
+
+        self._write(step_event(result))
+
+    def report(self, applied: Applied) -> None:
+        from reconciler.render.apply_text import follow_up_events, summary_event
+
+        self._write(follow_up_events(applied.checklist) + summary_event(applied))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +174,6 @@ def run(args: argparse.Namespace) -> int:
     from reconciler import aio
     from reconciler.apply.applier import ApplyOptions, apply_manifests, apply_saved
     from reconciler.plan.planner import PlanFailed, PlanOptions
-    from reconciler.render.apply_text import render_checklist, render_summary
 
     if not 1 <= args.parallelism <= MAX_PARALLELISM:
         raise UsageError(f"--parallelism must be 1 to {MAX_PARALLELISM}, got {args.parallelism}")
@@ -126,7 +188,13 @@ def run(args: argparse.Namespace) -> int:
     options = ApplyOptions(
         parallelism=args.parallelism, force=args.force, environ=environ, target=args.target
     )
-    ui = TerminalUi(args, sys.stdout, sys.stdin)
+    ui: TerminalUi | JsonUi
+    if args.format == "json":
+        if not args.yes:
+            raise UsageError("--format json cannot ask for confirmation: pass --yes too")
+        ui = JsonUi(sys.stdout)
+    else:
+        ui = TerminalUi(args, sys.stdout, sys.stdin)
     applied: Applied
     if args.plan:
         if args.prune or args.env or args.var or args.var_file:
@@ -141,12 +209,12 @@ def run(args: argparse.Namespace) -> int:
             target=args.target,
             prune=args.prune,
             environ=environ,
+            notice=lambda text: note(text, args.no_color),
         )
         try:
             applied = aio.run(apply_manifests(plan_options, options, ui))
         except PlanFailed as failed:
             plan_failed(failed, args)
             raise
-    sys.stdout.write(render_summary(applied, ui.color))
-    sys.stdout.write(render_checklist(applied.checklist, ui.color))
+    ui.report(applied)
     return 0 if applied.complete else 1

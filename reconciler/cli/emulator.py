@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from reconciler.cli.common import Options
 from reconciler.errors import UsageError
 
 DEFAULT_DB = ".reconciler/local.db"
@@ -14,13 +15,23 @@ DEFAULT_PORT = 8123
 FAULT_KINDS = "429, 503, drop, drop-after, slow, truncated, html, content-type, odd-500"
 
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction, options: Options) -> None:  # type: ignore[type-arg]
     group = commands.add_parser("emulator", help="run the local Dataverse emulator")
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
     serve = actions.add_parser(
-        "serve", parents=[parent], help="serve the emulator over HTTP on 127.0.0.1"
+        "serve",
+        parents=[options.debug, options.verbose],
+        help="serve the emulator over HTTP on 127.0.0.1",
+        description="A Dataverse stand-in on a SQLite file, over HTTP on 127.0.0.1 (host names "
+        "127.0.0.1, [::1] and localhost). Point --target http://127.0.0.1:PORT at it. -v prints "
+        "one line per request (method, path, status, time; never bodies).",
     )
-    serve.add_argument("--db", default=DEFAULT_DB, metavar="PATH", help=f"default: {DEFAULT_DB}")
+    serve.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        metavar="PATH",
+        help=f"the SQLite file holding the org (default: {DEFAULT_DB})",
+    )
     serve.add_argument(
         "--port",
         type=int,
@@ -29,7 +40,9 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
         help=f"default {DEFAULT_PORT}; 0 = any",
     )
     serve.add_argument("--token", metavar="T", help="accept only 'Authorization: Bearer T'")
-    serve.add_argument("--latency-ms", type=float, default=0.0, metavar="MS")
+    serve.add_argument(
+        "--latency-ms", type=float, default=0.0, metavar="MS", help="delay every answer by MS"
+    )
     faults = serve.add_argument_group("injected faults (reproducible with --seed)")
     faults.add_argument(
         "--fault-rate",
@@ -66,9 +79,27 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
     )
     faults.add_argument("--seed", type=int, metavar="N", help="make the faults reproducible")
     limits = serve.add_argument_group("service-protection limits (default: Dataverse's)")
-    limits.add_argument("--max-requests", type=int, default=6000, metavar="N")
-    limits.add_argument("--max-concurrent", type=int, default=52, metavar="N")
-    limits.add_argument("--window-seconds", type=float, default=300.0, metavar="S")
+    limits.add_argument(
+        "--max-requests",
+        type=int,
+        default=6000,
+        metavar="N",
+        help="requests per window and user (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=52,
+        metavar="N",
+        help="requests in flight at once (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--window-seconds",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="the sliding window of --max-requests (default: %(default)s)",
+    )
     serve.set_defaults(run=run)
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reconciler.cli.common import Options
 from reconciler.errors import UsageError
 from reconciler.export.files import KINDS, README
 from reconciler.render.style import clean, paint, plural, use_color
@@ -26,10 +27,10 @@ NOUNS = {
 }
 
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction, options: Options) -> None:  # type: ignore[type-arg]
     parser = commands.add_parser(
         "export",
-        parents=[parent],
+        parents=[options.output, options.target],
         help="write manifests for what the target holds (adopt an existing org)",
         description="Read every supported record of the target and write manifests for them: "
         "one file per kind, a workstream's rule sets in routing/<workstream>.yaml, secrets as "
@@ -39,6 +40,11 @@ def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentPa
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="folder to write (empty, or an earlier export)"
+    )
+    parser.add_argument(
+        "--env",
+        metavar="NAME",
+        help="the environment name written in DIR/reconciler.yaml (default: default)",
     )
     parser.add_argument(
         "--kind",
@@ -106,7 +112,9 @@ def report(done: Exported, args: argparse.Namespace) -> None:
         sys.stdout.write(f"  wrote   {out / path}\n")
     for path in done.written.removed:
         sys.stdout.write(f"  removed {out / path}\n")
-    if done.written.unchanged:
+    if done.written.unchanged and args.verbose:
+        sys.stdout.writelines(f"  same    {out / path}\n" for path in done.written.unchanged)
+    elif done.written.unchanged:
         sys.stdout.write(f"  {plural(len(done.written.unchanged), 'file')} unchanged\n")
     if export.skipped:
         sys.stdout.write(

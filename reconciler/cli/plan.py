@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from reconciler.cli.common import parse_vars, plan_failed
+from reconciler.cli.common import PATHS_HELP, Options, note, parse_vars, plan_failed
 from reconciler.errors import UsageError
 from reconciler.plan.signing import plan_key
 from reconciler.render.style import use_color
@@ -20,17 +20,22 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED = 0, 1, 2, 3
 
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction, options: Options) -> None:  # type: ignore[type-arg]
     parser = commands.add_parser(
         "plan",
-        parents=[parent],
+        parents=[options.output, options.project, options.target],
         help="show what apply would change (reads the target, never writes)",
         description="Validate the manifests, read the target and print the changes apply would "
         "make. Exit 0 (no changes, or changes without --detailed-exitcode), 1 on errors, 2 with "
         "--detailed-exitcode when there are changes, 3 when a conflict or policy refuses.",
     )
-    parser.add_argument("paths", nargs="*", default=["."], metavar="PATHS")
-    parser.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    parser.add_argument("paths", nargs="*", default=["."], metavar="PATHS", help=PATHS_HELP)
+    parser.add_argument(
+        "--format",
+        choices=["text", "markdown", "json"],
+        default="text",
+        help="text (default), markdown (for a pull request comment) or json",
+    )
     parser.add_argument("--out", metavar="FILE", help="also write the JSON plan to FILE")
     parser.add_argument(
         "--detailed-exitcode", action="store_true", help="exit 2 when there are changes"
@@ -66,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target,
         prune=args.prune,
         environ=dict(os.environ),
+        notice=lambda text: note(text, args.no_color),
     )
     try:
         plan, routing = make_plan_with_routing(options)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from reconciler.cli.common import Options
 
-def add_parser(commands: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
+
+def add_parser(commands: argparse._SubParsersAction, options: Options) -> None:  # type: ignore[type-arg]
     parser = commands.add_parser(
-        "schema", parents=[parent], help="write the manifests' JSON Schemas"
+        "schema", parents=[options.debug], help="write the manifests' JSON Schemas"
     )
-    parser.add_argument("--out", default="schemas", metavar="DIR", help="default: schemas")
+    parser.add_argument(
+        "--out",
+        default="schemas",
+        metavar="DIR",
+        help="the folder to write them to (default: schemas)",
+    )
     parser.set_defaults(run=run)
 
 

@@ -1,4 +1,7 @@
-"""Terminal colour: on for terminals, off with --no-color, NO_COLOR or a pipe."""
+"""Terminal colour: on for terminals; off with ``--no-color``, ``NO_COLOR``, ``TERM=dumb`` or a
+pipe; ``FORCE_COLOR`` colours a pipe too (CI logs that show colour). ``--no-color`` and
+``NO_COLOR`` win over ``FORCE_COLOR``: a request for no colour is never overridden
+(https://no-color.org/, https://force-color.org/)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,10 @@ _CODES = {"red": "31", "yellow": "33", "green": "32", "cyan": "36", "bold": "1",
 
 def use_color(stream: TextIO, no_color: bool = False) -> bool:
     if no_color or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
