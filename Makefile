@@ -45,8 +45,10 @@ run: $(VENV)/.installed-run | $(GBM_KEY)
 	$(DEMO_SECRETS) $(BIN)/reconciler apply $(EXAMPLES) --env dev --yes
 	$(DEMO_SECRETS) $(BIN)/reconciler plan $(EXAMPLES) --env dev --detailed-exitcode
 
+# The suite on every core (pytest-xdist): each test file's served emulators, databases and
+# folders are its own, so tests run in any process.
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 check: $(VENV)/.installed-dev
 	$(BIN)/ruff check reconciler tests

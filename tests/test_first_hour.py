@@ -3,6 +3,7 @@ shown again, each command's options, colour and shell completion. In-process thr
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -261,3 +262,91 @@ def test_against_a_revision_finds_the_project_file_at_the_root_too(repository, c
     code, out, err = run(capsys, "plan", "manifests", "--env", "test", "--against", "HEAD")
     assert (code, err) == (0, ""), out + err
     assert "No changes." in out
+
+
+def test_outside_a_repository_the_search_stops_at_the_working_folder(tmp_path, capsys, monkeypatch):
+    (tmp_path / "reconciler.yaml").write_text("environments: {dev: {target: 'local:evil.db'}}\n")
+    work = tmp_path / "home" / "project"
+    (work / "manifests").mkdir(parents=True)
+    (work / "manifests" / "queue.yaml").write_text(
+        "apiVersion: reconciler.omnichannel/v1\nkind: Queue\nmetadata: {name: q}\nspec: {}\n"
+    )
+    monkeypatch.chdir(work)
+    code, _, err = run(capsys, "validate", "manifests", "-v")
+    assert code == 0
+    assert "project file: none" in err  # not ../../reconciler.yaml, which anyone could write
+    (work / "reconciler.yaml").write_text("environments: {dev: {target: 'local:org.db'}}\n")
+    code, _, err = run(capsys, "validate", "manifests", "-v")
+    assert code == 0
+    assert "project file: reconciler.yaml" in err  # the working folder's own is found
+
+
+def test_a_saved_local_plan_applied_from_another_folder_makes_no_database(
+    repository, capsys, monkeypatch
+):
+    monkeypatch.chdir(repository / "manifests")
+    code, _, err = run(capsys, "plan", ".", "--env", "test", "--out", "../plan.json")
+    assert (code, err) == (0, "")
+    monkeypatch.chdir(repository)
+    code, out, err = run(capsys, "apply", "--plan", "plan.json", "--yes")
+    assert (code, out) == (1, "")
+    assert "the plan's database ../state/org.db does not exist here" in err
+    assert databases(repository.parent) == ["repo/state/org.db"]  # plan's own, no new one
+
+
+def test_a_plan_of_the_same_changes_made_later_is_not_an_applied_one(saved):
+    from reconciler.apply.applier import load_plan
+
+    first = load_plan(saved)
+    later = first.model_copy(update={"created_at": "2099-01-01T00:00:00Z"}).with_checksum()
+    assert later.checksum == first.checksum  # the same changes...
+    assert later.identity() != first.identity()  # ...but another plan
+    key = b"k" * 32
+    assert first.identity(key).startswith("hmac-sha256:")
+    assert first.identity(key) not in (first.identity(), first.identity(b"x" * 32))
+
+
+def test_apply_json_ends_with_the_problems_and_an_error_when_planning_fails(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    Path("bad.yaml").write_text(
+        "apiVersion: reconciler.omnichannel/v1\nkind: Queue\nmetadata: {name: q}\n"
+        "spec: {priority: 0}\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(
+        capsys, "apply", "bad.yaml", "--target", "local:x.db", "--yes", "--format", "json"
+    )
+    assert code == 1
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["type"] for e in events] == ["diagnostic", "error"]
+    assert events[0] == {
+        "type": "diagnostic",
+        "severity": "error",
+        "code": "invalid-value",
+        "message": "spec.priority: must be at least 1, not 0",
+        "file": "bad.yaml",
+        "line": 4,
+        "column": 8,
+    }
+    assert events[1] == {
+        "type": "error",
+        "message": "no plan: 1 error in the manifests",
+        "exit_code": 1,
+    }
+
+
+def test_a_dumb_terminal_gets_lines_and_no_bar(repository, capsys, monkeypatch):
+    class Screen(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Screen()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setenv("TERM", "dumb")
+    assert main(["apply", "manifests", "--env", "test", "--yes"]) == 0
+    out = screen.getvalue()
+    assert "\033[" not in out
+    assert "\r" not in out
+    assert "+ Queue/vip-support: created (" in out

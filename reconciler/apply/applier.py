@@ -36,7 +36,7 @@ from reconciler.plan.secrets import SecretProblem, read_secret
 from reconciler.plan.signing import PLAN_KEY_VARIABLE, plan_key
 from reconciler.plan.stages import WRITES, Op, Step, build_steps
 from reconciler.state import applied, ledger
-from reconciler.state.reader import read_context
+from reconciler.state.reader import Context, read_context
 from reconciler.targets import Target, connect, parse_target, pinned_target
 
 log = logging.getLogger("reconciler.apply")
@@ -281,10 +281,16 @@ _ETAG = re.compile(r'W/"[^"*]+"')
 # --- apply ------------------------------------------------------------------------------------
 
 
-async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions, ui: Ui) -> Applied:
-    """Check ``plan``, ask, and carry it out against the target ``client`` speaks to. The
-    time reported starts after the answer to the question: a person reading the plan is not
-    part of how long applying took."""
+async def apply_plan(
+    client: DataverseClient,
+    plan: Plan,
+    options: ApplyOptions,
+    ui: Ui,
+    context: Context | None = None,
+) -> Applied:
+    """Check ``plan``, ask, and carry it out against the target ``client`` speaks to (whose
+    ``context`` a saved plan's apply has read already). The time reported starts after the
+    answer to the question: a person reading the plan is not part of how long applying took."""
     started = time.perf_counter()
     before = client.stats.total
     ui.show(plan)
@@ -294,12 +300,7 @@ async def apply_plan(client: DataverseClient, plan: Plan, options: ApplyOptions,
         items = await _checklist(client, plan, ())
         return Applied(plan, (), tuple(items), client.stats.total - before)
     secrets = resolve_secrets(plan, options.environ)
-    context = await read_context(client)
-    if plan.target.organization_id and context.organization_id != plan.target.organization_id:
-        raise ApplyRefused(
-            f"the plan was made for organization {plan.target.organization_id}, but "
-            f"{plan.target.url} is organization {context.organization_id}; plan again"
-        )
+    context = context or await organization(client, plan)
     if plan.has_changes:
         if not ui.confirm(plan):
             raise ApplyRefused("apply cancelled; nothing was written")
@@ -400,23 +401,46 @@ async def apply_saved(path: str | Path, options: ApplyOptions, ui: Ui) -> Applie
     if plan.target.revision is None:  # a comparison (plan --against) is refused as such below
         trust_saved_plan(plan, path, options.environ)
     target = saved_plan_target(plan, options)
+    if target.kind == "local" and target.path is not None and not target.path.is_file():
+        # A local path is relative to where plan ran: from elsewhere it names no database,
+        # and opening it would make a new, empty one.
+        raise ApplyError(
+            f"the plan's database {target.path} does not exist here: a local target's path is "
+            "relative to the folder plan ran in; apply the plan from there"
+        )
     async with connect(
         target, options.environ, retry=options.retry, max_in_flight=options.parallelism
     ) as client:
+        if not plan.has_changes:
+            return await apply_plan(client, plan, options, ui)
+        # Only a plan for this organization is looked up among the applied ones.
+        context = await organization(client, plan)
         namespace = uuid.UUID(plan.ledger.namespace) if plan.ledger is not None else None
-        if namespace is not None and plan.has_changes:
-            when = await applied.applied_at(client, namespace, plan.checksum)
+        identity = plan.identity(plan_key(options.environ))
+        if namespace is not None:
+            when = await applied.applied_at(client, namespace, identity)
             if when is not None:
                 return Applied(plan, requests=client.stats.total, already_applied=when)
-        done = await apply_plan(client, plan, options, ui)
+        done = await apply_plan(client, plan, options, ui, context)
         if namespace is not None and done.results and done.complete:
-            await _note_applied(client, namespace, plan)
+            await _note_applied(client, namespace, identity)
         return done
 
 
-async def _note_applied(client: DataverseClient, namespace: uuid.UUID, plan: Plan) -> None:
-    """Note in the target that ``plan`` was applied, so running it again says so."""
-    if not await applied.note(client, namespace, plan.checksum):
+async def organization(client: DataverseClient, plan: Plan) -> Context:
+    """The target's context, once it is the organization ``plan`` was made for."""
+    context = await read_context(client)
+    if plan.target.organization_id and context.organization_id != plan.target.organization_id:
+        raise ApplyRefused(
+            f"the plan was made for organization {plan.target.organization_id}, but "
+            f"{plan.target.url} is organization {context.organization_id}; plan again"
+        )
+    return context
+
+
+async def _note_applied(client: DataverseClient, namespace: uuid.UUID, identity: str) -> None:
+    """Note in the target that the plan was applied, so running it again says so."""
+    if not await applied.note(client, namespace, identity):
         log.warning(
             "could not note in the target that this plan was applied (applying it again "
             "will report its steps as stale)"

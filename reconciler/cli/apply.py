@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from reconciler.cli.common import PATHS_HELP, Options, note, parse_vars, plan_failed
-from reconciler.errors import UsageError
+from reconciler.errors import ReconcilerError, UsageError
 from reconciler.models.limits import DEFAULT_PARALLELISM, MAX_PARALLELISM
 from reconciler.render.style import use_color
 
 if TYPE_CHECKING:
-    from reconciler.apply.applier import Applied
+    from reconciler.apply.applier import Applied, ApplyOptions
     from reconciler.plan.definition import Plan
     from reconciler.plan.evaluator import Result
     from reconciler.plan.stages import Step
@@ -66,7 +66,9 @@ class TerminalUi:
     def __init__(self, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
         self.args, self.out, self.stdin = args, out, stdin
         self.color = use_color(out, args.no_color)
-        self.bar = bool(getattr(out, "isatty", lambda: False)())
+        # A terminal that can move the cursor back: TERM=dumb cannot (``\r\033[K`` shows).
+        terminal = bool(getattr(out, "isatty", lambda: False)())
+        self.bar = terminal and os.environ.get("TERM") != "dumb"
         self.results: list[Result] = []
         self.total = 0
         self.started_at = 0.0
@@ -163,6 +165,28 @@ class JsonUi:
 
         self._write(step_event(result))
 
+    def failed(self, error: ReconcilerError) -> None:
+        """An ``error`` event (after a ``diagnostic`` event per problem of the manifests)."""
+        from reconciler.plan.planner import PlanFailed
+        from reconciler.render.apply_text import event
+
+        for diagnostic in (
+            getattr(error, "diagnostics", ()) if isinstance(error, PlanFailed) else ()
+        ):
+            where = diagnostic.location
+            self._write(
+                event(
+                    "diagnostic",
+                    severity="error" if diagnostic.is_error else "warning",
+                    code=diagnostic.code,
+                    message=diagnostic.message,
+                    file=where.file if where else None,
+                    line=where.line if where else None,
+                    column=where.column if where else None,
+                )
+            )
+        self._write(event("error", message=str(error), exit_code=error.exit_code))
+
     def report(self, applied: Applied) -> None:
         from reconciler.render.apply_text import follow_up_events, summary_event
 
@@ -171,9 +195,7 @@ class JsonUi:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here: every other command (validate above all) would pay for them at start-up.
-    from reconciler import aio
-    from reconciler.apply.applier import ApplyOptions, apply_manifests, apply_saved
-    from reconciler.plan.planner import PlanFailed, PlanOptions
+    from reconciler.apply.applier import ApplyOptions
 
     if not 1 <= args.parallelism <= MAX_PARALLELISM:
         raise UsageError(f"--parallelism must be 1 to {MAX_PARALLELISM}, got {args.parallelism}")
@@ -195,6 +217,21 @@ def run(args: argparse.Namespace) -> int:
         ui = JsonUi(sys.stdout)
     else:
         ui = TerminalUi(args, sys.stdout, sys.stdin)
+    try:
+        applied = _apply(args, options, ui)
+    except ReconcilerError as exc:
+        if isinstance(ui, JsonUi):  # the stream ends with why, for whoever reads only stdout
+            ui.failed(exc)
+        raise
+    ui.report(applied)
+    return 0 if applied.complete else 1
+
+
+def _apply(args: argparse.Namespace, options: ApplyOptions, ui: TerminalUi | JsonUi) -> Applied:
+    from reconciler import aio
+    from reconciler.apply.applier import apply_manifests, apply_saved
+    from reconciler.plan.planner import PlanFailed, PlanOptions
+
     applied: Applied
     if args.plan:
         if args.prune or args.env or args.var or args.var_file:
@@ -208,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
             var_files=args.var_file,
             target=args.target,
             prune=args.prune,
-            environ=environ,
+            environ=options.environ,
             notice=lambda text: note(text, args.no_color),
         )
         try:
@@ -216,5 +253,4 @@ def run(args: argparse.Namespace) -> int:
         except PlanFailed as failed:
             plan_failed(failed, args)
             raise
-    ui.report(applied)
-    return 0 if applied.complete else 1
+    return applied

@@ -7,8 +7,9 @@ A file named on the command line is read wherever it is: the pipeline chose it.
 
 The project file (``reconciler.yaml``) is the one inside a folder given, else the nearest one
 above the paths, the way git finds ``.git``: the search goes up from each path's folder and
-stops at the repository root (a folder holding ``.git``) or the file system's root, so
-``reconciler validate manifests`` finds the ``reconciler.yaml`` at the repository root.
+stops at the repository root (a folder holding ``.git``; outside a repository, the working
+folder), so ``reconciler validate manifests`` finds the ``reconciler.yaml`` at the
+repository root.
 """
 
 from __future__ import annotations
@@ -76,19 +77,38 @@ def discover(paths: Sequence[str]) -> Discovery:
 
 
 def project_file_above(start: str) -> str | None:
-    """The nearest ``reconciler.yaml`` in ``start`` or a folder above it, up to the repository
-    root (a folder holding ``.git``, a folder or a worktree's file) or the file system's root;
+    """The nearest ``reconciler.yaml`` in ``start`` or a folder above it, up to ``boundary``;
     named relative to the working folder when it is below it."""
     folder = os.path.abspath(start)
+    last = boundary(folder)
     while True:
         for name in PROJECT_FILE_NAMES:
             candidate = os.path.join(folder, name)
             if os.path.isfile(candidate):
                 return _shown(candidate)
         parent = os.path.dirname(folder)
-        if parent == folder or os.path.exists(os.path.join(folder, ".git")):
+        if folder == last or parent == folder:
             return None
         folder = parent
+
+
+def boundary(folder: str) -> str:
+    """Where the search for the project file stops: the repository's root (the nearest folder
+    above holding ``.git``, a folder or a worktree's file); outside a repository (a tarball, a
+    container image, an artifact) the working folder when ``folder`` is in it, else ``folder``
+    itself. A ``reconciler.yaml`` in ``/tmp`` or a home folder, which anyone on the machine may
+    have written, never steers a project's target, namespace or secrets folder."""
+    probe = folder
+    while True:
+        if os.path.exists(os.path.join(probe, ".git")):
+            return probe
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    here = os.path.abspath(os.curdir)
+    inside = folder == here or folder.startswith(here.rstrip(os.sep) + os.sep)
+    return here if inside else folder
 
 
 def _shown(path: str) -> str:

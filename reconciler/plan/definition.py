@@ -53,7 +53,7 @@ class _Value(BaseModel):
 class FieldChange(_Value):
     path: str = Field(
         description="Manifest path, e.g. distribution.mode or rules[VIP customers].routeTo "
-        "(rules by name; rules[NAME].position for a moved rule; a name holding [ ] . \" or \\ "
+        '(rules by name; rules[NAME].position for a moved rule; a name holding [ ] . " or \\ '
         "is quoted as a JSON string)."
     )
     before: JsonValue = None
@@ -257,6 +257,20 @@ class Plan(_Value):
         mac = hmac.new(key, digestmod=hashlib.sha256)
         self._feed(mac.update, _NOT_SIGNED)
         return SIGNATURE_PREFIX + mac.hexdigest()
+
+    def identity(self, key: bytes | None = None) -> str:
+        """What tells this plan from every other: a hash of every field but the signature,
+        the time it was made included (two plans of the same changes made at different times
+        are two plans). Under ``key`` an HMAC, which nobody without the key can compute (the
+        note of applied plans, ``reconciler.state.applied``, stores it)."""
+        if key is None:
+            digest = hashlib.sha256()
+            self._feed(digest.update, _NOT_SIGNED)
+            return "sha256:" + digest.hexdigest()
+        mac = hmac.new(key, digestmod=hashlib.sha256)
+        mac.update(b"reconciler-applied\0")  # never equal to the plan's signature
+        self._feed(mac.update, _NOT_SIGNED)
+        return "hmac-sha256:" + mac.hexdigest()
 
     def verified_by(self, key: bytes) -> bool:
         """Whether the plan carries a signature ``key`` made over exactly this content."""

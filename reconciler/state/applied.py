@@ -10,7 +10,12 @@ its id derived from the namespace, its text a header line and one line per appli
 newest first, the last ``KEPT`` of them::
 
     reconciler-applied/1 namespace=<uuid>
-    <checksum> <applied at, UTC>
+    <plan identity> <applied at, UTC>
+
+A plan's identity (``Plan.identity``) covers the time it was made, so a new plan of the same
+changes is never taken for an applied one; with ``RECONCILER_PLAN_KEY`` it is an HMAC under the
+key, so a note written by someone without the key names no plan a pipeline will apply. Apply
+reads the note only after a saved plan passed every check (signature, target, organization).
 
 Only complete applies are noted (a partial one is finished by running it again). The note is
 written with ``If-Match`` (or ``If-None-Match: *`` when new) and merged again when another run
@@ -51,15 +56,15 @@ def _parse(text: str, namespace: uuid.UUID) -> dict[str, str]:
         return {}
     applied: dict[str, str] = {}
     for line in lines[1:]:
-        checksum, _, when = line.partition(" ")
-        if checksum.startswith("sha256:") and when:
-            applied.setdefault(checksum, when)
+        identity, _, when = line.partition(" ")
+        if identity.startswith(("sha256:", "hmac-sha256:")) and when:
+            applied.setdefault(identity, when)
     return applied
 
 
 def _text(namespace: uuid.UUID, applied: dict[str, str]) -> str:
     lines = [f"{FORMAT} namespace={namespace}"]
-    lines += [f"{checksum} {when}" for checksum, when in list(applied.items())[:KEPT]]
+    lines += [f"{identity} {when}" for identity, when in list(applied.items())[:KEPT]]
     return "\n".join(lines)
 
 
@@ -72,16 +77,16 @@ async def _read(client: DataverseClient, namespace: uuid.UUID) -> tuple[dict[str
     return _parse(str(row.get("notetext") or ""), namespace), row.get("@odata.etag")
 
 
-async def applied_at(client: DataverseClient, namespace: uuid.UUID, checksum: str) -> str | None:
-    """When the plan with ``checksum`` was applied in this target (UTC), or None."""
+async def applied_at(client: DataverseClient, namespace: uuid.UUID, identity: str) -> str | None:
+    """When the plan with ``identity`` was applied in this target (UTC), or None."""
     applied, _ = await _read(client, namespace)
-    return applied.get(checksum)
+    return applied.get(identity)
 
 
 async def note(
     client: DataverseClient,
     namespace: uuid.UUID,
-    checksum: str,
+    identity: str,
     now: datetime.datetime | None = None,
 ) -> bool:
     """Note the plan as applied; False when the note could not be written."""
@@ -89,7 +94,7 @@ async def note(
     for _ in range(ATTEMPTS):
         try:
             applied, etag = await _read(client, namespace)
-            text = _text(namespace, {checksum: when, **applied})
+            text = _text(namespace, {identity: when, **applied})
             if etag is None:
                 body = {"subject": subject(namespace), "notetext": text}
                 await client.create_only(TABLE.entity_set, note_id(namespace), body)
