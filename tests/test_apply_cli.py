@@ -1100,6 +1100,7 @@ def test_apply_format_json_is_json_lines_with_a_step_each_and_the_counts(project
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["type"] for e in events[:2]] == ["plan", "apply_start"]
     assert events[0]["summary"]["create"] == CREATES
+    assert {w["code"] for w in events[0]["warnings"]} >= {"retired-channel"}
     steps = [e for e in events if e["type"] == "step"]
     assert len(steps) == events[1]["steps"] == STEPS
     assert {(e["outcome"], e["op"]) for e in steps} >= {("applied", "create"), ("applied", "link")}

@@ -148,6 +148,7 @@ class JsonUi:
                 "plan",
                 target=plan.target.model_dump(mode="json", exclude_none=True),
                 summary=plan.summary.model_dump(mode="json"),
+                warnings=[w.model_dump(mode="json") for w in plan.warnings],
                 checksum=plan.checksum,
             )
         )
