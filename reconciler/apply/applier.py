@@ -9,6 +9,7 @@ never prints.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -413,18 +414,21 @@ async def apply_saved(path: str | Path, options: ApplyOptions, ui: Ui) -> Applie
     ) as client:
         if not plan.has_changes:
             return await apply_plan(client, plan, options, ui)
+        start = client.stats.total
         # Only a plan for this organization is looked up among the applied ones.
         context = await organization(client, plan)
         namespace = uuid.UUID(plan.ledger.namespace) if plan.ledger is not None else None
         identity = plan.identity(plan_key(options.environ))
-        if namespace is not None:
-            when = await applied.applied_at(client, namespace, identity)
-            if when is not None:
-                return Applied(plan, requests=client.stats.total, already_applied=when)
+        noted = await applied.read(client, namespace) if namespace is not None else None
+        if noted is not None and identity in noted.applied:
+            requests = client.stats.total - start
+            return Applied(plan, requests=requests, already_applied=noted.applied[identity])
         done = await apply_plan(client, plan, options, ui, context)
         if namespace is not None and done.results and done.complete:
-            await _note_applied(client, namespace, identity)
-        return done
+            await _note_applied(client, namespace, identity, noted)
+        # Every request of this apply: the organization and the note read before the steps
+        # and the note written after them too.
+        return dataclasses.replace(done, requests=client.stats.total - start)
 
 
 async def organization(client: DataverseClient, plan: Plan) -> Context:
@@ -438,9 +442,11 @@ async def organization(client: DataverseClient, plan: Plan) -> Context:
     return context
 
 
-async def _note_applied(client: DataverseClient, namespace: uuid.UUID, identity: str) -> None:
+async def _note_applied(
+    client: DataverseClient, namespace: uuid.UUID, identity: str, noted: applied.Noted | None
+) -> None:
     """Note in the target that the plan was applied, so running it again says so."""
-    if not await applied.note(client, namespace, identity):
+    if not await applied.note(client, namespace, identity, noted):
         log.warning(
             "could not note in the target that this plan was applied (applying it again "
             "will report its steps as stale)"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from dataclasses import dataclass
 
 from reconciler.dataverse import DataverseClient
 from reconciler.dataverse import tables as t
@@ -68,43 +69,47 @@ def _text(namespace: uuid.UUID, applied: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-async def _read(client: DataverseClient, namespace: uuid.UUID) -> tuple[dict[str, str], str | None]:
-    """The plans noted as applied and the note's ETag (None: no note yet)."""
+@dataclass(frozen=True)
+class Noted:
+    """The note as read: the plans applied (identity → when, newest first) and its ETag
+    (None: no note yet)."""
+
+    applied: dict[str, str]
+    etag: str | None = None
+
+
+async def read(client: DataverseClient, namespace: uuid.UUID) -> Noted:
     try:
         row = await client.get(TABLE.entity_set, note_id(namespace), select=["notetext"])
     except NotFound:
-        return {}, None
-    return _parse(str(row.get("notetext") or ""), namespace), row.get("@odata.etag")
-
-
-async def applied_at(client: DataverseClient, namespace: uuid.UUID, identity: str) -> str | None:
-    """When the plan with ``identity`` was applied in this target (UTC), or None."""
-    applied, _ = await _read(client, namespace)
-    return applied.get(identity)
+        return Noted({})
+    return Noted(_parse(str(row.get("notetext") or ""), namespace), row.get("@odata.etag"))
 
 
 async def note(
     client: DataverseClient,
     namespace: uuid.UUID,
     identity: str,
+    noted: Noted | None = None,
     now: datetime.datetime | None = None,
 ) -> bool:
-    """Note the plan as applied; False when the note could not be written."""
+    """Note the plan as applied (over ``noted``, the note as read before, when given); False
+    when the note could not be written."""
     when = (now or datetime.datetime.now(datetime.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     for _ in range(ATTEMPTS):
         try:
-            applied, etag = await _read(client, namespace)
-            text = _text(namespace, {identity: when, **applied})
-            if etag is None:
+            noted = noted or await read(client, namespace)
+            text = _text(namespace, {identity: when, **noted.applied})
+            if noted.etag is None:
                 body = {"subject": subject(namespace), "notetext": text}
                 await client.create_only(TABLE.entity_set, note_id(namespace), body)
             else:
                 await client.update(
-                    TABLE.entity_set, note_id(namespace), {"notetext": text}, etag=etag
+                    TABLE.entity_set, note_id(namespace), {"notetext": text}, etag=noted.etag
                 )
             return True
         except (AlreadyExists, StaleRecord):
-            continue  # another run wrote it in between: read and merge again
+            noted = None  # another run wrote it in between: read and merge again
         except DataverseError:
             return False
     return False
