@@ -289,7 +289,7 @@ def test_a_saved_local_plan_applied_from_another_folder_makes_no_database(
     assert (code, err) == (0, "")
     monkeypatch.chdir(repository)
     code, out, err = run(capsys, "apply", "--plan", "plan.json", "--yes")
-    assert (code, out) == (1, "")
+    assert (code, out) == (3, "")  # refused for safety: the plan is for another database
     assert "the plan's database ../state/org.db does not exist here" in err
     assert databases(repository.parent) == ["repo/state/org.db"]  # plan's own, no new one
 
@@ -350,3 +350,60 @@ def test_a_dumb_terminal_gets_lines_and_no_bar(repository, capsys, monkeypatch):
     assert "\033[" not in out
     assert "\r" not in out
     assert "+ Queue/vip-support: created (" in out
+
+
+def queue_manifests(folder: Path) -> Path:
+    (folder / "manifests").mkdir(parents=True)
+    (folder / "manifests" / "queue.yaml").write_text(
+        "apiVersion: reconciler.omnichannel/v1\nkind: Queue\nmetadata: {name: q}\nspec: {}\n"
+    )
+    return folder / "manifests"
+
+
+def project_file_of(capsys, *paths: str) -> str:
+    code, _, err = run(capsys, "validate", *paths, "-v")
+    assert code == 0, err
+    (line,) = [line for line in err.splitlines() if line.startswith("project file: ")]
+    return line.removeprefix("project file: ")
+
+
+def test_a_git_folder_in_a_folder_anyone_writes_to_is_not_a_repository(
+    tmp_path, capsys, monkeypatch
+):
+    shared = tmp_path / "shared"  # like /tmp: anyone may put a .git and a reconciler.yaml there
+    (shared / ".git").mkdir(parents=True)
+    (shared / "reconciler.yaml").write_text("environments: {x: {target: 'local:evil.db'}}\n")
+    shared.chmod(0o1777)
+    queue_manifests(shared / "artifact")
+    monkeypatch.chdir(shared / "artifact")
+    assert project_file_of(capsys, "manifests").startswith("none")
+
+
+def test_from_the_file_systems_root_the_search_stays_in_the_paths_folder(
+    tmp_path, capsys, monkeypatch
+):
+    (tmp_path / "reconciler.yaml").write_text("environments: {x: {target: 'local:evil.db'}}\n")
+    manifests = queue_manifests(tmp_path / "artifact")
+    monkeypatch.chdir("/")
+    assert project_file_of(capsys, str(manifests)).startswith("none")
+
+
+def test_a_working_folder_reached_through_a_link_keeps_its_project_file(
+    tmp_path, capsys, monkeypatch
+):
+    project = tmp_path / "real" / "project"
+    queue_manifests(project)
+    (project / "reconciler.yaml").write_text("environments: {dev: {target: 'local:x.db'}}\n")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path / "link" / "project")
+    assert project_file_of(capsys, str(tmp_path / "link" / "project" / "manifests")) == (
+        "reconciler.yaml"
+    )
+
+
+def test_an_environment_without_a_project_file_says_none_was_found(tmp_path, capsys, monkeypatch):
+    manifests = queue_manifests(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "validate", str(manifests.name), "--env", "dev")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: unknown environment 'dev': no reconciler.yaml was found")

@@ -405,7 +405,7 @@ async def apply_saved(path: str | Path, options: ApplyOptions, ui: Ui) -> Applie
     if target.kind == "local" and target.path is not None and not target.path.is_file():
         # A local path is relative to where plan ran: from elsewhere it names no database,
         # and opening it would make a new, empty one.
-        raise ApplyError(
+        raise ApplyRefused(
             f"the plan's database {target.path} does not exist here: a local target's path is "
             "relative to the folder plan ran in; apply the plan from there"
         )

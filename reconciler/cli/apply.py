@@ -166,8 +166,9 @@ class JsonUi:
 
         self._write(step_event(result))
 
-    def failed(self, error: ReconcilerError) -> None:
-        """An ``error`` event (after a ``diagnostic`` event per problem of the manifests)."""
+    def failed(self, error: BaseException) -> None:
+        """An ``error`` event (after a ``diagnostic`` event per problem of the manifests), with
+        the exit code ``main`` gives (an unexpected error's message names only its type)."""
         from reconciler.plan.planner import PlanFailed
         from reconciler.render.apply_text import event
 
@@ -186,7 +187,13 @@ class JsonUi:
                     column=where.column if where else None,
                 )
             )
-        self._write(event("error", message=str(error), exit_code=error.exit_code))
+        if isinstance(error, ReconcilerError):
+            message, code = str(error), error.exit_code
+        elif isinstance(error, KeyboardInterrupt):
+            message, code = "interrupted", 130
+        else:
+            message, code = f"unexpected internal error ({type(error).__name__})", 1
+        self._write(event("error", message=message, exit_code=code))
 
     def report(self, applied: Applied) -> None:
         from reconciler.render.apply_text import follow_up_events, summary_event
@@ -220,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
         ui = TerminalUi(args, sys.stdout, sys.stdin)
     try:
         applied = _apply(args, options, ui)
-    except ReconcilerError as exc:
+    except (ReconcilerError, KeyboardInterrupt, Exception) as exc:
         if isinstance(ui, JsonUi):  # the stream ends with why, for whoever reads only stdout
             ui.failed(exc)
         raise

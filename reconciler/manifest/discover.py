@@ -7,14 +7,15 @@ A file named on the command line is read wherever it is: the pipeline chose it.
 
 The project file (``reconciler.yaml``) is the one inside a folder given, else the nearest one
 above the paths, the way git finds ``.git``: the search goes up from each path's folder and
-stops at the repository root (a folder holding ``.git``; outside a repository, the working
-folder), so ``reconciler validate manifests`` finds the ``reconciler.yaml`` at the
-repository root.
+stops at the repository root (a folder of the user's holding ``.git``; outside a repository,
+the working folder; never in or above a folder anyone may write to), so
+``reconciler validate manifests`` finds the ``reconciler.yaml`` at the repository root.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -77,9 +78,9 @@ def discover(paths: Sequence[str]) -> Discovery:
 
 
 def project_file_above(start: str) -> str | None:
-    """The nearest ``reconciler.yaml`` in ``start`` or a folder above it, up to ``boundary``;
-    named relative to the working folder when it is below it."""
-    folder = os.path.abspath(start)
+    """The nearest ``reconciler.yaml`` in ``start`` or a folder above it, up to ``boundary``
+    (folders compared with links resolved); named relative to the working folder."""
+    folder = os.path.realpath(start)
     last = boundary(folder)
     while True:
         for name in PROJECT_FILE_NAMES:
@@ -93,22 +94,42 @@ def project_file_above(start: str) -> str | None:
 
 
 def boundary(folder: str) -> str:
-    """Where the search for the project file stops: the repository's root (the nearest folder
-    above holding ``.git``, a folder or a worktree's file); outside a repository (a tarball, a
-    container image, an artifact) the working folder when ``folder`` is in it, else ``folder``
-    itself. A ``reconciler.yaml`` in ``/tmp`` or a home folder, which anyone on the machine may
-    have written, never steers a project's target, namespace or secrets folder."""
-    probe = folder
-    while True:
-        if os.path.exists(os.path.join(probe, ".git")):
+    """Where the search for the project file from ``folder`` (a real path) stops: the
+    repository's root (the nearest folder above holding ``.git``, a folder or a worktree's
+    file, in a folder of the user running: like git's ``safe.directory``); outside a
+    repository the working folder when ``folder`` is in it (and it is not the file system's
+    root), else ``folder`` itself. Never a folder anyone may write to (``/tmp``) or one above
+    it: a ``reconciler.yaml`` or ``.git`` someone else put there never steers a project's
+    target, namespace or secrets folder."""
+    probe, below = folder, folder
+    while not _anyone_writes(probe):
+        if os.path.exists(os.path.join(probe, ".git")) and _ours(probe):
             return probe
         parent = os.path.dirname(probe)
         if parent == probe:
+            below = probe
             break
-        probe = parent
-    here = os.path.abspath(os.curdir)
-    inside = folder == here or folder.startswith(here.rstrip(os.sep) + os.sep)
-    return here if inside else folder
+        below, probe = probe, parent
+    here = os.path.realpath(os.curdir)
+    if os.path.dirname(here) == here or os.path.commonpath([folder, here]) != here:
+        return folder
+    return max(here, below, key=len)  # both hold ``folder``: the nearer of the two
+
+
+def _anyone_writes(folder: str) -> bool:
+    try:
+        return bool(os.stat(folder).st_mode & stat.S_IWOTH)
+    except OSError:
+        return True
+
+
+def _ours(folder: str) -> bool:
+    """The folder belongs to the user running (always, where there are no user ids)."""
+    getuid = getattr(os, "getuid", None)
+    try:
+        return getuid is None or os.stat(folder).st_uid == getuid()
+    except OSError:
+        return False
 
 
 def _shown(path: str) -> str:

@@ -172,15 +172,23 @@ def _build_one(
         built.checked.append(document)
 
 
-def _environments(project: Project, env: str | None, broken: bool) -> list[str | None]:
+def _environments(
+    project: Project, env: str | None, broken: bool, project_file: str | None
+) -> list[str | None]:
     """The environments to validate for. With a project file that has errors, an ``--env``
     it does not define (the typo may be what hides it) is not a usage error: the file's own
     errors say what is wrong."""
     if env is not None:
         if env not in project.environments and broken:
             return [None]
+        if env not in project.environments and project_file is None:
+            raise UsageError(
+                f"unknown environment '{env}': no reconciler.yaml was found in the paths or the "
+                "folders above them (up to the repository root), and environments are defined "
+                "there"
+            )
         if env not in project.environments:
-            known = ", ".join(project.environments) or "none are defined in reconciler.yaml"
+            known = ", ".join(project.environments) or f"none are defined in {project_file}"
             raise UsageError(f"unknown environment '{env}' (environments: {known})")
         return [env]
     return list(project.environments) or [None]
@@ -200,7 +208,7 @@ def validate(options: Options) -> Report:
     project_file = sources.project.file if sources.project is not None else None
 
     broken = bool(project_diagnostics)
-    environments = _environments(project, options.env, broken)
+    environments = _environments(project, options.env, broken, project_file)
     per_env: list[list[Diagnostic]] = []
     documents: list[Document] = []
     for env in environments:
