@@ -171,22 +171,11 @@ class JsonUi:
         the exit code ``main`` gives (an unexpected error's message names only its type)."""
         from reconciler.plan.planner import PlanFailed
         from reconciler.render.apply_text import event
+        from reconciler.render.diagnostics import as_json
 
-        for diagnostic in (
-            getattr(error, "diagnostics", ()) if isinstance(error, PlanFailed) else ()
-        ):
-            where = diagnostic.location
-            self._write(
-                event(
-                    "diagnostic",
-                    severity="error" if diagnostic.is_error else "warning",
-                    code=diagnostic.code,
-                    message=diagnostic.message,
-                    file=where.file if where else None,
-                    line=where.line if where else None,
-                    column=where.column if where else None,
-                )
-            )
+        problems = error.diagnostics if isinstance(error, PlanFailed) else []
+        for diagnostic in problems:
+            self._write(event("diagnostic", **as_json(diagnostic)))
         if isinstance(error, ReconcilerError):
             message, code = str(error), error.exit_code
         elif isinstance(error, KeyboardInterrupt):

@@ -115,9 +115,6 @@ def _show(
     steps: Callable[[], str] | None,
 ) -> int:
     """Write the plan (``--out``, then stdout in ``--format``) and choose the exit code."""
-    from reconciler.render.plan_markdown import render_markdown
-    from reconciler.render.plan_text import render_text
-
     key = plan_key(os.environ)
     if key is not None and plan.target.revision is None:
         plan = plan.signed(key)  # what --out and --format json write: a plan apply can verify
@@ -127,6 +124,19 @@ def _show(
                 handle.write(plan.to_json())
         except OSError as exc:
             raise UsageError(f"cannot write the plan to {args.out}: {exc.strerror}") from None
+    write_plan(plan, routing, args)
+    if args.format == "text" and args.verbose and plan.has_changes and steps is not None:
+        sys.stdout.write("\n" + steps())
+    if plan.has_conflicts:
+        return EXIT_REFUSED
+    return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+def write_plan(plan: Plan, routing: Mapping[str, Routing], args: argparse.Namespace) -> None:
+    """``plan`` on stdout in ``args.format`` (``plan`` and ``show``)."""
+    from reconciler.render.plan_markdown import render_markdown
+    from reconciler.render.plan_text import render_text
+
     if args.format == "json":
         sys.stdout.write(plan.to_json())
     elif args.format == "markdown":
@@ -134,8 +144,3 @@ def _show(
     else:
         color = use_color(sys.stdout, args.no_color)
         sys.stdout.write(render_text(plan, color=color, verbose=args.verbose))
-        if args.verbose and plan.has_changes and steps is not None:
-            sys.stdout.write("\n" + steps())
-    if plan.has_conflicts:
-        return EXIT_REFUSED
-    return EXIT_CHANGES if args.detailed_exitcode and plan.has_changes else EXIT_OK

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from reconciler.cli.common import Options
+from reconciler.cli.plan import write_plan
 from reconciler.errors import ReconcilerError
-from reconciler.render.style import use_color
 
 
 def add_parser(commands: argparse._SubParsersAction, options: Options) -> None:  # type: ignore[type-arg]
@@ -35,19 +34,11 @@ class NotAPlan(ReconcilerError):
 
 def run(args: argparse.Namespace) -> int:
     from reconciler.apply.applier import load_plan
-    from reconciler.render.plan_markdown import render_markdown
-    from reconciler.render.plan_text import render_text
 
     try:
         plan = load_plan(args.planfile)
     except ReconcilerError as exc:  # a checksum mismatch refuses apply (3); here it is an error
         raise NotAPlan(str(exc)) from None
-    if args.format == "json":
-        sys.stdout.write(plan.to_json())
-    elif args.format == "markdown":
-        # The charts of routing need the manifests, which a saved plan does not carry.
-        sys.stdout.write(render_markdown(plan, {}))
-    else:
-        color = use_color(sys.stdout, args.no_color)
-        sys.stdout.write(render_text(plan, color=color, verbose=args.verbose))
+    # The charts of routing need the manifests, which a saved plan does not carry.
+    write_plan(plan, {}, args)
     return 0

@@ -290,18 +290,14 @@ def _project(folder: Path) -> dict[str, Any] | None:
 
 
 def existing_target(folder: Path) -> str | None:
-    """The target of the project file an earlier export left (when it names one), as seen
-    from the working directory."""
+    """The target of the project file an earlier export left (when it names one), as written
+    there (``choose_target`` reads a ``local:PATH`` from the folder)."""
     environments = (_project(folder) or {}).get("environments")
     if not isinstance(environments, dict) or len(environments) != 1:
         return None
     (environment,) = environments.values()
     target = environment.get("target") if isinstance(environment, dict) else None
-    if not isinstance(target, str):
-        return None
-    if target.startswith("local:") and not Path(target[len("local:") :]).is_absolute():
-        return f"local:{os.path.normpath(folder / target[len('local:') :])}"
-    return target
+    return target if isinstance(target, str) else None
 
 
 def previous_names(folder: Path, files: Sequence[str]) -> dict[tuple[str, str], str]:

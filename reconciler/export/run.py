@@ -67,7 +67,10 @@ async def export_async(options: ExportOptions) -> Exported:
         )
     previous = f.check_folder(options.out)
     # Exporting again reads the org the folder came from, unless told otherwise.
-    target = choose_target(options.target, options.environ, f.existing_target(options.out))
+    earlier = f.existing_target(options.out)  # a local:PATH there is relative to the folder
+    target = choose_target(
+        options.target, options.environ, earlier, str(options.out) if earlier is not None else None
+    )
     namespace = _namespace(options.namespace, f.existing_namespace(options.out), options.out)
     async with connect(target, options.environ, retry=options.retry) as client:
         snapshot = await read_snapshot(client)

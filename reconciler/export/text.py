@@ -7,16 +7,13 @@ holding ``${`` are escaped as ``$${`` so variable substitution gives them back u
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
 from reconciler.manifest.variables import REFERENCE_RE
-
-_NOT_PLAIN = re.compile(r"^[-+.0-9~]|^(?:true|false|null|yes|no|on|off|y|n)$", re.IGNORECASE)
-
+from reconciler.manifest.yaml_loader import needs_quotes
 
 # libyaml's emitter when PyYAML has it (five times faster; the same text, tested).
 _BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -31,7 +28,7 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style: str | None = None
     if "\n" in value:
         style = "|"  # PyYAML falls back to quoting when a block cannot hold the text exactly
-    elif _NOT_PLAIN.match(value):
+    elif needs_quotes(value):
         style = '"'
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 

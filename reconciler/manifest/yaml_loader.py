@@ -77,6 +77,16 @@ _CoreResolver.add_implicit_resolver(_TAG + "merge", re.compile(r"^<<$"), ["<"])
 
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
+_NOT_PLAIN_RE = re.compile(r"^[-+.0-9~]|^(?:true|false|null|yes|no|on|off|y|n)$", re.IGNORECASE)
+
+
+def needs_quotes(text: str) -> bool:
+    """Whether a string written plain could read back as something else: this loader reads
+    YAML 1.2 (``1e3`` is a number), PyYAML writes 1.1 (``yes`` is a boolean there), so writers
+    (``export.text``, the plan's YAML) quote what either could take for a number, a boolean or
+    null."""
+    return _NOT_PLAIN_RE.match(text) is not None
+
 
 class _PythonParser(Reader, Scanner, Parser, _CoreResolver):
     """PyYAML's pure-Python scanner and parser: a stream of events."""

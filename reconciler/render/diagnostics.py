@@ -40,21 +40,23 @@ def to_text(
     return "\n".join(lines) + "\n"
 
 
-def to_json(diagnostics: Sequence[Diagnostic], files: int, documents: int) -> str:
-    def item(d: Diagnostic) -> dict[str, Any]:
-        loc = d.location
-        return {
-            "file": loc.file if loc else None,
-            "line": loc.line if loc else None,
-            "column": loc.column if loc else None,
-            "severity": str(d.severity),
-            "code": d.code,
-            "message": d.message,
-        }
+def as_json(d: Diagnostic) -> dict[str, Any]:
+    """One diagnostic as ``validate --format json`` and ``apply --format json`` give it."""
+    loc = d.location
+    return {
+        "file": loc.file if loc else None,
+        "line": loc.line if loc else None,
+        "column": loc.column if loc else None,
+        "severity": str(d.severity),
+        "code": d.code,
+        "message": d.message,
+    }
 
+
+def to_json(diagnostics: Sequence[Diagnostic], files: int, documents: int) -> str:
     errors = sum(1 for d in diagnostics if d.is_error)
     payload = {
-        "diagnostics": [item(d) for d in diagnostics],
+        "diagnostics": [as_json(d) for d in diagnostics],
         "summary": {
             "files": files,
             "documents": documents,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import io
 import json
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import JsonValue
 
+from reconciler.manifest.yaml_loader import needs_quotes
 from reconciler.plan.definition import DESTRUCTIVE, Action, Change, FieldChange, Plan, Summary
 from reconciler.render.style import clean, paint, plural
 
@@ -62,9 +62,6 @@ def format_value(value: JsonValue) -> str:
 
 # --- structured values in the manifests' own YAML ---------------------------------------------
 
-# Strings a YAML 1.2 reader (the manifest loader) would take for something else are quoted, as
-# ``export.text`` does: PyYAML quotes for YAML 1.1 only (``1e3`` is a number in 1.2, not 1.1).
-_NOT_PLAIN = re.compile(r"^[-+.0-9~]|^(?:true|false|null|yes|no|on|off|y|n)$", re.IGNORECASE)
 _BREAKS = frozenset("\n\r\x85\u2028\u2029")
 
 
@@ -100,7 +97,7 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     """One line whatever the text holds: a line break is written ``\\n`` (double quotes), so
     no text of a value starts a line of the output."""
     odd = not value.isprintable() or _BREAKS & set(value) or value != value.strip()
-    style = '"' if odd or _NOT_PLAIN.match(value) else None
+    style = '"' if odd or needs_quotes(value) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
