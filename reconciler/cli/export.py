@@ -13,18 +13,13 @@ from typing import TYPE_CHECKING
 from reconciler.cli.common import Options
 from reconciler.errors import UsageError
 from reconciler.export.files import KINDS, README
+from reconciler.kinds import MANIFEST_KINDS
 from reconciler.render.style import clean, paint, plural, use_color
 
 if TYPE_CHECKING:
     from reconciler.export.run import Exported
 
-NOUNS = {
-    "Queue": "queue",
-    "FacebookAccount": "Facebook account",
-    "GoogleBusinessMessagesAccount": "Google's Business Messages account",
-    "Workstream": "workstream",
-    "RoutingRuleSet": "routing rule set",
-}
+NOUNS = {kind.name: kind.noun for kind in MANIFEST_KINDS}
 
 
 def add_parser(commands: argparse._SubParsersAction, options: Options) -> None:  # type: ignore[type-arg]

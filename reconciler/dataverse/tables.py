@@ -28,6 +28,9 @@ Every fact here cites its public source by key. The keys (Microsoft Learn pages 
     NOTE      MicrosoftDocs/powerapps-docs
               powerapps-docs/developer/data-platform/reference/entities/annotation.md
               @000a09f9f35ada4cd52c89e8e4f4a54611a0dec0 (the Note table of every Dataverse org)
+    CS-LWS    ce/customer-service/develop/reference/entities/msdyn_liveworkstream.md
+              @01969140c10ba661dfe21abcc8b14a10a332a37e (lists the channel options of
+              msdyn_streamsource)
     ALM       microsoft/Dynamics365-Apps-Samples @a585d08a1db601ceda0c4547453c82a5705777ac
               customer-service/omnichannel/alm-template-pipeline/solutions/boilerplate
               (an exported solution: real org data)
@@ -183,15 +186,29 @@ QUEUE_TYPES = (192350000, 192350001, 192350002)
 # DEV-Q: Omnichannel Assignment, Round Robin, Custom Assignment Configuration, Longest Idle,
 # No Assignment.
 ASSIGNMENT = (192350000, 192350001, 192350002, 192350003, 192350005)
-# DEV-WS lists 192350000 Entity Records only (channels add their own options). UNCONFIRMED: the
-# channel values (Facebook 192330000, GBM 192450001, …) come from no table reference.
+# DEV-WS lists 192350000 Entity Records only; CS-LWS lists the channels: 192330000 Facebook,
+# 192360000 Live chat (ALM's chat workstreams hold it), 192450001 Google's Business Messages,
+# 192300000 WhatsApp, 192350002 Custom. UNCONFIRMED: 19241000 (Teams) as written here.
 STREAM_SOURCES = (192330000, 192450001, 192360000, 192300000, 19241000, 192350000, 192350002)
 DISTRIBUTION = (192350000, 192350001)  # DEV-WS: Push, Pick
 CAPACITY_FORMAT = (192350000, 192360000)  # DEV-WS: Unit based, Profile based
 PRESENCES = (192360000, 192360001, 192360002, 192360003, 192360004)  # DEV-WS msdyn_allowedpresences
 DIRECTION = (0, 1, 2, 3, 4)  # DEV-WS: Inbound, Outbound, Direct Inbound/Outbound, ProactiveOutbound
-# UNCONFIRMED: msdyn_conversationmode is not on DEV-WS; ALM's chat workstream holds 192350000.
+# CS-LWS msdyn_conversationmode: 192350000 Live Chat, 192350001 Persistent Chat (ALM's chat
+# workstreams hold 192350000).
 CONVERSATION_MODE = (192350000, 192350001)
+WIDGET_POSITIONS = (192236010, 192236011)  # FS-LCC msdyn_widgetposition: Bottom right, left
+# FS-LCC msdyn_widgetthemecolor: Red, Blue (the default), Green, Black, Orange, Pink, Grey, Violet,
+# Brown, Clay, Purple, Teal: named colours, no hex value documented.
+WIDGET_THEME_COLORS = (
+    19236001,
+    19236002,
+    19236003,
+    19236004,
+    *range(192350001, 192350008),
+    192360017,
+)
+WIDGET_RULE_TYPES = (100000000, 100000001)  # FS-LCWL msdyn_ruletype: Include, Exclude
 WORKSTREAM_MODE = (717210000, 717210001)  # DEV-WS msdyn_mode: Legacy (the default), Simplified
 SURVEY_MODE = (192350000, 192350001)  # ENT-FBP: insert survey in conversation, send survey link
 # DEV-STEP msdyn_type: Enrichment, Skill identification, Queue identification, Agent Group

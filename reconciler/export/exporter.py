@@ -20,8 +20,6 @@ The module is pure: it works on a ``Snapshot`` and never touches the target.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import datetime
 import re
@@ -30,7 +28,9 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler import kinds as registry
 from reconciler.diagnostics import Diagnostic
+from reconciler.kinds.gbm import key_text as _key_text
 from reconciler.manifest.variables import substitute
 from reconciler.manifest.yaml_loader import SourceDocument, load_text
 from reconciler.mapping import kinds as k
@@ -49,29 +49,25 @@ from reconciler.validate.pipeline import build_documents
 
 from .text import dump
 
-MANIFEST_KINDS = (k.QUEUE, k.FACEBOOK_ACCOUNT, k.GBM_ACCOUNT, k.WORKSTREAM, k.RULE_SET)
-CHANNEL_INSTANCES = {k.FACEBOOK_ACCOUNT.name: k.FACEBOOK_PAGE, k.GBM_ACCOUNT.name: k.GBM_AGENT}
-MANIFEST_KIND = {
-    k.FACEBOOK_PAGE.name: k.FACEBOOK_ACCOUNT.name,
-    k.GBM_AGENT.name: k.GBM_ACCOUNT.name,
+MANIFEST_KINDS = tuple(kind.record for kind in registry.MANIFEST_KINDS)
+CHANNEL_INSTANCES = {
+    kind.name: child for kind in registry.MANIFEST_KINDS for child in kind.brings if child.linked
 }
-SERVES = {"facebook": k.FACEBOOK_PAGE, "google-business-messages": k.GBM_AGENT}
-# docs/domain.md §2: the channels of msdyn_streamsource the manifests do not describe.
-OTHER_CHANNELS = {
-    192360000: "live chat",
-    192300000: "WhatsApp",
-    19241000: "Teams",
-    192350000: "entity records",
-    192350002: "custom",
+"""Account kind → its channel instances (pages, agents): named under their account."""
+OWNED_INSTANCES = {
+    channel.instance: channel for channel in registry.CHANNELS if channel.account is None
 }
-# A metadata name for a display name with nothing to slug ("客服").
-FALLBACK_NAMES = {
-    "Queue": "queue",
-    "FacebookAccount": "facebook-account",
-    "GoogleBusinessMessagesAccount": "gbm-account",
-    "Workstream": "workstream",
-    "RoutingRuleSet": "rule-set",
+"""Channel instances a workstream brings itself (a chat widget): named under it."""
+OWNED_CHILDREN = {
+    kind: channel.instance
+    for channel in registry.CHANNELS
+    if channel.account is None
+    for kind in channel.brings
+    if kind is not channel.instance
 }
+"""Records under such an instance (a widget's allowed domains) → the instance's kind."""
+MANIFEST_KIND = {record: kind.name for record, kind in registry.OWNER.items()}
+"""Record kind → the manifest kind whose documents describe it (a chat widget: Workstream)."""
 EXPORT_NAMESPACE_ROOT = uuid.UUID("6f1d3c2a-8b4e-5a7f-9c0d-2e4b6a8c0f13")
 MAX_NAME = 63
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -111,9 +107,11 @@ class Export:
     namespace: uuid.UUID
     organization_id: str | None
     records: int
-    """Rows the documents describe, pages and agents included."""
+    """Rows the documents describe, pages, agents and widgets included."""
     rounds: int
     """Times the proof ran (1 when nothing had to be skipped by it)."""
+    described: dict[str, int] = field(default_factory=dict)
+    """Document address (``Kind/name``) → the rows it describes."""
 
     def only(self, kinds: Collection[str]) -> Export:
         """The part of the export that writes manifests of ``kinds``."""
@@ -124,7 +122,7 @@ class Export:
             for name, (address, path) in self.holders.items()
             if address.split("/", 1)[0] in kinds
         }
-        children = sum(len(d["spec"].get("pages", d["spec"].get("agents", []))) for d in documents)
+        addresses = [f"{d['kind']}/{d['metadata']['name']}" for d in documents]
         return dataclasses.replace(
             self,
             documents=documents,
@@ -132,7 +130,7 @@ class Export:
             holders=holders,
             secrets={name: self.secrets[name] for name in holders},
             skipped=[s for s in self.skipped if MANIFEST_KIND.get(s.kind, s.kind) in kinds],
-            records=len(documents) + children,
+            records=sum(self.described.get(address, 1) for address in addresses),
         )
 
 
@@ -220,8 +218,9 @@ class _Exporter:
             rest.sort(key=_by_id(kind))
             rest.sort(key=lambda row: slug(k.name_of_row(kind, row)))
             rest.sort(key=lambda row: k.is_system_row(kind, row))
+            fallback = registry.OWNER[kind.name].fallback_name
             for row in rest:
-                base = slug(k.name_of_row(kind, row)) or FALLBACK_NAMES[kind.name]
+                base = slug(k.name_of_row(kind, row)) or fallback
                 names[str(row[_pk(kind)])] = _unique(base, taken)
             for row in self.rows[kind.name]:
                 address = f"{kind.name}/{names[str(row[_pk(kind)])]}"
@@ -259,7 +258,10 @@ class _Exporter:
                 if unit.address in self.proved:
                     continue
                 taken.discard(unit.address.split("/", 1)[1])
-                base = slug(k.name_of_row(unit.kind, unit.row)) or FALLBACK_NAMES[k.RULE_SET.name]
+                base = (
+                    slug(k.name_of_row(unit.kind, unit.row))
+                    or registry.OWNER[k.RULE_SET.name].fallback_name
+                )
                 prefix = f"{order[unit.id]:0{width}d}"
                 name = _unique(f"{prefix}-{base}"[:MAX_NAME].rstrip("-"), taken)
                 del self.units[unit.address], self.resolver.ids[unit.address]
@@ -306,7 +308,7 @@ class _Exporter:
                     reason = "it has no name"
                 elif name in seen.setdefault(account.address, set()):
                     reason = (
-                        f"another {_noun(kind)} of {account.address} has the name {name!r} "
+                        f"another {kind.noun} of {account.address} has the name {name!r} "
                         "(names are unique within an account)"
                     )
                 if reason is not None:
@@ -317,6 +319,39 @@ class _Exporter:
                 address = f"{account.address}/{name}"
                 self.units[address] = _Unit(kind, row, address, needs=[account.address])
                 self.resolver.add(address, str(row[_pk(kind)]))
+        self.name_owned()
+
+    def name_owned(self) -> None:
+        """A workstream's own instance (a chat widget) is ``<workstream>/<suffix>``; what is
+        under it (its domains) ``<instance>/<prefix><name>``."""
+        for owners, kinds_under in (
+            ((k.WORKSTREAM,), OWNED_INSTANCES),
+            (tuple(OWNED_INSTANCES), OWNED_CHILDREN),
+        ):
+            parents = self._by_id_of(*owners)
+            for kind in kinds_under:
+                assert kind.parent is not None
+                for row in sorted(self.rows[kind.name], key=_by_id(kind)):
+                    parent = parents.get(str(row.get(lookup(kind.parent)) or ""))
+                    name = kind.name_of(row)
+                    own = kind.suffix or f"{kind.child_prefix}{name}"
+                    address = f"{parent.address}/{own}" if parent is not None else ""
+                    reason = (
+                        "it belongs to no workstream the export reads"
+                        if parent is None
+                        else f"{address} is taken by another {kind.noun}"
+                        if address in self.units
+                        else None
+                    )
+                    if reason is not None:
+                        self.listed.append(Skipped(kind.name, name, str(row[_pk(kind)]), reason))
+                        continue
+                    assert parent is not None
+                    self.units[address] = _Unit(kind, row, address, needs=[parent.address])
+                    self.resolver.add(address, str(row[_pk(kind)]))
+
+    def _by_id_of(self, *of: k.RecordKind) -> dict[str, _Unit]:
+        return {unit.id: unit for unit in self.units.values() if unit.kind in of}
 
     # -- 2. what each row says, and what it needs ------------------------------------------------
 
@@ -348,7 +383,7 @@ class _Exporter:
             if reason is not None:
                 self.skips[unit.address] = reason
                 continue
-            if unit.kind in CHANNEL_INSTANCES.values() and fields.get("workstream"):
+            if (unit.kind.linked or unit.kind in OWNED_INSTANCES) and fields.get("workstream"):
                 workstream = f"Workstream/{fields['workstream']}"
                 unit.needs.append(workstream)
                 if workstream in serving:
@@ -364,13 +399,14 @@ class _Exporter:
             if fields.get("fallbackQueue"):
                 unit.needs.append(f"Queue/{fields['fallbackQueue']}")
             instance = serving.get(unit.address)
+            channel = registry.BY_WORD.get(str(fields["channel"]), registry.CHANNELS[0])
             if instance is None:
                 self.skips.setdefault(
                     unit.address,
-                    f"no {_noun(SERVES.get(fields['channel'], k.FACEBOOK_PAGE))} serves it "
+                    f"no {channel.instance.noun} serves it "
                     "(a workstream manifest names the one that does)",
                 )
-            elif self.units[instance].kind is not SERVES.get(fields["channel"]):
+            elif self.units[instance].kind is not channel.instance:
                 self.skips.setdefault(
                     unit.address, f"it is served by {instance}, of another channel"
                 )
@@ -418,23 +454,12 @@ class _Exporter:
         """Why a row cannot be written as a manifest, for what the codecs can tell at once."""
         assert unit.found is not None
         fields = unit.found.fields
-        if unit.kind is k.WORKSTREAM and str(fields.get("channel", "")).startswith("<"):
-            number = unit.row.get("msdyn_streamsource")
-            channel = OTHER_CHANNELS.get(number, f"channel {number}") if number else "no channel"
-            return (
-                f"{channel} workstreams are not supported (only Facebook and Google's "
-                "Business Messages)"
-            )
         for path, value in fields.items():
             if isinstance(value, k.Unreadable):
                 return f"its {path} cannot be said in a manifest: {value}"
-        if unit.kind is k.RULE_SET and str(fields.get("type") or "<").startswith("<"):
-            return (
-                f"it is a rule set of {str(fields.get('type')).strip('<>')}; manifests describe "
-                "declarative route-to-queue and classification sets"
-            )
-        if unit.kind is k.RULE_SET and str(fields.get("workstream") or "<").startswith("<"):
-            return "its input contract belongs to no workstream the export writes"
+        owner = registry.OWNER[unit.kind.name]
+        if unit.kind is owner.record and (reason := owner.cannot_express(fields)) is not None:
+            return reason
         for field_map in unit.kind.fields:
             value = fields.get(field_map.path)
             if field_map.ref and isinstance(value, str) and value.startswith("<"):
@@ -443,13 +468,6 @@ class _Exporter:
                 return (
                     f"{field_map.path} refers to {value.strip('<>')}, a record the export does "
                     "not read"
-                )
-        if unit.kind is k.GBM_ACCOUNT:
-            key = fields.get("serviceAccountKey")
-            if isinstance(key, Sensitive) and _key_text(key) is None:
-                return (
-                    "its service account key is not a base64-encoded UTF-8 file, which an "
-                    "environment variable cannot hold"
                 )
         return None
 
@@ -578,7 +596,16 @@ class _Exporter:
             organization_id=self.snapshot.organization_id,
             records=len(self.active()),
             rounds=rounds,
+            described=self.described(),
         )
+
+    def described(self) -> dict[str, int]:
+        """Each document's rows: its own, and those written inside it (``Kind/name/...``)."""
+        counts: dict[str, int] = {}
+        for unit in self.active():
+            document = "/".join(unit.address.split("/")[:2])
+            counts[document] = counts.get(document, 0) + 1
+        return counts
 
     def skipped(self) -> list[Skipped]:
         used = {need for unit in self.units.values() for need in unit.needs}
@@ -607,19 +634,8 @@ def _by_id(kind: k.RecordKind) -> Callable[[Row], str]:
     return lambda row: str(row[key])
 
 
-def _noun(kind: k.RecordKind) -> str:
-    return "page" if kind is k.FACEBOOK_PAGE else "agent"
-
-
 def _order(unit: _Unit) -> tuple[int, str]:
     return k.STAGE[unit.kind.name], unit.address
-
-
-def _key_text(key: Sensitive) -> str | None:
-    try:
-        return base64.b64decode(key.reveal(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
 
 
 def _environ(assembled: Assembled) -> dict[str, str]:
@@ -643,7 +659,8 @@ def _unit_of(address: str) -> str:
     """The unit a planned record belongs to: a page or agent is its own, routing records
     belong to their workstream or rule set."""
     kind, _, rest = address.partition("/")
-    if kind in (k.WORKSTREAM.name, k.RULE_SET.name):
+    owner = registry.BY_KIND.get(kind)
+    if owner is not None and owner.children_key is None:
         return f"{kind}/{rest.split('/', 1)[0]}"
     return address
 
@@ -654,7 +671,8 @@ def _unit_at(source: SourceDocument, diagnostic: Diagnostic) -> str:
     where = (diagnostic.location.line, diagnostic.location.column)
     paths = [path for path, position in source.positions.items() if position == where]
     path = max(paths, key=len, default=())
-    if len(path) > 2 and path[:2] in (("spec", "pages"), ("spec", "agents")):
+    lists = {("spec", kind.children_key) for kind in registry.MANIFEST_KINDS if kind.children_key}
+    if len(path) > 2 and path[:2] in lists:
         index = path[2]
         items = source.data["spec"][path[1]]
         if isinstance(index, int) and isinstance(items[index], dict):

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from reconciler.errors import UsageError
+from reconciler.kinds import MANIFEST_KINDS
 from reconciler.render import markdown as md
 
 if TYPE_CHECKING:
@@ -45,28 +46,19 @@ if TYPE_CHECKING:
 PROJECT_FILE = "reconciler.yaml"
 README = "README.md"
 README_TITLE = "# Manifests exported by reconciler"
-KIND_FILES = {
-    "Queue": "queues.yaml",
-    "FacebookAccount": "facebook-accounts.yaml",
-    "GoogleBusinessMessagesAccount": "google-business-messages-accounts.yaml",
-    "Workstream": "workstreams.yaml",
-}
+KIND_FILES = {kind.name: kind.file for kind in MANIFEST_KINDS if kind.file}
+"""Kinds export writes to one file each; rule sets go to a file per workstream."""
 ROUTING_FOLDER = "routing"
 SCHEMA_FOLDER = ".schemas"
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml if any
 _LISTED = re.compile(r"^\| `([^`|]+)` \|", re.M)  # a file in the README's table
-KINDS = (*KIND_FILES, "RoutingRuleSet")
-WHAT = {
-    "Queue": "queues",
-    "FacebookAccount": "Facebook accounts with their pages",
-    "GoogleBusinessMessagesAccount": "Google's Business Messages accounts with their agents",
-    "Workstream": "workstreams with their channel settings",
-}
+KINDS = tuple(kind.name for kind in MANIFEST_KINDS)
+WHAT = {kind.name: kind.what for kind in MANIFEST_KINDS if kind.file}
 
 
 def _file_of(document: Mapping[str, Any]) -> str:
     kind = document["kind"]
-    if kind == "RoutingRuleSet":
+    if kind not in KIND_FILES:  # a rule set: with the others of its workstream
         return f"{ROUTING_FOLDER}/{document['spec']['workstream']}.yaml"
     return KIND_FILES[kind]
 

@@ -80,6 +80,14 @@ class FieldMap:
     """References: the address pattern of the referenced record, ``{}`` for the name."""
     default: Value = None
     """The value a manifest leaves out (export omits it)."""
+    derived: bool = False
+    """Not written in a manifest: the kind derives it (a workstream's own contract)."""
+    keep_unset: bool = False
+    """Left out of a manifest, it is neither written nor compared: the target's value stays."""
+    export_always: bool = False
+    """Export writes it even when it holds the default (or nothing)."""
+    normalize: Callable[[Any], Value] | None = None
+    """A manifest value (as the spec model holds it) → the field's value."""
 
 
 def lookup(column: str) -> str:
@@ -101,14 +109,14 @@ def plain(path: str, column: str, default: Value = None, **kw: Any) -> FieldMap:
     )
 
 
-def boolean(path: str, column: str, default: bool = False) -> FieldMap:
+def boolean(path: str, column: str, default: bool = False, **kw: Any) -> FieldMap:
     """A yes/no column; a row without a value reads as the column's default."""
 
     def read(row: Row, _r: Resolver) -> Value:
         value = row.get(column)
         return default if value is None else bool(value)
 
-    return FieldMap(path, (column,), read, lambda v, _f, _a, _r: {column: v}, default=default)
+    return FieldMap(path, (column,), read, lambda v, _f, _a, _r: {column: v}, default=default, **kw)
 
 
 def option(
@@ -131,7 +139,7 @@ def option(
     return FieldMap(path, (column,), read, write, default=default, **kw)
 
 
-def reference(path: str, column: str, pattern: str) -> FieldMap:
+def reference(path: str, column: str, pattern: str, **kw: Any) -> FieldMap:
     """A lookup to another record, written by name. ``pattern`` is its address with ``{}``
     for the name: ``Queue/{}``, ``Workstream/{}/routing``."""
     name = lookup(column)
@@ -153,10 +161,10 @@ def reference(path: str, column: str, pattern: str) -> FieldMap:
             return {name: None}
         return {name: resolver.id_of(pattern.format(value))}
 
-    return FieldMap(path, (name,), read, write, ref=pattern)
+    return FieldMap(path, (name,), read, write, ref=pattern, **kw)
 
 
-def language(path: str, column: str) -> FieldMap:
+def language(path: str, column: str, **kw: Any) -> FieldMap:
     """A lookup to a pre-existing language, written as its locale code (``nl-NL``)."""
     name = lookup(column)
 
@@ -167,7 +175,7 @@ def language(path: str, column: str) -> FieldMap:
     def write(value: Value, _f: Fields, _a: str, resolver: Resolver) -> Row:
         return {name: None if value is None else resolver.language_id(value)}
 
-    return FieldMap(path, (name,), read, write)
+    return FieldMap(path, (name,), read, write, **kw)
 
 
 def duration(path: str, column: str) -> FieldMap:
@@ -180,7 +188,8 @@ def duration(path: str, column: str) -> FieldMap:
     def write(value: Value, _f: Fields, _a: str, _r: Resolver) -> Row:
         return {column: None if value is None else parse_duration(value)}
 
-    return FieldMap(path, (column,), read, write)
+    # A manifest's duration is held as minutes: the field says it in its shortest unit.
+    return FieldMap(path, (column,), read, write, normalize=format_duration)
 
 
 def choices(path: str, column: str, labels: Mapping[str, int]) -> FieldMap:
@@ -204,10 +213,13 @@ def choices(path: str, column: str, labels: Mapping[str, int]) -> FieldMap:
             return {column: None}
         return {column: ",".join(str(labels[word]) for word in order if word in value)}
 
-    return FieldMap(path, (column,), read, write)
+    def normalize(value: Any) -> Value:
+        return [word for word in order if word in set(value)]
+
+    return FieldMap(path, (column,), read, write, normalize=normalize)
 
 
-def secret(path: str, *columns: str, chunk: int = 0) -> FieldMap:
+def secret(path: str, *columns: str, chunk: int = 0, **kw: Any) -> FieldMap:
     """A secret column, or a secret split over several columns of ``chunk`` characters."""
 
     def read(row: Row, _r: Resolver) -> Value:
@@ -225,7 +237,7 @@ def secret(path: str, *columns: str, chunk: int = 0) -> FieldMap:
         pieces = [text[i * chunk : (i + 1) * chunk] or None for i in range(len(columns))]
         return dict(zip(columns, pieces, strict=True))
 
-    return FieldMap(path, columns, read, write, sensitive=True)
+    return FieldMap(path, columns, read, write, sensitive=True, **kw)
 
 
 def body(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def _check_field(value: str) -> str:
         known = [f"{ctx}.{name}" for ctx, names in CONTEXT_FIELDS.items() for name in names]
         raise PydanticCustomError(
             "unknown-condition-field",
-            "unknown field {value!r}; use one of {known}, context.<variable> or "
+            "unknown field '{value}'; use one of {known}, context.<variable> or "
             "conversation.<attribute>",
             {"value": value, "known": ", ".join(known)},
         )

@@ -26,6 +26,7 @@ from typing import Any
 from reconciler import __version__
 from reconciler.diagnostics import Diagnostic, sorted_unique
 from reconciler.errors import UsageError
+from reconciler.kinds.base import named
 from reconciler.manifest.document import Document
 from reconciler.manifest.revision import Revision, checkout
 from reconciler.mapping import kinds as k
@@ -54,7 +55,7 @@ from reconciler.validate.pipeline import Report, validate
 # (a secret reference a trust rule now refuses: the comparison reads no secret anyway).
 _AGED = frozenset({"token-expired", *semantic.POLICY_CODES, *secrets.REFUSED})
 # Records that follow their workstream or rule set: never reported on their own.
-_DERIVED = frozenset({k.CONTRACT.name, k.ROUTING_CONFIGURATION.name, k.ROUTING_STEP.name})
+_DERIVED = frozenset(kind.name for kind in k.KINDS if kind.on_create is named)
 _RANK = {kind.name: index for index, kind in enumerate(k.KINDS)}
 
 

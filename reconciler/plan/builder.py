@@ -554,6 +554,12 @@ class _Planner:
             reason = "matches the manifests"
             if renamed:
                 reason = f"renamed from {renamed} (keeps its id); {reason}"
+            # Values a kind carries outside its fields (a chat widget's snippet colour) reach
+            # apply's checklist even when the record is unchanged.
+            declared = {f.path for f in record.kind.fields}
+            carried = {p: json_value(v) for p, v in record.fields.items() if p not in declared}
+            if carried:
+                extra["desired"] = carried
             self.change(record, Action.NOOP, reason, entry.id, record.address, entry.row, **extra)
 
     def update_reason(
@@ -621,10 +627,13 @@ class _Planner:
             self.change(record, Action.CONFLICT, clash, entry.id, record.address)
             return
         reason = f"deleted with {cause}; created again" if cause else "not in the target"
+        # What the record's kind declares: values a kind only carries for its own use (a chat
+        # widget's name on create, its snippet's colour) are not fields of the record.
+        declared = {f.path for f in record.kind.fields}
         fields = tuple(
             field_change(record.kind, *item)
             for path, value in record.fields.items()
-            if value is not None
+            if value is not None and path in declared
             for item in created_fields(path, value)
         )
         self.change(
@@ -641,9 +650,7 @@ class _Planner:
     def clash(self, record: Record) -> str | None:
         """A row that is not ours but is the same thing: same name, or same page/agent id."""
         kind = record.kind
-        key = {"FacebookPage": "pageId", "GoogleBusinessMessagesAgent": "agentId"}.get(
-            kind.name, "displayName"
-        )
+        key, words = kind.identity_key
         if key not in {f.path for f in kind.fields}:
             return None
         wanted = record.fields.get(key)
@@ -666,11 +673,7 @@ class _Planner:
                     return hint
                 continue
             self.conflicting.add(row_id)
-            what = (
-                f"page ID {wanted}"
-                if key == "pageId"
-                else (f"agent ID {wanted}" if key == "agentId" else f"the name {value!r}")
-            )
+            what = f"{words} {wanted}" if words else f"the name {value!r}"
             if (other := self.other_project(row_id)) is not None:
                 return (
                     f"a {kind.name} with {what} already exists in the target (id {row_id}) and "
@@ -717,23 +720,10 @@ class _Planner:
         )
 
     def created(self, record: Record) -> None:
-        if record.kind is k.FACEBOOK_PAGE:
+        follow_up = record.kind.follow_up
+        if follow_up is not None:
             self.out.follow_up.append(
-                FollowUp(
-                    address=record.address,
-                    output="callbackUrl, verifyToken",
-                    message="paste the callback URL and verify token into the Facebook app's "
-                    "webhook settings and subscribe the page to messages (known after apply)",
-                )
-            )
-        elif record.kind is k.GBM_ACCOUNT:
-            self.out.follow_up.append(
-                FollowUp(
-                    address=record.address,
-                    output="webhookUrl",
-                    message="paste the webhook URL into the Business Messages console and "
-                    "verify it (known after apply)",
-                )
+                FollowUp(address=record.address, output=follow_up.output, message=follow_up.message)
             )
 
     def check_writable(self, record: Record) -> Row | None:

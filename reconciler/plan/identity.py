@@ -23,14 +23,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from reconciler.kinds.base import Match, named
 from reconciler.mapping import kinds as k
 from reconciler.mapping.fields import Resolver, Row, lookup
 from reconciler.mapping.records import Record
 from reconciler.mapping.values import record_id
 from reconciler.state.ledger import Entry as LedgerEntry
 from reconciler.state.reader import Snapshot
-
-_DERIVED = (k.CONTRACT, k.ROUTING_CONFIGURATION, k.ROUTING_STEP)
 
 
 @dataclass
@@ -108,32 +107,18 @@ def _child_row(
     if parent_id is None:
         return None
     free = [row for row in rows if row[_pk(kind)] not in claimed]
-    if kind is k.CONTRACT:
-        workstream = by_id[k.WORKSTREAM.name].get(parent_id, {})
-        contract = workstream.get(lookup("msdyn_routingcontractid"))
-        return next((row for row in free if row[_pk(kind)] == contract), None)
-    if kind is k.ROUTING_CONFIGURATION:
-        column = lookup("msdyn_liveworkstreamid")
-        mine = [row for row in free if row.get(column) == parent_id]
-        mine.sort(key=lambda row: not row.get("msdyn_isactiveconfiguration"))
-        return mine[0] if mine else None
-    if kind is k.ROUTING_STEP:
-        column = lookup("msdyn_rulesetid")
-        return next((row for row in free if row.get(column) == parent_id), None)
+    if kind.match is not None:  # derived records: the kind says where their row is
+        return kind.match(Match(free, record.fields, parent_id, by_id))
     assert kind.parent is not None
     column = lookup(kind.parent)
     mine = [row for row in free if row.get(column) == parent_id]
-    if kind is k.CONTEXT_VARIABLE:  # by its name, as rules and the contract name it
-        wanted = record.fields.get("name")
-        return next((row for row in mine if k.name_of_row(kind, row) == wanted), None)
-    # A page or agent under its account: by its Facebook page ID or agent ID first (so a
+    # A child under its parent: by its key first (a Facebook page ID, an agent ID: so a
     # renamed page is the same page), then by name, ignoring case.
-    key, key_column = (
-        ("pageId", "msdyn_fbpageid") if kind is k.FACEBOOK_PAGE else ("agentId", "msdyn_agentid")
-    )
+    key, _ = kind.identity_key
+    key_column = kind.field(key).columns[0] if kind.keys else None
     name = str(record.fields.get("name", "")).casefold()
-    by_key = [row for row in mine if row.get(key_column) == record.fields.get(key)]
-    by_name = [row for row in mine if k.name_of_row(kind, row).casefold() == name]
+    by_key = [row for row in mine if key_column and row.get(key_column) == record.fields.get(key)]
+    by_name = [row for row in mine if kind.name_of(row).casefold() == name]
     found = by_key or by_name
     return found[0] if found else None
 
@@ -161,11 +146,12 @@ def prove(
     """The address this row would have if the reconciler made it, or None."""
     name = k.name_of_row(kind, row)
     candidates: Iterable[str]
-    if kind in _DERIVED:
+    if kind.on_create is named:  # routing records are named by their address
         candidates = (name,)
     elif kind.parent is not None:
         parent = resolver.addresses.get(row.get(lookup(kind.parent)) or "")
-        candidates = (f"{parent}/{kind.child_prefix}{name}",) if parent else ()
+        own = kind.suffix or f"{kind.child_prefix}{name}"
+        candidates = (f"{parent}/{own}",) if parent else ()
     else:
         row_id = row[_pk(kind)]
         candidates = (f"{kind.name}/{name}", f"{kind.name}/{slug(name)}", *hints.get(row_id, ()))

@@ -22,13 +22,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from reconciler import kinds
 from reconciler.dataverse.tables import Table
 from reconciler.mapping import kinds as k
 from reconciler.plan.definition import Action, Change, Plan
 
 LINK_FIELD = "workstream"
-LINKED_KINDS = frozenset({k.FACEBOOK_PAGE.name, k.GBM_AGENT.name})
+LINKED_KINDS = frozenset(kind.name for kind in k.KINDS if kind.linked)
 """Channel instances: their ``workstream`` field is the link that puts them live."""
+_ROUTED = frozenset(kind.name for kind in (k.RULE_SET, *kinds.BY_KIND["RoutingRuleSet"].brings))
+"""Records of a workstream's routing that its address does not name (rule sets, steps)."""
 
 
 WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE, Action.ADOPT})
@@ -104,7 +107,7 @@ def _chains(changes: Iterable[Change]) -> dict[str, list[str]]:
         address = change.address
         if address.startswith(prefix):
             found[address[len(prefix) :].split("/", 1)[0]].append(address)
-        elif change.kind in (k.RULE_SET.name, k.ROUTING_STEP.name):
+        elif change.kind in _ROUTED:
             workstream = (change.desired or {}).get("workstream")
             if workstream is not None:
                 found[str(workstream)].append(address)
@@ -147,6 +150,7 @@ def build_steps(plan: Plan) -> list[Step]:
     final: dict[str, str] = {}  # address → key of the step that leaves the record as planned
     unlinks: dict[tuple[str, str], str] = {}  # (replaced address, address) → its unlink's key
     let_go: set[str] = set()  # addresses unlinked before their main step
+    deleted: dict[str, str] = {}  # address of a replaced record → its delete's key
     drafts: list[tuple[Step, tuple[str, ...]]] = []  # (step without needs, addresses it needs)
     chains = _chains(plan.changes)
     waiting = _waiting(plan.changes)
@@ -200,8 +204,8 @@ def build_steps(plan: Plan) -> list[Step]:
             continue
         replaced: tuple[str, ...] = ()
         if change.action is Action.REPLACE:
-            add(Op.DELETE, change, (), *change.depends_on)
-            replaced = (f"{Op.DELETE} {change.address}",)
+            replaced = (add(Op.DELETE, change, (), *change.depends_on),)
+            deleted[change.address] = replaced[0]
         paths = tuple(f.path for f in kind.fields if f.path in desired)
         if not chain:
             add(Op.CREATE, change, paths, *replaced, *change.depends_on)
@@ -215,16 +219,46 @@ def build_steps(plan: Plan) -> list[Step]:
         )
         add(Op.LINK, change, (LINK_FIELD,), key, *chain)
     keys = {step.key for step, _ in drafts}
+    by_address = {change.address: change for change in plan.changes}
     steps = []
     for step, needs in drafts:
         resolved = (
-            unlinks.get((step.address, need)) or (need if need in keys else final.get(need))
+            _across_replaces(step, need, deleted, by_address)
+            if _tied(step.change, need, by_address)
+            else unlinks.get((step.address, need)) or (need if need in keys else final.get(need))
             for need in needs
         )
         wanted = tuple(dict.fromkeys(key for key in resolved if key and key != step.key))
         steps.append(dataclasses.replace(step, needs=wanted))
     order(steps)  # refuses a cycle: the evaluator would wait for ever
     return steps
+
+
+def _tied(change: Change, need: str, by_address: dict[str, Change]) -> bool:
+    """Two replaced records that wait for each other: a chat widget (its workstream lookup is
+    set once) and its workstream (whose delete the widget's restrict link refuses)."""
+    other = by_address.get(need)
+    return (
+        change.action is Action.REPLACE
+        and other is not None
+        and other.action is Action.REPLACE
+        and change.address in other.depends_on
+    )
+
+
+def _across_replaces(
+    step: Step, need: str, deleted: dict[str, str], by_address: dict[str, Change]
+) -> str:
+    """What a step of one of two tied replaces waits for of the other: the referrer is
+    deleted first, then the referenced record, which is created first. ``""``: nothing."""
+    referrer = need in step.change.depends_on and _refers(by_address[need], step.address)
+    if step.op is Op.DELETE:
+        return deleted[need] if referrer else ""
+    return "" if referrer else f"{Op.CREATE} {need}"
+
+
+def _refers(change: Change, address: str) -> bool:
+    return address in k.BY_NAME[change.kind].references(change.desired or {})
 
 
 def order(steps: Sequence[Step]) -> dict[str, int]:

@@ -18,7 +18,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from reconciler import kinds
 from reconciler.diagnostics import Diagnostic, Severity, did_you_mean, error, warning
+from reconciler.kinds.base import attribute
 from reconciler.manifest.document import Document
 from reconciler.manifest.yaml_loader import PathKey
 from reconciler.mapping import conditions
@@ -322,8 +324,8 @@ class _Checker:
         """The channel block matches ``channel`` and names a free page or agent."""
         wanted = spec.channel.block
         blocks = {
-            "facebook": spec.facebook,
-            "googleBusinessMessages": spec.google_business_messages,
+            channel.block: getattr(spec, attribute(type(spec), channel.block))
+            for channel in kinds.CHANNELS
         }
         wrong = [block for block, value in blocks.items() if value is not None and block != wanted]
         for block in wrong:
@@ -334,21 +336,9 @@ class _Checker:
                 ("spec", block),
                 f"does not belong in a workstream with channel {spec.channel}; {advice}",
             )
-        if spec.facebook is not None and spec.channel is Channel.FACEBOOK:
-            owner_kind, account, child, noun = (
-                "FacebookAccount",
-                spec.facebook.account,
-                spec.facebook.page,
-                "page",
-            )
-        elif spec.google_business_messages is not None and wanted == "googleBusinessMessages":
-            owner_kind, account, child, noun = (
-                "GoogleBusinessMessagesAccount",
-                spec.google_business_messages.account,
-                spec.google_business_messages.agent,
-                "agent",
-            )
-        else:
+        settings = blocks[wanted]
+        channel = kinds.BY_BLOCK[wanted]
+        if settings is None:
             if not wrong and not self.unreadable(document, "spec", wanted):
                 self.fail(
                     "channel-mismatch",
@@ -357,20 +347,20 @@ class _Checker:
                     f"channel {spec.channel} needs a {wanted} block with its channel settings",
                 )
             return
+        if channel.account is None:  # the workstream brings its instance (a chat widget)
+            return
+        owner_kind, account, child, noun = (
+            channel.account,
+            settings.account,
+            getattr(settings, channel.child),
+            channel.child,
+        )
         owner = self.resolve(document, owner_kind, account, ("spec", wanted, "account"))
         if owner is None:
             return
         owner_spec = owner.manifest.spec
-        children = [
-            c.name
-            for c in (
-                owner_spec.pages
-                if isinstance(owner_spec, FacebookAccountSpec)
-                else owner_spec.agents
-                if isinstance(owner_spec, GoogleBusinessMessagesAccountSpec)
-                else []
-            )
-        ]
+        listed = kinds.BY_KIND[owner_kind].children_key or ""
+        children = [c.name for c in getattr(owner_spec, listed, None) or []]
         path: Path = ("spec", wanted, noun)
         if child not in children:
             if self.unreadable(owner, "spec", f"{noun}s"):
