@@ -28,7 +28,7 @@ from reconciler.targets import connect, parse_target
 
 NAMESPACE = uuid.UUID("3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10")  # examples/reconciler.yaml
 DB = "local:examples/.reconciler/dev.db"
-CREATES, STEPS = 25, 27  # the examples: 25 records, two pages/agents linked afterwards
+CREATES, STEPS = 34, 36  # the examples: 34 records, two pages/agents linked afterwards
 PICK = 192350001  # msdyn_workdistributionmode
 SUMMARY = re.compile(
     r"^Apply (complete|incomplete): (\d+) applied, (\d+) stale, (\d+) failed, (\d+) skipped",
@@ -397,10 +397,10 @@ def test_a_removed_queue_is_deleted_only_with_prune(applied, capsys):
 
 
 def test_deletes_over_max_delete_percent_are_refused_unless_forced(applied, capsys):
-    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 3")
-    remove_callback_line(applied)  # 1 of 25 = 4 % > 3 %
+    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 2")
+    remove_callback_line(applied)  # 1 of 34 = 2.9 % > 2 %
     _, plan = plan_json(capsys, "--prune")
-    assert (plan["managed"], plan["max_delete_percent"]) == (CREATES, 3)
+    assert (plan["managed"], plan["max_delete_percent"]) == (CREATES, 2)
 
     before = dump()
     code, out, err = apply(capsys, "--prune", "--yes")
@@ -424,8 +424,8 @@ def test_deletes_over_max_delete_percent_are_refused_unless_forced(applied, caps
 
 
 def test_the_delete_refusal_shows_a_share_over_the_limit(applied, capsys):
-    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 3")
-    remove_callback_line(applied)  # 1 of 25 = 4 %
+    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 2")
+    remove_callback_line(applied)  # 1 of 34 = 2.9 %
     code, _, err = apply(capsys, "--prune", "--yes")
     assert code == 3
     shown = re.search(r"\(([\d.]+)%\), more than safety\.maxDeletePercent \((\d+)%\)", err)
@@ -435,7 +435,7 @@ def test_the_delete_refusal_shows_a_share_over_the_limit(applied, capsys):
 
 def test_deletes_within_max_delete_percent_need_no_force(applied, capsys):
     edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 5")
-    remove_callback_line(applied)  # 1 of 25 = 4 % <= 5 %
+    remove_callback_line(applied)  # 1 of 34 = 2.9 % <= 5 %
     code, out, err = apply(capsys, "--prune", "--yes")
     assert (code, err) == (0, "")
     assert summary(out) == ("complete", 1, 0, 0, 0)
@@ -443,7 +443,12 @@ def test_deletes_within_max_delete_percent_need_no_force(applied, capsys):
 
 
 def test_the_delete_limit_does_not_apply_below_ten_managed_records(project, capsys):
-    for name in ("facebook.yaml", "facebook-routing.yaml", "google-business-messages.yaml"):
+    for name in (
+        "facebook.yaml",
+        "facebook-routing.yaml",
+        "google-business-messages.yaml",
+        "chat.yaml",
+    ):
         (project / name).unlink()
     edit(project / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 1")
     code, out, _ = apply(capsys, "--yes")
@@ -768,7 +773,7 @@ def test_after_a_failed_step_the_same_saved_plan_finishes_the_job(project, capsy
     monkeypatch.setattr(writer.Writer, "create", failing)
     code, out, err = apply_saved(capsys, "--yes", "-v", "--debug")
     assert code == 1
-    assert summary(out) == ("incomplete", 20, 0, 1, 6)
+    assert summary(out) == ("incomplete", 29, 0, 1, 6)
     assert "! Workstream/facebook-support: create failed: simulated failure" in out
     assert "Applying again finishes the job" in out
     for marker in MARKERS:
@@ -808,7 +813,7 @@ def test_on_a_terminal_each_step_is_a_line_above_a_bar_with_rate_and_eta(
     assert code == 0
     out = screen.getvalue()
     assert "\r\033[K+ Queue/vip-support: created (" in out  # the bar cleared, the line written
-    bars = re.findall(r"\] +(\d+)/27  applied \d+  [\d.]+ steps/s, ETA \d+ (?:s|min)", out)
+    bars = re.findall(rf"\] +(\d+)/{STEPS}  applied \d+  [\d.]+ steps/s, ETA \d+ (?:s|min)", out)
     assert [int(n) for n in bars] == list(range(1, STEPS))  # no bar is left after the last step
     assert f"Apply complete: {STEPS} applied" in out
     for marker in MARKERS:
@@ -1049,20 +1054,25 @@ def test_a_replace_that_a_page_of_someone_else_blocks_is_warned_about_and_refuse
 
 def test_the_delete_limit_counts_every_record_of_the_project_in_the_target(applied, capsys):
     """Records no manifest describes any more still count as managed: the ledger lists every
-    record the project wrote, so dropping most files and deleting three queues is 3 of 25
+    record the project wrote, so dropping most files and deleting three queues is 3 of 34
     records (the GBM account, displayed 'Contoso Business Messages', and its agent included,
-    which no id could prove ours), over a 10 % limit."""
-    for manifest in ("facebook.yaml", "facebook-routing.yaml", "google-business-messages.yaml"):
+    which no id could prove ours), over a 5 % limit."""
+    for manifest in (
+        "facebook.yaml",
+        "facebook-routing.yaml",
+        "google-business-messages.yaml",
+        "chat.yaml",
+    ):
         (applied / manifest).unlink()
-    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 10")
+    edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 5")
     for name in ("callback-line", "case-escalations", "dutch-support"):
         edit(applied / "queues.yaml", f"  name: {name}\n", f"  name: {name}\n  ensure: absent\n")
     _, plan = plan_json(capsys)
-    assert (plan["summary"]["delete"], plan["managed"]) == (3, 25)
+    assert (plan["summary"]["delete"], plan["managed"]) == (3, 34)
     before = dump()
     code, _, err = apply(capsys, "--yes")
     assert code == 3
-    assert "3 of 25 managed records (12.0%)" in err
+    assert "3 of 34 managed records (8.8%)" in err
     assert dump() == before
 
 

@@ -367,6 +367,7 @@ CONTEXT_VARIABLES = {
     "ws-fb1": ["Weight", "Vip", "Tier", "Segment", "Score", "Language", "Known"],
     "ws-gbm1": ["Weight", "Region", "Maps"],
     "ws-gbm2": ["StoreCode"],
+    "ws-chat": ["Topic"],
 }
 # Rule sets the reconciler cannot read, as real orgs hold them: key → (workstream key, type,
 # display name, XML, the exact reason export gives for skipping it).
@@ -495,9 +496,9 @@ def _workstream(org: Org, key: str, name: str, source: int, fallback: str, **col
             "msdyn_name": f"Contract {org.rng.getrandbits(32):08x}",
             "msdyn_uniquename": _unique_name(org, "new_contract"),
             "msdyn_contractdefinition": (
-                # The live chat workstream holds the ALM contract as it was exported.
+                # The widgetless live chat workstream holds the ALM contract as exported.
                 realorg("contracts", "alm-chat-workstream-contract.xml")
-                if source == LIVE_CHAT
+                if key == "ws-live"
                 else contract_xml(source, variables)
             ),
         },
@@ -518,7 +519,7 @@ def _workstream(org: Org, key: str, name: str, source: int, fallback: str, **col
             **columns,
         },
     )
-    for variable in [*variables, *(["Name"] if source == LIVE_CHAT else [])]:
+    for variable in [*variables, *(["Name"] if key == "ws-live" else [])]:
         org.post(
             f"{key}/context.{variable}",
             "msdyn_ocliveworkstreamcontextvariables",
@@ -747,12 +748,49 @@ def build_org(org: Org) -> None:
         msdyn_autocloseafterinactivity=None, msdyn_allowedpresences=None,
         msdyn_enableautomatedmessages=True,
     )  # fmt: skip
-    # Not expressible: another channel; and a fallback queue the manifests cannot hold.
+    # Not expressible: a live chat workstream without a widget.
     _workstream(
         org, "ws-live", "Live chat ✨", LIVE_CHAT, org.bind("q-belgie"),
         msdyn_workdistributionmode=PUSH, msdyn_capacityrequired=1,
         msdyn_maxconcurrentconnection=1, msdyn_autocloseafterinactivity=30,
     )  # fmt: skip
+    # A live chat workstream with its widget, as ALM's exported ones are (ALM in
+    # reconciler.dataverse.tables): a widget named otherwise than its workstream, a domain.
+    _workstream(
+        org, "ws-chat", "Web chat", LIVE_CHAT, org.bind("q-support"),
+        msdyn_workdistributionmode=PUSH, msdyn_capacityrequired=30,
+        msdyn_maxconcurrentconnection=2, msdyn_enableagentaffinity=False,
+        msdyn_autocloseafterinactivity=2880, msdyn_allowedpresences=None,
+        msdyn_enableautomatedmessages=True, msdyn_conversationmode=192350000,
+    )  # fmt: skip
+    org.post(
+        "widget-chat",
+        "msdyn_livechatconfigs",
+        "msdyn_livechatconfigid",
+        {
+            "msdyn_name": "ALMChat",
+            "msdyn_widgettitle": "Let's chat",
+            "msdyn_widgetsubtitle": "We're Online",
+            "msdyn_widgetposition": 192236010,
+            "msdyn_widgetthemecolor": 19236002,
+            "msdyn_conversationmode": 192350000,
+            "msdyn_enablefileattachmentsforcustomers": True,
+            "msdyn_enablefileattachmentsforagents": True,
+            "msdyn_liveworkstreamid@odata.bind": org.bind("ws-chat"),
+            "msdyn_ocwidgetlanguage@odata.bind": f"/msdyn_oclanguages({org.languages['en-US']})",
+        },
+    )
+    org.post(
+        "domain-chat",
+        "msdyn_livechatwidgetlocations",
+        "msdyn_livechatwidgetlocationid",
+        {
+            "msdyn_name": "Contoso web shop",
+            "msdyn_domainvalue": "shop.contoso.com",
+            "msdyn_ruletype": 100000000,
+            "msdyn_livechatconfigid@odata.bind": org.bind("widget-chat"),
+        },
+    )
     _workstream(
         org, "ws-default", "Falls back to the default queue", FACEBOOK,
         f"/queues({org.default_messaging_queue})",
@@ -965,7 +1003,7 @@ QUEUE_KEYS = [
     "q-belgie", "q-support-bang", "q-support", "q-123", "q-true", "q-null", "q-cjk", "q-emoji",
     "q-colon", "q-hash", "q-var", "q-long", "q-long-2",
 ]  # fmt: skip
-WORKSTREAM_KEYS = ["ws-fb1", "ws-fb2", "ws-fb3", "ws-gbm1", "ws-gbm2"]
+WORKSTREAM_KEYS = ["ws-fb1", "ws-fb2", "ws-fb3", "ws-gbm1", "ws-gbm2", "ws-chat"]
 EXPORTED = {
     # The seeded default queue has no priority, and a manifest needs none: it is exported
     # because ws-default falls back to it.
@@ -978,6 +1016,8 @@ EXPORTED = {
 EXPORTED_CHILDREN = {
     "FacebookPage": ["page-belgie", "page-slash", "page-spare", "page-cjk", "page-default"],
     "GoogleBusinessMessagesAgent": ["agent-a", "agent-b"],
+    "ChatWidget": ["widget-chat"],
+    "ChatWidgetDomain": ["domain-chat"],
 }
 # Rows the manifests cannot express: (kind, row key, name, the reason export gives).
 SKIPPED = [
@@ -992,7 +1032,7 @@ SKIPPED = [
         "Workstream",
         "ws-live",
         "Live chat ✨",
-        "live chat workstreams are not supported (only Facebook and Google's Business Messages)",
+        "no chat widget serves it (a workstream manifest names the one that does)",
     ),
     (
         "RoutingRuleSet",
@@ -1429,7 +1469,7 @@ def test_plan_of_the_export_only_adopts(
     # Each exported record, plus each workstream's contract, routing and context variables,
     # each rule set's step.
     total = export.records + 2 * workstreams + variables + rule_sets
-    assert total == 67
+    assert total == 73
     assert plan["summary"] == {
         "create": 0,
         "update": 0,
@@ -1474,7 +1514,7 @@ def test_plan_in_the_exported_folder_uses_its_environment(
     done = reconciler("plan", "--env", "default", "--detailed-exitcode", env=env, cwd=handbuilt.out)
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr
     # The same target as with --target: every record adopted, none written.
-    assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 67 to adopt." in (
+    assert "Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 73 to adopt." in (
         done.stdout
     ), done.stdout
     assert handbuilt.org.url in (handbuilt.out / "reconciler.yaml").read_text("utf-8")

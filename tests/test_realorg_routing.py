@@ -47,7 +47,7 @@ def test_the_examples_are_written_as_real_orgs_hold_rules(tmp_path: Path, emulat
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
     rule_sets = emulator.rows("msdyn_decisionrulesets")
-    assert len(rule_sets) == 3
+    assert len(rule_sets) == 4
     splits = 0
     for row in rule_sets:
         assert row["msdyn_rulesettype"] == 192350000, row["msdyn_name"]
@@ -67,7 +67,7 @@ def test_the_examples_are_written_as_real_orgs_hold_rules(tmp_path: Path, emulat
         for row in emulator.rows("msdyn_decisioncontracts")
         if row["msdyn_uniquename"] != "msdyn_demandqueueidentificationoutput"
     ]
-    assert len(contracts) == 2
+    assert len(contracts) == 3
     for xml in contracts:
         CONTRACTS.check(xml)
 

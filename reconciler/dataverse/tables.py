@@ -28,6 +28,11 @@ Every fact here cites its public source by key. The keys (Microsoft Learn pages 
     NOTE      MicrosoftDocs/powerapps-docs
               powerapps-docs/developer/data-platform/reference/entities/annotation.md
               @000a09f9f35ada4cd52c89e8e4f4a54611a0dec0 (the Note table of every Dataverse org)
+    FS-LCC    ce/field-service/developer/reference/entities/msdyn_livechatconfig.md
+              @320ce7a1daa879576d003ad8642f34ab34a6fa36 (the chat widget; the newest generated
+              format, with the relationships)
+    FS-LCWL   ce/field-service/developer/reference/entities/msdyn_livechatwidgetlocation.md
+              @bf2f124316bbce4d5b41475cea132c3b081a9f53 (a widget's allowed domains)
     CS-LWS    ce/customer-service/develop/reference/entities/msdyn_liveworkstream.md
               @01969140c10ba661dfe21abcc8b14a10a332a37e (lists the channel options of
               msdyn_streamsource)
@@ -194,8 +199,8 @@ DISTRIBUTION = (192350000, 192350001)  # DEV-WS: Push, Pick
 CAPACITY_FORMAT = (192350000, 192360000)  # DEV-WS: Unit based, Profile based
 PRESENCES = (192360000, 192360001, 192360002, 192360003, 192360004)  # DEV-WS msdyn_allowedpresences
 DIRECTION = (0, 1, 2, 3, 4)  # DEV-WS: Inbound, Outbound, Direct Inbound/Outbound, ProactiveOutbound
-# CS-LWS msdyn_conversationmode: 192350000 Live Chat, 192350001 Persistent Chat (ALM's chat
-# workstreams hold 192350000).
+# CS-LWS and FS-LCC msdyn_conversationmode: 192350000 Live Chat, 192350001 Persistent Chat (on
+# the workstream and on the widget; ALM's chat workstreams and widgets hold 192350000).
 CONVERSATION_MODE = (192350000, 192350001)
 WIDGET_POSITIONS = (192236010, 192236011)  # FS-LCC msdyn_widgetposition: Bottom right, left
 # FS-LCC msdyn_widgetthemecolor: Red, Blue (the default), Green, Black, Orange, Pink, Grey, Violet,
@@ -234,6 +239,8 @@ FB_APPLICATION = "msdyn_ocfbapplication"
 FB_PAGE = "msdyn_ocfbpage"
 GBM_PARTNER = "msdyn_ocgooglebusinessmessagespartneraccount"
 GBM_AGENT = "msdyn_ocgooglebusinessmessagesagentaccount"
+CHAT_WIDGET = "msdyn_livechatconfig"
+WIDGET_LOCATION = "msdyn_livechatwidgetlocation"
 ANNOTATION = "annotation"
 NOTE_TEXT_LENGTH = 100_000  # NOTE: notetext, Memo, MaxLength 100000
 
@@ -430,6 +437,46 @@ _TABLES = (
         _b("msdyn_enablefileattachmentsforagents"),
         _b("msdyn_enablefileattachmentsforcustomers"),
         *_survey(),
+    ),
+    # FS-LCC: EntitySetName msdyn_livechatconfigs, PrimaryIdAttribute msdyn_livechatconfigid,
+    # PrimaryNameAttribute msdyn_name. Only the columns ALM's exported widgets hold are modelled
+    # (and the two the service generates).
+    _table(
+        CHAT_WIDGET,
+        "msdyn_livechatconfigs",
+        "msdyn_livechatconfigid",
+        "msdyn_name",
+        _s("msdyn_name", limits.WIDGET_TEXT),  # FS-LCC: MaxLength 100
+        _s("msdyn_widgettitle", limits.WIDGET_TEXT),  # FS-LCC: MaxLength 100
+        _s("msdyn_widgetsubtitle", limits.WIDGET_TEXT),  # FS-LCC: MaxLength 100
+        _c("msdyn_widgetposition", *WIDGET_POSITIONS, default=192236010),
+        _c("msdyn_widgetthemecolor", *WIDGET_THEME_COLORS, default=19236002),
+        _c("msdyn_conversationmode", *CONVERSATION_MODE, default=192350000),
+        _b("msdyn_enablefileattachmentsforcustomers"),  # FS-LCC: default False
+        _b("msdyn_enablefileattachmentsforagents"),  # FS-LCC: default False
+        # FS-LCC: msdyn_msdyn_liveworkstream_msdyn_livechatconfig_liveworkstreamid is Delete:
+        # Restrict (a workstream with a widget cannot be deleted); the language is RemoveLink.
+        _l("msdyn_liveworkstreamid", WORKSTREAM, OnDelete.RESTRICT),
+        _l("msdyn_ocwidgetlanguage", LANGUAGE, OnDelete.REMOVE_LINK),
+        # FS-LCC: "Widget App Identifier used to identify the chat widget" (String 100) and the
+        # "Javascript snippet which can be embedded in a webpage" (Memo 2000): the service
+        # fills them; Microsoft's migration guide says never to write them
+        # (ce/customer-service/administer/migrate-config-data-for-live-chat.md @504a3d94…).
+        _s("msdyn_widgetappid", 100, output=True),
+        _memo("msdyn_widgetsnippet", 2000, output=True),
+    ),
+    # FS-LCWL: EntitySetName msdyn_livechatwidgetlocations; one row per allowed domain.
+    _table(
+        WIDGET_LOCATION,
+        "msdyn_livechatwidgetlocations",
+        "msdyn_livechatwidgetlocationid",
+        "msdyn_name",
+        _s("msdyn_name", limits.WIDGET_TEXT),  # FS-LCWL: MaxLength 100
+        _s("msdyn_domainvalue", limits.WIDGET_DOMAIN),  # FS-LCWL: MaxLength 200
+        _c("msdyn_ruletype", *WIDGET_RULE_TYPES),
+        # FS-LCWL: msdyn_msdyn_livechatconfig_msdyn_livechatwidgetlocation_livechatconfigid is
+        # Delete: RemoveLink.
+        _l("msdyn_livechatconfigid", CHAT_WIDGET, OnDelete.REMOVE_LINK),
     ),
     # The reconciler's ledger lives in notes (docs/ownership.md). NOTE: EntitySetName
     # annotations, PrimaryIdAttribute annotationid, PrimaryNameAttribute subject; no statecode.

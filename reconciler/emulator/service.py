@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, unquote
 
 from reconciler.dataverse.tables import (
     BY_ENTITY_SET,
+    CHAT_WIDGET,
     FB_APPLICATION,
     FB_PAGE,
     GBM_PARTNER,
@@ -357,6 +358,8 @@ class Service:
             self._facebook_webhook(str(row["msdyn_ocfbapplicationid"]))
         elif table.logical_name == FB_APPLICATION:
             self._facebook_webhook(str(row[table.primary_key]))
+        elif table.logical_name == CHAT_WIDGET:
+            self._chat_widget(table, row)
         elif table.logical_name == GBM_PARTNER and not row.get(
             "msdyn_googlebusinessmessagescallbackurl"
         ):
@@ -364,6 +367,26 @@ class Service:
             url = f"{CALLBACK_HOST}/googlebusinessmessages/{record_id}/webhook"
             self.store.update(table, record_id, {"msdyn_googlebusinessmessagescallbackurl": url})
             row["msdyn_googlebusinessmessagescallbackurl"] = url
+
+    def _chat_widget(self, table: Table, row: Row) -> None:
+        """A new widget gets its app id and the script snippet to paste into a website, as the
+        service makes them (msdyn_widgetappid, msdyn_widgetsnippet: FS-LCC in
+        reconciler.dataverse.tables). The snippet is shaped as real ones are (the script tag
+        of ce/customer-service/develop/customize-chat-widget.md: data-app-id, data-org-id,
+        data-org-url), with the emulator's own hub host for data-org-url."""
+        if row.get("msdyn_widgetappid"):
+            return
+        record_id = str(row[table.primary_key])
+        app_id = _new_id()
+        org = self.store.meta("organizationid")
+        snippet = (
+            f'<script v2 id="Microsoft_Omnichannel_LCWidget" src="{WIDGET_SCRIPT}" '
+            f'data-app-id="{app_id}" data-lcw-version="prod" data-org-id="{org}" '
+            f'data-org-url="{CALLBACK_HOST}/omnichannel/{org}"></script>'
+        )
+        values = {"msdyn_widgetappid": app_id, "msdyn_widgetsnippet": snippet}
+        self.store.update(table, record_id, values)
+        row.update(values)
 
     def _facebook_webhook(self, application_id: str) -> None:
         """Give the app its callback URL and verify token once it has a page of its own.
@@ -392,6 +415,12 @@ _UNSHARED_PAGE = (
     '"msdyn_ocfbapplicationid" = ? AND "msdyn_fbpageid" IN (SELECT "msdyn_fbpageid" '
     f'FROM "{FB_PAGE}" GROUP BY "msdyn_fbpageid" HAVING COUNT(*) = 1)'
 )
+
+
+# The live chat widget's bootstrapper for North America (ce/customer-service/implement/
+# system-requirements-omnichannel.md @7dfe0fce3daacbd20b2b7e3b2a9530b38995f7c2 lists a CDN host
+# per region; this one is the Learn example's).
+WIDGET_SCRIPT = "https://oc-cdn-ocprod.azureedge.net/livechatwidget/scripts/LiveChatBootstrapper.js"
 
 
 def _new_id() -> str:

@@ -10,6 +10,8 @@ address is also the key its id derives from (``uuid5(namespace, address)``)::
     Workstream/<name>/contract               DecisionContract (one per workstream)
     Workstream/<name>/context.<variable>     ContextVariable
     Workstream/<name>/routing                RoutingConfiguration (one per workstream)
+    Workstream/<name>/widget                 ChatWidget (a chat workstream's)
+    Workstream/<name>/widget/domain:<host>   ChatWidgetDomain (its allowed domains)
     RoutingRuleSet/<name>/step               RoutingStep (the rule set's place in the routing)
 """
 

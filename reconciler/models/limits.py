@@ -43,3 +43,9 @@ GBM_RETIRED_ON = date(2024, 7, 31)
 MAX_PARALLELISM = 52
 """Dataverse's limit of concurrent requests per user (docs/domain.md §4)."""
 DEFAULT_PARALLELISM = 8
+
+# The chat widget (msdyn_livechatconfig, FS-LCC in reconciler.dataverse.tables): its name,
+# title and subtitle are 100 characters. An allowed domain is written as a widget location's
+# msdyn_domainvalue (FS-LCWL: 200) and as its title msdyn_name (100): 100.
+WIDGET_TEXT = 100
+WIDGET_DOMAIN = 100

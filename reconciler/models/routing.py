@@ -41,6 +41,16 @@ VARIABLE_PATTERN = f"^{IDENTIFIER}$"
 
 
 def _check_field(value: str) -> str:
+    if value.startswith("chat."):
+        # The chat channel's engagement context (msdyn_livechatengagementctx) is declared in a
+        # chat workstream's contract (ALM), but no public source shows a rule reading it.
+        raise PydanticCustomError(
+            "unknown-condition-field",
+            "'{value}': no real org was seen to route on the chat channel's own fields; route "
+            "a chat on context.<variable> (what the website sends, or a pre-chat question) or "
+            "conversation.<attribute>",
+            {"value": value},
+        )
     if not _FIELD_RE.match(value):
         known = [f"{ctx}.{name}" for ctx, names in CONTEXT_FIELDS.items() for name in names]
         raise PydanticCustomError(

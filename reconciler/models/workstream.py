@@ -40,11 +40,12 @@ Locale = Annotated[
 class Channel(StrEnum):
     FACEBOOK = "facebook"
     GOOGLE_BUSINESS_MESSAGES = "google-business-messages"
+    CHAT = "chat"
 
     @property
     def block(self) -> str:
         """The name of the channel-settings block this channel needs."""
-        return "facebook" if self is Channel.FACEBOOK else "googleBusinessMessages"
+        return "googleBusinessMessages" if self is Channel.GOOGLE_BUSINESS_MESSAGES else self.value
 
 
 class DistributionMode(StrEnum):
@@ -136,6 +137,84 @@ class GoogleBusinessMessagesSettings(StrictModel):
     )
 
 
+class WidgetPosition(StrEnum):
+    BOTTOM_RIGHT = "bottom-right"
+    BOTTOM_LEFT = "bottom-left"
+
+
+class ConversationMode(StrEnum):
+    LIVE = "live"
+    PERSISTENT = "persistent"
+
+
+COLOR_PATTERN = r"^#[0-9A-Fa-f]{6}$"
+# A host name (RFC 1123 labels), as the admin center asks for a widget's domains: "The domain
+# format should not include the protocol" (ce/customer-service/administer/add-chat-widget.md
+# @0111aacdc5ec032ceaf88672c3e7200c3f5a70bd). No source shows a wildcard's syntax: none here.
+HOST_PATTERN = (
+    r"^(?=.{1,100}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_HOST_RE = re.compile(HOST_PATTERN)
+_COLOR_RE = re.compile(COLOR_PATTERN)
+
+
+def _check_host(value: str) -> str:
+    if not _HOST_RE.match(value):
+        raise PydanticCustomError(
+            "invalid-host",
+            "must be a host name such as www.contoso.com (no protocol, path, port or wildcard)",
+        )
+    return value.lower()
+
+
+def _check_color(value: str) -> str:
+    if not _COLOR_RE.match(value):
+        raise PydanticCustomError("invalid-color", "must be a colour as #RRGGBB, e.g. #0B5CAD")
+    return value
+
+
+Host = Annotated[
+    str,
+    AfterValidator(_check_host),
+    WithJsonSchema({"type": "string", "pattern": HOST_PATTERN, "examples": ["www.contoso.com"]}),
+]
+Color = Annotated[
+    str,
+    AfterValidator(_check_color),
+    WithJsonSchema({"type": "string", "pattern": COLOR_PATTERN, "examples": ["#0B5CAD"]}),
+]
+
+
+class ChatSettings(StrictModel):
+    """The live chat widget of a chat workstream (msdyn_livechatconfig)."""
+
+    title: Annotated[str, Field(min_length=1, max_length=limits.WIDGET_TEXT)] = Field(
+        description="The widget's title, shown in its header."
+    )
+    language: Locale = Field(description=_LANGUAGE)
+    position: WidgetPosition = Field(
+        default=WidgetPosition.BOTTOM_RIGHT, description="Where the widget sits on the page."
+    )
+    theme_color: Color | None = Field(
+        default=None,
+        description="The widget's colour as #RRGGBB. The target stores only named colours, so "
+        "this goes into the snippet (data-color-override), not into the target.",
+    )
+    conversation_mode: ConversationMode = Field(
+        default=ConversationMode.LIVE,
+        description="live or persistent chat. Set at creation; a change replaces the "
+        "workstream's widget.",
+    )
+    allowed_domains: Annotated[list[Host], Field(json_schema_extra={"uniqueItems": True})] = Field(
+        default_factory=list,
+        description="Host names of the sites that may show the widget; empty: any site.",
+    )
+    file_attachments: FileAttachments = Field(
+        default_factory=FileAttachments, description=_ATTACHMENTS
+    )
+
+
 class WorkstreamSpec(StrictModel):
     """A messaging workstream: the channel it serves, its fallback queue, how work is
     distributed to agents, and the channel's settings."""
@@ -144,7 +223,7 @@ class WorkstreamSpec(StrictModel):
         Field(default=None, description=DISPLAY_NAME_DESCRIPTION)
     )
     channel: Channel = Field(
-        description="The channel; needs the matching channel block (facebook or "
+        description="The channel; needs the matching channel block (facebook, chat or "
         "googleBusinessMessages). Set at creation; a change replaces the workstream."
     )
     fallback_queue: Name = Field(
@@ -177,4 +256,7 @@ class WorkstreamSpec(StrictModel):
     )
     google_business_messages: GoogleBusinessMessagesSettings | None = Field(
         default=None, description="The channel settings when channel is google-business-messages."
+    )
+    chat: ChatSettings | None = Field(
+        default=None, description="The live chat widget when channel is chat."
     )

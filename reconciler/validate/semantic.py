@@ -585,7 +585,8 @@ class _Checker:
         for document in self.present("GoogleBusinessMessagesAccount"):
             message = (
                 f"{retired}; GoogleBusinessMessagesAccount '{document.name}' can no longer "
-                f"carry conversations (deleting it with 'ensure: absent' always works){suffix}"
+                f"carry conversations (deleting it with 'ensure: absent' always works; "
+                f"{MOVING_OFF}){suffix}"
             )
             self.out.append(Diagnostic(severity, RETIRED_CHANNEL, message, document.at("kind")))
         for document in self.present("Workstream"):
@@ -594,9 +595,15 @@ class _Checker:
                 isinstance(spec, WorkstreamSpec)
                 and spec.channel is Channel.GOOGLE_BUSINESS_MESSAGES
             ):
-                message = f"{retired}; move Workstream '{document.name}' to another channel{suffix}"
+                message = (
+                    f"{retired}; move Workstream '{document.name}' to another channel "
+                    f"({MOVING_OFF}){suffix}"
+                )
                 where = document.at("spec", "channel")
                 self.out.append(Diagnostic(severity, RETIRED_CHANNEL, message, where))
+
+
+MOVING_OFF = "docs/moving-off-google-business-messages.md shows how, to live chat"
 
 
 def check(

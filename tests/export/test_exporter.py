@@ -120,11 +120,12 @@ def test_every_record_of_the_org_is_exported_under_the_name_it_was_made_from(tmp
         "facebook-nl",
         "gbm-store-a",
         "gbm-store-b",
+        "web-chat",
     ]
     assert sorted(names(export, "RoutingRuleSet")) == sorted(org.RULE_SETS_JSON)
     # Made from the namespace: no metadata.id anywhere.
     assert all("id" not in d["metadata"] for d in export.documents)
-    assert export.records == 5 + 2 + 1 + 4 + 5 + 3 + 3  # + pages and agents
+    assert export.records == 5 + 2 + 1 + 5 + 5 + 3 + 3 + 1 + 2  # + pages, agents, widget, domains
     text = "".join(export.texts)
     for secret in org.SECRETS:
         assert secret not in text
@@ -161,6 +162,7 @@ def test_under_another_namespace_every_record_is_adopted_by_id_and_named_by_disp
         "facebook-nl",
         "gbm-store-a",
         "gbm-store-b",
+        "web-chat",
     ]
     assert names(export, "FacebookAccount") == ["contoso-facebook", "fabrikam"]
     # Rule sets carry their display names' slugs; "facebook-nl-triage" would sort before
@@ -249,7 +251,7 @@ def test_variable_syntax_in_values_is_escaped_and_reads_back_unchanged(tmp_path)
 # --- what the manifests cannot hold -------------------------------------------------------------
 
 
-def test_a_live_chat_workstream_is_skipped_and_listed(tmp_path):
+def test_a_live_chat_workstream_without_a_widget_is_skipped_and_listed(tmp_path):
     rows = target()
     _, chat = org.workstream(
         "chat",
@@ -262,13 +264,13 @@ def test_a_live_chat_workstream_is_skipped_and_listed(tmp_path):
     rows["Workstream"]["Workstream/chat"] = chat
     export = exported(rows, tmp_path)
     assert skipped(export) == {
-        ("Workstream", "Web chat"): "live chat workstreams are not supported (only Facebook "
-        "and Google's Business Messages)"
+        ("Workstream", "Web chat"): "no chat widget serves it (a workstream manifest names the "
+        "one that does)"
     }
     assert export.skipped[0].id == org.rid("Workstream/chat")
     readme = f.readme(export, "local", ["queues.yaml"], f.KINDS)
     assert "- Workstream `Web chat` (`" in readme
-    assert "live chat workstreams" in readme
+    assert "no chat widget serves it" in readme
 
 
 def test_rules_of_an_unknown_shape_skip_their_rule_set_only(tmp_path):

@@ -98,7 +98,7 @@ def test_a_real_contract_row_reads_as_its_channel_and_variables() -> None:
     )
     read = k.CONTRACT.from_row(row, resolver())
     assert read["contextVariables"] == {"Name": "text"}
-    assert read["channel"] == "<msdyn_livechatengagementctx>"  # a chat workstream's contract
+    assert read["channel"] == "chat"  # a chat workstream's contract: the chat channel's context
 
 
 def test_what_we_write_for_a_contract_reads_back_the_same() -> None:

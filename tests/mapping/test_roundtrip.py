@@ -338,6 +338,20 @@ WORKSTREAMS = dict(
             msdyn_enableautomatedmessages=True,
         ),
         workstream(
+            "web-chat",
+            msdyn_name="Web chat",
+            msdyn_streamsource=192360000,  # Live chat
+            _msdyn_defaultqueue_value=rid("Queue/general"),
+            msdyn_workdistributionmode=192350000,
+            msdyn_capacityrequired=2,
+            msdyn_maxconcurrentconnection=4,
+            msdyn_enableagentaffinity=False,
+            msdyn_autocloseafterinactivity=None,
+            msdyn_allowedpresences=None,
+            msdyn_enableautomatedmessages=True,
+            msdyn_conversationmode=192350000,  # live, as the widget's (ALM's chat workstreams)
+        ),
+        workstream(
             "gbm-store-b",
             msdyn_name="GBM Store B",
             msdyn_streamsource=192450001,
@@ -491,11 +505,13 @@ CONTEXT_VARIABLES = {
     "facebook-en": ["Region", "Score"],
     "gbm-store-a": [],
     "gbm-store-b": ["StoreCode"],
+    "web-chat": ["Topic"],
 }
 # The engagement context a contract declares, by the workstream's msdyn_streamsource.
 CHANNEL_CONTEXT = {
     192330000: g.CHANNEL_CONTEXTS["facebook"],
     192450001: g.CHANNEL_CONTEXTS["googleBusinessMessages"],
+    192360000: g.CHAT_CONTEXT,
 }
 
 
@@ -575,6 +591,31 @@ ROUTING_STEPS = {
     for name, (ws, kind, _display, _rules) in RULE_SETS_JSON.items()
 }
 
+WIDGET = "Workstream/web-chat/widget"
+CHAT_WIDGETS = {
+    WIDGET: {
+        "msdyn_livechatconfigid": rid(WIDGET),
+        "msdyn_name": "Web chat",  # named after its workstream when created
+        "_msdyn_liveworkstreamid_value": rid("Workstream/web-chat"),
+        "msdyn_widgettitle": "Let's chat",
+        "_msdyn_ocwidgetlanguage_value": LANG_EN,
+        "msdyn_widgetposition": 192236011,  # bottom left
+        "msdyn_conversationmode": 192350000,  # live
+        "msdyn_enablefileattachmentsforcustomers": True,
+        "msdyn_enablefileattachmentsforagents": False,
+    }
+}
+WIDGET_DOMAINS = {
+    f"{WIDGET}/domain:{host}": {
+        "msdyn_livechatwidgetlocationid": rid(f"{WIDGET}/domain:{host}"),
+        "msdyn_name": host,
+        "msdyn_domainvalue": host,
+        "msdyn_ruletype": 100000000,  # Include
+        "_msdyn_livechatconfigid_value": rid(WIDGET),
+    }
+    for host in ("shop.contoso.com", "www.contoso.com")
+}
+
 TARGET: dict[str, dict[str, Row]] = {
     "Queue": QUEUES,
     "FacebookAccount": FACEBOOK_ACCOUNTS,
@@ -587,6 +628,8 @@ TARGET: dict[str, dict[str, Row]] = {
     "RoutingStep": ROUTING_STEPS,
     "FacebookPage": FACEBOOK_PAGES,
     "GoogleBusinessMessagesAgent": GBM_AGENTS,
+    "ChatWidget": CHAT_WIDGETS,
+    "ChatWidgetDomain": WIDGET_DOMAINS,
 }
 
 
@@ -762,7 +805,7 @@ def test_exported_manifests_validate_without_errors(trip: RoundTrip) -> None:
         ["Queue"] * 5
         + ["FacebookAccount"] * 2
         + ["GoogleBusinessMessagesAccount"]
-        + ["Workstream"] * 4
+        + ["Workstream"] * 5
         + ["RoutingRuleSet"] * 5
     )
     assert trip.report.document_count == len(trip.assembled.documents)

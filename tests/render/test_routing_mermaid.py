@@ -192,6 +192,7 @@ def test_a_new_project_draws_every_workstream_as_new(tmp_path, monkeypatch, caps
     assert [chart.label("ws").split(" (")[0] for chart in blocks] == [
         "Workstream facebook-support",
         "Workstream gbm-stores",
+        "Workstream web-chat",
     ]
     gbm = blocks[1]
     (rule,) = chain(gbm)
