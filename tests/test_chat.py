@@ -204,8 +204,12 @@ def test_a_replaced_chat_workstream_takes_its_widget_with_it(
     )
     code, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
     plan = json.loads(out)
-    replaced = [c["address"] for c in plan["changes"] if c["action"] == "replace"]
-    assert replaced == ["Workstream/web-chat", "Workstream/web-chat/widget"]
+    replaced = {c["address"]: c["reason"] for c in plan["changes"] if c["action"] == "replace"}
+    assert list(replaced) == ["Workstream/web-chat", "Workstream/web-chat/widget"]
+    assert replaced["Workstream/web-chat/widget"].startswith(
+        "its workstream Workstream/web-chat is deleted and created again, and a ChatWidget's "
+        "workstream is set at creation"
+    )
     code, out, _ = run(capsys, "apply", str(project), *target, "--yes", "--no-color")
     assert code == 0, out
     steps = [line for line in out.splitlines() if re.match(r"^[-+~] Workstream/web-chat", line)]

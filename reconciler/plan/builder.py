@@ -517,8 +517,14 @@ class _Planner:
             )
             return
         if fixed:
+            gone = set(self.gone.values())
             what = "; ".join(
-                f"{f.path} is set at creation ({_shown(current[f.path])} → "
+                f"its {f.path} {target} is deleted and created again, and a {kind.name}'s "
+                f"{f.path} is set at creation"
+                if f.ref
+                and current[f.path] is None
+                and (target := f.ref.format(record.fields.get(f.path))) in gone
+                else f"{f.path} is set at creation ({_shown(current[f.path])} → "
                 f"{_shown(record.fields.get(f.path))})"
                 for f in fixed
             )
