@@ -342,3 +342,24 @@ def test_the_emulator_holds_widgets_as_the_table_references_say(tmp_path: Path) 
         (left,) = emulator.rows("msdyn_livechatwidgetlocations")
         assert left["_msdyn_livechatconfigid_value"] is None  # RemoveLink: the domain stays
         assert emulator.delete(f"msdyn_liveworkstreams({workstream})").status_code == 204
+
+
+def test_the_conversation_mode_is_the_workstreams_and_the_widgets_and_set_once(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Set at creation on both (CS-LWS, FS-LCC): a change replaces the workstream and its
+    widget, and both then hold the new mode."""
+    target = ("--target", "local:org.db")
+    assert run(capsys, "apply", str(project), *target, "--yes")[0] == 0
+    edit(
+        project / "chat.yaml",
+        "    title: Let's chat",
+        "    conversationMode: persistent\n    title: Let's chat",
+    )
+    code, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
+    plan = json.loads(out)
+    replaced = [c["address"] for c in plan["changes"] if c["action"] == "replace"]
+    assert replaced == ["Workstream/web-chat", "Workstream/web-chat/widget"]
+    assert run(capsys, "apply", str(project), *target, "--yes")[0] == 0
+    code, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
+    assert changes(json.loads(out)) == []

@@ -399,11 +399,12 @@ class Channel:
     """For a workstream's own instance: the block export writes from it."""
     brings: tuple[RecordKind, ...] = ()
     """Records a workstream of this channel brings (a widget and its domains)."""
+    workstream_fields: tuple[FieldMap, ...] = ()
+    """Fields of the workstream's own row this channel's block says (``derived``: its
+    ``carried`` values give them, so other channels' workstreams neither write nor compare
+    them)."""
     carried: Callable[[Any], dict[str, Value]] = lambda _spec: {}
-    """Values of the channel block the workstream's record carries for ``on_create`` (never
-    compared: no field of the workstream holds them)."""
-    on_create: Callable[[Fields], Row] = lambda _fields: {}
-    """Columns of the workstream set once on create, for this channel."""
+    """Values of the channel block the workstream's record carries: its ``workstream_fields``."""
     checklist: tuple[ChecklistPart, ...] = ()
     retired: str | None = None
     """When retired: the date it was, for the warning."""

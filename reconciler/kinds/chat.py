@@ -232,10 +232,17 @@ CHANNEL = Channel(
     own=_own,
     assemble=_assemble,
     brings=(CHAT_WIDGET, WIDGET_DOMAIN),
-    # ALM's chat workstreams hold the widget's conversation mode (192350000) too.
+    # ALM's chat workstreams hold their widget's conversation mode (192350000) too; set when
+    # the workstream is created (CS-LWS), so a change replaces it, and its widget with it.
+    workstream_fields=(
+        option(
+            CONVERSATION_MODE,
+            "msdyn_conversationmode",
+            CONVERSATION_MODES,
+            create_only=True,
+            derived=True,
+        ),
+    ),
     carried=lambda spec: {CONVERSATION_MODE: spec.chat.conversation_mode.value},
-    on_create=lambda fields: {
-        "msdyn_conversationmode": CONVERSATION_MODES[str(fields.get(CONVERSATION_MODE, "live"))]
-    },
     checklist=(CHECKLIST,),
 )

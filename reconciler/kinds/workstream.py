@@ -113,11 +113,6 @@ def _contract_fields() -> tuple[FieldMap, FieldMap]:
     )
 
 
-def _channel_on_create(fields: Fields) -> Row:
-    channel = BY_WORD.get(str(fields.get("channel")))
-    return channel.on_create(fields) if channel is not None else {}
-
-
 def _contract_row(match: Match) -> Row | None:
     """A workstream's contract is the one its row points at."""
     workstream = match.by_id[WORKSTREAM.name].get(match.parent_id, {})
@@ -161,13 +156,13 @@ WORKSTREAM = RecordKind(
         reference(
             "routingContract", "msdyn_routingcontractid", "Workstream/{}/contract", derived=True
         ),
+        *(f for channel in CHANNELS for f in channel.workstream_fields),
     ),
-    on_create=lambda fields, _a, _r: {
+    on_create=lambda _f, _a, _r: {
         "msdyn_capacityformat": CAPACITY_UNITS,
         "msdyn_direction": DIRECTION_INBOUND,
         "msdyn_mode": MODE_SIMPLIFIED,
         "msdyn_conversationmode": CONVERSATION_PERSISTENT,
-        **_channel_on_create(fields),
     },
     noun="workstream",
 )

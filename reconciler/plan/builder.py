@@ -490,7 +490,11 @@ class _Planner:
         # itself is unlinked as read.
         read = None if after.cleared else entry.row
         fixed = [
-            f for f in kind.fields if f.create_only and current[f.path] != record.fields.get(f.path)
+            f
+            for f in kind.fields
+            if f.create_only
+            and f.path in record.fields
+            and current[f.path] != record.fields[f.path]
         ]
         if fields or fixed:
             self.releases[record.address] = self.released(entry) | after.unlinked
