@@ -356,10 +356,10 @@ def test_the_conversation_mode_is_the_workstreams_and_the_widgets_and_set_once(
         "    title: Let's chat",
         "    conversationMode: persistent\n    title: Let's chat",
     )
-    code, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
+    _code, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
     plan = json.loads(out)
     replaced = [c["address"] for c in plan["changes"] if c["action"] == "replace"]
     assert replaced == ["Workstream/web-chat", "Workstream/web-chat/widget"]
     assert run(capsys, "apply", str(project), *target, "--yes")[0] == 0
-    code, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
+    _, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
     assert changes(json.loads(out)) == []
