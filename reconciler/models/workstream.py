@@ -204,7 +204,7 @@ class ChatSettings(StrictModel):
     conversation_mode: ConversationMode = Field(
         default=ConversationMode.LIVE,
         description="live or persistent chat. Set at creation; a change replaces the "
-        "workstream's widget.",
+        "workstream and its widget.",
     )
     allowed_domains: Annotated[list[Host], Field(json_schema_extra={"uniqueItems": True})] = Field(
         default_factory=list,
