@@ -230,6 +230,11 @@ def test_a_replaced_chat_workstream_takes_its_widget_with_it(
         ("www.contoso.com,", '"*.contoso.com",', "(no protocol, path, port or wildcard)"),
         ("channel: chat", "channel: facebook", "spec.chat: does not belong in a workstream"),
         (
+            "shop.contoso.com]",
+            "shop.contoso.com, WWW.Contoso.com]",
+            "spec.chat.allowedDomains: lists 'www.contoso.com' twice (host names ignore case)",
+        ),
+        (
             "field: context.Topic",
             "field: chat.locale",
             "'chat.locale': no real org was seen to route on the chat channel's own fields",
@@ -363,3 +368,88 @@ def test_the_conversation_mode_is_the_workstreams_and_the_widgets_and_set_once(
     assert run(capsys, "apply", str(project), *target, "--yes")[0] == 0
     _, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
     assert changes(json.loads(out)) == []
+
+
+def test_domains_are_host_names_the_target_may_hold_in_capitals_and_never_exclude_rules(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A domain written with capitals in the admin center is the same domain; an Exclude rule
+    (a site the widget must not show on) is not an allowed domain: ours flipped to Exclude is
+    put right, one made by hand is left out of an export with the reason."""
+    with Served(tmp_path / "org.db") as emulator:
+        target = ("--target", emulator.url)
+        assert run(capsys, "apply", str(project), *target, "--yes")[0] == 0
+        rows = {d["msdyn_domainvalue"]: d for d in emulator.rows("msdyn_livechatwidgetlocations")}
+        shop = rows["shop.contoso.com"]["msdyn_livechatwidgetlocationid"]
+        www = rows["www.contoso.com"]["msdyn_livechatwidgetlocationid"]
+        assert emulator.patch(
+            f"msdyn_livechatwidgetlocations({shop})", {"msdyn_domainvalue": "Shop.Contoso.COM"}
+        ).is_success
+        assert emulator.patch(
+            f"msdyn_livechatwidgetlocations({www})", {"msdyn_ruletype": 100000001}
+        ).is_success
+        _, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
+        assert changes(json.loads(out)) == [
+            ("update", "Workstream/web-chat/widget/domain:www.contoso.com", ["rule"])
+        ]
+        assert run(capsys, "apply", str(project), *target, "--yes")[0] == 0
+        widget = emulator.rows("msdyn_livechatconfigs")[0]["msdyn_livechatconfigid"]
+        made = emulator.post(
+            "msdyn_livechatwidgetlocations",
+            {
+                "msdyn_name": "Competitor",
+                "msdyn_domainvalue": "competitor.example",
+                "msdyn_ruletype": 100000001,
+                "msdyn_livechatconfigid@odata.bind": f"/msdyn_livechatconfigs({widget})",
+            },
+        )
+        assert made.status_code == 204, made.text
+        code, out, err = run(
+            capsys, "export", "--out", "exported", *target, "--namespace", NAMESPACE
+        )
+        assert code == 0, out + err
+        assert "skipped ChatWidgetDomain 'competitor.example'" in err
+        assert "an Exclude rule (a site the widget must not show on)" in err
+        exported = (tmp_path / "exported" / "workstreams.yaml").read_text()
+        assert "competitor.example" not in exported
+        assert "- shop.contoso.com" in exported
+        code, out, _ = run(
+            capsys, "plan", str(tmp_path / "exported"), *target, "--detailed-exitcode"
+        )
+        assert code == 0, out
+
+
+def test_an_absent_chat_workstream_takes_its_widget_first(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ensure: absent``: the widget and its domains go too, before the workstream (the
+    widget's restrict link would refuse its delete)."""
+    target = ("--target", "local:org.db")
+    assert run(capsys, "apply", str(project), *target, "--yes")[0] == 0
+    manifest = project / "chat.yaml"
+    text = manifest.read_text()
+    start = text.index("kind: Workstream")
+    end = text.index("---", start)
+    routing = text.index("---\napiVersion: reconciler.omnichannel/v1\nkind: RoutingRuleSet")
+    manifest.write_text(
+        text[:start]
+        + "kind: Workstream\nmetadata:\n  name: web-chat\n  ensure: absent\n"
+        + text[end:routing]
+    )
+    code, out, _ = run(capsys, "apply", str(project), *target, "--yes", "--force", "--prune")
+    assert code == 0, out
+    order = [line.split(":")[0] for line in out.splitlines() if line.startswith("- ")]
+    assert order.index("- Workstream/web-chat/widget") < order.index("- Workstream/web-chat")
+    assert "cannot be deleted while" not in out
+    assert run(capsys, "plan", str(project), *target, "--detailed-exitcode")[0] == 0
+
+
+def test_the_widget_goes_live_once_its_workstreams_routing_is_written(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "apply", str(project), "--target", "local:org.db", "--yes")
+    assert code == 0, out
+    done = [line.split(":")[0] for line in out.splitlines() if line.startswith("+ ")]
+    widget = done.index("+ Workstream/web-chat/widget")
+    assert done.index("+ RoutingRuleSet/web-chat-routing/step") < widget
+    assert done.index("+ Workstream/web-chat/routing") < widget

@@ -336,12 +336,17 @@ class _Exporter:
                     name = kind.name_of(row)
                     own = kind.suffix or f"{kind.child_prefix}{name}"
                     address = f"{parent.address}/{own}" if parent is not None else ""
+                    owner = "workstream" if owners == (k.WORKSTREAM,) else "widget"
                     reason = (
-                        "it belongs to no workstream the export reads"
-                        if parent is None
-                        else f"{address} is taken by another {kind.noun}"
-                        if address in self.units
-                        else None
+                        kind.excluded(row)
+                        or (
+                            f"it belongs to no {owner} the export reads" if parent is None else None
+                        )
+                        or (
+                            f"{address} is taken by another {kind.noun}"
+                            if address in self.units
+                            else None
+                        )
                     )
                     if reason is not None:
                         self.listed.append(Skipped(kind.name, name, str(row[_pk(kind)]), reason))

@@ -82,6 +82,14 @@ class RecordKind:
     """For a parent's only child of its kind: its address after the parent's (``widget``)."""
     name_column: str | None = None
     """The column naming a child in its address, when not the table's primary name."""
+    casefold_name: bool = False
+    """Names compare without case (host names): a row is named by its lower-case name."""
+    excluded: Callable[[Row], str | None] = lambda _row: None
+    """Why a row of the table is not one this kind describes (export lists it, planning never
+    takes it for a record): ``None`` for the rows it does."""
+    after_routing: bool = False
+    """Created once its workstream's routing chain is written, as a channel instance is
+    linked (plan/stages.py): a channel never goes live on a half-built workstream."""
     system: Callable[[Row], bool] = lambda _row: False
     """Rows every org has and nobody manages (default queues, the output contract)."""
     keys: tuple[tuple[str, str], ...] = ()
@@ -141,7 +149,9 @@ class RecordKind:
 
     def name_of(self, row: Row) -> str:
         value = row.get(self.name_column or self.table.primary_name)
-        return value if isinstance(value, str) else ""
+        if not isinstance(value, str):
+            return ""
+        return value.lower() if self.casefold_name else value
 
     @property
     def identity_key(self) -> tuple[str, str]:

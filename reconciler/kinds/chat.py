@@ -35,10 +35,22 @@ from reconciler.kinds.base import (
     Match,
     RecordKind,
     manifest_spec,
+    replace,
     spec_fields,
 )
 from reconciler.mapping import rulegrammar as g
-from reconciler.mapping.fields import Row, boolean, language, lookup, option, plain, reference
+from reconciler.mapping.fields import (
+    FieldMap,
+    Resolver,
+    Row,
+    boolean,
+    language,
+    lookup,
+    option,
+    plain,
+    reference,
+)
+from reconciler.mapping.values import Value
 
 if TYPE_CHECKING:
     from reconciler.mapping.manifests import Found
@@ -49,7 +61,8 @@ if TYPE_CHECKING:
 STREAM_SOURCE = 192360000  # CS-LWS: Live chat; ALM's chat workstreams
 POSITIONS = {"bottom-right": 192236010, "bottom-left": 192236011}  # FS-LCC
 CONVERSATION_MODES = {"live": 192350000, "persistent": 192350001}  # FS-LCC, CS-LWS
-INCLUDE = 100000000  # FS-LCWL msdyn_ruletype: Include
+INCLUDE, EXCLUDE = 100000000, 100000001  # FS-LCWL msdyn_ruletype: Include, Exclude
+RULE_TYPES = {"include": INCLUDE, "exclude": EXCLUDE}
 APP_ID, SNIPPET = "msdyn_widgetappid", "msdyn_widgetsnippet"
 WIDGET = "widget"
 THEME_COLOR = "chat.themeColor"
@@ -59,7 +72,8 @@ DOMAIN_PREFIX = "domain:"
 
 
 def _widget_row(match: Match) -> Row | None:
-    """A workstream has one widget here: the oldest under it (by id, as rows are sorted)."""
+    """A workstream has one widget here: the first under it by id (rows come sorted), the one
+    export names too."""
     column = lookup("msdyn_liveworkstreamid")
     return next((row for row in match.rows if row.get(column) == match.parent_id), None)
 
@@ -88,6 +102,7 @@ CHAT_WIDGET = RecordKind(
     parent="msdyn_liveworkstreamid",
     suffix=WIDGET,
     match=_widget_row,
+    after_routing=True,
     follow_up=FollowUp(
         "widgetAppId, widgetSnippet",
         "paste the widget's script snippet into the website's pages (known after apply)",
@@ -98,7 +113,8 @@ CHAT_WIDGET = RecordKind(
 
 
 def _domain_row(match: Match) -> Row | None:
-    """An allowed domain under its widget, by its value (ignoring case, as host names)."""
+    """An allowed domain under its widget, by its value (ignoring case, as host names); an
+    Exclude rule is never one."""
     column, wanted = lookup("msdyn_livechatconfigid"), str(match.fields.get("domain")).casefold()
     return next(
         (
@@ -106,9 +122,29 @@ def _domain_row(match: Match) -> Row | None:
             for row in match.rows
             if row.get(column) == match.parent_id
             and str(row.get("msdyn_domainvalue")).casefold() == wanted
+            and _not_allowed(row) is None
         ),
         None,
     )
+
+
+def _not_allowed(row: Row) -> str | None:
+    rule = row.get("msdyn_ruletype")
+    if rule in (None, INCLUDE):
+        return None
+    what = "an Exclude rule" if rule == EXCLUDE else f"a rule of type {rule}"
+    return f"{what} (a site the widget must not show on): manifests describe allowed domains"
+
+
+def _host(path: str, column: str) -> FieldMap:
+    """A host name: compared and read in lower case, as the admin center takes it."""
+    field = plain(path, column)
+
+    def read(row: Row, resolver: Resolver) -> Value:
+        value = field.read(row, resolver)
+        return value.lower() if isinstance(value, str) else value
+
+    return replace(field, read=read)
 
 
 WIDGET_DOMAIN = RecordKind(
@@ -116,13 +152,17 @@ WIDGET_DOMAIN = RecordKind(
     t.TABLES[t.WIDGET_LOCATION],
     (
         reference("widget", "msdyn_livechatconfigid", "Workstream/{}/widget", derived=True),
-        plain("domain", "msdyn_domainvalue"),
+        _host("domain", "msdyn_domainvalue"),
+        # An Include rule (FS-LCWL msdyn_ruletype): one of ours flipped to Exclude is put right.
+        option("rule", "msdyn_ruletype", RULE_TYPES, "include", derived=True),
     ),
-    # An Include rule (FS-LCWL msdyn_ruletype), titled with its domain when created.
-    on_create=lambda fields, _a, _r: {"msdyn_ruletype": INCLUDE, "msdyn_name": fields.get(NAME)},
+    # Titled with its domain when created.
+    on_create=lambda fields, _a, _r: {"msdyn_name": fields.get(NAME)},
     parent="msdyn_livechatconfigid",
     child_prefix=DOMAIN_PREFIX,
     name_column="msdyn_domainvalue",
+    casefold_name=True,
+    excluded=_not_allowed,
     match=_domain_row,
     manifest="Workstream",
     noun="allowed domain",
@@ -146,7 +186,7 @@ def _own(builder: Builder, document: Any, spec: Any) -> None:
             WIDGET_DOMAIN,
             document,
             f"{widget}/{DOMAIN_PREFIX}{domain}",
-            {"widget": name, "domain": domain, NAME: domain},
+            {"widget": name, "domain": domain, "rule": "include", NAME: domain},
             parent=widget,
         )
 
@@ -222,6 +262,23 @@ async def _checklist(
 CHECKLIST = ChecklistPart(CHAT_WIDGET, _checklist)
 
 
+def _workstream_mode() -> FieldMap:
+    """The workstream's own conversation mode; a workstream without one reads as live (the
+    option's default on the widget, FS-LCC), so an org that never set it is not replaced."""
+    field = option(
+        CONVERSATION_MODE,
+        "msdyn_conversationmode",
+        CONVERSATION_MODES,
+        create_only=True,
+        derived=True,
+    )
+
+    def read(row: Row, resolver: Resolver) -> Value:
+        return "live" if row.get("msdyn_conversationmode") is None else field.read(row, resolver)
+
+    return replace(field, read=read)
+
+
 CHANNEL = Channel(
     word="chat",
     block="chat",
@@ -234,15 +291,7 @@ CHANNEL = Channel(
     brings=(CHAT_WIDGET, WIDGET_DOMAIN),
     # ALM's chat workstreams hold their widget's conversation mode (192350000) too; set when
     # the workstream is created (CS-LWS), so a change replaces it, and its widget with it.
-    workstream_fields=(
-        option(
-            CONVERSATION_MODE,
-            "msdyn_conversationmode",
-            CONVERSATION_MODES,
-            create_only=True,
-            derived=True,
-        ),
-    ),
+    workstream_fields=(_workstream_mode(),),
     carried=lambda spec: {CONVERSATION_MODE: spec.chat.conversation_mode.value},
     checklist=(CHECKLIST,),
 )

@@ -289,7 +289,16 @@ KIND = ManifestKind(
     _desired,
     _assemble,
     brings=(CONTRACT, CONTEXT_VARIABLE, ROUTING_CONFIGURATION),
-    derived_when_absent=((CONTRACT, "contract"), (ROUTING_CONFIGURATION, "routing")),
+    derived_when_absent=(
+        (CONTRACT, "contract"),
+        (ROUTING_CONFIGURATION, "routing"),
+        # A channel instance the workstream brings (its only one: ``suffix``) goes with it.
+        *(
+            (channel.instance, channel.instance.suffix)
+            for channel in CHANNELS
+            if channel.account is None and channel.instance.suffix
+        ),
+    ),
     file="workstreams.yaml",
     what="workstreams with their channel settings",
     noun="workstream",

@@ -179,6 +179,19 @@ Host = Annotated[
     AfterValidator(_check_host),
     WithJsonSchema({"type": "string", "pattern": HOST_PATTERN, "examples": ["www.contoso.com"]}),
 ]
+
+
+def _check_unique_hosts(hosts: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for host in hosts:  # already in lower case: host names do not care
+        if host in seen:
+            raise PydanticCustomError(
+                "duplicate-domain", "lists '{host}' twice (host names ignore case)", {"host": host}
+            )
+        seen.add(host)
+    return hosts
+
+
 Color = Annotated[
     str,
     AfterValidator(_check_color),
@@ -206,7 +219,11 @@ class ChatSettings(StrictModel):
         description="live or persistent chat. Set at creation; a change replaces the "
         "workstream and its widget.",
     )
-    allowed_domains: Annotated[list[Host], Field(json_schema_extra={"uniqueItems": True})] = Field(
+    allowed_domains: Annotated[
+        list[Host],
+        AfterValidator(_check_unique_hosts),
+        Field(json_schema_extra={"uniqueItems": True}),
+    ] = Field(
         default_factory=list,
         description="Host names of the sites that may show the widget; empty: any site.",
     )

@@ -457,13 +457,15 @@ class _Planner:
             )
             return
         if not record.present:
-            if entry.row is not None and row is not None:
+            # A row of ours that would go with its parent goes first when no cascade takes it
+            # (a chat widget, whose restrict link would refuse its workstream's delete).
+            if entry.row is not None and (row is not None or not after.cascade):
                 self.delete(
                     kind,
                     entry.id,
                     record.address,
                     entry.row,
-                    "ensure: absent",
+                    "ensure: absent" if row is not None else after.reason,
                     adopted=not created,
                 )
             else:

@@ -207,6 +207,12 @@ def build_steps(plan: Plan) -> list[Step]:
             replaced = (add(Op.DELETE, change, (), *change.depends_on),)
             deleted[change.address] = replaced[0]
         paths = tuple(f.path for f in kind.fields if f.path in desired)
+        own_prefix = change.address + "/"
+        if kind.after_routing:  # created once its workstream's routing chain is written
+            chain = chains.get(str(desired.get(LINK_FIELD)), [])
+            routing = [a for a in chain if a != change.address and not a.startswith(own_prefix)]
+            add(Op.CREATE, change, paths, *replaced, *change.depends_on, *routing)
+            continue
         if not chain:
             add(Op.CREATE, change, paths, *replaced, *change.depends_on)
             continue
