@@ -286,6 +286,72 @@ def block_spec(
     return settings
 
 
+@dataclass(frozen=True)
+class Account:
+    """A manifest kind holding channel instances in a list (a Facebook app's ``pages``): its
+    record, the instances' kind, the list's name, what an item of it says and the channel the
+    instances serve."""
+
+    record: RecordKind
+    instance: RecordKind
+    key: str
+    """The spec's list (``pages``)."""
+    item: tuple[str, ...]
+    """What an item says (``name``, ``pageId``, ``accessToken``); the rest is the block of the
+    workstream it serves."""
+    channel: Channel
+    notes: Callable[[Any], Mapping[str, Any]] = lambda _item: {}
+    """What the plan may warn about but never diffs (a page token's rotation date)."""
+
+    def desired(self, builder: Builder, document: Document, spec: Any) -> dict[str, Value]:
+        """The account's fields; its instances are added, each with the settings of the
+        workstream it serves."""
+        name = document.name
+        secret = next((p for p in self.item if self.instance.field(p).sensitive), "")
+        for index, item in enumerate(getattr(spec, attribute(type(spec), self.key))):
+
+            def resolve(ref: Any, _path: str, index: int = index) -> Value:
+                return builder.resolve(ref, document, self.key, index, secret)
+
+            fields = spec_fields(
+                self.instance, item, {"account": name}, only=self.item, secret=resolve
+            )
+            user = builder.serving(self.channel, name, item.name)
+            fields.update(block_settings(self.instance, user, self.channel.block))
+            builder.add(
+                self.instance,
+                document,
+                f"{self.record.name}/{name}/{item.name}",
+                fields,
+                parent=f"{self.record.name}/{name}",
+                notes=self.notes(item),
+            )
+        return spec_fields(
+            self.record,
+            spec,
+            {"displayName": document.manifest.display_name},
+            secret=lambda ref, path: builder.resolve(ref, document, path),
+        )
+
+    def assemble(self, assembler: Assembler, found: Found) -> dict[str, Any]:
+        """The account's spec, its list of instances included (export)."""
+        spec = manifest_spec(found, assembler.secret)
+        spec[self.key] = [
+            manifest_spec(child, assembler.secret, only=self.item)
+            for child in assembler.children(self.instance, found.name)
+        ]
+        return spec
+
+
+async def generated(
+    client: DataverseClient, table: t.Table, *columns: str
+) -> dict[str, Mapping[str, Any]]:
+    """The columns the service generates on save, of every row of ``table`` by id (lower case):
+    one query, never one per record."""
+    rows = await client.list(table.entity_set, select=[table.primary_key, *columns])
+    return {str(row[table.primary_key]).casefold(): row for row in rows}
+
+
 # --- what the pipeline stages ask a manifest kind ------------------------------------------------
 
 

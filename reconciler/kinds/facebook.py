@@ -9,17 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.dataverse import tables as t
 from reconciler.kinds.base import (
-    Assembler,
-    Builder,
+    Account,
     Channel,
     ChecklistPart,
     FollowUp,
     Item,
     ManifestKind,
     RecordKind,
-    block_settings,
-    manifest_spec,
-    spec_fields,
+    generated,
 )
 from reconciler.mapping import rulegrammar as g
 from reconciler.mapping.fields import boolean, language, plain, reference, secret
@@ -27,7 +24,6 @@ from reconciler.mapping.fields import boolean, language, plain, reference, secre
 if TYPE_CHECKING:
     from reconciler.dataverse import DataverseClient
 
-from reconciler.mapping.values import Value
 
 # DEV-WS has no channel options; 192330000 is Facebook in the old-format workstream reference
 # (ce/customer-service/develop/reference/entities/msdyn_liveworkstream.md @01969140…).
@@ -78,45 +74,6 @@ FACEBOOK_PAGE = RecordKind(
     noun="page",
 )
 
-PAGE_ITEM = ("name", "pageId", "accessToken")
-"""What a page says in its account's ``pages`` list; the rest is its workstream's block."""
-
-
-def _desired(builder: Builder, document: Any, spec: Any) -> dict[str, Value]:
-    name = document.name
-    for index, page in enumerate(spec.pages):
-
-        def resolve(ref: Any, _path: str, index: int = index) -> Value:
-            return builder.resolve(ref, document, "pages", index, "accessToken")
-
-        fields = spec_fields(FACEBOOK_PAGE, page, {"account": name}, only=PAGE_ITEM, secret=resolve)
-        fields.update(
-            block_settings(FACEBOOK_PAGE, builder.serving(CHANNEL, name, page.name), "facebook")
-        )
-        builder.add(
-            FACEBOOK_PAGE,
-            document,
-            f"FacebookAccount/{name}/{page.name}",
-            fields,
-            parent=f"FacebookAccount/{name}",
-            notes={"tokenRotatedOn": page.token_rotated_on},
-        )
-    return spec_fields(
-        FACEBOOK_ACCOUNT,
-        spec,
-        {"displayName": document.manifest.display_name},
-        secret=lambda ref, path: builder.resolve(ref, document, path),
-    )
-
-
-def _assemble(assembler: Assembler, found: Any) -> dict[str, Any]:
-    spec = manifest_spec(found, assembler.secret)
-    spec["pages"] = [
-        manifest_spec(page, assembler.secret, only=PAGE_ITEM)
-        for page in assembler.children(FACEBOOK_PAGE, found.name)
-    ]
-    return spec
-
 
 async def _checklist(
     client: DataverseClient,
@@ -125,9 +82,7 @@ async def _checklist(
     _desired: Mapping[str, Mapping[str, Any]],
 ) -> list[Item]:
     """The callback URL and verify token the service generates for the app on save."""
-    apps = t.TABLES[t.FB_APPLICATION]
-    rows = await client.list(apps.entity_set, select=[apps.primary_key, CALLBACK, VERIFY_TOKEN])
-    by_id = {str(row[apps.primary_key]).casefold(): row for row in rows}
+    by_id = await generated(client, t.TABLES[t.FB_APPLICATION], CALLBACK, VERIFY_TOKEN)
     items = []
     for address, new in sorted(present.items()):
         account = address.rsplit("/", 1)[0]
@@ -148,20 +103,6 @@ async def _checklist(
     return items
 
 
-KIND = ManifestKind(
-    "FacebookAccount",
-    FACEBOOK_ACCOUNT,
-    _desired,
-    _assemble,
-    brings=(FACEBOOK_PAGE,),
-    file="facebook-accounts.yaml",
-    what="Facebook accounts with their pages",
-    noun="Facebook account",
-    fallback_name="facebook-account",
-    checklist=(ChecklistPart(FACEBOOK_PAGE, _checklist),),
-    children_key="pages",
-)
-
 CHANNEL = Channel(
     word="facebook",
     block="facebook",
@@ -171,4 +112,28 @@ CHANNEL = Channel(
     label="Facebook",
     account="FacebookAccount",
     child="page",
+)
+
+ACCOUNT = Account(
+    FACEBOOK_ACCOUNT,
+    FACEBOOK_PAGE,
+    "pages",
+    ("name", "pageId", "accessToken"),
+    CHANNEL,
+    notes=lambda page: {"tokenRotatedOn": page.token_rotated_on},
+)
+"""A page's item in ``pages``: the rest of its settings is its workstream's block."""
+
+KIND = ManifestKind(
+    "FacebookAccount",
+    FACEBOOK_ACCOUNT,
+    ACCOUNT.desired,
+    ACCOUNT.assemble,
+    brings=(FACEBOOK_PAGE,),
+    file="facebook-accounts.yaml",
+    what="Facebook accounts with their pages",
+    noun="Facebook account",
+    fallback_name="facebook-account",
+    checklist=(ChecklistPart(FACEBOOK_PAGE, _checklist),),
+    children_key="pages",
 )

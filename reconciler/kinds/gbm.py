@@ -13,17 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.dataverse import tables as t
 from reconciler.kinds.base import (
-    Assembler,
-    Builder,
+    Account,
     Channel,
     ChecklistPart,
     FollowUp,
     Item,
     ManifestKind,
     RecordKind,
-    block_settings,
-    manifest_spec,
-    spec_fields,
+    generated,
 )
 from reconciler.mapping import rulegrammar as g
 from reconciler.mapping.fields import boolean, language, plain, reference, secret
@@ -31,7 +28,7 @@ from reconciler.mapping.fields import boolean, language, plain, reference, secre
 if TYPE_CHECKING:
     from reconciler.dataverse import DataverseClient
 
-from reconciler.mapping.values import Fields, Sensitive, Value
+from reconciler.mapping.values import Fields, Sensitive
 
 # 192450001 "Google's Business Messages" (ce/customer-service/develop/reference/entities/
 # msdyn_liveworkstream.md @01969140…); the channel was removed (DEPR-CS, docs/fidelity.md).
@@ -96,42 +93,6 @@ GBM_AGENT = RecordKind(
     noun="agent",
 )
 
-AGENT_ITEM = ("name", "agentId", "brandId", "clientToken")
-
-
-def _desired(builder: Builder, document: Any, spec: Any) -> dict[str, Value]:
-    name = document.name
-    for index, agent in enumerate(spec.agents):
-
-        def resolve(ref: Any, _path: str, index: int = index) -> Value:
-            return builder.resolve(ref, document, "agents", index, "clientToken")
-
-        fields = spec_fields(GBM_AGENT, agent, {"account": name}, only=AGENT_ITEM, secret=resolve)
-        user = builder.serving(CHANNEL, name, agent.name)
-        fields.update(block_settings(GBM_AGENT, user, "googleBusinessMessages"))
-        builder.add(
-            GBM_AGENT,
-            document,
-            f"GoogleBusinessMessagesAccount/{name}/{agent.name}",
-            fields,
-            parent=f"GoogleBusinessMessagesAccount/{name}",
-        )
-    return spec_fields(
-        GBM_ACCOUNT,
-        spec,
-        {"displayName": document.manifest.display_name},
-        secret=lambda ref, path: builder.resolve(ref, document, path),
-    )
-
-
-def _assemble(assembler: Assembler, found: Any) -> dict[str, Any]:
-    spec = manifest_spec(found, assembler.secret)
-    spec["agents"] = [
-        manifest_spec(agent, assembler.secret, only=AGENT_ITEM)
-        for agent in assembler.children(GBM_AGENT, found.name)
-    ]
-    return spec
-
 
 def key_text(key: Sensitive) -> str | None:
     """A service account key as the file's text (it is held base64-encoded)."""
@@ -158,9 +119,7 @@ async def _checklist(
     _desired: Mapping[str, Mapping[str, Any]],
 ) -> list[Item]:
     """The webhook URL the service generates for the partner account on save."""
-    table = t.TABLES[t.GBM_PARTNER]
-    rows = await client.list(table.entity_set, select=[table.primary_key, WEBHOOK])
-    by_id = {str(row[table.primary_key]).casefold(): row for row in rows}
+    by_id = await generated(client, t.TABLES[t.GBM_PARTNER], WEBHOOK)
     items = []
     for address, new in sorted(present.items()):
         url = by_id.get(ids[address].casefold(), {}).get(WEBHOOK)
@@ -178,21 +137,6 @@ async def _checklist(
     return items
 
 
-KIND = ManifestKind(
-    "GoogleBusinessMessagesAccount",
-    GBM_ACCOUNT,
-    _desired,
-    _assemble,
-    brings=(GBM_AGENT,),
-    file="google-business-messages-accounts.yaml",
-    what="Google's Business Messages accounts with their agents",
-    noun="Google's Business Messages account",
-    fallback_name="gbm-account",
-    checklist=(ChecklistPart(GBM_ACCOUNT, _checklist),),
-    cannot_express=_cannot_express,
-    children_key="agents",
-)
-
 CHANNEL = Channel(
     word="google-business-messages",
     block="googleBusinessMessages",
@@ -203,4 +147,23 @@ CHANNEL = Channel(
     account="GoogleBusinessMessagesAccount",
     child="agent",
     retired="2024-07-31",
+)
+
+ACCOUNT = Account(
+    GBM_ACCOUNT, GBM_AGENT, "agents", ("name", "agentId", "brandId", "clientToken"), CHANNEL
+)
+
+KIND = ManifestKind(
+    "GoogleBusinessMessagesAccount",
+    GBM_ACCOUNT,
+    ACCOUNT.desired,
+    ACCOUNT.assemble,
+    brings=(GBM_AGENT,),
+    file="google-business-messages-accounts.yaml",
+    what="Google's Business Messages accounts with their agents",
+    noun="Google's Business Messages account",
+    fallback_name="gbm-account",
+    checklist=(ChecklistPart(GBM_ACCOUNT, _checklist),),
+    cannot_express=_cannot_express,
+    children_key="agents",
 )
