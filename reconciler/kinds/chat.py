@@ -54,10 +54,8 @@ from reconciler.mapping.fields import (
 from reconciler.mapping.values import Value
 
 if TYPE_CHECKING:
-    from reconciler.mapping.manifests import Found
-
-if TYPE_CHECKING:
     from reconciler.dataverse import DataverseClient
+    from reconciler.mapping.manifests import Found
 
 STREAM_SOURCE = 192360000  # CS-LWS: Live chat; ALM's chat workstreams
 POSITIONS = {"bottom-right": 192236010, "bottom-left": 192236011}  # FS-LCC

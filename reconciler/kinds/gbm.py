@@ -25,10 +25,10 @@ from reconciler.kinds.base import (
 from reconciler.mapping import rulegrammar as g
 from reconciler.mapping.fields import boolean, language, plain, reference, secret
 
+from reconciler.mapping.values import Fields, Sensitive
+
 if TYPE_CHECKING:
     from reconciler.dataverse import DataverseClient
-
-from reconciler.mapping.values import Fields, Sensitive
 
 # 192450001 "Google's Business Messages" (ce/customer-service/develop/reference/entities/
 # msdyn_liveworkstream.md @01969140…); the channel was removed (DEPR-CS, docs/fidelity.md).
