@@ -24,7 +24,6 @@ from reconciler.kinds.base import (
 )
 from reconciler.mapping import rulegrammar as g
 from reconciler.mapping.fields import boolean, language, plain, reference, secret
-
 from reconciler.mapping.values import Fields, Sensitive
 
 if TYPE_CHECKING:
