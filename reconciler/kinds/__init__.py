@@ -1,7 +1,7 @@
 """Every kind the reconciler manages, one module each (docs/style.md, "A kind is one place").
 
 ``MANIFEST_KINDS`` lists the manifest kinds; ``KINDS`` every record kind, in dependency order:
-creates run in this order, deletes in reverse (docs/spec.md §5; contracts come before the
+creates run in this order, deletes in reverse (README.md, "apply"; contracts come before the
 workstreams that use them, channel instances after the workstreams they serve). A record's
 address is also the key its id derives from (``uuid5(namespace, address)``)::
 

@@ -1,6 +1,6 @@
 """``kind: FacebookAccount``: a Facebook app (``msdyn_ocfbapplication``) and its pages
 (``msdyn_ocfbpage``, the channel instances), and the ``facebook`` channel of a Workstream,
-whose settings live on the page that serves it (docs/domain.md §2)."""
+whose settings live on the page that serves it (ENT-FBP in reconciler.dataverse.tables)."""
 
 from __future__ import annotations
 

@@ -29,8 +29,8 @@ from reconciler.mapping.values import Fields, Sensitive
 if TYPE_CHECKING:
     from reconciler.dataverse import DataverseClient
 
-# 192450001 "Google's Business Messages" (ce/customer-service/develop/reference/entities/
-# msdyn_liveworkstream.md @01969140…); the channel was removed (DEPR-CS, docs/fidelity.md).
+# 192450001 "Google's Business Messages" (CS-LWS in reconciler.dataverse.tables); the channel
+# was removed (ce/customer-service/implement/deprecations-customer-service.md @5ddc27b0b6a5…).
 STREAM_SOURCE = 192450001
 CREDENTIAL_FILE_NAME = "service-account.json"
 WEBHOOK = "msdyn_googlebusinessmessagescallbackurl"

@@ -1,4 +1,4 @@
-"""``kind: Queue``: a queue (the ``queue`` table; docs/domain.md §2)."""
+"""``kind: Queue``: an Omnichannel queue (the ``queue`` table; DEV-Q in reconciler.dataverse.tables)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from reconciler.kinds.base import spec_fields as _spec_fields
 from reconciler.mapping.fields import option, plain
 from reconciler.mapping.values import Value
 
-# Manifest words ↔ option values (docs/domain.md §2).
+# Manifest words ↔ option values: msdyn_queuetype, msdyn_assignmentstrategy (DEV-Q; voice is
+# UNCONFIRMED, reconciler.dataverse.tables), queueviewtype.
 QUEUE_TYPES = {"messaging": 192350000, "record": 192350001, "voice": 192350002}
 ASSIGNMENT = {"highest-capacity": 192350000, "round-robin": 192350001, "longest-idle": 192350003}
 VISIBILITY = {"public": 0, "private": 1}
