@@ -1,4 +1,5 @@
-"""``kind: Queue``: an Omnichannel queue (the ``queue`` table; DEV-Q in reconciler.dataverse.tables)."""
+"""``kind: Queue``: an Omnichannel queue (the ``queue`` table: DEV-Q in
+reconciler.dataverse.tables)."""
 
 from __future__ import annotations
 
