@@ -453,3 +453,46 @@ def test_the_widget_goes_live_once_its_workstreams_routing_is_written(
     widget = done.index("+ Workstream/web-chat/widget")
     assert done.index("+ RoutingRuleSet/web-chat-routing/step") < widget
     assert done.index("+ Workstream/web-chat/routing") < widget
+
+
+def test_a_second_widget_made_by_hand_never_takes_the_place_of_ours(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Served(tmp_path / "org.db") as emulator:
+        target = ("--target", emulator.url)
+        assert run(capsys, "apply", str(project), *target, "--yes")[0] == 0
+        (workstream,) = emulator.rows("msdyn_liveworkstreams")
+        made = emulator.post(
+            "msdyn_livechatconfigs",
+            {
+                "msdyn_livechatconfigid": "00000000-0000-0000-0000-0000000000a3",
+                "msdyn_name": "Other",
+                "msdyn_widgettitle": "Other title",
+                "msdyn_liveworkstreamid@odata.bind": (
+                    f"/msdyn_liveworkstreams({workstream['msdyn_liveworkstreamid']})"
+                ),
+            },
+        )
+        assert made.status_code == 204, made.text
+        code, out, err = run(
+            capsys, "export", "--out", "exported", *target, "--namespace", NAMESPACE
+        )
+        assert code == 0, out + err
+        assert (
+            "skipped ChatWidget 'Other' (00000000-0000-0000-0000-0000000000a3): "
+            "Workstream/web-chat/widget is taken by another chat widget"
+        ) in err
+        assert "title: Let's chat" in (tmp_path / "exported" / "workstreams.yaml").read_text()
+
+
+def test_an_absent_workstream_lists_no_widget_it_never_had(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "chat.yaml").write_text(
+        "apiVersion: reconciler.omnichannel/v1\nkind: Workstream\n"
+        "metadata: {name: gone, ensure: absent}\n"
+    )
+    code, out, _ = run(capsys, "plan", str(project), "--target", "local:org.db", "--format", "json")
+    assert code == 0, out
+    addresses = [c["address"] for c in json.loads(out)["changes"]]
+    assert addresses == ["Workstream/gone/contract", "Workstream/gone", "Workstream/gone/routing"]

@@ -324,6 +324,7 @@ class _Exporter:
     def name_owned(self) -> None:
         """A workstream's own instance (a chat widget) is ``<workstream>/<suffix>``; what is
         under it (its domains) ``<instance>/<prefix><name>``."""
+        left_out: set[str] = set()  # ids of rows listed as not exported
         for owners, kinds_under in (
             ((k.WORKSTREAM,), OWNED_INSTANCES),
             (tuple(OWNED_INSTANCES), OWNED_CHILDREN),
@@ -331,14 +332,22 @@ class _Exporter:
             parents = self._by_id_of(*owners)
             for kind in kinds_under:
                 assert kind.parent is not None
-                for row in sorted(self.rows[kind.name], key=_by_id(kind)):
-                    parent = parents.get(str(row.get(lookup(kind.parent)) or ""))
+                # The project's own row first (its id derives from its address, or the ledger
+                # lists it), so a second widget made by hand never takes its place.
+                rows = sorted(self.rows[kind.name], key=_by_id(kind))
+                mine = {str(r[_pk(kind)]) for r in rows if self.ours(kind, r, parents)}
+                rows.sort(key=lambda row: str(row[_pk(kind)]) not in mine)
+                for row in rows:
+                    row_id = str(row[_pk(kind)])
+                    parent_id = str(row.get(lookup(kind.parent)) or "")
+                    parent = parents.get(parent_id)
                     name = kind.name_of(row)
                     own = kind.suffix or f"{kind.child_prefix}{name}"
                     address = f"{parent.address}/{own}" if parent is not None else ""
                     owner = "workstream" if owners == (k.WORKSTREAM,) else "widget"
                     reason = (
                         kind.excluded(row)
+                        or (f"its {owner} is not exported" if parent_id in left_out else None)
                         or (
                             f"it belongs to no {owner} the export reads" if parent is None else None
                         )
@@ -349,11 +358,24 @@ class _Exporter:
                         )
                     )
                     if reason is not None:
-                        self.listed.append(Skipped(kind.name, name, str(row[_pk(kind)]), reason))
+                        owned = self.ours(kind, row, parents)
+                        self.listed.append(Skipped(kind.name, name, row_id, reason, owned))
+                        left_out.add(row_id)
                         continue
                     assert parent is not None
                     self.units[address] = _Unit(kind, row, address, needs=[parent.address])
                     self.resolver.add(address, str(row[_pk(kind)]))
+
+    def ours(self, kind: k.RecordKind, row: Row, parents: Mapping[str, _Unit]) -> bool:
+        """The row is the project's: the ledger lists it, or its id derives from the address
+        it has under its parent."""
+        row_id = str(row[_pk(kind)])
+        ledger = self.snapshot.ledger
+        if ledger is not None and row_id in ledger.entries:
+            return True
+        parent = parents.get(str(row.get(lookup(kind.parent or "")) or ""))
+        own = kind.suffix or f"{kind.child_prefix}{kind.name_of(row)}"
+        return parent is not None and row_id == record_id(self.namespace, f"{parent.address}/{own}")
 
     def _by_id_of(self, *of: k.RecordKind) -> dict[str, _Unit]:
         return {unit.id: unit for unit in self.units.values() if unit.kind in of}

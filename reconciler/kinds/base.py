@@ -85,8 +85,9 @@ class RecordKind:
     casefold_name: bool = False
     """Names compare without case (host names): a row is named by its lower-case name."""
     excluded: Callable[[Row], str | None] = lambda _row: None
-    """Why a row of the table is not one this kind describes (export lists it, planning never
-    takes it for a record): ``None`` for the rows it does."""
+    """Why a row of the table is not one this kind describes: export lists it as not exported,
+    planning never matches it to a record by its values (a row of ours, found by its id, is put
+    right). ``None`` for the rows it does describe."""
     after_routing: bool = False
     """Created once its workstream's routing chain is written, as a channel instance is
     linked (plan/stages.py): a channel never goes live on a half-built workstream."""
@@ -307,11 +308,10 @@ class Account:
         """The account's fields; its instances are added, each with the settings of the
         workstream it serves."""
         name = document.name
-        secret = next((p for p in self.item if self.instance.field(p).sensitive), "")
         for index, item in enumerate(getattr(spec, attribute(type(spec), self.key))):
 
-            def resolve(ref: Any, _path: str, index: int = index) -> Value:
-                return builder.resolve(ref, document, self.key, index, secret)
+            def resolve(ref: Any, path: str, index: int = index) -> Value:
+                return builder.resolve(ref, document, self.key, index, path)
 
             fields = spec_fields(
                 self.instance, item, {"account": name}, only=self.item, secret=resolve

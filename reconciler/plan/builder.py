@@ -468,6 +468,8 @@ class _Planner:
                     "ensure: absent" if row is not None else after.reason,
                     adopted=not created,
                 )
+            elif entry.row is None and kind.suffix is not None:
+                pass  # a workstream's own instance it never had (a widget): nothing to say
             else:
                 why = after.reason if after.taken_by else "already absent"
                 self.change(record, Action.NOOP, why, entry.id, record.address)
