@@ -372,7 +372,7 @@ class Service:
         """A new widget gets its app id and the script snippet to paste into a website, as the
         service makes them (msdyn_widgetappid, msdyn_widgetsnippet: FS-LCC in
         reconciler.dataverse.tables). The snippet is shaped as real ones are (the script tag
-        of ce/customer-service/develop/customize-chat-widget.md: data-app-id, data-org-id,
+        of ce/customer-service/develop/customize-chat-widget.md @88917abd: data-app-id, data-org-id,
         data-org-url), with the emulator's own hub host for data-org-url."""
         if row.get("msdyn_widgetappid"):
             return

@@ -18,7 +18,6 @@ same declaration reads a manifest (``spec_fields``), writes and reads a row (``t
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -103,10 +102,9 @@ class RecordKind:
     linked: bool = False
     """A channel instance: its ``workstream`` field is the link that puts it live, written
     once the workstream's whole routing chain is (plan/stages.py)."""
-    manifest: str | None = None
-    """The manifest kind whose document describes it (a page: ``FacebookAccount``)."""
     noun: str = ""
-    """What a person calls one (``page``), in messages."""
+    """What a person calls one of these children (``page``), in messages; a manifest kind's
+    own record is named by its ``ManifestKind.noun``."""
 
     @functools.cached_property
     def select(self) -> tuple[str, ...]:
@@ -144,9 +142,6 @@ class RecordKind:
             shares = route if isinstance(route, list) else [{"queue": route}] if route else []
             found += [f"Queue/{share['queue']}" for share in shares]
         return list(dict.fromkeys(found))
-
-    def is_system(self, row: Row) -> bool:
-        return self.system(row)
 
     def name_of(self, row: Row) -> str:
         value = row.get(self.name_column or self.table.primary_name)
@@ -482,8 +477,8 @@ class Channel:
     carried: Callable[[Any], dict[str, Value]] = lambda _spec: {}
     """Values of the channel block the workstream's record carries: its ``workstream_fields``."""
     checklist: tuple[ChecklistPart, ...] = ()
-    retired: str | None = None
-    """When retired: the date it was, for the warning."""
+    retired: bool = False
+    """Retired (Google's Business Messages): named last where channels are listed."""
 
     def block_of(self, instance: Found, assembler: Assembler) -> dict[str, Any]:
         """The block export writes for the instance serving a workstream."""
@@ -496,7 +491,3 @@ def walk(kinds: Sequence[ManifestKind]) -> Iterator[RecordKind]:
     for kind in kinds:
         yield kind.record
         yield from kind.brings
-
-
-def replace(field: FieldMap, **changes: Any) -> FieldMap:
-    return dataclasses.replace(field, **changes)

@@ -19,6 +19,7 @@ docs/moving-off-google-business-messages.md).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from collections.abc import Mapping
@@ -36,7 +37,6 @@ from reconciler.kinds.base import (
     RecordKind,
     generated,
     manifest_spec,
-    replace,
     spec_fields,
 )
 from reconciler.mapping import rulegrammar as g
@@ -106,7 +106,6 @@ CHAT_WIDGET = RecordKind(
         "widgetAppId, widgetSnippet",
         "paste the widget's script snippet into the website's pages (known after apply)",
     ),
-    manifest="Workstream",
     noun="chat widget",
 )
 
@@ -143,7 +142,7 @@ def _host(path: str, column: str) -> FieldMap:
         value = field.read(row, resolver)
         return value.lower() if isinstance(value, str) else value
 
-    return replace(field, read=read)
+    return dataclasses.replace(field, read=read)
 
 
 WIDGET_DOMAIN = RecordKind(
@@ -163,7 +162,6 @@ WIDGET_DOMAIN = RecordKind(
     casefold_name=True,
     excluded=_not_allowed,
     match=_domain_row,
-    manifest="Workstream",
     noun="allowed domain",
 )
 
@@ -273,7 +271,7 @@ def _workstream_mode() -> FieldMap:
     def read(row: Row, resolver: Resolver) -> Value:
         return "live" if row.get("msdyn_conversationmode") is None else field.read(row, resolver)
 
-    return replace(field, read=read)
+    return dataclasses.replace(field, read=read)
 
 
 CHANNEL = Channel(

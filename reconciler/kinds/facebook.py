@@ -38,7 +38,6 @@ FACEBOOK_ACCOUNT = RecordKind(
         plain("applicationId", "msdyn_fbapplicationid", export_always=True),
         secret("applicationSecret", "msdyn_fbapplicationsecret", export_always=True),
     ),
-    noun="Facebook account",
 )
 
 
@@ -70,7 +69,6 @@ FACEBOOK_PAGE = RecordKind(
         "subscribe the page to messages (known after apply)",
     ),
     linked=True,
-    manifest="FacebookAccount",
     noun="page",
 )
 
@@ -135,5 +133,5 @@ KIND = ManifestKind(
     noun="Facebook account",
     fallback_name="facebook-account",
     checklist=(ChecklistPart(FACEBOOK_PAGE, _checklist),),
-    children_key="pages",
+    children_key=ACCOUNT.key,
 )

@@ -56,7 +56,6 @@ GBM_ACCOUNT = RecordKind(
         "paste the webhook URL into the Business Messages console and verify it (known after "
         "apply)",
     ),
-    noun="Google's Business Messages account",
 )
 
 GBM_AGENT = RecordKind(
@@ -88,7 +87,6 @@ GBM_AGENT = RecordKind(
     parent="msdyn_ocgbmpartneraccount",
     keys=(("agentId", "agent ID"),),
     linked=True,
-    manifest="GoogleBusinessMessagesAccount",
     noun="agent",
 )
 
@@ -145,7 +143,7 @@ CHANNEL = Channel(
     label="Google's Business Messages",
     account="GoogleBusinessMessagesAccount",
     child="agent",
-    retired="2024-07-31",
+    retired=True,
 )
 
 ACCOUNT = Account(
@@ -164,5 +162,5 @@ KIND = ManifestKind(
     fallback_name="gbm-account",
     checklist=(ChecklistPart(GBM_ACCOUNT, _checklist),),
     cannot_express=_cannot_express,
-    children_key="agents",
+    children_key=ACCOUNT.key,
 )

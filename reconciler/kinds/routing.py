@@ -177,7 +177,6 @@ RULE_SET = RecordKind(
         "msdyn_authoringmode": AUTHORING_MODE,
         "msdyn_isinputcollection": False,
     },
-    noun="routing rule set",
 )
 
 

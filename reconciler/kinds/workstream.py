@@ -164,7 +164,6 @@ WORKSTREAM = RecordKind(
         "msdyn_mode": MODE_SIMPLIFIED,
         "msdyn_conversationmode": CONVERSATION_PERSISTENT,
     },
-    noun="workstream",
 )
 
 # msdyn_ocliveworkstreamcontextvariable.msdyn_datatype (reconciler.dataverse.tables, DEV-CV).

@@ -87,7 +87,7 @@ __all__ = [
 def is_system_row(kind: RecordKind, row: Row) -> bool:
     """Rows every org has and nobody manages (the kind says which: default queues, the
     output contract)."""
-    return kind.is_system(row)
+    return kind.system(row)
 
 
 def name_of_row(kind: RecordKind, row: Row) -> str:
