@@ -205,11 +205,18 @@ class DataverseClient:
         orderby: str | None = None,
         top: int | None = None,
         page_size: int | None = None,
+        expand: Sequence[str] | None = None,
     ) -> Rows:
         """Every row of ``entity_set`` that matches, following ``@odata.nextLink``."""
         rows: Rows = []
         pages = self.pages(
-            entity_set, select=select, filter=filter, orderby=orderby, top=top, page_size=page_size
+            entity_set,
+            select=select,
+            filter=filter,
+            orderby=orderby,
+            top=top,
+            page_size=page_size,
+            expand=expand,
         )
         async for page in pages:
             rows.extend(page)
@@ -224,13 +231,27 @@ class DataverseClient:
         orderby: str | None = None,
         top: int | None = None,
         page_size: int | None = None,
+        expand: Sequence[str] | None = None,
     ) -> AsyncIterator[Rows]:
-        """The matching rows of ``entity_set``, one list per page."""
+        """The matching rows of ``entity_set``, one list per page.
+
+        ``expand`` items are ``$expand`` items as sent, e.g.
+        ``queuemembership_association($select=systemuserid)``; the page size applies to the
+        rows of ``entity_set`` only (an expanded collection is not paged).
+        """
         size = _check_page_size(page_size if page_size is not None else self.page_size)
-        prefer = {"Prefer": f"odata.maxpagesize={size}"}
+        headers = {"Prefer": f"odata.maxpagesize={size}"}
         options: list[tuple[str, str]] = []
         if select:
             options.append(("$select", ",".join(select)))
+        if expand:
+            options.append(("$expand", ",".join(expand)))
+            # JOIN (powerapps-docs/developer/data-platform/webapi/query/join-tables.md
+            # @7df03445645ac234de3415d58a20e40d4e31be1d): "Queries which expand collection-
+            # valued navigation properties might return cached data for those properties that
+            # doesn't reflect recent changes. It's recommended to use If-None-Match header with
+            # value null".
+            headers["If-None-Match"] = "null"
         if filter:
             options.append(("$filter", filter))
         if orderby:
@@ -239,7 +260,7 @@ class DataverseClient:
             options.append(("$top", str(top)))
         url: str | None = _with_query(entity_set, options)
         while url is not None:
-            response, body = await self._request("GET", url, headers=prefer, expect="json")
+            response, body = await self._request("GET", url, headers=headers, expect="json")
             assert body is not None
             value = body.get("value")
             if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
@@ -351,6 +372,27 @@ class DataverseClient:
         """DELETE a row (``If-Match: etag`` when given); ``NotFound`` if missing."""
         headers = {"If-Match": etag} if etag is not None else {}
         await self._request("DELETE", f"{entity_set}({id})", headers=headers)
+
+    async def associate(
+        self, entity_set: str, id: str, navigation: str, other_set: str, other_id: str
+    ) -> None:
+        """Associate two rows through the many-to-many relationship ``navigation``: POST
+        ``<entity_set>(<id>)/<navigation>/$ref`` with the other row's absolute URL
+        (associate-disassociate-entities-using-web-api.md in MicrosoftDocs/powerapps-docs
+        @2b58bc64fdb8b36936dbb011fef37751d25902b4). ``NotFound`` if either row is missing;
+        ``AlreadyExists`` (412, 0x80040237 DuplicateRecord) if the pair is already associated.
+        """
+        await self._request(
+            "POST",
+            f"{entity_set}({id})/{navigation}/$ref",
+            body={"@odata.id": f"{self.base_url}{other_set}({other_id})"},
+        )
+
+    async def disassociate(self, entity_set: str, id: str, navigation: str, other_id: str) -> None:
+        """Remove the association of two rows: DELETE
+        ``<entity_set>(<id>)/<navigation>(<other_id>)/$ref`` (the same page as ``associate``);
+        ``NotFound`` if either row is missing."""
+        await self._request("DELETE", f"{entity_set}({id})/{navigation}({other_id})/$ref")
 
     async def batch(
         self, items: Sequence[BatchRequest | ChangeSet], *, continue_on_error: bool = False

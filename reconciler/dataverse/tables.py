@@ -36,9 +36,23 @@ Every fact here cites its public source by key. The keys (Microsoft Learn pages 
     CS-LWS    ce/customer-service/develop/reference/entities/msdyn_liveworkstream.md
               @01969140c10ba661dfe21abcc8b14a10a332a37e (lists the channel options of
               msdyn_streamsource)
+    REF-CP    ce/developer/reference/entities/msdyn_capacityprofile.md
+              @f7ae5d039bb192ee99b8f5e2884dab1752f32862 (the older page under
+              ce/customer-service/develop/reference/entities/ @01969140… agrees, and marks
+              msdyn_uniquename IsValidForUpdate False)
+    REF-LWCP  ce/developer/reference/entities/msdyn_liveworkstreamcapacityprofile.md
+              @a336f096f5a82a07b78dc6d4f80978d1fcf4d918 (a workstream's capacity profile: a
+              table of its own with two lookups, not an N:N relationship)
+    SYSUSER   MicrosoftDocs/powerapps-docs
+              powerapps-docs/developer/data-platform/reference/entities/systemuser.md
+              @06570acda9b264783a6b7732e4ce286ea3d3c45f
+    PAD-Q     MicrosoftDocs/powerapps-docs
+              powerapps-docs/developer/data-platform/reference/entities/queue.md
+              @09770ae52bc4e33adeeff181ee79ecd690d615f2 (its Many-to-Many relationships)
     ALM       microsoft/Dynamics365-Apps-Samples @a585d08a1db601ceda0c4547453c82a5705777ac
               customer-service/omnichannel/alm-template-pipeline/solutions/boilerplate
-              (an exported solution: real org data)
+              (an exported solution: real org data); its build/config/
+              QueueToSystemUserLinkage.ps1 adds queue members
 
 A lookup's ``on_delete`` is the ``Delete`` entry of its relationship's ``CascadeConfiguration``
 in the referencing table's page; its navigation property is the relationship's
@@ -162,10 +176,13 @@ def _c(name: str, *values: int, **kw: object) -> Column:
     return Column(name, Type.CHOICE, options=frozenset(values), **kw)  # type: ignore[arg-type]
 
 
-def _l(name: str, target: str, on_delete: OnDelete) -> Column:
+def _l(name: str, target: str, on_delete: OnDelete, navigation: str | None = None) -> Column:
     """A lookup: its navigation property has the column's name (the
-    ``ReferencingEntityNavigationPropertyName`` of every relationship below, in its source)."""
-    return Column(name, Type.LOOKUP, target=target, navigation=name, on_delete=on_delete)
+    ``ReferencingEntityNavigationPropertyName`` of every relationship below, in its source)
+    unless ``navigation`` says otherwise (navigation properties are case-sensitive)."""
+    return Column(
+        name, Type.LOOKUP, target=target, navigation=navigation or name, on_delete=on_delete
+    )
 
 
 def _table(
@@ -226,6 +243,9 @@ AUTHORING_MODES = (192350000,)  # DEV-RS msdyn_authoringmode: the one option, De
 XML_LENGTH = 1_048_576  # DEV-RS msdyn_rulesetdefinition, DEV-DC msdyn_contractdefinition (Memo)
 # DEV-CV msdyn_datatype: Text, Number, Entity Reference. No source shows a boolean option.
 CONTEXT_VARIABLE_TYPES = (192350000, 192350001, 192350100)
+# REF-CP msdyn_resetduration: 192350000 Immediate (the default), 192350001 Daily (the admin
+# center's "End of day"); ALM's exported profile holds 192350000.
+RESET_DURATIONS = (192350000, 192350001)
 
 LANGUAGE = "msdyn_oclanguage"
 QUEUE = "queue"
@@ -241,6 +261,9 @@ GBM_PARTNER = "msdyn_ocgooglebusinessmessagespartneraccount"
 GBM_AGENT = "msdyn_ocgooglebusinessmessagesagentaccount"
 CHAT_WIDGET = "msdyn_livechatconfig"
 WIDGET_LOCATION = "msdyn_livechatwidgetlocation"
+CAPACITY_PROFILE = "msdyn_capacityprofile"
+WORKSTREAM_CAPACITY_PROFILE = "msdyn_liveworkstreamcapacityprofile"
+SYSTEM_USER = "systemuser"
 ANNOTATION = "annotation"
 NOTE_TEXT_LENGTH = 100_000  # NOTE: notetext, Memo, MaxLength 100000
 
@@ -478,6 +501,57 @@ _TABLES = (
         # Delete: RemoveLink.
         _l("msdyn_livechatconfigid", CHAT_WIDGET, OnDelete.REMOVE_LINK),
     ),
+    # REF-CP: EntitySetName msdyn_capacityprofiles, PrimaryIdAttribute msdyn_capacityprofileid,
+    # PrimaryNameAttribute msdyn_name; ALM's exported profile holds exactly these columns.
+    _table(
+        CAPACITY_PROFILE,
+        "msdyn_capacityprofiles",
+        "msdyn_capacityprofileid",
+        "msdyn_name",
+        _s("msdyn_name", limits.CAPACITY_PROFILE_NAME),  # REF-CP: MaxLength 100
+        _s("msdyn_uniquename", 128, create_only=True),  # REF-CP: MaxLength 128, set on create
+        _i("msdyn_defaultmaxunits", 0, limits.CAPACITY_PROFILE_MAX_UNITS),  # REF-CP: 0 to 100
+        _b("msdyn_blockassignment"),  # REF-CP: default False
+        _c("msdyn_resetduration", *RESET_DURATIONS, default=192350000),
+    ),
+    # REF-LWCP: EntitySetName msdyn_liveworkstreamcapacityprofiles; one row per workstream and
+    # profile (ALM's two chat workstreams each have one, sharing a profile).
+    _table(
+        WORKSTREAM_CAPACITY_PROFILE,
+        "msdyn_liveworkstreamcapacityprofiles",
+        "msdyn_liveworkstreamcapacityprofileid",
+        "msdyn_name",
+        _s("msdyn_name"),  # REF-LWCP: MaxLength 100
+        # REF-LWCP: msdyn_liveworkstream_msdyn_liveworkstreamcapacityprofile is Delete:
+        # RemoveLink (a deleted workstream leaves its profile rows behind, unlinked);
+        # msdyn_capacityprofile_msdyn_liveworkstreamcapacityprofileid is Delete: Restrict (a
+        # profile a workstream uses cannot be deleted), navigation property
+        # msdyn_capacityProfile_id, with a capital P.
+        _l("msdyn_workstream_id", WORKSTREAM, OnDelete.REMOVE_LINK),
+        _l(
+            "msdyn_capacityprofile_id",
+            CAPACITY_PROFILE,
+            OnDelete.RESTRICT,
+            navigation="msdyn_capacityProfile_id",
+        ),
+    ),
+    # SYSUSER: EntitySetName systemusers, PrimaryIdAttribute systemuserid, PrimaryNameAttribute
+    # fullname. Users come from Microsoft Entra ID; the reconciler only reads them (a queue's
+    # members are named by their sign-in name, domainname: "User Name", the Microsoft 365
+    # user name).
+    _table(
+        SYSTEM_USER,
+        "systemusers",
+        "systemuserid",
+        "fullname",
+        _s("domainname", 1024),  # SYSUSER: MaxLength 1024, SystemRequired
+        _s("internalemailaddress", 100),  # SYSUSER: MaxLength 100
+        _s("firstname", 256),  # SYSUSER: MaxLength 256
+        _s("lastname", 256),  # SYSUSER: MaxLength 256
+        _s("fullname", 200, output=True),  # SYSUSER: read-only, MaxLength 200
+        _b("isdisabled"),  # SYSUSER: default False
+        Column("azureactivedirectoryobjectid", Type.GUID, output=True),  # SYSUSER: read-only
+    ),
     # The reconciler's ledger lives in notes (docs/ownership.md). NOTE: EntitySetName
     # annotations, PrimaryIdAttribute annotationid, PrimaryNameAttribute subject; no statecode.
     # Its polymorphic Regarding lookup (objectid) is not emulated: the ledger's notes regard
@@ -500,6 +574,35 @@ _TABLES = (
 
 TABLES: Mapping[str, Table] = {t.logical_name: t for t in _TABLES}
 BY_ENTITY_SET: Mapping[str, Table] = {t.entity_set: t for t in _TABLES}
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A many-to-many relationship: rows of two tables associated through an intersect table,
+    written with ``$ref`` (associate-disassociate-entities-using-web-api.md in
+    MicrosoftDocs/powerapps-docs @2b58bc64fdb8b36936dbb011fef37751d25902b4) and read with a
+    single-level ``$expand`` (webapi/query/join-tables.md @7df03445645ac234de3415d58a20e40d4e31be1d:
+    "up to 5,000 related table records can be returned for each expanded collection-valued
+    navigation property")."""
+
+    name: str
+    """Its schema name, which is also its navigation property on both sides."""
+    intersect: str
+    first: str
+    """The table the reconciler writes it from (logical name), and its intersect attribute."""
+    first_attribute: str
+    second: str
+    second_attribute: str
+
+
+# PAD-Q: queuemembership_association, IntersectEntityName queuemembership: Table 1 queue
+# (IntersectAttribute queueid), Table 2 systemuser (systemuserid), NavigationPropertyName
+# queuemembership_association on both. The ALM template adds members through it
+# (POST queues(<id>)/queuemembership_association/$ref).
+QUEUE_MEMBERSHIP = Relationship(
+    "queuemembership_association", "queuemembership", QUEUE, "queueid", SYSTEM_USER, "systemuserid"
+)
+RELATIONSHIPS: Mapping[str, Relationship] = {QUEUE_MEMBERSHIP.name: QUEUE_MEMBERSHIP}
 
 # Who points at whom: for each table, the (table, lookup column) pairs referencing it.
 REFERENCED_BY: Mapping[str, tuple[tuple[Table, Column], ...]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from xml.sax.saxutils import quoteattr
 
-from reconciler.dataverse.tables import TABLES, Type
+from reconciler.dataverse.tables import RELATIONSHIPS, TABLES, Type
 
 _EDM = {
     Type.STRING: "Edm.String",
@@ -37,6 +37,16 @@ def metadata_xml() -> str:
                 f"<NavigationProperty Name={quoteattr(str(column.navigation))} "
                 f'Type="mscrm.{column.target}"/>'
             )
+        for relationship in RELATIONSHIPS.values():  # many-to-many: named alike on both sides
+            ends = {
+                relationship.first: relationship.second,
+                relationship.second: relationship.first,
+            }
+            if table.logical_name in ends:
+                lines.append(
+                    f"<NavigationProperty Name={quoteattr(relationship.name)} "
+                    f'Type="Collection(mscrm.{ends[table.logical_name]})"/>'
+                )
         lines.append("</EntityType>")
         types.append("".join(lines))
         sets.append(

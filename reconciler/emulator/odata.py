@@ -287,6 +287,75 @@ def parse_select(text: str, resolve: Resolver, type_name: str) -> list[Column]:
     return columns
 
 
+# -- $expand -------------------------------------------------------------------------------
+_EXPAND_ITEM = re.compile(
+    r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<ref>/\$ref)?(?:\((?P<options>.*)\))?", re.S
+)
+
+
+@dataclass(frozen=True)
+class ExpandItem:
+    """One item of ``$expand``: ``navigation``, ``navigation/$ref`` or ``navigation(<options>)``
+    with its options (``$select=a,b;$filter=…``: join-tables.md, "Separate each option with a
+    semicolon") as given, unchecked."""
+
+    navigation: str
+    options: dict[str, str]
+    ref: bool = False
+
+
+def parse_expand(text: str) -> list[ExpandItem]:
+    items: list[ExpandItem] = []
+    for part in _split_outside(text, ","):
+        match = _EXPAND_ITEM.fullmatch(part.strip())
+        if match is None:
+            raise query_error(
+                "The $expand expression is not valid: give navigation properties, each "
+                "optionally followed by its options in parentheses, separated by commas."
+            )
+        options: dict[str, str] = {}
+        if match["options"] is not None:
+            for option in _split_outside(match["options"], ";"):
+                name, equals, value = option.strip().partition("=")
+                if not equals or not name.startswith("$"):
+                    raise query_error(
+                        f"The options of the $expand of '{match['name']}' are not valid: give "
+                        "$option=value pairs separated by semicolons."
+                    )
+                if name in options:
+                    raise query_error(
+                        f"The option {name} is given more than once in the $expand of "
+                        f"'{match['name']}'."
+                    )
+                options[name] = value
+        items.append(ExpandItem(match["name"], options, match["ref"] is not None))
+    return items
+
+
+def _split_outside(text: str, separator: str) -> list[str]:
+    """``text`` split at ``separator`` where it stands outside parentheses and string literals."""
+    parts: list[str] = []
+    depth, quoted, start = 0, False, 0
+    for index, char in enumerate(text):
+        if char == "'":
+            quoted = not quoted  # '' inside a literal toggles twice: still inside
+        elif quoted:
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                break
+        elif char == separator and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    if depth != 0 or quoted:
+        raise query_error("The $expand expression has unbalanced parentheses or quotes.")
+    parts.append(text[start:])
+    return parts
+
+
 # -- paging --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PageCursor:

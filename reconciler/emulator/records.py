@@ -40,6 +40,14 @@ def normalise_guid(text: str) -> str | None:
         return None
 
 
+def parse_reference(value: Any) -> tuple[str, str] | None:
+    """The (entity set, GUID) a record's URL names: absolute
+    (``http://host/api/data/v9.2/queues(<id>)``), ``/queues(<id>)`` or ``queues(<id>)``."""
+    match = _BIND.match(value) if isinstance(value, str) else None
+    record_id = normalise_guid(match["id"]) if match is not None else None
+    return None if match is None or record_id is None else (match["set"], record_id)
+
+
 def etag(row: Mapping[str, Any]) -> str:
     return f'W/"{row["versionnumber"]}"'
 

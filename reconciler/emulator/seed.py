@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from reconciler.dataverse.tables import CONTRACT, LANGUAGE, QUEUE, TABLES, Table
+from reconciler.dataverse.tables import CONTRACT, LANGUAGE, QUEUE, SYSTEM_USER, TABLES, Table
 from reconciler.emulator.records import new_row
 from reconciler.emulator.store import Store
 
@@ -37,15 +37,23 @@ OUTPUT_CONTRACT = "msdyn_demandqueueidentificationoutput"
 # refers to it by unique name only), so the emulator holds the envelope real contracts have
 # (docs/routing-xml.md) and nothing it would have to guess. The reconciler never reads it.
 _OUTPUT_CONTRACT_XML = '<contract version="1"></contract>'
+# The application user the client signs in as (WhoAmI's UserId): a user row like any other.
+# .invalid: never a real sign-in name.
+APPLICATION_USER = {
+    "domainname": "reconciler@emulator.invalid",
+    "firstname": "Reconciler",
+    "lastname": "Emulator",
+    "fullname": "Reconciler Emulator",  # as the service makes it (service.Service._full_name)
+}
 
 
 def populate(store: Store, new_id: Callable[[], str]) -> None:
-    """Insert the pre-existing rows and the identity WhoAmI reports."""
+    """Insert the pre-existing rows and the identity WhoAmI reports (its user a system row)."""
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     system: list[list[str]] = []
 
-    def add(table: Table, values: dict[str, Any]) -> None:
-        record_id = new_id()
+    def add(table: Table, values: dict[str, Any], record_id: str | None = None) -> None:
+        record_id = record_id or new_id()
         row = new_row(table, record_id, values)
         row.update(versionnumber=store.next_version(), createdon=now, modifiedon=now)
         store.insert(table, row)
@@ -77,6 +85,7 @@ def populate(store: Store, new_id: Callable[[], str]) -> None:
     )
     for key in ("userid", "businessunitid", "organizationid"):
         store.set_meta(key, new_id())
+    add(TABLES[SYSTEM_USER], APPLICATION_USER, store.meta("userid"))
     store.set_meta("system", json.dumps(system))
 
 

@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -23,8 +23,12 @@ from reconciler.dataverse.tables import (
     FB_PAGE,
     GBM_PARTNER,
     REFERENCED_BY,
+    RELATIONSHIPS,
+    SYSTEM_USER,
     TABLES,
+    Column,
     OnDelete,
+    Relationship,
     Table,
 )
 from reconciler.emulator import seed
@@ -39,21 +43,37 @@ from reconciler.emulator.faults import (
     not_found,
     resource_not_found,
     restricted_delete,
+    unknown_property,
 )
 from reconciler.emulator.odata import (
     PageCursor,
     compile_filter,
     compile_orderby,
+    parse_expand,
     parse_select,
     query_error,
 )
-from reconciler.emulator.records import check_write, etag, new_row, normalise_guid, shape
+from reconciler.emulator.records import (
+    check_write,
+    etag,
+    new_row,
+    normalise_guid,
+    parse_reference,
+    shape,
+)
 from reconciler.emulator.store import Row, Store
 
 API_PREFIX = "/api/data/v9.2/"
 MAX_PAGE_SIZE = 5000
 _SEGMENT = re.compile(r"^(?P<name>[A-Za-z_$][A-Za-z0-9_.$]*)(?:\((?P<key>[^)]*)\))?$")
-_SUPPORTED_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$skiptoken", "$count"}
+_SUPPORTED_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$skiptoken", "$count", "$expand"}
+# A many-to-many relationship's $ref: <set>(<id>)/<navigation>/$ref, or, to remove one pair,
+# <set>(<id>)/<navigation>(<other id>)/$ref (REF: associate-disassociate-entities-using-web-api.md
+# in MicrosoftDocs/powerapps-docs @2b58bc64fdb8b36936dbb011fef37751d25902b4).
+_REF = re.compile(
+    r"^(?P<set>[A-Za-z_][A-Za-z0-9_]*)\((?P<key>[^)]*)\)/(?P<nav>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:\((?P<other>[^)]*)\))?/\$ref$"
+)
 _MAX_PAGE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)")
 CALLBACK_HOST = "https://oc-emulator.invalid"  # .invalid: never resolvable, never a real endpoint
 
@@ -104,6 +124,9 @@ class Service:
 
     # -- dispatch ------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
+        reference = _REF.match(unquote(request.path))
+        if reference is not None:
+            return self.reference(request, reference)
         match = _SEGMENT.match(unquote(request.path))
         if match is None:
             raise resource_not_found(request.path)
@@ -121,13 +144,7 @@ class Service:
             raise EmulatorError(
                 405, INVALID_ARGUMENT, f"{request.method} is not allowed on {name}."
             )
-        record_id = normalise_guid(key)
-        if record_id is None:
-            raise bad_request(
-                QUERY_ERROR,
-                f"'{key}' is not a valid key for {name}: use the record's GUID "
-                "(no alternate keys are defined).",
-            )
+        record_id = _key(table, key)
         if request.method == "GET":
             return self.get(table, record_id, request)
         with self.store.transaction():
@@ -153,7 +170,7 @@ class Service:
 
     def get(self, table: Table, record_id: str, request: Request) -> Response:
         options = _options(request.query)
-        unsupported = set(options) - {"$select"}
+        unsupported = set(options) - {"$select", "$expand"}
         if unsupported:
             raise query_error(f"The query option {sorted(unsupported)[0]} is not supported here.")
         row = self._existing(table, record_id)
@@ -162,10 +179,12 @@ class Service:
             if "$select" in options
             else None
         )
+        expand = _expansions(table, options["$expand"]) if "$expand" in options else []
         if request.headers.get("if-none-match") == etag(row):
             return Response(304, None, {"ETag": etag(row)})
         body = {"@odata.context": f"{request.base_url}$metadata#{table.entity_set}/$entity"}
         body.update(shape(table, row, select))
+        self._expand(table, [row], [body], expand)
         return Response(200, body, {"ETag": etag(row)})
 
     def list(self, table: Table, request: Request) -> Response:
@@ -185,6 +204,7 @@ class Service:
         where = (
             compile_filter(options["$filter"], resolve, type_name) if "$filter" in options else None
         )
+        expand = _expansions(table, options["$expand"]) if "$expand" in options else []
         order = (
             compile_orderby(options["$orderby"], resolve, type_name)
             if "$orderby" in options
@@ -217,6 +237,7 @@ class Service:
             matching = self.store.count(table, *((where.where, where.params) if where else ()))
             body["@odata.count"] = min(MAX_PAGE_SIZE, matching)
         body["value"] = [shape(table, row, select) for row in rows]
+        self._expand(table, rows, body["value"], expand)
         headers = {}
         if _MAX_PAGE.search(prefer):
             headers["Preference-Applied"] = f"odata.maxpagesize={page_size}"
@@ -230,6 +251,100 @@ class Service:
             kept.append(f"$skiptoken={following.encode()}")
             body["@odata.nextLink"] = f"{request.base_url}{table.entity_set}?{'&'.join(kept)}"
         return Response(200, body, headers)
+
+    def _expand(
+        self,
+        table: Table,
+        rows: Sequence[Row],
+        shaped: Sequence[dict[str, Any]],
+        expansions: Sequence[_Expansion],
+    ) -> None:
+        """Add each expanded many-to-many navigation property to the shaped rows: the related
+        rows, shaped as their own table's are, by primary key. JOIN (join-tables.md
+        @7df03445645ac234de3415d58a20e40d4e31be1d): with a single-level $expand "no paging is
+        applied to the expanded rows" (Prefer: odata.maxpagesize pages the top-level rows
+        only), and "up to 5,000 related table records can be returned for each expanded
+        collection-valued navigation property". JOIN shows a ``<navigation>@odata.nextLink``
+        beside each expanded collection, a URL re-reading the same rows; the emulator serves
+        no such URL, so it sends none."""
+        ids = [str(row[table.primary_key]) for row in rows]
+        for expansion in expansions:
+            side = expansion.side
+            related = self.store.related(
+                side.relationship, side.own, side.other, ids, limit=MAX_PAGE_SIZE
+            )
+            for record_id, body in zip(ids, shaped, strict=True):
+                body[expansion.navigation] = [
+                    shape(side.other, row, expansion.select) for row in related[record_id]
+                ]
+
+    # -- many-to-many $ref -----------------------------------------------------------------
+    def reference(self, request: Request, match: re.Match[str]) -> Response:
+        """Associate (POST .../<navigation>/$ref with ``{"@odata.id": <URL>}``) or disassociate
+        (DELETE .../<navigation>(<id>)/$ref, or .../<navigation>/$ref?$id=<URL>) two records
+        of a many-to-many relationship; 204 either way (REF: "a successful response has status
+        204")."""
+        table = BY_ENTITY_SET.get(match["set"])
+        if table is None:
+            raise resource_not_found(match["set"])
+        record_id = _key(table, match["key"])
+        navigation = match["nav"]
+        side = _side(table, navigation)
+        if side is None:
+            if table.by_navigation(navigation) is not None:
+                raise bad_request(
+                    QUERY_ERROR,
+                    f"'{navigation}' is a single-valued navigation property: this emulator sets "
+                    "it with @odata.bind in a PATCH, not through $ref.",
+                )
+            raise resource_not_found(navigation)
+        if request.method == "POST" and match["other"] is None:
+            body = request.json()
+            given = body.get("@odata.id") if isinstance(body, dict) else None
+            other_id = _referenced(side, given, "@odata.id", PAYLOAD_ERROR)
+            with self.store.transaction():
+                self._existing(table, record_id)
+                self._existing(side.other, other_id)
+                if not self.store.associate(side.relationship, *side.pair(record_id, other_id)):
+                    # COMPOSE (faults.py: compose-http-requests-handle-errors.md): "412
+                    # Precondition Failed | Expect this for ... DuplicateRecord", whose code is
+                    # 0x80040237 (faults.DUPLICATE_RECORD). UNCONFIRMED: that associating an
+                    # associated pair again answers it is community-reported only.
+                    raise EmulatorError(412, DUPLICATE_RECORD, "Cannot insert duplicate key.")
+            return Response(204)
+        if request.method == "DELETE":
+            options = _options(request.query)
+            unsupported = set(options) - {"$id"}
+            if unsupported:
+                raise query_error(
+                    f"The query option {sorted(unsupported)[0]} is not supported here."
+                )
+            if match["other"] is not None:
+                if "$id" in options:
+                    raise query_error(
+                        "Name the record to disassociate in the URL or in $id, not in both."
+                    )
+                other_id = _key(side.other, match["other"])
+            elif "$id" in options:
+                other_id = _referenced(side, options["$id"], "$id", QUERY_ERROR)
+            else:
+                raise query_error(
+                    f"Name the record to disassociate: {navigation}(<id>)/$ref, or "
+                    f"{navigation}/$ref?$id=<its URL>."
+                )
+            with self.store.transaction():
+                self._existing(table, record_id)
+                self._existing(side.other, other_id)
+                # UNCONFIRMED: no source says what removing a pair that is not associated
+                # answers; the emulator answers 204, as if it had been.
+                self.store.disassociate(side.relationship, *side.pair(record_id, other_id))
+            return Response(204)
+        raise EmulatorError(
+            405,
+            INVALID_ARGUMENT,
+            f"{request.method} is not allowed on this $ref: POST {navigation}/$ref associates, "
+            f"DELETE {navigation}(<id>)/$ref disassociates.",
+        )
 
     # -- writes --------------------------------------------------------------------------
     def create(self, table: Table, request: Request) -> Response:
@@ -263,6 +378,7 @@ class Service:
             row = self._insert(table, record_id, body)
             return self._written(table, row, request, created=True)
         write = check_write(table, body, record_id=record_id, existing=existing)
+        _check_required(table, write.values, creating=False)
         self._check_binds(write.binds)
         changes = dict(write.values)
         changes["versionnumber"] = self.store.next_version()
@@ -309,10 +425,20 @@ class Service:
                             "modifiedon": _now(),
                         },
                     )
+        # UNCONFIRMED (no source says; it is how an intersect table behaves): a deleted record's
+        # many-to-many pairs go with it.
+        for relationship in RELATIONSHIPS.values():
+            for logical_name, attribute in (
+                (relationship.first, relationship.first_attribute),
+                (relationship.second, relationship.second_attribute),
+            ):
+                if logical_name == table.logical_name:
+                    self.store.forget(relationship, attribute, record_id)
         self.store.delete(table, record_id)
 
     def _insert(self, table: Table, record_id: str, body: Any) -> Row:
         write = check_write(table, body, record_id=record_id, existing=None)
+        _check_required(table, write.values, creating=True)
         self._check_binds(write.binds)
         now = _now()
         row = new_row(table, record_id, write.values)
@@ -360,6 +486,8 @@ class Service:
             self._facebook_webhook(str(row[table.primary_key]))
         elif table.logical_name == CHAT_WIDGET:
             self._chat_widget(table, row)
+        elif table.logical_name == SYSTEM_USER:
+            self._full_name(table, row)
         elif table.logical_name == GBM_PARTNER and not row.get(
             "msdyn_googlebusinessmessagescallbackurl"
         ):
@@ -367,6 +495,20 @@ class Service:
             url = f"{CALLBACK_HOST}/googlebusinessmessages/{record_id}/webhook"
             self.store.update(table, record_id, {"msdyn_googlebusinessmessagescallbackurl": url})
             row["msdyn_googlebusinessmessagescallbackurl"] = url
+
+    def _full_name(self, table: Table, row: Row) -> None:
+        """A user's fullname, read-only, is the service's: "Full Name | First name + Last name"
+        (create-users.md in MicrosoftDocs/power-platform
+        @45042bf2ba00152107d27ee9c02d9c800c8404c1). UNCONFIRMED: a missing part is left out
+        (no stray space), and a name longer than the column is cut to its length."""
+        parts = (row.get("firstname"), row.get("lastname"))
+        name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip()) or None
+        length = table.columns["fullname"].max_length
+        if name is not None and length is not None:
+            name = name[:length]
+        if row.get("fullname") != name:
+            self.store.update(table, str(row[table.primary_key]), {"fullname": name})
+            row["fullname"] = name
 
     def _chat_widget(self, table: Table, row: Row) -> None:
         """A new widget gets its app id and the script snippet to paste into a website, as the
@@ -421,6 +563,122 @@ _UNSHARED_PAGE = (
 # system-requirements-omnichannel.md @7dfe0fce3daacbd20b2b7e3b2a9530b38995f7c2 lists a CDN host
 # per region; this one is the Learn example's).
 WIDGET_SCRIPT = "https://oc-cdn-ocprod.azureedge.net/livechatwidget/scripts/LiveChatBootstrapper.js"
+
+
+@dataclass(frozen=True)
+class _Side:
+    """A many-to-many relationship seen from one of its tables."""
+
+    relationship: Relationship
+    own: str  # this table's intersect attribute
+    other: Table
+
+    def pair(self, own_id: str, other_id: str) -> tuple[str, str]:
+        """(first, second) of the relationship, from this side's id and the other's."""
+        if self.own == self.relationship.first_attribute:
+            return own_id, other_id
+        return other_id, own_id
+
+
+@dataclass(frozen=True)
+class _Expansion:
+    navigation: str
+    side: _Side
+    select: list[Column] | None
+
+
+def _side(table: Table, navigation: str) -> _Side | None:
+    """The many-to-many relationship ``navigation`` names on ``table`` (its navigation property
+    has the relationship's name on both sides: ``tables.Relationship``)."""
+    relationship = RELATIONSHIPS.get(navigation)
+    if relationship is None:
+        return None
+    if table.logical_name == relationship.first:
+        return _Side(relationship, relationship.first_attribute, TABLES[relationship.second])
+    if table.logical_name == relationship.second:
+        return _Side(relationship, relationship.second_attribute, TABLES[relationship.first])
+    return None
+
+
+def _expansions(table: Table, text: str) -> list[_Expansion]:
+    """``$expand`` checked: many-to-many navigation properties only, each with at most a
+    ``$select``. The refusals JOIN (join-tables.md) documents answer as it shows them."""
+    expansions: list[_Expansion] = []
+    for item in parse_expand(text):
+        navigation = item.navigation
+        side = _side(table, navigation)
+        if side is None:
+            if table.by_navigation(navigation) is None:
+                raise unknown_property(table.logical_name, navigation)
+            raise query_error(
+                f"This emulator expands many-to-many navigation properties only, not the "
+                f"single-valued '{navigation}': select _{navigation}_value instead."
+            )
+        if item.ref:  # JOIN, "Return references"
+            raise query_error(
+                "Expand with $ref is only supported on lookup type navigation property."
+            )
+        if "$expand" in item.options:
+            # JOIN, "Nested $expand with N:N relationships" (its message names '<NAME>';
+            # UNCONFIRMED: that it names the many-to-many property rather than the nested one).
+            raise query_error(
+                f"The navigation property '{navigation}' cannot be expanded. Only many-to-one "
+                "relationships are supported for nested expansion."
+            )
+        unsupported = set(item.options) - {"$select"}
+        if unsupported:
+            raise query_error(
+                f"The option {sorted(unsupported)[0]} inside $expand is not supported by this "
+                "emulator; use $select only."
+            )
+        if any(e.navigation == navigation for e in expansions):
+            raise query_error(f"The navigation property '{navigation}' is expanded more than once.")
+        other = side.other
+        select = (
+            parse_select(item.options["$select"], other.by_read_name, other.logical_name)
+            if "$select" in item.options
+            else None
+        )
+        expansions.append(_Expansion(navigation, side, select))
+    return expansions
+
+
+def _referenced(side: _Side, url: Any, name: str, code: str) -> str:
+    """The id of the other side's record a URL (``@odata.id``, ``$id``) names."""
+    reference = parse_reference(url)
+    if reference is None or reference[0] != side.other.entity_set:
+        raise bad_request(
+            code,
+            f"The value of '{name}' must be the URL of a {side.other.logical_name} record, like "
+            f"'{API_PREFIX}{side.other.entity_set}(<guid>)'.",
+        )
+    return reference[1]
+
+
+def _key(table: Table, key: str) -> str:
+    record_id = normalise_guid(key)
+    if record_id is None:
+        raise bad_request(
+            QUERY_ERROR,
+            f"'{key}' is not a valid key for {table.entity_set}: use the record's GUID "
+            "(no alternate keys are defined).",
+        )
+    return record_id
+
+
+# SYSUSER (reconciler.dataverse.tables): domainname is SystemRequired. Columns carry no
+# "required" flag (this is the one required column the emulator enforces), so it is named here.
+# UNCONFIRMED: the code and wording of Dataverse's refusal.
+_REQUIRED = {SYSTEM_USER: ("domainname",)}
+
+
+def _check_required(table: Table, values: Mapping[str, Any], *, creating: bool) -> None:
+    for name in _REQUIRED.get(table.logical_name, ()):
+        if (creating or name in values) and values.get(name) in (None, ""):
+            raise bad_request(
+                INVALID_ARGUMENT,
+                f"'{name}' of '{table.logical_name}' is required: it cannot be missing or empty.",
+            )
 
 
 def _new_id() -> str:

@@ -1,5 +1,8 @@
 """The emulated org's state: one SQLite table per Dataverse table, in a file or in memory.
 
+A many-to-many relationship (``tables.RELATIONSHIPS``) keeps its pairs in a table of its own
+named as its intersect table, keyed by the pair: one row per associated pair.
+
 Rows are plain dicts keyed by column name. Booleans are stored as 0/1 and text columns use
 ``COLLATE NOCASE`` because Dataverse compares strings without regard to case. Every write
 bumps a global version counter, which backs ``versionnumber`` and so the ETag.
@@ -14,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from reconciler.dataverse.tables import TABLES, Column, Table, Type
+from reconciler.dataverse.tables import RELATIONSHIPS, TABLES, Column, Relationship, Table, Type
 from reconciler.errors import ReconcilerError
 
 _SQL_TYPES = {
@@ -91,6 +94,18 @@ class Store:
                         f"CREATE INDEX IF NOT EXISTS {_q(index)} "
                         f"ON {_q(table.logical_name)} ({_q(lookup.name)})"
                     )
+            for relationship in RELATIONSHIPS.values():
+                first, second = relationship.first_attribute, relationship.second_attribute
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {_q(relationship.intersect)} ("
+                    f"{_q(first)} TEXT NOT NULL, {_q(second)} TEXT NOT NULL, "
+                    f"PRIMARY KEY ({_q(first)}, {_q(second)}))"
+                )
+                index = f"ix_{relationship.intersect}_{second}"
+                self._db.execute(
+                    f"CREATE INDEX IF NOT EXISTS {_q(index)} "
+                    f"ON {_q(relationship.intersect)} ({_q(second)})"
+                )
 
     def initialise(self, populate: Callable[[Store], None]) -> bool:
         """Run ``populate`` once per database, atomically (two processes may open a new file)."""
@@ -228,6 +243,71 @@ class Store:
         sql = f"SELECT COUNT(*) FROM {_q(table.logical_name)}"
         found = self._db.execute(f"{sql} WHERE {where}" if where else sql, params).fetchone()
         return int(found[0])
+
+    # -- many-to-many pairs ----------------------------------------------------------------
+    def associate(self, relationship: Relationship, first_id: str, second_id: str) -> bool:
+        """Record the pair; False if it was already there."""
+        cursor = self._db.execute(
+            f"INSERT OR IGNORE INTO {_q(relationship.intersect)} "
+            f"({_q(relationship.first_attribute)}, {_q(relationship.second_attribute)}) "
+            "VALUES (?, ?)",
+            (first_id, second_id),
+        )
+        return cursor.rowcount > 0
+
+    def disassociate(self, relationship: Relationship, first_id: str, second_id: str) -> bool:
+        """Forget the pair; False if it was not there."""
+        cursor = self._db.execute(
+            f"DELETE FROM {_q(relationship.intersect)} "
+            f"WHERE {_q(relationship.first_attribute)} = ? "
+            f"AND {_q(relationship.second_attribute)} = ?",
+            (first_id, second_id),
+        )
+        return cursor.rowcount > 0
+
+    def forget(self, relationship: Relationship, attribute: str, record_id: str) -> None:
+        """Forget every pair whose ``attribute`` (one of the two) is ``record_id``."""
+        self._db.execute(
+            f"DELETE FROM {_q(relationship.intersect)} WHERE {_q(attribute)} = ?", (record_id,)
+        )
+
+    def related(
+        self,
+        relationship: Relationship,
+        own: str,
+        other: Table,
+        ids: Sequence[str],
+        *,
+        limit: int,
+    ) -> dict[str, list[Row]]:
+        """For each of ``ids`` (values of the intersect attribute ``own``), the rows of
+        ``other`` associated with it, ordered by their primary key, at most ``limit`` each."""
+        theirs = (
+            relationship.second_attribute
+            if own == relationship.first_attribute
+            else relationship.first_attribute
+        )
+        found: dict[str, list[Row]] = {record_id: [] for record_id in ids}
+        for start in range(0, len(ids), _IDS_AT_ONCE):
+            chunk = list(ids[start : start + _IDS_AT_ONCE])
+            cursor = self._db.execute(
+                f"SELECT i.{_q(own)}, o.* FROM {_q(relationship.intersect)} AS i "
+                f"JOIN {_q(other.logical_name)} AS o "
+                f"ON o.{_q(other.primary_key)} = i.{_q(theirs)} "
+                f"WHERE i.{_q(own)} IN ({', '.join('?' for _ in chunk)}) "
+                f"ORDER BY i.{_q(own)}, o.{_q(other.primary_key)}",
+                chunk,
+            )
+            names = [d[0] for d in cursor.description][1:]
+            for owner, *values in cursor.fetchall():
+                rows = found[str(owner)]
+                if len(rows) < limit:
+                    rows.append(self._decode(other, names, values))
+        return found
+
+
+_IDS_AT_ONCE = 500
+"""Ids per ``IN (...)`` list: well under SQLite's cap on parameters per statement."""
 
 
 def _casefold(value: Any) -> Any:

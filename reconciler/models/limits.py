@@ -49,3 +49,20 @@ DEFAULT_PARALLELISM = 8
 # msdyn_domainvalue (FS-LCWL: 200) and as its title msdyn_name (100): 100.
 WIDGET_TEXT = 100
 WIDGET_DOMAIN = 100
+
+# The capacity profile (msdyn_capacityprofile, REF-CP in reconciler.dataverse.tables): its name
+# is 100 characters; msdyn_defaultmaxunits is an integer from 0 to 100.
+CAPACITY_PROFILE_NAME = 100
+CAPACITY_PROFILE_MAX_UNITS = 100
+
+# The automated message (msdyn_ocsystemmessage, MicrosoftDocs/dynamics-365-customer-engagement
+# ce/developer/reference/entities/msdyn_ocsystemmessage.md @014a0e53…): its name is 100
+# characters; a text per language is a localization row's msdyn_localizedtext, 1000 characters
+# (ce/developer/reference/entities/msdyn_oclocalizationdata.md @a6691cbc…), less than the
+# message's own msdyn_messagetext (2000).
+AUTOMATED_MESSAGE_NAME = 100
+AUTOMATED_MESSAGE_TEXT = 1000
+
+# A user's sign-in name: systemuser.domainname, MaxLength 1024 (MicrosoftDocs/powerapps-docs
+# powerapps-docs/developer/data-platform/reference/entities/systemuser.md @06570acd…).
+SIGN_IN_NAME = 1024

@@ -472,7 +472,7 @@ def test_skip_is_refused(org, queues):
 @pytest.mark.parametrize(
     "query",
     [
-        "$expand=msdyn_defaultqueue",
+        "$expand=queuemembership_association($top=1)",  # options inside an expand
         "$search=x",
         "$apply=groupby((name))",
         "foo=bar",
