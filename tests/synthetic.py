@@ -1,11 +1,17 @@
 """A synthetic project of any size, for the benchmarks and the apply resilience tests.
 
 Queues 40 % of the manifests, Facebook accounts 15 % (two pages each), workstreams 30 %, rule
-sets 15 %. One manifest can make several records (plan changes): an account makes itself and
-its pages (3), a workstream makes itself, its contract and its routing configuration (3), a
-rule set makes itself and its routing step (2), a queue makes 1. Rule sets hold 5 to 50 rules
-(``rules_in``), each a condition group routing to a queue. ``RECORDS_PER_DOCUMENT`` is
+sets 14 %, capacity profiles 1 %. One manifest can make several records (plan changes): an
+account makes itself and its pages (3), a workstream makes itself, its contract, its routing
+configuration and its capacity profile row (4: every workstream is profile-based, as
+Microsoft recommends one way for a whole org, and about twenty share a profile), a rule set
+makes itself and its routing step (2), a queue and a profile make 1. Rule sets hold 5 to 50
+rules (``rules_in``), each a condition group routing to a queue. ``RECORDS_PER_DOCUMENT`` is
 the resulting average; ``documents_for(records)`` inverts it.
+
+With ``members`` (the bench), each queue lists that many members, drawn from as many users as
+there are queues (``users``): every user is in about ``members`` queues. The target must hold
+the users (``add_users``) before a plan.
 
 Importable from the tests (``tests/`` is on ``sys.path`` under pytest) and from the bench
 scripts, which put ``tests/`` on ``sys.path`` themselves::
@@ -30,9 +36,21 @@ SECRET_VARIABLE = "BENCH_SECRET"
 SECRET = {"fromEnv": SECRET_VARIABLE}
 NAMESPACE = "6f1d2a9e-3c4b-4e5f-8a7b-1c2d3e4f5a6b"
 
-RECORDS = {"Queue": 1, "FacebookAccount": 3, "Workstream": 3, "RoutingRuleSet": 2}
+RECORDS = {
+    "Queue": 1,
+    "FacebookAccount": 3,
+    "Workstream": 4,
+    "RoutingRuleSet": 2,
+    "CapacityProfile": 1,
+}
 """Records (plan changes) one manifest of each kind makes."""
-SHARES = {"Queue": 40, "FacebookAccount": 15, "Workstream": 30, "RoutingRuleSet": 15}
+SHARES = {
+    "Queue": 40,
+    "FacebookAccount": 15,
+    "Workstream": 30,
+    "RoutingRuleSet": 14,
+    "CapacityProfile": 1,
+}
 """Percent of the manifests of each kind."""
 RECORDS_PER_DOCUMENT = sum(RECORDS[kind] * share for kind, share in SHARES.items()) / 100
 
@@ -91,9 +109,32 @@ def account(i: int) -> dict[str, Any]:
     )
 
 
+def profile(i: int) -> dict[str, Any]:
+    return _document(
+        "CapacityProfile",
+        f"profile-{i}",
+        {
+            "displayName": f"Profile {i}",
+            "defaultMaxUnits": 1 + i % 5,
+            "blockAssignment": i % 2 == 0,
+        },
+    )
+
+
 def workstream(
-    i: int, queues: int, accounts: int, *, capacity: int = 10, max_concurrency: int = 2
+    i: int,
+    queues: int,
+    accounts: int,
+    profiles: int = 0,
+    *,
+    capacity: int = 10,
+    max_concurrency: int = 2,
 ) -> dict[str, Any]:
+    """A Facebook workstream: profile-based with ``profiles`` (one of them), else ``capacity``
+    units."""
+    units: dict[str, Any] = {"units": capacity}
+    if profiles:
+        units = {"profiles": [f"profile-{i % profiles}"]}
     return _document(
         "Workstream",
         f"workstream-{i}",
@@ -102,7 +143,7 @@ def workstream(
             "fallbackQueue": f"queue-{i % queues}",
             "distribution": {
                 "mode": "push",
-                "capacity": {"units": capacity},
+                "capacity": units,
                 "maxConcurrency": max_concurrency,
             },
             "allowedPresences": ["available", "busy"],
@@ -143,7 +184,17 @@ def rule_set(i: int, queues: int, workstreams: int) -> dict[str, Any]:
     )
 
 
-def project(documents: int) -> list[dict[str, Any]]:
+def user(i: int) -> str:
+    """The sign-in name of the ``i``-th user of a synthetic org."""
+    return f"agent-{i}@contoso.example"
+
+
+def users(documents: int) -> int:
+    """The users a project of ``documents`` manifests names as members: one per queue."""
+    return counts(documents)["Queue"]
+
+
+def project(documents: int, *, members: int = 0) -> list[dict[str, Any]]:
     """The manifests of a project of about ``documents`` manifests (see the module doc).
 
     Each workstream uses one page, and each page at most one workstream: with 30 % workstreams
@@ -153,15 +204,38 @@ def project(documents: int) -> list[dict[str, Any]]:
     n = counts(documents)
     queues, accounts = n["Queue"], n["FacebookAccount"]
     workstreams, rule_sets = n["Workstream"], n["RoutingRuleSet"]
+    profiles = n["CapacityProfile"]
     out = [queue(i) for i in range(queues)]
+    if members:
+        for i, document in enumerate(out):
+            chosen = sorted({(i * 7 + m * 13) % queues for m in range(members)})
+            document["spec"]["members"] = [user(u) for u in chosen]
     out += [account(i) for i in range(accounts)]
-    out += [workstream(i, queues, accounts) for i in range(workstreams)]
+    out += [profile(i) for i in range(profiles)]
+    out += [workstream(i, queues, accounts, profiles) for i in range(workstreams)]
     out += [rule_set(i, queues, workstreams) for i in range(rule_sets)]
     return out
 
 
+async def add_users(client: Any, count: int) -> None:
+    """Create the users ``user(0)`` … ``user(count - 1)`` in the target (``systemusers``, as an
+    org's users come from Entra ID), in ``$batch`` requests of 1,000."""
+    from reconciler.dataverse.batch import BatchRequest, ChangeSet
+
+    for start in range(0, count, 1000):
+        creates = [
+            BatchRequest(
+                "POST",
+                "systemusers",
+                {"domainname": user(i), "firstname": "Agent", "lastname": str(i)},
+            )
+            for i in range(start, min(count, start + 1000))
+        ]
+        await client.batch([ChangeSet(creates)])
+
+
 def revised(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``documents`` with every queue's description and every workstream's capacity changed:
+    """``documents`` with every queue's description and every workstream's concurrency changed:
     planned against a target that holds ``documents``, a plan of updates only."""
     out = copy.deepcopy(documents)
     for document in out:
@@ -169,7 +243,7 @@ def revised(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if document["kind"] == "Queue":
             spec["description"] = f"{spec['description']} (revised)"
         elif document["kind"] == "Workstream":
-            spec["distribution"]["capacity"]["units"] += 1
+            spec["distribution"]["maxConcurrency"] += 1
     return out
 
 
@@ -181,13 +255,15 @@ def write(folder: Path, documents: list[dict[str, Any]], *, namespace: str = NAM
     return folder
 
 
-def write_project(folder: Path, *, records: int | None = None, documents: int | None = None) -> int:
+def write_project(
+    folder: Path, *, records: int | None = None, documents: int | None = None, members: int = 0
+) -> int:
     """Write a synthetic project of about ``records`` records (or exactly ``documents``
     manifests) into ``folder``; return the number of records it makes."""
     if (records is None) == (documents is None):
         raise ValueError("give records or documents")
     count = documents if documents is not None else documents_for(records or 0)
-    write(folder, project(count))
+    write(folder, project(count, members=members))
     return record_count(count)
 
 

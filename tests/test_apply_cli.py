@@ -28,7 +28,7 @@ from reconciler.targets import connect, parse_target
 
 NAMESPACE = uuid.UUID("3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10")  # examples/reconciler.yaml
 DB = "local:examples/.reconciler/dev.db"
-CREATES, STEPS = 34, 36  # the examples: 34 records, two pages/agents linked afterwards
+CREATES, STEPS = 36, 38  # the examples: 36 records, two pages/agents linked afterwards
 PICK = 192350001  # msdyn_workdistributionmode
 SUMMARY = re.compile(
     r"^Apply (complete|incomplete): (\d+) applied, (\d+) stale, (\d+) failed, (\d+) skipped",
@@ -398,7 +398,7 @@ def test_a_removed_queue_is_deleted_only_with_prune(applied, capsys):
 
 def test_deletes_over_max_delete_percent_are_refused_unless_forced(applied, capsys):
     edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 2")
-    remove_callback_line(applied)  # 1 of 34 = 2.9 % > 2 %
+    remove_callback_line(applied)  # 1 of 36 = 2.8 % > 2 %
     _, plan = plan_json(capsys, "--prune")
     assert (plan["managed"], plan["max_delete_percent"]) == (CREATES, 2)
 
@@ -425,7 +425,7 @@ def test_deletes_over_max_delete_percent_are_refused_unless_forced(applied, caps
 
 def test_the_delete_refusal_shows_a_share_over_the_limit(applied, capsys):
     edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 2")
-    remove_callback_line(applied)  # 1 of 34 = 2.9 %
+    remove_callback_line(applied)  # 1 of 36 = 2.8 %
     code, _, err = apply(capsys, "--prune", "--yes")
     assert code == 3
     shown = re.search(r"\(([\d.]+)%\), more than safety\.maxDeletePercent \((\d+)%\)", err)
@@ -435,7 +435,7 @@ def test_the_delete_refusal_shows_a_share_over_the_limit(applied, capsys):
 
 def test_deletes_within_max_delete_percent_need_no_force(applied, capsys):
     edit(applied / "reconciler.yaml", "maxDeletePercent: 30", "maxDeletePercent: 5")
-    remove_callback_line(applied)  # 1 of 34 = 2.9 % <= 5 %
+    remove_callback_line(applied)  # 1 of 36 = 2.8 % <= 5 %
     code, out, err = apply(capsys, "--prune", "--yes")
     assert (code, err) == (0, "")
     assert summary(out) == ("complete", 1, 0, 0, 0)
@@ -773,7 +773,7 @@ def test_after_a_failed_step_the_same_saved_plan_finishes_the_job(project, capsy
     monkeypatch.setattr(writer.Writer, "create", failing)
     code, out, err = apply_saved(capsys, "--yes", "-v", "--debug")
     assert code == 1
-    assert summary(out) == ("incomplete", 29, 0, 1, 6)
+    assert summary(out) == ("incomplete", 31, 0, 1, 6)
     assert "! Workstream/facebook-support: create failed: simulated failure" in out
     assert "Applying again finishes the job" in out
     for marker in MARKERS:
@@ -1054,7 +1054,7 @@ def test_a_replace_that_a_page_of_someone_else_blocks_is_warned_about_and_refuse
 
 def test_the_delete_limit_counts_every_record_of_the_project_in_the_target(applied, capsys):
     """Records no manifest describes any more still count as managed: the ledger lists every
-    record the project wrote, so dropping most files and deleting three queues is 3 of 34
+    record the project wrote, so dropping most files and deleting three queues is 3 of 36
     records (the GBM account, displayed 'Contoso Business Messages', and its agent included,
     which no id could prove ours), over a 5 % limit."""
     for manifest in (
@@ -1068,11 +1068,11 @@ def test_the_delete_limit_counts_every_record_of_the_project_in_the_target(appli
     for name in ("callback-line", "case-escalations", "dutch-support"):
         edit(applied / "queues.yaml", f"  name: {name}\n", f"  name: {name}\n  ensure: absent\n")
     _, plan = plan_json(capsys)
-    assert (plan["summary"]["delete"], plan["managed"]) == (3, 34)
+    assert (plan["summary"]["delete"], plan["managed"]) == (3, 36)
     before = dump()
     code, _, err = apply(capsys, "--yes")
     assert code == 3
-    assert "3 of 34 managed records (8.8%)" in err
+    assert "3 of 36 managed records (8.3%)" in err
     assert dump() == before
 
 

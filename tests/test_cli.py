@@ -35,14 +35,14 @@ def test_validate_examples_passes_with_the_retirement_warning(capsys):
         "retired on 31 July 2024" in out
     )
     assert "examples/google-business-messages.yaml:23:3: warning:" in out
-    assert out.splitlines()[-1] == "15 documents in 5 files: 0 errors, 2 warnings"
+    assert out.splitlines()[-1] == "16 documents in 5 files: 0 errors, 2 warnings"
 
 
 def test_validate_json_format(capsys):
     code, out, _ = run(capsys, "validate", "examples", "--format", "json")
     assert code == 0
     payload = json.loads(out)
-    assert payload["summary"] == {"files": 5, "documents": 15, "errors": 0, "warnings": 2}
+    assert payload["summary"] == {"files": 5, "documents": 16, "errors": 0, "warnings": 2}
     first = payload["diagnostics"][0]
     assert list(first) == ["file", "line", "column", "severity", "code", "message"]
     assert first["file"] == "examples/google-business-messages.yaml"

@@ -25,7 +25,7 @@ from reconciler.targets import connect, parse_target
 
 NAMESPACE = "3b7c1e62-5d0a-4c8e-9f21-6a4d2b8e7c10"  # examples/reconciler.yaml
 DB = "local:examples/.reconciler/dev.db"  # examples/reconciler.yaml's, from the tmp folder
-RECORDS = 34  # what the examples make, routing records and context variables included
+RECORDS = 36  # what the examples make, routing records and context variables included
 # Which example secret each exported secret is: by field path and record address.
 VALUES = {
     ("applicationSecret", "FacebookAccount/contoso-facebook"): SECRETS["FB_APP_SECRET"],
@@ -162,7 +162,7 @@ def test_the_export_of_the_applied_examples_plans_no_record_writes_only_adoption
 ):
     code, out, err = export(capsys, "exported")
     assert (code, err) == (0, ""), out + err
-    assert "in 16 requests" in out  # the rows, and the ledger of the export's namespace
+    assert "in 19 requests" in out  # the rows, the users, and the ledger of the namespace
     folder = applied / "exported"
     environment_from_readme(folder, monkeypatch, gbm_name(folder))
     code, result = plan(capsys, folder)
@@ -183,7 +183,7 @@ def test_the_export_of_the_applied_examples_plans_no_record_writes_only_adoption
 def test_an_export_under_another_namespace_adopts_every_record_by_id(applied, capsys):
     assert export(capsys, "exported")[0] == 0
     exported = documents(applied / "exported")
-    assert len(exported) == 15  # 6 queues, 2 accounts, 3 workstreams, 4 rule sets
+    assert len(exported) == 16  # 6 queues, 2 accounts, a profile, 3 workstreams, 4 rule sets
     assert all(uuid.UUID(d["metadata"]["id"]) for d in exported)
     project = yaml.safe_load((applied / "exported" / "reconciler.yaml").read_text())
     assert project["namespace"] != NAMESPACE
@@ -199,7 +199,7 @@ def test_an_org_another_project_manages_exports_nothing_of_it_and_says_which_pro
     code, out, err = export(capsys, "exported")
     assert code == 0, out + err
     assert "Exported nothing (0 records)" in out
-    assert "21 records not exported: listed in exported/README.md." in out  # the widget too
+    assert "23 records not exported: listed in exported/README.md." in out  # the widget too
     assert (
         f"managed by another project (namespace {NAMESPACE}, as Queue/general-support); to "
         f"export that project, export with --namespace {NAMESPACE}"
@@ -241,6 +241,7 @@ def test_exporting_twice_writes_the_same_bytes(applied, capsys):
         "queues.yaml",
         "facebook-accounts.yaml",
         "google-business-messages-accounts.yaml",
+        "capacity-profiles.yaml",
         "workstreams.yaml",
         "routing/facebook-support.yaml",
         "routing/gbm-stores.yaml",
@@ -250,7 +251,7 @@ def test_exporting_twice_writes_the_same_bytes(applied, capsys):
     assert_modelines(applied / "first")
     code, out, _ = export(capsys, "first")
     assert code == 0
-    assert "9 files unchanged" in out
+    assert "10 files unchanged" in out
     assert "wrote" not in out
     assert files(applied / "first") == first
 

@@ -63,7 +63,7 @@ def test_the_project_file_at_the_repository_root_is_found_from_the_manifests_fol
     code, out, err = run(capsys, "plan", "manifests", "--env", "test", "--no-color")
     assert (code, err) == (0, ""), err
     assert "Target: local:state/org.db" in out
-    assert "Plan: 34 to create" in out
+    assert "Plan: 36 to create" in out
 
 
 def test_a_local_target_is_the_same_database_from_any_folder(repository, capsys, monkeypatch):
@@ -129,7 +129,7 @@ def test_show_prints_a_saved_plan_as_plan_did(saved, capsys):
     _, planned, _ = run(capsys, "plan", "examples", "--env", "dev", "--no-color")
     code, out, err = run(capsys, "show", str(saved), "--no-color")
     assert (code, err) == (0, "")
-    assert "Plan: 34 to create, 0 to update, 0 to replace, 0 to delete." in out
+    assert "Plan: 36 to create, 0 to update, 0 to replace, 0 to delete." in out
     assert out.splitlines()[1:] == planned.splitlines()[1:]  # the same plan (read counts aside)
     for marker in MARKERS:
         assert marker not in out

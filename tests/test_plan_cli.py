@@ -66,7 +66,7 @@ def apply_examples(project: Path, environ: dict[str, str], db: str) -> None:
     options = PlanOptions(paths=[str(project)], env="dev", target=db, environ=environ)
     applied = asyncio.run(apply_manifests(options, ApplyOptions(environ=environ), Quiet()))
     assert applied.complete
-    assert len(applied.results) == 36  # 34 records, then two channel instances linked
+    assert len(applied.results) == 38  # 36 records, then two channel instances linked
 
 
 def environ() -> dict[str, str]:
@@ -82,7 +82,7 @@ def test_empty_target_every_record_is_created_in_dependency_order(project, capsy
     actions = {change["action"] for change in plan["changes"]}
     assert actions == {"create"}
     assert plan["summary"] == {
-        "create": 34,
+        "create": 36,
         "update": 0,
         "replace": 0,
         "delete": 0,
@@ -116,7 +116,7 @@ def test_empty_target_every_record_is_created_in_dependency_order(project, capsy
     ]
     # A new target holds no ledger: apply writes one listing what it creates.
     assert plan["ledger"]["found"] is False
-    assert plan["ledger"]["pending"] == 34
+    assert plan["ledger"]["pending"] == 36
     assert plan["target"]["url"] == "local:examples/.reconciler/dev.db"
     assert re.fullmatch(r"[0-9a-f-]{36}", plan["target"]["organization_id"])
 
@@ -129,7 +129,7 @@ def test_text_plan_reads_like_terraform_and_prints_the_request_count(project, ca
     assert count <= TABLES_READ + 3
     assert (
         out.rstrip().splitlines()[-1]
-        == "Plan: 34 to create, 0 to update, 0 to replace, 0 to delete."
+        == "Plan: 36 to create, 0 to update, 0 to replace, 0 to delete."
     )
     assert '  + Queue "vip-support" {' in out
     assert "      + rules[Dutch speakers]:\n            name: Dutch speakers\n" in out
@@ -153,8 +153,8 @@ def test_markdown_plan_starts_with_the_summary_table(project, capsys):
     code, out, _ = run(capsys, "plan", "examples", "--env", "dev", "--format", "markdown")
     assert code == 0
     assert out.index("| Action | Count |") < out.index("<details>")
-    assert "| create | 34 |" in out
-    assert "**Plan: 34 to create, 0 to update, 0 to replace, 0 to delete.**" in out
+    assert "| create | 36 |" in out
+    assert "**Plan: 36 to create, 0 to update, 0 to replace, 0 to delete.**" in out
 
 
 def test_the_json_plan_validates_against_its_schema(project, capsys):
@@ -214,7 +214,7 @@ def test_after_a_perfect_apply_the_plan_is_empty(project, capsys):
     code, out, _ = run(capsys, "plan", "examples", "--env", "dev", "--detailed-exitcode")
     assert code == 0
     assert "No changes. The target matches the manifests." in out
-    assert "34 unchanged." in out
+    assert "36 unchanged." in out
     assert "After apply:" not in out
 
 

@@ -37,7 +37,7 @@ from reconciler.plan.secrets import SecretProblem, read_secret
 from reconciler.plan.signing import PLAN_KEY_VARIABLE, plan_key
 from reconciler.plan.stages import WRITES, Op, Step, build_steps
 from reconciler.state import applied, ledger
-from reconciler.state.reader import Context, read_context
+from reconciler.state.reader import Context, read_context, read_users
 from reconciler.targets import Target, connect, parse_target, pinned_target
 
 log = logging.getLogger("reconciler.apply")
@@ -309,7 +309,11 @@ async def apply_plan(
     # The ledger lists what this apply creates or adopts before it does (and drops what it
     # deletes after): a run killed at any moment leaves nothing of ours the ledger misses.
     notes = await _ledger(client, plan, before=True)
-    resolver = Resolver(languages=dict(context.languages), output_contract=context.output_contract)
+    # Members are named by sign-in name in the plan: their ids are read here, in one query.
+    users = await read_users(client) if _names_members(plan) else {}
+    resolver = Resolver(
+        languages=dict(context.languages), output_contract=context.output_contract, users=users
+    )
     for change in plan.changes:
         resolver.add(change.address, change.id)
     steps = build_steps(plan)
@@ -330,6 +334,15 @@ async def apply_plan(
         time.perf_counter() - started,
         notes,
     )
+
+
+def _names_members(plan: Plan) -> bool:
+    """Whether a change of the plan adds or removes members (``plan.builder.member_changes``)."""
+    for change in plan.changes:
+        relations = {f.path for f in k.BY_NAME[change.kind].fields if f.relation is not None}
+        if relations and any(f.path.split("[", 1)[0] in relations for f in change.fields):
+            return True
+    return False
 
 
 async def _ledger(

@@ -13,16 +13,20 @@ Every write is safe to repeat after a crash or a lost answer:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from reconciler.dataverse import DataverseClient
 from reconciler.dataverse.errors import AlreadyExists, NotFound, OutcomeUnknown, StaleRecord
+from reconciler.dataverse.tables import TABLES
 from reconciler.errors import ReconcilerError
 from reconciler.mapping import kinds as k
 from reconciler.mapping import rulexml
-from reconciler.mapping.fields import MappingError, Resolver, Row, body
+from reconciler.mapping.fields import FieldMap, MappingError, Resolver, Row, body
 from reconciler.mapping.values import Sensitive
+from reconciler.plan import itempath
+from reconciler.plan.definition import Change
 from reconciler.plan.evaluator import StaleStep
 from reconciler.plan.stages import Op, Step
 
@@ -44,6 +48,21 @@ def _same(expected: Any, found: Any) -> bool:
     if isinstance(expected, str) and isinstance(found, str):
         return expected.casefold() == found.casefold() if _is_guid(expected) else expected == found
     return bool(expected == found)
+
+
+def _membership(change: Change, path: str) -> tuple[list[str], list[str]]:
+    """The members a change adds and removes at ``path`` (its ``path[NAME]`` fields: null → the
+    name added, the name → null removed)."""
+    add, remove = [], []
+    for item in change.fields:
+        split = itempath.split(item.path)
+        if split is None or split[0] != path or split[2]:
+            continue
+        if item.before is None and isinstance(item.after, str):
+            add.append(item.after)
+        elif item.after is None and isinstance(item.before, str):
+            remove.append(item.before)
+    return add, remove
 
 
 def _is_guid(text: str) -> bool:
@@ -70,10 +89,65 @@ class Writer:
         except (MappingError, rulexml.RuleXmlError) as exc:
             raise StepFailed(f"{step.address}: {exc}") from None
         payload = body(step.table, row)
+        relations = [f for f in k.BY_NAME[step.change.kind].fields if f.relation is not None]
         if step.op is Op.CREATE:
-            return await self.create(step, payload, row)
+            done = await self.create(step, payload, row)
+            return done + await self.associations(step, relations)
+        if step.paths and set(step.paths) <= {f.path for f in relations}:
+            # Only members change: the row itself is not written.
+            return (await self.associations(step, relations)).removeprefix("; ")
         await self.guard(step)
-        return await self.update(step, payload, row)
+        done = await self.update(step, payload, row)
+        return done + await self.associations(step, relations)
+
+    # -- many-to-many relationships ------------------------------------------------------------
+
+    async def associations(self, step: Step, relations: list[FieldMap]) -> str:
+        """Add and remove the members ``step`` changes (``$ref`` writes, each safe to repeat:
+        a pair already associated is done, one already gone is done); what was done, as a
+        suffix of the step's outcome."""
+        said = []
+        for f in relations:
+            if f.path not in step.paths or f.relation is None:
+                continue
+            add, remove = _membership(step.change, f.path)
+            relation, entity_set, record = f.relation, step.table.entity_set, step.change.id
+            other = TABLES[relation.second].entity_set
+            associate = functools.partial(
+                self.client.associate, entity_set, record, relation.name, other
+            )
+            disassociate = functools.partial(
+                self.client.disassociate, entity_set, record, relation.name
+            )
+            for name in add:
+                await self.settle(step, name, associate, AlreadyExists)
+            for name in remove:
+                await self.settle(step, name, disassociate, NotFound)
+            if add or remove:
+                said.append(f"{f.path}: {len(add)} added, {len(remove)} removed")
+        return "".join(f"; {text}" for text in said)
+
+    async def settle(
+        self,
+        step: Step,
+        name: str,
+        write: Callable[[str], Awaitable[None]],
+        done: type[Exception],
+    ) -> None:
+        """One ``$ref`` write for the user ``name``; ``done`` means it was already so."""
+        try:
+            user = self.resolver.user_id(name)
+        except MappingError as exc:
+            raise StepFailed(f"{step.address}: {exc}") from None
+        for _ in range(ATTEMPTS):
+            try:
+                await write(user)
+                return
+            except done:
+                return
+            except OutcomeUnknown:
+                continue  # sent again: done (already so) or not
+        raise StepFailed(f"{step.address}: no answer for {name} after {ATTEMPTS} attempts")
 
     async def guard(self, step: Step) -> None:
         """An unlink goes ahead only while the records it lets go for are as read: a replace

@@ -30,6 +30,7 @@ from typing import Any
 
 from reconciler import kinds as registry
 from reconciler.diagnostics import Diagnostic
+from reconciler.kinds import capacity
 from reconciler.kinds.gbm import key_text as _key_text
 from reconciler.manifest.variables import substitute
 from reconciler.manifest.yaml_loader import SourceDocument, load_text
@@ -181,6 +182,7 @@ class _Exporter:
             namespace,
             languages=dict(snapshot.languages),
             output_contract=snapshot.output_contract,
+            users=dict(snapshot.users),
         )
         self.units: dict[str, _Unit] = {}
         self.skips: dict[str, str] = {}  # unit address → reason
@@ -320,6 +322,41 @@ class _Exporter:
                 self.units[address] = _Unit(kind, row, address, needs=[account.address])
                 self.resolver.add(address, str(row[_pk(kind)]))
         self.name_owned()
+        self.name_profile_rows()
+
+    def name_profile_rows(self) -> None:
+        """A workstream's capacity profile row is ``<workstream>/capacity:<profile>``, after the
+        profile's manifest name (reconciler.kinds.capacity)."""
+        kind = capacity.WORKSTREAM_PROFILE
+        workstreams = self._by_id_of(k.WORKSTREAM)
+        profiles = self._by_id_of(capacity.CAPACITY_PROFILE)
+        for row in sorted(self.rows[kind.name], key=_by_id(kind)):
+            row_id = str(row[_pk(kind)])
+            workstream = workstreams.get(str(row.get(lookup("msdyn_workstream_id")) or ""))
+            profile = profiles.get(str(row.get(lookup("msdyn_capacityprofile_id")) or ""))
+            name = profile.address.split("/", 1)[1] if profile is not None else ""
+            address = (
+                f"{workstream.address}/{kind.child_prefix}{name}"
+                if workstream is not None and profile is not None
+                else ""
+            )
+            reason = (
+                "it belongs to no workstream the export reads"
+                if workstream is None
+                else "it names no capacity profile the export reads"
+                if profile is None
+                else f"{workstream.address} has another row for {profile.address}"
+                if address in self.units
+                else None
+            )
+            if reason is not None:
+                self.listed.append(Skipped(kind.name, k.name_of_row(kind, row), row_id, reason))
+                continue
+            assert workstream is not None
+            assert profile is not None
+            needs = [workstream.address, profile.address]
+            self.units[address] = _Unit(kind, row, address, needs=needs)
+            self.resolver.add(address, row_id)
 
     def name_owned(self) -> None:
         """A workstream's own instance (a chat widget) is ``<workstream>/<suffix>``; what is
@@ -420,11 +457,28 @@ class _Exporter:
                     )
                 else:
                     serving[workstream] = unit.address
+        profile_rows: dict[str, list[str]] = {}
+        for unit in self._units(capacity.WORKSTREAM_PROFILE):
+            assert unit.found is not None
+            profile_rows.setdefault(f"Workstream/{unit.found.fields['workstream']}", []).append(
+                unit.address
+            )
         for unit in self._units(k.WORKSTREAM):
             assert unit.found is not None
             fields = dict(unit.found.fields)
             if fields.get("fallbackQueue"):
                 unit.needs.append(f"Queue/{fields['fallbackQueue']}")
+            if fields.get(capacity.CAPACITY) == "profiles":
+                # Its profiles are its rows: a workstream without one the export reads has a
+                # capacity no manifest can say.
+                rows = profile_rows.get(unit.address, [])
+                unit.needs += rows
+                if not rows:
+                    self.skips.setdefault(
+                        unit.address,
+                        "its capacity is profile-based, but it has no capacity profile row the "
+                        "export reads",
+                    )
             instance = serving.get(unit.address)
             channel = registry.BY_WORD.get(str(fields["channel"]), registry.CHANNELS[0])
             if instance is None:

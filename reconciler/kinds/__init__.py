@@ -10,6 +10,7 @@ address is also the key its id derives from (``uuid5(namespace, address)``)::
     Workstream/<name>/contract               DecisionContract (one per workstream)
     Workstream/<name>/context.<variable>     ContextVariable
     Workstream/<name>/routing                RoutingConfiguration (one per workstream)
+    Workstream/<name>/capacity:<profile>     WorkstreamCapacityProfile (one per profile)
     Workstream/<name>/widget                 ChatWidget (a chat workstream's)
     Workstream/<name>/widget/domain:<host>   ChatWidgetDomain (its allowed domains)
     RoutingRuleSet/<name>/step               RoutingStep (the rule set's place in the routing)
@@ -17,7 +18,7 @@ address is also the key its id derives from (``uuid5(namespace, address)``)::
 
 from __future__ import annotations
 
-from reconciler.kinds import facebook, gbm, queue, routing, workstream
+from reconciler.kinds import capacity, facebook, gbm, queue, routing, workstream
 from reconciler.kinds.base import Channel, ManifestKind, RecordKind
 from reconciler.kinds.channels import BY_BLOCK, BY_CONTEXT, BY_WORD, CHANNELS
 
@@ -25,6 +26,7 @@ MANIFEST_KINDS: tuple[ManifestKind, ...] = (
     queue.KIND,
     facebook.KIND,
     gbm.KIND,
+    capacity.KIND,
     workstream.KIND,
     routing.KIND,
 )
@@ -34,9 +36,11 @@ KINDS: tuple[RecordKind, ...] = (
     queue.QUEUE,
     facebook.FACEBOOK_ACCOUNT,
     gbm.GBM_ACCOUNT,
+    capacity.CAPACITY_PROFILE,
     workstream.CONTRACT,
     workstream.WORKSTREAM,
     workstream.CONTEXT_VARIABLE,
+    capacity.WORKSTREAM_PROFILE,
     routing.RULE_SET,
     workstream.ROUTING_CONFIGURATION,
     routing.ROUTING_STEP,

@@ -18,6 +18,7 @@ same declaration reads a manifest (``spec_fields``), writes and reads a row (``t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from reconciler.dataverse import tables as t
-from reconciler.mapping.fields import FieldMap, Resolver, Row, lookup
+from reconciler.mapping.fields import FieldMap, Resolver, Row, expand, lookup
 from reconciler.mapping.values import Fields, Value
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ class Match:
     parent_id: str
     by_id: Mapping[str, Mapping[str, Row]]
     """Every kind's rows by id (a contract is found through its workstream's row)."""
+    ids: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """The ids of the records found so far, by address (a workstream's profile row is found by
+    its profile's)."""
 
 
 @dataclass(frozen=True, eq=False)  # one object per kind: compared and hashed by identity
@@ -110,10 +114,15 @@ class RecordKind:
     def select(self) -> tuple[str, ...]:
         """What one query reads: the key, the name and every field's columns."""
         names = [self.table.primary_key, self.table.primary_name, "modifiedon"]
-        names += [column for f in self.fields for column in f.columns]
+        names += [column for f in self.fields if f.relation is None for column in f.columns]
         if self.parent is not None:
             names.append(lookup(self.parent))
         return tuple(dict.fromkeys(names))
+
+    @functools.cached_property
+    def expand(self) -> tuple[str, ...]:
+        """What one query expands besides: the relationships its fields read."""
+        return tuple(expand(f.relation) for f in self.fields if f.relation is not None)
 
     def field(self, path: str) -> FieldMap:
         return next(f for f in self.fields if f.path == path)

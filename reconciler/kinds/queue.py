@@ -8,8 +8,8 @@ from typing import Any
 from reconciler.dataverse import tables as t
 from reconciler.kinds.base import Assembler, Builder, ManifestKind, RecordKind, manifest_spec
 from reconciler.kinds.base import spec_fields as _spec_fields
-from reconciler.mapping.fields import option, plain
-from reconciler.mapping.values import Value
+from reconciler.mapping.fields import members, option, plain
+from reconciler.mapping.values import Fields, Value
 
 # Manifest words ↔ option values: msdyn_queuetype, msdyn_assignmentstrategy (DEV-Q; voice is
 # UNCONFIRMED, reconciler.dataverse.tables), queueviewtype.
@@ -29,6 +29,9 @@ QUEUE = RecordKind(
         option("visibility", "queueviewtype", VISIBILITY, "public"),
         plain("maxSize", "msdyn_maxqueuesize"),
         plain("description", "description"),
+        # Users by sign-in name (t.QUEUE_MEMBERSHIP: the relationship the admin center's "Add
+        # users" and ALM's QueueToSystemUserLinkage.ps1 write).
+        members("members", t.QUEUE_MEMBERSHIP),
     ),
     on_create=lambda _f, _a, _r: {"msdyn_isomnichannelqueue": True},
     # DEV-Q: every org has its default queues (msdyn_isdefaultqueue); nobody manages them.
@@ -44,6 +47,17 @@ def _assemble(assembler: Assembler, found: Any) -> dict[str, Any]:
     return manifest_spec(found, assembler.secret)
 
 
+def _cannot_express(fields: Fields) -> str | None:
+    """A member whose user the target did not list has no sign-in name to write."""
+    unknown = [str(m).strip("<>") for m in fields.get("members") or () if str(m).startswith("<")]
+    if unknown:
+        return (
+            f"a member of it is no user the target holds ({', '.join(unknown)}): no sign-in "
+            "name names it"
+        )
+    return None
+
+
 KIND = ManifestKind(
     "Queue",
     QUEUE,
@@ -53,4 +67,5 @@ KIND = ManifestKind(
     what="queues",
     noun="queue",
     fallback_name="queue",
+    cannot_express=_cannot_express,
 )

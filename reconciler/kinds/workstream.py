@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.dataverse import tables as t
+from reconciler.kinds import capacity
 from reconciler.kinds.base import (
     LEGACY,
     Assembler,
@@ -49,7 +50,6 @@ PRESENCES = {
     "offline": 192360004,
 }
 # Columns the manifests do not describe, set once when the reconciler creates a record.
-CAPACITY_UNITS = 192350000
 DIRECTION_INBOUND = 0
 MODE_SIMPLIFIED = 717210001
 CONVERSATION_PERSISTENT = 192350001
@@ -147,6 +147,7 @@ WORKSTREAM = RecordKind(
             create_only=True,
             export_always=True,
         ),
+        capacity.capacity_format(),
         plain("distribution.capacity.units", "msdyn_capacityrequired", 0),
         plain("distribution.maxConcurrency", "msdyn_maxconcurrentconnection", 1),
         boolean("distribution.agentAffinity", "msdyn_enableagentaffinity"),
@@ -158,8 +159,11 @@ WORKSTREAM = RecordKind(
         ),
         *(f for channel in CHANNELS for f in channel.workstream_fields),
     ),
-    on_create=lambda _f, _a, _r: {
-        "msdyn_capacityformat": CAPACITY_UNITS,
+    on_create=lambda fields, _a, _r: {
+        # Also for a plan saved before capacity was a field: unit-based, as it was created.
+        "msdyn_capacityformat": capacity.CAPACITY_FORMATS[
+            str(fields.get(capacity.CAPACITY) or "units")
+        ],
         "msdyn_direction": DIRECTION_INBOUND,
         "msdyn_mode": MODE_SIMPLIFIED,
         "msdyn_conversationmode": CONVERSATION_PERSISTENT,
@@ -257,11 +261,21 @@ def _desired(builder: Builder, document: Any, spec: Any) -> dict[str, Value]:
         spec,
         {"displayName": document.manifest.display_name, "routingContract": name},
     )
+    fields.update(capacity.add_profiles(builder, document, spec))
+    if fields[capacity.CAPACITY] == "profiles":
+        del fields["distribution.capacity.units"]
     return {**fields, **carried}
 
 
-def _assemble(_a: Assembler, found: Any) -> dict[str, Any]:
-    spec = manifest_spec(found, _a.secret)
+def _assemble(assembler: Assembler, found: Any) -> dict[str, Any]:
+    spec = manifest_spec(found, assembler.secret)
+    if found.fields.get(capacity.CAPACITY) == "profiles":
+        profiles = [
+            str(row.fields["profile"])
+            for row in assembler.children(capacity.WORKSTREAM_PROFILE, found.name, "workstream")
+        ]
+        distribution = spec.setdefault("distribution", {})
+        distribution["capacity"] = {"profiles": sorted(profiles)}
     if found.fields.get("contextVariables"):
         spec["contextVariables"] = found.fields["contextVariables"]
     return spec
@@ -287,7 +301,7 @@ KIND = ManifestKind(
     WORKSTREAM,
     _desired,
     _assemble,
-    brings=(CONTRACT, CONTEXT_VARIABLE, ROUTING_CONFIGURATION),
+    brings=(CONTRACT, CONTEXT_VARIABLE, ROUTING_CONFIGURATION, capacity.WORKSTREAM_PROFILE),
     derived_when_absent=(
         (CONTRACT, "contract"),
         (ROUTING_CONFIGURATION, "routing"),

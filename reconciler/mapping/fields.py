@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.dataverse.tables import TABLES, Table
+from reconciler.dataverse.tables import TABLES, Relationship, Table
 from reconciler.mapping.values import Fields, Sensitive, Value, unknown_id
 from reconciler.models.common import format_duration, parse_duration
 
@@ -36,6 +36,20 @@ class Resolver:
     addresses: dict[str, str] = field(default_factory=dict)  # id → address
     languages: dict[str, str] = field(default_factory=dict)  # locale code → language id
     output_contract: str | None = None
+    users: dict[str, str] = field(default_factory=dict)  # user id → sign-in name
+    _user_ids: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def user_id(self, name: str) -> str:
+        """The id of the user signing in as ``name`` (sign-in names ignore case)."""
+        if len(self._user_ids) != len(self.users):
+            self._user_ids = {sign_in.casefold(): i for i, sign_in in self.users.items()}
+        try:
+            return self._user_ids[name.casefold()]
+        except KeyError:
+            raise MappingError(f"no user signs in as {name} in the target") from None
+
+    def user_name(self, user_id: str) -> str:
+        return self.users.get(user_id) or unknown_id(user_id)
 
     def add(self, address: str, record_id: str) -> None:
         self.ids[address] = record_id
@@ -88,6 +102,9 @@ class FieldMap:
     """Export writes it even when it holds the default (or nothing)."""
     normalize: Callable[[Any], Value] | None = None
     """A manifest value (as the spec model holds it) → the field's value."""
+    relation: Relationship | None = None
+    """A set of records associated through a many-to-many relationship (a queue's members):
+    read with ``$expand``, written with ``$ref`` (``apply.writer``), never a column."""
 
 
 def lookup(column: str) -> str:
@@ -217,6 +234,34 @@ def choices(path: str, column: str, labels: Mapping[str, int]) -> FieldMap:
         return [word for word in order if word in set(value)]
 
     return FieldMap(path, (column,), read, write, normalize=normalize)
+
+
+def members(path: str, relation: Relationship) -> FieldMap:
+    """Users associated through ``relation``, by sign-in name: read from the expanded
+    relationship (``_expand``), compared as a set ignoring case, written one ``$ref`` each. A
+    manifest that leaves it out leaves the target's as they are."""
+    key = relation.second_attribute
+
+    def read(row: Row, resolver: Resolver) -> Value:
+        related = row.get(relation.name)
+        if not isinstance(related, list):
+            return None
+        names = {resolver.user_name(str(item.get(key))) for item in related}
+        return sorted(names, key=str.casefold)
+
+    def write(value: Value, _f: Fields, _a: str, resolver: Resolver) -> Row:
+        for name in value or ():
+            resolver.user_id(str(name))  # every member must be a user of the target
+        return {}
+
+    return FieldMap(
+        path, (relation.name,), read, write, default=[], relation=relation, keep_unset=True
+    )
+
+
+def expand(relation: Relationship) -> str:
+    """The ``$expand`` item reading ``relation``'s related ids with a table's rows."""
+    return f"{relation.name}($select={relation.second_attribute})"
 
 
 def secret(path: str, *columns: str, chunk: int = 0, **kw: Any) -> FieldMap:

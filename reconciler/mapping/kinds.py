@@ -22,8 +22,8 @@ from reconciler.kinds.routing import (
     STEP_TYPES,
     rule_set_type,
 )
+from reconciler.kinds.workstream import CHANNEL_VALUES as CHANNELS
 from reconciler.kinds.workstream import (
-    CAPACITY_UNITS,
     CONTEXT_VARIABLE,
     CONTEXT_VARIABLE_PREFIX,
     CONTRACT,
@@ -36,7 +36,6 @@ from reconciler.kinds.workstream import (
     VARIABLE_TYPES,
     WORKSTREAM,
 )
-from reconciler.kinds.workstream import CHANNEL_VALUES as CHANNELS
 from reconciler.mapping.fields import Row, lookup
 
 __all__ = [
@@ -44,7 +43,6 @@ __all__ = [
     "AUTHORING_MODE",
     "BY_NAME",
     "BY_TABLE",
-    "CAPACITY_UNITS",
     "CHANNELS",
     "CONTEXT_VARIABLE",
     "CONTEXT_VARIABLE_PREFIX",

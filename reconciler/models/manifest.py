@@ -9,6 +9,8 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from reconciler.models.accounts import FacebookAccountSpec, GoogleBusinessMessagesAccountSpec
+from reconciler.models.automated import AutomatedMessageSpec
+from reconciler.models.capacity import CapacityProfileSpec
 from reconciler.models.common import ApiVersion, Ensure, Metadata
 from reconciler.models.queue import QueueSpec
 from reconciler.models.routing import RoutingRuleSetSpec
@@ -100,6 +102,12 @@ class GoogleBusinessMessagesAccountManifest(_Manifest):
     )
 
 
+class CapacityProfileManifest(_Manifest):
+    KIND = "CapacityProfile"
+    kind: Literal["CapacityProfile"] = Field(description=KIND_DESCRIPTION)
+    spec: CapacityProfileSpec | None = Field(default=None, description=SPEC_DESCRIPTION)
+
+
 class WorkstreamManifest(_Manifest):
     KIND = "Workstream"
     kind: Literal["Workstream"] = Field(description=KIND_DESCRIPTION)
@@ -112,12 +120,20 @@ class RoutingRuleSetManifest(_Manifest):
     spec: RoutingRuleSetSpec | None = Field(default=None, description=SPEC_DESCRIPTION)
 
 
+class AutomatedMessageManifest(_Manifest):
+    KIND = "AutomatedMessage"
+    kind: Literal["AutomatedMessage"] = Field(description=KIND_DESCRIPTION)
+    spec: AutomatedMessageSpec | None = Field(default=None, description=SPEC_DESCRIPTION)
+
+
 Manifest = (
     QueueManifest
     | FacebookAccountManifest
     | GoogleBusinessMessagesAccountManifest
+    | CapacityProfileManifest
     | WorkstreamManifest
     | RoutingRuleSetManifest
+    | AutomatedMessageManifest
 )
 
 MANIFEST_TYPES: dict[str, type[_Manifest]] = {
@@ -126,8 +142,10 @@ MANIFEST_TYPES: dict[str, type[_Manifest]] = {
         QueueManifest,
         FacebookAccountManifest,
         GoogleBusinessMessagesAccountManifest,
+        CapacityProfileManifest,
         WorkstreamManifest,
         RoutingRuleSetManifest,
+        AutomatedMessageManifest,
     )
 }
 """Kinds in dependency order (docs/spec.md §5)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from reconciler.models import limits
 from reconciler.models.common import DISPLAY_NAME_DESCRIPTION, NotBool, StrictModel
@@ -26,6 +28,45 @@ class Assignment(StrEnum):
 class Visibility(StrEnum):
     PUBLIC = "public"
     PRIVATE = "private"
+
+
+SIGN_IN_PATTERN = r"^[^@\s]+@[^@\s]+$"
+_SIGN_IN_RE = re.compile(SIGN_IN_PATTERN)
+
+
+def _check_sign_in(value: str) -> str:
+    if not _SIGN_IN_RE.match(value) or len(value) > limits.SIGN_IN_NAME:
+        raise PydanticCustomError(
+            "invalid-sign-in", "must be a user's sign-in name, such as ada@contoso.com"
+        )
+    return value
+
+
+def _check_unique_members(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name.casefold() in seen:
+            raise PydanticCustomError(
+                "duplicate-member",
+                "lists '{name}' twice (sign-in names ignore case)",
+                {"name": name},
+            )
+        seen.add(name.casefold())
+    return names
+
+
+SignInName = Annotated[
+    str,
+    AfterValidator(_check_sign_in),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": SIGN_IN_PATTERN,
+            "maxLength": limits.SIGN_IN_NAME,
+            "examples": ["ada@contoso.com"],
+        }
+    ),
+]
 
 
 class QueueSpec(StrictModel):
@@ -57,4 +98,17 @@ class QueueSpec(StrictModel):
     )
     description: Annotated[str, Field(max_length=limits.QUEUE_DESCRIPTION)] | None = Field(
         default=None, description="The queue's description in Dynamics 365."
+    )
+    members: (
+        Annotated[
+            list[SignInName],
+            AfterValidator(_check_unique_members),
+            Field(json_schema_extra={"uniqueItems": True}),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="The users who take the queue's work, by sign-in name (ada@contoso.com), "
+        "found in each target. Members the list leaves out are removed only with --prune; "
+        "left out altogether, the queue's members are left as they are.",
     )

@@ -6,7 +6,14 @@ import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from reconciler.mapping.rulegrammar import IDENTIFIER
@@ -74,9 +81,34 @@ VariableName = Annotated[
 
 
 class Capacity(StrictModel):
-    units: Annotated[int, Field(ge=0), NotBool] = Field(
-        default=0, description="The capacity units a conversation takes from an agent."
+    """Unit-based (``units``) or profile-based (``profiles``) capacity, as the workstream's
+    Work distribution settings choose one of the two (reconciler.kinds.capacity)."""
+
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["units", "profiles"]}})
+
+    units: Annotated[int, Field(ge=0), NotBool] | None = Field(
+        default=None,
+        description="Unit-based capacity: the capacity units a conversation takes from an "
+        "agent (0 when capacity is left out).",
     )
+    profiles: (
+        Annotated[list[Name], Field(min_length=1, json_schema_extra={"uniqueItems": True})] | None
+    ) = Field(
+        default=None,
+        description="Profile-based capacity: the CapacityProfiles a conversation counts against.",
+    )
+
+    @model_validator(mode="after")
+    def _one_of_the_two(self) -> Capacity:
+        if self.units is not None and self.profiles is not None:
+            raise PydanticCustomError(
+                "capacity-both",
+                "capacity is either units or profiles, not both (the product measures a "
+                "workstream's capacity one way)",
+            )
+        if self.profiles is not None and len(set(self.profiles)) != len(self.profiles):
+            raise PydanticCustomError("duplicate-profile", "profiles lists a profile twice")
+        return self
 
 
 class Distribution(StrictModel):

@@ -35,7 +35,13 @@ from reconciler.mapping.records import Record
 from reconciler.mapping.values import Sensitive, record_id
 from reconciler.models.common import FromEnv, FromFile
 from reconciler.plan import secrets
-from reconciler.plan.builder import created_fields, desired_json, differences, field_change
+from reconciler.plan.builder import (
+    created_fields,
+    desired_json,
+    differences,
+    field_change,
+    member_changes,
+)
 from reconciler.plan.definition import (
     Action,
     Change,
@@ -208,11 +214,16 @@ def compare(
                 others.append(change(record, Action.NOOP, "already absent"))
             continue
         if was is None:
+            relations = {f.path for f in record.kind.fields if f.relation is not None}
             fields = [
                 field_change(record.kind, *item)
                 for path, value in record.fields.items()
                 if value is not None
-                for item in created_fields(path, value)
+                for item in (
+                    member_changes(path, None, value, prune=True)
+                    if path in relations
+                    else created_fields(path, value)
+                )
             ]
             others.append(
                 change(
@@ -255,7 +266,12 @@ def _changed(
         item
         for f in kind.fields
         if f.path in record.fields or f.path in was.fields
-        for item in differences(f.path, was.fields.get(f.path), record.fields.get(f.path))
+        for item in (
+            # The members each side lists: the difference of the two lists.
+            member_changes(f.path, was.fields.get(f.path), record.fields.get(f.path), prune=True)
+            if f.relation is not None
+            else differences(f.path, was.fields.get(f.path), record.fields.get(f.path))
+        )
     ]
     fields = _hidden([field_change(kind, *item) for item in found])
     old_id = was.adopt or (record_id(old_namespace, was.address) if old_namespace else None)

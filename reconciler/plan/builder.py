@@ -220,6 +220,31 @@ def created_fields(path: str, value: Value) -> list[tuple[str, Value, Value]]:
     return [(path, None, value)]
 
 
+def member_changes(
+    path: str, before: Value, after: Value, *, prune: bool
+) -> list[tuple[str, Value, Value]]:
+    """A set of members (sign-in names, ignoring case), one entry per member added
+    (``members[NAME]``: null → the name) and, with ``prune``, per member removed."""
+    had = {str(name).casefold(): name for name in before or ()} if isinstance(before, list) else {}
+    wanted = {str(name).casefold(): name for name in after or ()} if isinstance(after, list) else {}
+    found = [(itempath.item(path, str(n)), None, n) for key, n in wanted.items() if key not in had]
+    if prune:
+        found += [
+            (itempath.item(path, str(n)), n, None) for key, n in had.items() if key not in wanted
+        ]
+    return sorted(found, key=lambda item: item[0].casefold())
+
+
+def unlisted(before: Value, after: Value) -> list[str]:
+    """Members ``before`` holds that ``after`` does not list."""
+    wanted = {str(name).casefold() for name in after or ()} if isinstance(after, list) else set()
+    return (
+        [str(n) for n in before or () if str(n).casefold() not in wanted]
+        if isinstance(before, list)
+        else []
+    )
+
+
 def _named_list(value: Value) -> bool:
     return isinstance(value, list) and all(isinstance(i, dict) and "name" in i for i in value)
 
@@ -486,8 +511,15 @@ class _Planner:
             d
             for f in kind.fields
             if f.path in record.fields and not isinstance(current.get(f.path), k.Unreadable)
-            for d in differences(f.path, current.get(f.path), record.fields[f.path])
+            for d in (
+                member_changes(
+                    f.path, current.get(f.path), record.fields[f.path], prune=self.options.prune
+                )
+                if f.relation is not None
+                else differences(f.path, current.get(f.path), record.fields[f.path])
+            )
         ]
+        self.unlisted_members(record, current)
         fields = tuple(field_change(kind, *d) for d in found)
         # A row a delete in this apply changes before it is written (a link cleared) has a new
         # ETag by then: its write can only require that it exists. A row the plan unlinks
@@ -644,11 +676,16 @@ class _Planner:
         # What the record's kind declares: values a kind only carries for its own use (a chat
         # widget's name on create, its snippet's colour) are not fields of the record.
         declared = {f.path for f in record.kind.fields}
+        relations = {f.path for f in record.kind.fields if f.relation is not None}
         fields = tuple(
             field_change(record.kind, *item)
             for path, value in record.fields.items()
             if value is not None and path in declared
-            for item in created_fields(path, value)
+            for item in (
+                member_changes(path, None, value, prune=True)
+                if path in relations
+                else created_fields(path, value)
+            )
         )
         self.change(
             record,
@@ -765,6 +802,29 @@ class _Planner:
             f.path: record.fields[f.path] if f.path in same else f.read(row, self.resolver)
             for f in record.kind.fields
         }
+
+    def unlisted_members(self, record: Record, current: dict[str, Value]) -> None:
+        """Members the target has that the manifest does not list stay without --prune: the
+        plan says so, as it says of records no longer in the manifests."""
+        if self.options.prune:
+            return
+        for f in record.kind.fields:
+            if f.relation is None or f.path not in record.fields:
+                continue
+            names = unlisted(current.get(f.path), record.fields[f.path])
+            if names:
+                shown = ", ".join(names[:10]) + (" …" if len(names) > 10 else "")
+                self.out.warnings.append(
+                    Warning(
+                        code="members-not-listed",
+                        message=f"{record.address}: {len(names)} "
+                        f"{'members are' if len(names) > 1 else 'member is'} in the target but "
+                        f"not in its {f.path} ({shown}); kept: plan with --prune to remove "
+                        f"{'them' if len(names) > 1 else 'it'}",
+                        location=str(record.location) if record.location else None,
+                        address=record.address,
+                    )
+                )
 
     def unreadable(self, record: Record, current: dict[str, Value]) -> None:
         """Fields the target holds in a form no manifest can say are left as they are, and

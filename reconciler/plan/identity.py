@@ -108,7 +108,7 @@ def _child_row(
         return None
     free = [row for row in rows if row[_pk(kind)] not in claimed]
     if kind.match is not None:  # derived records: the kind says where their row is
-        return kind.match(Match(free, record.fields, parent_id, by_id))
+        return kind.match(Match(free, record.fields, parent_id, by_id, ids))
     assert kind.parent is not None
     column = lookup(kind.parent)
     mine = [row for row in free if row.get(column) == parent_id]
@@ -186,7 +186,10 @@ def _id_of(
 
 def identify(desired: Sequence[Record], snapshot: Snapshot, namespace: uuid.UUID) -> Identity:
     resolver = Resolver(
-        namespace, languages=dict(snapshot.languages), output_contract=snapshot.output_contract
+        namespace,
+        languages=dict(snapshot.languages),
+        output_contract=snapshot.output_contract,
+        users=dict(snapshot.users),
     )
     ledger = snapshot.ledger.entries if snapshot.ledger is not None else {}
     identity = Identity(resolver, ledger=ledger)

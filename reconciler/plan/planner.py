@@ -129,7 +129,13 @@ def prepare(options: PlanOptions) -> Prepared:
 
 
 async def plan_with(client: DataverseClient, prepared: Prepared, options: PlanOptions) -> Plan:
-    snapshot = await read_snapshot(client, prepared.report.project.namespace)
+    # Users are read when a manifest names some (a queue's members).
+    users = any(
+        f.relation is not None and f.path in record.fields
+        for record in prepared.records
+        for f in record.kind.fields
+    )
+    snapshot = await read_snapshot(client, prepared.report.project.namespace, users=users)
     built = builder.build(
         prepared.records,
         snapshot,

@@ -32,6 +32,8 @@ class Snapshot:
     ledger: ledger_.Ledger | None = None
     """The namespace's ledger (``exists`` False when the target has none); None when not
     read (export)."""
+    users: Mapping[str, str] = field(default_factory=dict)
+    """Sign-in names by user id (``systemuser.domainname``), when read: a queue's members."""
 
 
 def _filter(kind: RecordKind) -> str | None:
@@ -45,8 +47,26 @@ async def _read(client: DataverseClient, kind: RecordKind) -> tuple[str, tuple[R
         select.append("msdyn_isdefaultqueue")
     elif kind.table.logical_name == t.CONTRACT:
         select.append("msdyn_uniquename")
-    rows = await client.list(kind.table.entity_set, select=select, filter=_filter(kind))
+    rows = await client.list(
+        kind.table.entity_set, select=select, filter=_filter(kind), expand=kind.expand or None
+    )
     return kind.name, tuple(rows)
+
+
+async def read_users(client: DataverseClient) -> dict[str, str]:
+    """Every user's sign-in name by id: one paged query (SYSUSER in
+    reconciler.dataverse.tables: ``domainname``, the "User Name")."""
+    table = t.TABLES[t.SYSTEM_USER]
+    rows = await client.list(table.entity_set, select=[table.primary_key, "domainname"])
+    return {
+        str(row[table.primary_key]): row["domainname"]
+        for row in rows
+        if isinstance(row.get("domainname"), str) and row["domainname"]
+    }
+
+
+async def _no_users() -> dict[str, str]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -93,15 +113,18 @@ async def _no_ledger() -> None:
     return None
 
 
-async def read_snapshot(client: DataverseClient, namespace: uuid.UUID | None = None) -> Snapshot:
-    """Every managed table, the languages, who we are and (given a namespace) its ledger, in
-    O(tables) requests."""
+async def read_snapshot(
+    client: DataverseClient, namespace: uuid.UUID | None = None, *, users: bool = True
+) -> Snapshot:
+    """Every managed table, the languages, who we are, (given a namespace) its ledger and
+    (``users``: when members are planned or exported) the users, in O(tables) requests."""
     before = client.stats.total
-    tables, languages, whoami, ledger = await asyncio.gather(
+    tables, languages, whoami, ledger, user_names = await asyncio.gather(
         asyncio.gather(*(_read(client, kind) for kind in KINDS)),
         _language_rows(client),
         client.who_am_i(),
         ledger_.read(client, namespace) if namespace is not None else _no_ledger(),
+        read_users(client) if users else _no_users(),
     )
     rows = dict(tables)
     contract_key = t.TABLES[t.CONTRACT].primary_key
@@ -120,4 +143,5 @@ async def read_snapshot(client: DataverseClient, namespace: uuid.UUID | None = N
         organization_id=whoami.organization_id,
         requests=client.stats.total - before,
         ledger=ledger,
+        users=user_names,
     )

@@ -27,6 +27,7 @@ from reconciler.mapping import conditions
 from reconciler.mapping import rulegrammar as g
 from reconciler.models import limits
 from reconciler.models.accounts import FacebookAccountSpec, GoogleBusinessMessagesAccountSpec
+from reconciler.models.automated import CHAT_ONLY, AutomatedMessageSpec, MessageChannel
 from reconciler.models.project import Project, RetiredChannelPolicy
 from reconciler.models.queue import QueueSpec, QueueType
 from reconciler.models.routing import (
@@ -158,8 +159,63 @@ class _Checker:
         self.accounts()
         self.workstreams()
         self.rule_sets()
+        self.automated_messages()
         self.retired_channel()
         return self.out
+
+    def automated_messages(self) -> None:
+        """A message's workstream is of its channel; a trigger of live chat only is not for
+        Facebook; a workstream that sends no automated messages would not send it. Then the
+        refusal: no manifest of the kind can be applied yet (docs/automated-messages.md)."""
+        for document in (d for d in self.documents if d.kind == "AutomatedMessage"):
+            spec = document.manifest.spec
+            if isinstance(spec, AutomatedMessageSpec) and document.manifest.present:
+                self.automated_message(document, spec)
+            self.fail(
+                "automated-message-not-writable",
+                document,
+                ("kind",),
+                "AutomatedMessage cannot be applied yet: no public source shows how a real "
+                "org stores a custom message's text per language (the msdyn_oclocalizationdata "
+                "rows) or names the channel instance it is for (msdyn_instanceid), and the "
+                "reconciler writes nothing no real org was seen to hold. "
+                "docs/automated-messages.md says what is known and how to help settle it",
+            )
+
+    def automated_message(self, document: Document, spec: AutomatedMessageSpec) -> None:
+        if spec.channel is MessageChannel.FACEBOOK and spec.trigger.value in CHAT_ONLY:
+            self.fail(
+                "trigger-not-for-channel",
+                document,
+                ("spec", "trigger"),
+                f"{spec.trigger.value} applies to live chat (and voice) channels only, not "
+                "to facebook",
+            )
+        if spec.workstream is None:
+            return
+        path: Path = ("spec", "workstream")
+        workstream = self.resolve(document, "Workstream", spec.workstream, path)
+        stream = workstream.manifest.spec if workstream is not None else None
+        if workstream is None or not isinstance(stream, WorkstreamSpec):
+            return
+        if stream.channel.value != spec.channel.value:
+            self.fail(
+                "message-channel-mismatch",
+                document,
+                path,
+                f"Workstream '{spec.workstream}' serves {stream.channel.value}, not "
+                f"{spec.channel.value}: a message is for a workstream of its channel",
+            )
+        elif not stream.automated_messages:
+            self.out.append(
+                warning(
+                    "automated-messages-off",
+                    f"spec.workstream: Workstream '{spec.workstream}' has automatedMessages: "
+                    f"false ({workstream.at('spec', 'automatedMessages')}), so it sends no "
+                    "automated message, this one included",
+                    document.at(*path),
+                )
+            )
 
     def unique_names(self) -> None:
         for document in self.documents:
@@ -304,6 +360,9 @@ class _Checker:
                     "keep it",
                 )
             self.channel(document, spec, instances)
+            for index, profile in enumerate(spec.distribution.capacity.profiles or ()):
+                path: Path = ("spec", "distribution", "capacity", "profiles", index)
+                self.resolve(document, "CapacityProfile", profile, path)
             for name, kind in spec.context_variables.items():
                 if kind.value not in g.VARIABLE_TYPES:
                     self.fail(

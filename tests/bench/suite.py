@@ -1,14 +1,16 @@
 """``make bench``: validate, plan and apply synthetic projects of 100, 1,000 and 10,000 records.
 
-For each size N (``tests/synthetic.py``: queues, Facebook accounts with two pages, workstreams,
-rule sets of 5 to 50 rules), every figure comes from the real CLI in its own process, timed from
-start to exit (start-up included), with its peak resident memory:
+For each size N (``tests/synthetic.py``: queues with ``MEMBERS`` members each, Facebook accounts
+with two pages, capacity profiles, profile-based workstreams, rule sets of 5 to 50 rules), every
+figure comes from the real CLI in its own process, timed from start to exit (start-up
+included), with its peak resident memory. Every target is given the users the members name
+first (``synthetic.add_users``, not timed), as an org has its users before a project names them:
 
 - ``validate PROJECT``;
 - ``plan`` against an empty local target, and against a local target that already holds the
   project (filled by ``apply``), with the requests each made against the lower bound: one
-  request per page of each table read (5,000 rows a page), plus ``WhoAmI`` and the ledger's
-  one query;
+  request per page of each table read (5,000 rows a page; the users too), plus ``WhoAmI``
+  and the ledger's one query;
 - ``apply --parallelism P`` (P = 1, 8, 32) to a served emulator answering every request after
   ``--latency-ms 20``, a fresh database each time, against the bound ``requests x 20 ms / P``;
   then ``plan --detailed-exitcode`` must find nothing left to change (that no-op plan, against
@@ -129,8 +131,26 @@ async def lower_bound(target: str) -> dict[str, int]:
     async with connect(parse_target(target), synthetic.environ()) as client:
         snapshot = await read_snapshot(client)
     return {kind: len(rows) for kind, rows in snapshot.rows.items()} | {
-        "languages": len(snapshot.languages)
+        "languages": len(snapshot.languages),
+        "users": len(snapshot.users),
     }
+
+
+MEMBERS = 3
+"""Members per queue: every user is in about three queues."""
+
+
+def seed_users(target: str, project: Path) -> None:
+    """Give ``target`` the users ``project``'s queues name (one per queue)."""
+    count = sum(
+        1 for _ in re.finditer(r"(?m)^kind: Queue$", (project / "project.yaml").read_text())
+    )
+
+    async def add() -> None:
+        async with connect(parse_target(target), synthetic.environ()) as client:
+            await synthetic.add_users(client, count)
+
+    asyncio.run(add())
 
 
 def pages(rows: dict[str, int]) -> int:
@@ -275,6 +295,7 @@ def apply(
     environ = synthetic.environ()
     work.mkdir()
     with Served(work / "org.db", "--latency-ms", f"{latency_ms:g}", *limits) as emulator:
+        seed_users(emulator.url, project)
         ran = checked(
             reconciler(
                 "apply",
@@ -332,7 +353,7 @@ def measure(
 ) -> dict[str, Any]:
     folder = root / f"n{n}"
     project = folder / "project"
-    records = synthetic.write_project(project, records=n)
+    records = synthetic.write_project(project, records=n, members=MEMBERS)
     documents = synthetic.documents_for(n)
     environ = synthetic.environ()
     environ.pop("RECONCILER_TARGET", None)
@@ -349,8 +370,10 @@ def measure(
     }
     print(f"  validate: {ran.wall:.2f} s, {ran.peak_mb:.0f} MB")
 
+    seed_users(f"local:{folder / 'empty.db'}", project)
     empty = plan(project, f"local:{folder / 'empty.db'}", environ, folder)
     full_target = f"local:{folder / 'full.db'}"
+    seed_users(full_target, project)
     filled = checked(
         reconciler(
             "apply", str(project), "--yes", "--target", full_target, environ=environ, work=folder
@@ -490,10 +513,11 @@ def slower(root: Path, latency_ms: float) -> dict[str, Any]:
     cost per request weighs less against it."""
     folder = root / "slower"
     project = folder / "project"
-    synthetic.write_project(project, records=1000)
+    synthetic.write_project(project, records=1000, members=MEMBERS)
     run = apply(project, folder / "p8", 8, latency_ms, UNLIMITED)
-    # The planning reads of an empty target: one per table, the languages, WhoAmI, the ledger.
-    reads = len(KINDS) + 3
+    # The planning reads of an empty target: one per table, the languages, WhoAmI, the ledger,
+    # the users.
+    reads = len(KINDS) + 4
     run["bound"] = (run["requests"] + reads) * latency_ms / 1000 / 8
     run["ratio"] = run["wall"] / run["bound"]
     print(
@@ -506,7 +530,7 @@ def slower(root: Path, latency_ms: float) -> dict[str, Any]:
 def throttled(root: Path, latency_ms: float) -> dict[str, Any]:
     folder = root / "throttled"
     project = folder / "project"
-    records = synthetic.write_project(project, records=1000)
+    records = synthetic.write_project(project, records=1000, members=MEMBERS)
     run = apply(project, folder / "p8", 8, latency_ms, THROTTLED)
     run["records"] = records
     run["limit"] = "600 requests / 30 s"

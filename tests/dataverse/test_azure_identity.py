@@ -546,7 +546,7 @@ def test_plan_against_a_real_org_uses_the_managed_identity_token(org, endpoint, 
     code, out, err = plan(capsys, "-vv", "--debug")
     assert code == 0, err
     assert "Target: https://contoso.crm4.dynamics.com" in out
-    assert "Plan: 34 to create" in out, out  # the examples: 34 records
+    assert "Plan: 36 to create" in out, out  # the examples: 36 records
     assert len(org) > 5  # WhoAmI and every table read, one token for all
     assert set(org) == {f"Bearer {TOKEN}"}
     assert len(endpoint.asked) == 1
@@ -557,7 +557,7 @@ def test_a_401_from_dataverse_fetches_a_new_token(org, endpoint, capsys):
     endpoint.tokens = ["STALE-MARKER-token", TOKEN]
     code, out, err = plan(capsys)
     assert code == 0, err
-    assert "Plan: 34 to create" in out, out  # the examples: 34 records
+    assert "Plan: 36 to create" in out, out  # the examples: 36 records
     stale = org.count("Bearer STALE-MARKER-token")  # the requests sent before the first 401
     assert stale >= 1
     assert org[:stale] == ["Bearer STALE-MARKER-token"] * stale

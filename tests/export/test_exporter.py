@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import datetime
 import re
 import uuid
@@ -49,6 +50,7 @@ def snapshot(rows: Target) -> Snapshot:
         languages=dict(org.LANGUAGES),
         output_contract=org.OUTPUT_CONTRACT,
         organization_id="00000000-0000-4000-8000-00000000beef",
+        users=dict(org.USERS),
     )
 
 
@@ -110,6 +112,16 @@ def spec(export: Export, kind: str, name: str) -> dict[str, Any]:
 # --- the whole org ------------------------------------------------------------------------------
 
 
+def test_a_member_the_export_cannot_name_skips_its_queue_saying_so(tmp_path):
+    rows = target()
+    state = snapshot(rows)
+    users = {key: value for key, value in org.USERS.items() if key != org.GRACE}
+    export = build_export(dataclasses.replace(state, users=users), org.NS, TODAY)
+    assert skipped(export)[("Queue", "VIP Support")] == (
+        f"a member of it is no user the target holds ({org.GRACE}): no sign-in name names it"
+    )
+
+
 def test_every_record_of_the_org_is_exported_under_the_name_it_was_made_from(tmp_path):
     export = exported(target(), tmp_path)
     assert export.skipped == []
@@ -125,7 +137,18 @@ def test_every_record_of_the_org_is_exported_under_the_name_it_was_made_from(tmp
     assert sorted(names(export, "RoutingRuleSet")) == sorted(org.RULE_SETS_JSON)
     # Made from the namespace: no metadata.id anywhere.
     assert all("id" not in d["metadata"] for d in export.documents)
-    assert export.records == 5 + 2 + 1 + 5 + 5 + 3 + 3 + 1 + 2  # + pages, agents, widget, domains
+    # + pages, agents, widget, domains, capacity profiles and the chat workstream's rows
+    assert export.records == 5 + 2 + 1 + 5 + 5 + 3 + 3 + 1 + 2 + 2 + 2
+    assert names(export, "CapacityProfile") == ["chat-profile", "vip-profile"]
+    assert spec(export, "Workstream", "web-chat")["distribution"]["capacity"] == {
+        "profiles": ["chat-profile", "vip-profile"]
+    }
+    assert spec(export, "CapacityProfile", "vip-profile") == {
+        "displayName": "VIP profile",
+        "defaultMaxUnits": 1,
+        "blockAssignment": True,
+        "resetAfter": "1d",
+    }
     text = "".join(export.texts)
     for secret in org.SECRETS:
         assert secret not in text

@@ -110,7 +110,7 @@ def test_the_previous_commit_against_the_working_tree(repo, capsys):
         ),
     }
     assert plan["summary"]["update"] == 2
-    assert plan["summary"]["noop"] == 32
+    assert plan["summary"]["noop"] == 34
 
     code, out, _ = against(capsys, "--against", "HEAD~1", "--detailed-exitcode")
     assert code == 2
@@ -172,7 +172,7 @@ def test_a_revision_without_the_manifests_makes_everything_new(repo, capsys):
     code = main(["plan", "team-b", "--env", "dev", "--against", "HEAD", "--format", "json"])
     plan = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert plan["summary"]["create"] == len(plan["changes"]) == 34
+    assert plan["summary"]["create"] == len(plan["changes"]) == 36
 
 
 def test_secrets_compare_by_source_and_never_by_value(repo, capsys, monkeypatch):
@@ -208,7 +208,7 @@ def test_a_new_namespace_replaces_every_record(repo, capsys):
         "namespace: 00000000-0000-4000-8000-000000000001",
     )
     plan = as_json(capsys, "--against", "HEAD")
-    assert plan["summary"]["replace"] == len(plan["changes"]) == 34
+    assert plan["summary"]["replace"] == len(plan["changes"]) == 36
     assert "metadata.id or the project's namespace changed" in plan["changes"][0]["reason"]
 
 
