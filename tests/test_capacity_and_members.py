@@ -98,13 +98,13 @@ def add_user(emulator: Served, sign_in: str, first: str, last: str) -> str:
     return str(user["systemuserid"])
 
 
-def members(emulator: Served) -> list[str]:
-    """The sign-in names the web-support queue's queuemembership_association lists."""
+def members(emulator: Served, queue: str = "Web support") -> list[str]:
+    """The sign-in names a queue's queuemembership_association lists."""
     answer = emulator.get(
         "queues",
         **{
             "$select": "name",
-            "$filter": "name eq 'Web support'",
+            "$filter": f"name eq '{queue}'",
             "$expand": "queuemembership_association($select=domainname)",
         },
     )
@@ -243,4 +243,34 @@ def test_profiles_and_members_are_applied_planned_again_and_exported(
         assert "kind: CapacityProfile" in (exported / "capacity-profiles.yaml").read_text()
         assert "profiles:\n      - chat-profile" in (exported / "workstreams.yaml").read_text()
         code, out, _ = run(capsys, "plan", str(exported), *target, "--detailed-exitcode")
+        assert code == 0, out
+
+
+def test_a_replaced_queue_gets_all_its_members_back(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A replace deletes the queue and creates it again, without members: apply adds every
+    member it should have, not only those the plan shows as changed."""
+    manifest = project / "support.yaml"
+    claims = (
+        "---\napiVersion: reconciler.omnichannel/v1\nkind: Queue\nmetadata:\n  name: claims\n"
+        "spec:\n  displayName: Claims\n  type: record\n"
+        "  members: [ada@contoso.com, grace@contoso.com]\n"
+    )
+    manifest.write_text(manifest.read_text() + claims)
+    with Served(tmp_path / "org.db") as emulator:
+        target = ("--target", emulator.url)
+        add_user(emulator, "ada@contoso.com", "Ada", "Lovelace")
+        add_user(emulator, "grace@contoso.com", "Grace", "Hopper")
+        code, out, err = run(capsys, "apply", str(project), *target, "--yes", "--no-color")
+        assert (code, err) == (0, ""), out + err
+        assert members(emulator, "Claims") == ["ada@contoso.com", "grace@contoso.com"]
+
+        edit(manifest, "  type: record\n", "  type: messaging\n")
+        code, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
+        assert changes(out) == [("replace", "Queue/claims", ["type"])]
+        code, out, err = run(capsys, "apply", str(project), *target, "--yes", "--no-color")
+        assert (code, err) == (0, ""), out + err
+        assert members(emulator, "Claims") == ["ada@contoso.com", "grace@contoso.com"]
+        code, out, _ = run(capsys, "plan", str(project), *target, "--detailed-exitcode")
         assert code == 0, out

@@ -337,10 +337,14 @@ async def apply_plan(
 
 
 def _names_members(plan: Plan) -> bool:
-    """Whether a change of the plan adds or removes members (``plan.builder.member_changes``)."""
+    """Whether a change of the plan adds or removes members (``plan.builder.member_changes``),
+    or creates a record that has some (a replace creates its record again)."""
     for change in plan.changes:
         relations = {f.path for f in k.BY_NAME[change.kind].fields if f.relation is not None}
         if relations and any(f.path.split("[", 1)[0] in relations for f in change.fields):
+            return True
+        created = change.action in (Action.CREATE, Action.REPLACE)
+        if created and any((change.desired or {}).get(path) for path in relations):
             return True
     return False
 

@@ -110,7 +110,12 @@ class Writer:
         for f in relations:
             if f.path not in step.paths or f.relation is None:
                 continue
-            add, remove = _membership(step.change, f.path)
+            if step.op is Op.CREATE:  # a new row (or one created again) has no members yet
+                wanted = (step.change.desired or {}).get(f.path)
+                add = [str(name) for name in wanted] if isinstance(wanted, list) else []
+                remove: list[str] = []
+            else:
+                add, remove = _membership(step.change, f.path)
             relation, entity_set, record = f.relation, step.table.entity_set, step.change.id
             other = TABLES[relation.second].entity_set
             associate = functools.partial(
