@@ -203,9 +203,50 @@ def test_profiles_and_members_are_applied_planned_again_and_exported(
         )
         code, out, err = run(capsys, "plan", str(project), *target)
         assert code == 1
-        assert "Queue/web-support: no user signs in as ghost@contoso.com in the target" in err
+        assert (
+            "support.yaml:7:30: error: Queue/web-support: no user signs in as ghost@contoso.com "
+            "in the target" in err
+        )
         edit(
             manifest, "members: [ada@contoso.com, ghost@contoso.com]", "members: [ada@contoso.com]"
+        )
+
+        # A profile row made in the admin center counts for the workstream too: the plan says
+        # so instead of that the target matches.
+        (workstream,) = emulator.rows("msdyn_liveworkstreams")
+        other = emulator.post(
+            "msdyn_capacityprofiles",
+            {"msdyn_name": "Hand made", "msdyn_uniquename": "new_hand", "msdyn_defaultmaxunits": 9},
+        )
+        assert other.status_code == 204, other.text
+        (hand,) = [
+            p for p in emulator.rows("msdyn_capacityprofiles") if p["msdyn_name"] == "Hand made"
+        ]
+        answer = emulator.post(
+            "msdyn_liveworkstreamcapacityprofiles",
+            {
+                "msdyn_name": "Hand made row",
+                "msdyn_workstream_id@odata.bind": (
+                    f"/msdyn_liveworkstreams({workstream['msdyn_liveworkstreamid']})"
+                ),
+                "msdyn_capacityProfile_id@odata.bind": (
+                    f"/msdyn_capacityprofiles({hand['msdyn_capacityprofileid']})"
+                ),
+            },
+        )
+        assert answer.status_code == 204, answer.text
+        code, out, _ = run(capsys, "plan", str(project), *target, "--no-color")
+        assert (
+            "Warning: Workstream/web-chat: a capacity profile row this project does not manage, "
+            "WorkstreamCapacityProfile 'Hand made row'" in " ".join(out.split())
+        )
+        row_id = answer.headers["OData-EntityId"][-37:-1]
+        assert emulator.delete(f"msdyn_liveworkstreamcapacityprofiles({row_id})").status_code == 204
+        assert (
+            emulator.delete(
+                f"msdyn_capacityprofiles({hand['msdyn_capacityprofileid']})"
+            ).status_code
+            == 204
         )
 
         # Switching to unit-based capacity is an update; the profile row goes with --prune.
@@ -274,3 +315,18 @@ def test_a_replaced_queue_gets_all_its_members_back(
         assert members(emulator, "Claims") == ["ada@contoso.com", "grace@contoso.com"]
         code, out, _ = run(capsys, "plan", str(project), *target, "--detailed-exitcode")
         assert code == 0, out
+
+        # Another field of a queue with members: one update, from a saved plan too; the
+        # members are neither looked up nor touched.
+        edit(
+            manifest,
+            "  displayName: Claims\n",
+            "  displayName: Claims\n  description: All claims\n",
+        )
+        saved = tmp_path / "plan.json"
+        code, out, err = run(capsys, "plan", str(project), *target, "--out", str(saved))
+        assert code == 0, out + err
+        code, out, err = run(capsys, "apply", "--plan", str(saved), "--yes", "--no-color")
+        assert (code, err) == (0, ""), out + err
+        assert "~ Queue/claims: updated (" in out
+        assert members(emulator, "Claims") == ["ada@contoso.com", "grace@contoso.com"]

@@ -30,18 +30,12 @@ from pydantic import BaseModel
 from reconciler.dataverse import tables as t
 from reconciler.mapping.fields import FieldMap, Resolver, Row, expand, lookup
 from reconciler.mapping.values import Fields, Value
+from reconciler.mapping.values import Unreadable as Unreadable  # the kinds' users find it here
 
 if TYPE_CHECKING:
     from reconciler.dataverse import DataverseClient
     from reconciler.manifest.document import Document
     from reconciler.mapping.manifests import Found
-
-
-class Unreadable(str):
-    """A field value the target holds in a form manifests cannot say: planning leaves the
-    column as it is and says why (the text), export skips the record with the reason."""
-
-    __slots__ = ()
 
 
 @dataclass(frozen=True)

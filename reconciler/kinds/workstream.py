@@ -201,6 +201,7 @@ CONTEXT_VARIABLE = RecordKind(
     parent="msdyn_liveworkstreamid",
     child_prefix=CONTEXT_VARIABLE_PREFIX,
     match=_variable_row,
+    noun="context variable",
 )
 
 

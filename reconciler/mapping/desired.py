@@ -66,6 +66,7 @@ class _Builder:
                 fields,
                 present=manifest.present,
                 where=functools.partial(document.at, "metadata", "name"),
+                at=document.at,
                 previous=previous,
                 **kw,
             )

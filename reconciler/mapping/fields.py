@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.dataverse.tables import TABLES, Relationship, Table
-from reconciler.mapping.values import Fields, Sensitive, Value, unknown_id
+from reconciler.mapping.values import Fields, Sensitive, Unreadable, Value, unknown_id
 from reconciler.models.common import format_duration, parse_duration
 
 Row = dict[str, Any]
@@ -40,7 +40,10 @@ class Resolver:
     _user_ids: dict[str, str] = field(default_factory=dict, repr=False)
 
     def user_id(self, name: str) -> str:
-        """The id of the user signing in as ``name`` (sign-in names ignore case)."""
+        """The id of the user signing in as ``name`` (sign-in names ignore case); a user the
+        plan names by id (``<id>``: one without a sign-in name) is that id."""
+        if name.startswith("<") and name.endswith(">"):
+            return name[1:-1]
         if len(self._user_ids) != len(self.users):
             self._user_ids = {sign_in.casefold(): i for i, sign_in in self.users.items()}
         try:
@@ -246,12 +249,16 @@ def members(path: str, relation: Relationship) -> FieldMap:
         related = row.get(relation.name)
         if not isinstance(related, list):
             return None
+        if f"{relation.name}@odata.nextLink" in row:
+            # More than one answer holds ("up to 5,000 related table records ... for each
+            # expanded collection-valued navigation property": the Relationship's source).
+            return Unreadable(f"it has more than the {len(related)} members one read returns")
         names = {resolver.user_name(str(item.get(key))) for item in related}
         return sorted(names, key=str.casefold)
 
-    def write(value: Value, _f: Fields, _a: str, resolver: Resolver) -> Row:
-        for name in value or ():
-            resolver.user_id(str(name))  # every member must be a user of the target
+    def write(_v: Value, _f: Fields, _a: str, _r: Resolver) -> Row:
+        # No column: planning finds every member's user (plan.builder.unknown_members), and
+        # the writer each one it adds or removes (apply.writer).
         return {}
 
     return FieldMap(

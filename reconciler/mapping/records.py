@@ -29,6 +29,8 @@ class Record:
     """Where the record is written, found when asked for: positions are read on demand."""
     notes: Mapping[str, Any] = field(default_factory=dict)
     """What the plan may warn about but never diffs (a page token's rotation date)."""
+    at: Callable[..., Location] | None = field(default=None, repr=False, compare=False)
+    """Where a value of the document is written (``at("spec", "members", 0)``)."""
 
     @property
     def location(self) -> Location | None:

@@ -74,6 +74,13 @@ def record_id(namespace: uuid.UUID, key: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+class Unreadable(str):
+    """A field value the target holds in a form manifests cannot say: planning leaves the
+    column as it is and says why (the text), export skips the record with the reason."""
+
+    __slots__ = ()
+
+
 def unknown_id(record_id: str) -> str:
     """How a reference to a record outside the project reads: never a valid manifest name."""
     return f"<{record_id}>"

@@ -30,14 +30,16 @@ class Visibility(StrEnum):
     PRIVATE = "private"
 
 
-SIGN_IN_PATTERN = r"^[^@\s]+@[^@\s]+$"
+# A user's domainname: ada@contoso.com in Microsoft Entra ID, CONTOSO\\ada on premises.
+SIGN_IN_PATTERN = r"^[^<\s]\S*$"
 _SIGN_IN_RE = re.compile(SIGN_IN_PATTERN)
 
 
 def _check_sign_in(value: str) -> str:
     if not _SIGN_IN_RE.match(value) or len(value) > limits.SIGN_IN_NAME:
         raise PydanticCustomError(
-            "invalid-sign-in", "must be a user's sign-in name, such as ada@contoso.com"
+            "invalid-sign-in",
+            "must be a user's sign-in name, such as ada@contoso.com (no spaces)",
         )
     return value
 

@@ -235,7 +235,7 @@ def compare(
                 )
             )
             continue
-        others.append(_changed(record, was, old_namespace, new_namespace, change))
+        others.append(_changed(record, was, old_namespace, new_namespace, change, prune))
     for address, record in before.items():
         if address in wanted or address in renamed or record.kind.name in _DERIVED:
             continue
@@ -260,15 +260,17 @@ def _changed(
     old_namespace: uuid.UUID | None,
     new_namespace: uuid.UUID,
     change: Callable[..., Change],
+    prune: bool,
 ) -> Change:
     kind = record.kind
     found = [
         item
         for f in kind.fields
-        if f.path in record.fields or f.path in was.fields
+        if f.path in record.fields or (f.path in was.fields and f.relation is None)
         for item in (
-            # The members each side lists: the difference of the two lists.
-            member_changes(f.path, was.fields.get(f.path), record.fields.get(f.path), prune=True)
+            # Members as apply would change them: those added, and those dropped only with
+            # --prune (a list left out leaves the members as they are).
+            member_changes(f.path, was.fields.get(f.path), record.fields[f.path], prune=prune)
             if f.relation is not None
             else differences(f.path, was.fields.get(f.path), record.fields.get(f.path))
         )

@@ -14,6 +14,7 @@ and linked again after.
 from __future__ import annotations
 
 import datetime
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -779,6 +780,8 @@ class _Planner:
 
     def check_writable(self, record: Record) -> Row | None:
         """The row the record's fields write, or None (and a problem) when they cannot be."""
+        if self.unknown_members(record):
+            return None
         try:
             return record.kind.to_row(record.fields, record.address, self.resolver)
         except (MappingError, rulexml.RuleXmlError) as exc:
@@ -786,6 +789,23 @@ class _Planner:
                 error("cannot-plan", f"{record.address}: {exc}", record.location)
             )
             return None
+
+    def unknown_members(self, record: Record) -> bool:
+        """Members no user of the target signs in as: a problem each, where it is written."""
+        found = False
+        for f in record.kind.fields:
+            names = record.fields.get(f.path) if f.relation is not None else None
+            for index, name in enumerate(names if isinstance(names, list) else ()):
+                try:
+                    self.resolver.user_id(str(name))
+                except MappingError as exc:
+                    where = record.at("spec", *f.path.split("."), index) if record.at else None
+                    location = where or record.location
+                    self.out.problems.append(
+                        error("unknown-user", f"{record.address}: {exc}", location)
+                    )
+                    found = True
+        return found
 
     def current(self, record: Record, row: Row, written: Row | None) -> dict[str, Value]:
         """The target's row in manifest terms. A field whose columns already hold exactly what
@@ -907,6 +927,28 @@ class _Planner:
             self.out.unmanaged[kind.name] = self.out.unmanaged.get(kind.name, 0) + 1
             if after.cleared:
                 self.link_cleared(kind, row)
+            elif parent is not None and kind.child_prefix and parent in self.described:
+                self.not_described(kind, row, parent)
+
+    @functools.cached_property
+    def described(self) -> set[str]:
+        """Addresses of the records the manifests describe as present."""
+        return {e.record.address for e in self.identity.entries if e.record.present}
+
+    def not_described(self, kind: k.RecordKind, row: Row, parent: str) -> None:
+        """A row under a record the manifests describe, made outside the project (a capacity
+        profile row, an allowed domain added in the admin center): it counts for that record
+        all the same, so the plan says so rather than that the target matches."""
+        name = k.name_of_row(kind, row)
+        self.out.warnings.append(
+            Warning(
+                code="not-described",
+                message=f"{_article(kind.noun or kind.name)} this project does not manage, "
+                f"{kind.name} {name!r} ({row[kind.table.primary_key]}), counts for it all the "
+                "same: describe it, or delete it in the admin center",
+                address=parent,
+            )
+        )
 
     def link_cleared(self, kind: k.RecordKind, row: Row) -> None:
         """A row this project does not manage loses a link to a record the plan deletes or
@@ -1033,6 +1075,10 @@ class _Planner:
 def build(desired: Sequence[Record], snapshot: Snapshot, options: Options) -> Built:
     """The changes that make ``snapshot`` match ``desired``."""
     return _Planner(desired, snapshot, options).run()
+
+
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
 
 def _shown(value: object) -> str:

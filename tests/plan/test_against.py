@@ -368,3 +368,25 @@ def test_a_rename_with_previous_names_keeps_the_record(repo, capsys):
     assert [w for w in plan["warnings"] if w["code"] == "no-longer-in-manifests"] == []
     namespace = yaml.safe_load((repo / "manifests/reconciler.yaml").read_text())["namespace"]
     assert renamed["id"] == str(uuid.uuid5(uuid.UUID(namespace), "Queue/callback-line"))
+
+
+def test_members_show_as_apply_would_change_them(repo, capsys):
+    """Offline, members compare as the lists say: an added member always, a dropped one only
+    with --prune, and a list left out changes nothing (apply leaves the members as they are).
+    No user is looked up: the comparison reads no target."""
+    queues = repo / "manifests/queues.yaml"
+    edit(queues, "priority: 20", "priority: 20\n  members: [ada@contoso.com, bob@contoso.com]")
+    commit(repo, "members")
+    edit(queues, "[ada@contoso.com, bob@contoso.com]", "[ada@contoso.com, grace@contoso.com]")
+    added = ('members["grace@contoso.com"]', None, "grace@contoso.com")
+    removed = ('members["bob@contoso.com"]', "bob@contoso.com", None)
+    assert changed(as_json(capsys, "--against", "HEAD"))["Queue/overflow-support"] == (
+        "update",
+        [added],
+    )
+    assert changed(as_json(capsys, "--against", "HEAD", "--prune"))["Queue/overflow-support"] == (
+        "update",
+        [removed, added],
+    )
+    edit(queues, "\n  members: [ada@contoso.com, grace@contoso.com]", "")
+    assert "Queue/overflow-support" not in changed(as_json(capsys, "--against", "HEAD", "--prune"))
