@@ -74,3 +74,8 @@ def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
         return ""
     close = difflib.get_close_matches(word, others, n=1, cutoff=cutoff)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def article(noun: str) -> str:
+    """``noun`` with its indefinite article: ``a page``, ``an allowed domain``."""
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"

@@ -13,6 +13,7 @@ Every write is safe to repeat after a crash or a lost answer:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -124,10 +125,16 @@ class Writer:
             disassociate = functools.partial(
                 self.client.disassociate, entity_set, record, relation.name
             )
-            for name in add:
-                await self.settle(step, name, associate, AlreadyExists)
-            for name in remove:
-                await self.settle(step, name, disassociate, NotFound)
+            # Each pair is its own request, independent of the others: sent together, as many
+            # at once as the client lets through (--parallelism).
+            done = await asyncio.gather(
+                *(self.settle(step, name, associate, AlreadyExists) for name in add),
+                *(self.settle(step, name, disassociate, NotFound) for name in remove),
+                return_exceptions=True,  # every request settles before the step fails
+            )
+            failed = next((error for error in done if isinstance(error, BaseException)), None)
+            if failed is not None:
+                raise failed
             if add or remove:
                 said.append(f"{f.path}: {len(add)} added, {len(remove)} removed")
         return "".join(f"; {text}" for text in said)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.dataverse.tables import REFERENCED_BY, TABLES, Column, OnDelete
-from reconciler.diagnostics import Diagnostic, error
+from reconciler.diagnostics import Diagnostic, article, error
 from reconciler.mapping import kinds as k
 from reconciler.mapping import rulexml
 from reconciler.mapping.fields import MappingError, Row, lookup
@@ -943,7 +943,7 @@ class _Planner:
         self.out.warnings.append(
             Warning(
                 code="not-described",
-                message=f"{_article(kind.noun or kind.name)} this project does not manage, "
+                message=f"{article(kind.noun or kind.name)} this project does not manage, "
                 f"{kind.name} {name!r} ({row[kind.table.primary_key]}), counts for it all the "
                 "same: describe it, or delete it in the admin center",
                 address=parent,
@@ -1075,10 +1075,6 @@ class _Planner:
 def build(desired: Sequence[Record], snapshot: Snapshot, options: Options) -> Built:
     """The changes that make ``snapshot`` match ``desired``."""
     return _Planner(desired, snapshot, options).run()
-
-
-def _article(noun: str) -> str:
-    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
 
 def _shown(value: object) -> str:

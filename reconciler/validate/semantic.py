@@ -19,7 +19,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from reconciler import kinds
-from reconciler.diagnostics import Diagnostic, Severity, did_you_mean, error, warning
+from reconciler.diagnostics import (
+    Diagnostic,
+    Severity,
+    article,
+    did_you_mean,
+    error,
+    warning,
+)
 from reconciler.kinds.base import attribute
 from reconciler.manifest.document import Document
 from reconciler.manifest.yaml_loader import PathKey
@@ -66,10 +73,6 @@ def _leaves(condition: Condition, path: Path) -> Iterator[tuple[Leaf, Path]]:
             yield from _leaves(item, (*path, "any", index))
     elif isinstance(condition, NotOf):
         yield from _leaves(condition.not_, (*path, "not"))
-
-
-def _article(noun: str) -> str:
-    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
 @dataclass
@@ -435,7 +438,7 @@ class _Checker:
                 document,
                 path,
                 f"{noun} '{child}' of {owner_kind} '{account}' already serves Workstream "
-                f"'{other.name}' ({other.at(*other_path)}); {_article(noun)} serves one "
+                f"'{other.name}' ({other.at(*other_path)}); {article(noun)} serves one "
                 "workstream",
             )
         else:
