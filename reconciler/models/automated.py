@@ -74,7 +74,9 @@ def _some_text(texts: dict[str, str]) -> dict[str, str]:
 
 class AutomatedMessageSpec(StrictModel):
     """A custom automated message: what customers are told when something happens in a
-    conversation (the trigger), in each language the channel serves."""
+    conversation (the trigger), in each language the channel serves. It validates, but cannot
+    be applied yet: no public source shows how a real org stores one
+    (docs/automated-messages.md)."""
 
     display_name: (
         Annotated[str, Field(min_length=1, max_length=limits.AUTOMATED_MESSAGE_NAME)] | None
