@@ -22,6 +22,7 @@ replaces the profile.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from reconciler.dataverse import tables as t
@@ -124,7 +125,7 @@ def capacity_format() -> FieldMap:
     def read(row: Row, resolver: Resolver) -> Value:
         return "units" if row.get("msdyn_capacityformat") is None else field.read(row, resolver)
 
-    return FieldMap(field.path, field.columns, read, field.write, default="units", derived=True)
+    return dataclasses.replace(field, read=read)
 
 
 def add_profiles(builder: Builder, document: Any, spec: Any) -> dict[str, Value]:
