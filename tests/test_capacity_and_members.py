@@ -98,6 +98,11 @@ def add_user(emulator: Served, sign_in: str, first: str, last: str) -> str:
     return str(user["systemuserid"])
 
 
+def queue_id(emulator: Served, queue: str = "Web support") -> str:
+    (row,) = [q for q in emulator.rows("queues") if q["name"] == queue]
+    return str(row["queueid"])
+
+
 def members(emulator: Served, queue: str = "Web support") -> list[str]:
     """The sign-in names a queue's queuemembership_association lists."""
     answer = emulator.get(
@@ -188,8 +193,16 @@ def test_profiles_and_members_are_applied_planned_again_and_exported(
         assert "1 member is in the target but not in its members (grace@contoso.com)" in out
         code, out, _ = run(capsys, "plan", str(project), *target, "--prune", "--format", "json")
         assert changes(out) == [("update", "Queue/web-support", ['members["grace@contoso.com"]'])]
-        code, out, _ = run(capsys, "plan", str(project), *target, "--prune", "--no-color")
+        code, out, _ = run(capsys, "plan", str(project), *target, "--prune", "--no-color", "-v")
         assert '- members["grace@contoso.com"]: "grace@contoso.com"' in out
+        # plan -v lists the calls apply makes: the one $ref, no PATCH of the queue itself.
+        calls = [line.split() for line in out.splitlines() if line.endswith("Queue/web-support")]
+        assert [call[:2] for call in calls] == [
+            [
+                "DELETE",
+                f"queues({queue_id(emulator)})/queuemembership_association(<grace@contoso.com>)/$ref",
+            ]
+        ]
         code, out, err = run(
             capsys, "apply", str(project), *target, "--prune", "--yes", "--no-color"
         )
@@ -307,10 +320,38 @@ def test_a_replaced_queue_gets_all_its_members_back(
         assert (code, err) == (0, ""), out + err
         assert members(emulator, "Claims") == ["ada@contoso.com", "grace@contoso.com"]
 
+        # A member added by hand stays, as the plan's warning says: the queue created again
+        # gets it back too (without --prune).
+        linus = add_user(emulator, "linus@contoso.com", "Linus", "Torvalds")
+        (claims,) = [q for q in emulator.rows("queues") if q["name"] == "Claims"]
+        answer = emulator.post(
+            f"queues({claims['queueid']})/queuemembership_association/$ref",
+            {"@odata.id": f"{emulator.url}/api/data/v9.2/systemusers({linus})"},
+        )
+        assert answer.status_code == 204, answer.text
         edit(manifest, "  type: record\n", "  type: messaging\n")
         code, out, _ = run(capsys, "plan", str(project), *target, "--format", "json")
         assert changes(out) == [("replace", "Queue/claims", ["type"])]
         code, out, err = run(capsys, "apply", str(project), *target, "--yes", "--no-color")
+        assert (code, err) == (0, ""), out + err
+        assert "linus@contoso.com" in out  # the warning: kept
+        all_three = ["ada@contoso.com", "grace@contoso.com", "linus@contoso.com"]
+        assert members(emulator, "Claims") == all_three
+        # Members left out of the manifest: a replace keeps every one.
+        edit(manifest, "  members: [ada@contoso.com, grace@contoso.com]\n", "")
+        edit(manifest, "  type: messaging\n", "  type: record\n")
+        code, out, err = run(capsys, "apply", str(project), *target, "--yes", "--no-color")
+        assert (code, err) == (0, ""), out + err
+        assert members(emulator, "Claims") == all_three
+        edit(
+            manifest,
+            "  displayName: Claims\n",
+            "  displayName: Claims\n  members: [ada@contoso.com, grace@contoso.com]\n",
+        )
+        edit(manifest, "  type: record\n", "  type: messaging\n")
+        code, out, err = run(
+            capsys, "apply", str(project), *target, "--yes", "--prune", "--no-color"
+        )
         assert (code, err) == (0, ""), out + err
         assert members(emulator, "Claims") == ["ada@contoso.com", "grace@contoso.com"]
         code, out, _ = run(capsys, "plan", str(project), *target, "--detailed-exitcode")

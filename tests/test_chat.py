@@ -404,6 +404,10 @@ def test_domains_are_host_names_the_target_may_hold_in_capitals_and_never_exclud
             },
         )
         assert made.status_code == 204, made.text
+        # An Exclude rule made by hand is no allowed domain a manifest could describe: the plan
+        # does not ask for it to be.
+        code, out, _ = run(capsys, "plan", str(project), *target, "--no-color")
+        assert "competitor.example" not in out, out
         code, out, err = run(
             capsys, "export", "--out", "exported", *target, "--namespace", NAMESPACE
         )
@@ -474,6 +478,10 @@ def test_a_second_widget_made_by_hand_never_takes_the_place_of_ours(
             },
         )
         assert made.status_code == 204, made.text
+        # An Exclude rule made by hand is no allowed domain a manifest could describe: the plan
+        # does not ask for it to be.
+        code, out, _ = run(capsys, "plan", str(project), *target, "--no-color")
+        assert "competitor.example" not in out, out
         code, out, err = run(
             capsys, "export", "--out", "exported", *target, "--namespace", NAMESPACE
         )

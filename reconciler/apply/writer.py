@@ -26,8 +26,6 @@ from reconciler.mapping import kinds as k
 from reconciler.mapping import rulexml
 from reconciler.mapping.fields import FieldMap, MappingError, Resolver, Row, body
 from reconciler.mapping.values import Sensitive
-from reconciler.plan import itempath
-from reconciler.plan.definition import Change
 from reconciler.plan.evaluator import StaleStep
 from reconciler.plan.stages import Op, Step
 
@@ -49,21 +47,6 @@ def _same(expected: Any, found: Any) -> bool:
     if isinstance(expected, str) and isinstance(found, str):
         return expected.casefold() == found.casefold() if _is_guid(expected) else expected == found
     return bool(expected == found)
-
-
-def _membership(change: Change, path: str) -> tuple[list[str], list[str]]:
-    """The members a change adds and removes at ``path`` (its ``path[NAME]`` fields: null → the
-    name added, the name → null removed)."""
-    add, remove = [], []
-    for item in change.fields:
-        split = itempath.split(item.path)
-        if split is None or split[0] != path or split[2]:
-            continue
-        if item.before is None and isinstance(item.after, str):
-            add.append(item.after)
-        elif item.after is None and isinstance(item.before, str):
-            remove.append(item.before)
-    return add, remove
 
 
 def _is_guid(text: str) -> bool:
@@ -94,8 +77,7 @@ class Writer:
         if step.op is Op.CREATE:
             done = await self.create(step, payload, row)
             return done + await self.associations(step, relations)
-        if step.paths and set(step.paths) <= {f.path for f in relations}:
-            # Only members change: the row itself is not written.
+        if not step.writes_row:  # only members change: the row itself is not written
             return (await self.associations(step, relations)).removeprefix("; ")
         await self.guard(step)
         done = await self.update(step, payload, row)
@@ -111,12 +93,7 @@ class Writer:
         for f in relations:
             if f.path not in step.paths or f.relation is None:
                 continue
-            if step.op is Op.CREATE:  # a new row (or one created again) has no members yet
-                wanted = (step.change.desired or {}).get(f.path)
-                add = [str(name) for name in wanted] if isinstance(wanted, list) else []
-                remove: list[str] = []
-            else:
-                add, remove = _membership(step.change, f.path)
+            add, remove = step.members(f.path)
             relation, entity_set, record = f.relation, step.table.entity_set, step.change.id
             other = TABLES[relation.second].entity_set
             associate = functools.partial(

@@ -118,7 +118,10 @@ class Distribution(StrictModel):
         "at creation; a change replaces the workstream.",
     )
     capacity: Capacity = Field(
-        default_factory=Capacity, description="What each conversation takes of an agent's capacity."
+        default_factory=Capacity,
+        description="What each conversation takes of an agent's capacity: units or profiles. "
+        "Left out, 0 units: a profile-based workstream in the target is switched to units (the "
+        "plan shows distribution.capacity: profiles → units; export writes its profiles).",
     )
     max_concurrency: Annotated[int, Field(ge=1), NotBool] = Field(
         default=1, description="The most conversations of this workstream an agent has at once."

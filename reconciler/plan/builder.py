@@ -580,7 +580,7 @@ class _Planner:
                 record.address,
                 read,
                 fields=fields,
-                desired=desired_json(record),
+                desired=self.kept_members(record, current, desired_json(record)),
                 **extra,
             )
             self.created(record)
@@ -823,6 +823,24 @@ class _Planner:
             for f in record.kind.fields
         }
 
+    def kept_members(
+        self, record: Record, current: dict[str, Value], desired: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What a replace creates again: the members the target has stay, as they would on an
+        update (all of them when the manifest leaves members out; those it does not list
+        unless --prune), since the record is created again without any."""
+        for f in record.kind.fields:
+            had = current.get(f.path)
+            if f.relation is None or not isinstance(had, list):
+                continue
+            listed = record.fields.get(f.path)
+            if listed is None:
+                desired[f.path] = list(had)
+            elif isinstance(listed, list) and not self.options.prune:
+                names = {str(name).casefold() for name in listed}
+                desired[f.path] = [*listed, *(n for n in had if str(n).casefold() not in names)]
+        return desired
+
     def unlisted_members(self, record: Record, current: dict[str, Value]) -> None:
         """Members the target has that the manifest does not list stay without --prune: the
         plan says so, as it says of records no longer in the manifests."""
@@ -927,7 +945,12 @@ class _Planner:
             self.out.unmanaged[kind.name] = self.out.unmanaged.get(kind.name, 0) + 1
             if after.cleared:
                 self.link_cleared(kind, row)
-            elif parent is not None and kind.child_prefix and parent in self.described:
+            elif (
+                parent is not None
+                and kind.child_prefix
+                and parent in self.described
+                and kind.excluded(row) is None  # what manifests never describe (an Exclude rule)
+            ):
                 self.not_described(kind, row, parent)
 
     @functools.cached_property
@@ -945,7 +968,7 @@ class _Planner:
                 code="not-described",
                 message=f"{article(kind.noun or kind.name)} this project does not manage, "
                 f"{kind.name} {name!r} ({row[kind.table.primary_key]}), counts for it all the "
-                "same: describe it, or delete it in the admin center",
+                "same: describe it (if a manifest can), or delete it in the admin center",
                 address=parent,
             )
         )

@@ -25,6 +25,7 @@ from enum import StrEnum
 from reconciler import kinds
 from reconciler.dataverse.tables import Table
 from reconciler.mapping import kinds as k
+from reconciler.plan import itempath
 from reconciler.plan.definition import Action, Change, Plan
 
 LINK_FIELD = "workstream"
@@ -78,15 +79,57 @@ class Step:
     def table(self) -> Table:
         return k.BY_NAME[self.change.kind].table
 
-    def request(self) -> tuple[str, str, dict[str, str]]:
-        """The first request this step sends: method, path relative to the Web API root and
-        conditional headers."""
+    @property
+    def writes_row(self) -> bool:
+        """The step writes the record's row (not only its members)."""
+        if self.op is not Op.UPDATE and self.op is not Op.LINK:
+            return True
+        relations = {f.path for f in k.BY_NAME[self.change.kind].fields if f.relation is not None}
+        return not self.paths or not set(self.paths) <= relations
+
+    def members(self, path: str) -> tuple[list[str], list[str]]:
+        """The members (sign-in names) this step adds and removes at ``path``: a new row (or
+        one created again) gets every member it should have; otherwise its ``path[NAME]``
+        fields say (null → the name added, the name → null removed)."""
+        if path not in self.paths:
+            return [], []
+        if self.op is Op.CREATE:
+            wanted = (self.change.desired or {}).get(path)
+            return ([str(name) for name in wanted] if isinstance(wanted, list) else []), []
+        add, remove = [], []
+        for item in self.change.fields:
+            split = itempath.split(item.path)
+            if split is None or split[0] != path or split[2]:
+                continue
+            if item.before is None and isinstance(item.after, str):
+                add.append(item.after)
+            elif item.after is None and isinstance(item.before, str):
+                remove.append(item.before)
+        return add, remove
+
+    def requests(self) -> list[tuple[str, str, dict[str, str]]]:
+        """The requests this step sends, in order: method, path relative to the Web API root
+        and conditional headers. A member is named by its sign-in name (``<ada@contoso.com>``)
+        where apply puts the user's id."""
         path = f"{self.table.entity_set}({self.change.id})"
         if self.op is Op.DELETE:
-            return "DELETE", path, {"If-Match": self.etag} if self.etag else {}
+            return [("DELETE", path, {"If-Match": self.etag} if self.etag else {})]
+        found = []
         if self.op is Op.CREATE:
-            return "PATCH", path, {"If-None-Match": "*"}
-        return "PATCH", path, {"If-Match": self.etag or "*"}
+            found.append(("PATCH", path, {"If-None-Match": "*"}))
+        elif self.writes_row:
+            found.append(("PATCH", path, {"If-Match": self.etag or "*"}))
+        for f in k.BY_NAME[self.change.kind].fields:
+            if f.relation is None:
+                continue
+            add, remove = self.members(f.path)
+            found += [("POST", f"{path}/{f.relation.name}/$ref", {}) for _ in add]
+            found += [("DELETE", f"{path}/{f.relation.name}(<{name}>)/$ref", {}) for name in remove]
+        return found
+
+    def request(self) -> tuple[str, str, dict[str, str]]:
+        """The first request this step sends (``requests``)."""
+        return self.requests()[0]
 
 
 def _top(path: str) -> str:

@@ -33,10 +33,10 @@ def render_steps(steps: Sequence[Step]) -> str:
     for number, level in enumerate(grouped, 1):
         lines.append(f"  level {number}:")
         for step in level:
-            method, path, headers = step.request()
-            condition = "  ".join(f"{name}: {value}" for name, value in headers.items())
-            lines.append(
-                f"    {method:<6} {clean(path)}  {clean(condition)}".rstrip()
-                + f"  # {step.op} {clean(step.address)}"
-            )
+            for method, path, headers in step.requests():
+                condition = "  ".join(f"{name}: {value}" for name, value in headers.items())
+                lines.append(
+                    f"    {method:<6} {clean(path)}  {clean(condition)}".rstrip()
+                    + f"  # {step.op} {clean(step.address)}"
+                )
     return "\n".join(lines) + "\n"
